@@ -1,0 +1,34 @@
+"""openfer: facial expression analysis — every face, its expression and probabilities, offline.
+
+The public API is flat and imported lazily, so ``import openfer`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+__all__ = ["Analyzer", "Face", "ImageReadError", "load_classifier", "load_detector", "__version__"]
+
+if TYPE_CHECKING:
+    from openfer.analyzer import Analyzer
+    from openfer.classify import load_classifier
+    from openfer.detect import load_detector
+    from openfer.io.images import ImageReadError
+    from openfer.types import Face
+
+_LAZY = {
+    "Analyzer": "openfer.analyzer",
+    "Face": "openfer.types",
+    "ImageReadError": "openfer.io.images",
+    "load_classifier": "openfer.classify",
+    "load_detector": "openfer.detect",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'openfer' has no attribute {name!r}")

@@ -1,0 +1,61 @@
+"""``Analyzer``: detect -> align -> classify on one image, the library's main entry point."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from openfer.align import align_faces
+from openfer.classify import OnnxClassifier, load_classifier
+from openfer.detect import Detector, load_detector
+from openfer.io.images import read_image, to_rgb
+from openfer.types import Face
+
+
+class Analyzer:
+    """Finds every face in an image and recognises its expression.
+
+    Args:
+        detector: a ``Detector`` or a detector name (``"centerface"``, ``"haar"``).
+        classifier: an ``OnnxClassifier`` or a registered model name (``openfer models``).
+
+    Example:
+        >>> import openfer, skimage.data
+        >>> faces = openfer.Analyzer().analyze(skimage.data.astronaut())
+        >>> len(faces), sum(faces[0].probabilities.values()).__round__(3)
+        (1, 1.0)
+    """
+
+    def __init__(self, detector: Detector | str = "centerface", classifier: OnnxClassifier | str = "default") -> None:
+        self.detector = load_detector(detector) if isinstance(detector, str) else detector
+        self.classifier = load_classifier(classifier) if isinstance(classifier, str) else classifier
+
+    def analyze(self, image: str | Path | np.ndarray) -> list[Face]:
+        """Faces in ``image`` (a file path, or an RGB uint8 array [H, W, 3]; grey/RGBA arrays are converted).
+
+        Returns:
+            one ``Face`` per detected face, highest detection score first; an image without faces gives [].
+
+        Raises:
+            openfer.io.ImageReadError: the path cannot be read as an image.
+        """
+        rgb = read_image(image) if isinstance(image, (str, Path)) else to_rgb(image)
+        faces = self.detector.detect(rgb)
+        return self.classify(rgb, faces)
+
+    def classify(self, rgb: np.ndarray, faces: list[Face]) -> list[Face]:
+        """New ``Face`` objects with expression and probabilities, for already-detected ``faces`` in ``rgb``."""
+        if not faces:
+            return []
+        src = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if self.classifier.spec.channels == 1 else rgb
+        crops = align_faces(src, faces, self.classifier.input_size)
+        probs = self.classifier.predict_proba(crops)
+        classes = self.classifier.classes
+        return [
+            dataclasses.replace(f, expression=classes[int(p.argmax())],
+                                probabilities={c: float(v) for c, v in zip(classes, p)})
+            for f, p in zip(faces, probs)
+        ]

@@ -1,0 +1,5 @@
+"""Expression classification stage: face crops in, class probabilities out (ONNX Runtime, no PyTorch)."""
+
+from openfer.classify.onnx_classifier import OnnxClassifier, load_classifier
+
+__all__ = ["OnnxClassifier", "load_classifier"]

@@ -1,0 +1,104 @@
+"""Run an exported classifier with ONNX Runtime on face crops of any size, grey or RGB."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from openfer.zoo.registry import ModelSpec, get_spec, model_path
+
+
+class OnnxClassifier:
+    """Expression classifier.
+
+    Args:
+        spec: the model's declared configuration.
+        path: ONNX file (default: the shipped file of ``spec``, hash-checked).
+        threads: ONNX Runtime intra-op threads (0: all cores).
+        batch_size: crops per ``session.run``; bounds memory for huge N.
+        session: an already-made ``onnxruntime.InferenceSession`` (tests inject fakes here).
+    """
+
+    def __init__(self, spec: ModelSpec, path: str | Path | None = None, threads: int = 0,
+                 batch_size: int = 256, session=None) -> None:
+        self.spec = spec
+        self.batch_size = batch_size
+        if session is None:
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = threads
+            opts.log_severity_level = 3
+            session = ort.InferenceSession(str(path or model_path(spec)), sess_options=opts,
+                                           providers=["CPUExecutionProvider"])
+        self.session = session
+        self._input = session.get_inputs()[0].name
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Class names of the probability columns, canonical order of this model."""
+        return self.spec.classes
+
+    @property
+    def input_size(self) -> int:
+        """Side of the square crop the network reads."""
+        return self.spec.input_size
+
+    def preprocess(self, faces: np.ndarray) -> np.ndarray:
+        """uint8 [N, H, W] or [N, H, W, 3] crops -> float32 [N, C, S, S] of raw 0..255 values."""
+        faces = np.asarray(faces)
+        if faces.dtype != np.uint8:
+            raise TypeError(f"faces must be uint8, got {faces.dtype}")
+        if faces.ndim == 4 and faces.shape[-1] == 1:
+            faces = faces[..., 0]
+        if faces.ndim not in (3, 4) or (faces.ndim == 4 and faces.shape[-1] != 3):
+            raise ValueError(f"faces must be [N, H, W] grey or [N, H, W, 3] RGB, got shape {faces.shape}")
+        if faces.shape[1] == 0 or faces.shape[2] == 0:
+            raise ValueError(f"face crops must be at least 1x1 pixels, got shape {faces.shape}")
+        s, c = self.spec.input_size, self.spec.channels
+        out = np.empty((len(faces), c, s, s), np.float32)
+        for i, f in enumerate(faces):
+            if c == 1 and f.ndim == 3:
+                f = cv2.cvtColor(f, cv2.COLOR_RGB2GRAY)
+            elif c == 3 and f.ndim == 2:
+                f = cv2.cvtColor(f, cv2.COLOR_GRAY2RGB)
+            if f.shape[:2] != (s, s):
+                interp = cv2.INTER_AREA if f.shape[0] > s or f.shape[1] > s else cv2.INTER_LINEAR
+                f = cv2.resize(f, (s, s), interpolation=interp)
+            out[i] = f.reshape(s, s, c).transpose(2, 0, 1)
+        return out
+
+    def predict_proba(self, faces: np.ndarray) -> np.ndarray:
+        """Probabilities float32 [N, len(classes)], rows summing to 1, for uint8 crops of any size (N may be 0)."""
+        faces = np.asarray(faces)
+        if faces.ndim >= 1 and len(faces) == 0:
+            return np.zeros((0, len(self.classes)), np.float32)
+        x = self.preprocess(faces)
+        out = [self.session.run(None, {self._input: x[i : i + self.batch_size]})[0]
+               for i in range(0, len(x), self.batch_size)]
+        p = np.concatenate(out).astype(np.float32)
+        return p / p.sum(axis=1, keepdims=True)
+
+    def predict(self, faces: np.ndarray) -> list[str]:
+        """Top class name per crop."""
+        return [self.classes[i] for i in self.predict_proba(faces).argmax(1)]
+
+
+def load_classifier(name: str = "default", *, path: str | Path | None = None, threads: int = 0) -> OnnxClassifier:
+    """Load a registered classifier by name (``openfer models`` lists them).
+
+    Args:
+        name: registry name, e.g. ``"default"``.
+        path: use this ONNX file instead of the shipped one (same architecture/classes as ``name``; not
+            hash-checked, so a retrained or fine-tuned export can be tried).
+        threads: ONNX Runtime threads (0: all cores).
+
+    Example:
+        >>> import numpy as np, openfer
+        >>> clf = openfer.load_classifier()
+        >>> clf.predict_proba(np.zeros((2, 48, 48), np.uint8)).shape
+        (2, 8)
+    """
+    return OnnxClassifier(get_spec(name), path=path, threads=threads)

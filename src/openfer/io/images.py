@@ -1,0 +1,138 @@
+"""Robust image reading: every odd file becomes an RGB uint8 array or one clear ``ImageReadError``."""
+
+from __future__ import annotations
+
+import glob
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+#: File name endings that folder and glob expansion pick up (explicitly named files are always tried).
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm", ".ppm", ".pnm", ".pbm"}
+)
+#: Images with more pixels than this are refused (decompression-bomb guard); about 16k x 8k.
+DEFAULT_MAX_PIXELS = 128_000_000
+
+
+class ImageReadError(ValueError):
+    """An input that cannot be turned into an image; the message says why and is safe to show a user."""
+
+
+def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read a file as RGB uint8 [H, W, 3], upright (EXIF orientation applied).
+
+    16-bit and float images are scaled to 8 bits, palette/grey/CMYK converted, transparency composited on white;
+    multi-frame files give their first frame.
+
+    Raises:
+        ImageReadError: unreadable path, not an image, truncated or corrupt data, or too many pixels.
+    """
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            old = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = max_pixels
+            try:
+                with Image.open(path) as img:
+                    if img.width * img.height > max_pixels:
+                        raise ImageReadError(
+                            f"image is {img.width}x{img.height} = {img.width * img.height:,} pixels, more than the "
+                            f"limit of {max_pixels:,} (decompression-bomb guard)"
+                        )
+                    img.load()
+                    img = ImageOps.exif_transpose(img)
+                    return to_rgb(img)
+            finally:
+                Image.MAX_IMAGE_PIXELS = old
+    except ImageReadError:
+        raise
+    except FileNotFoundError:
+        raise ImageReadError("file not found") from None
+    except IsADirectoryError:
+        raise ImageReadError("is a directory, not an image file") from None
+    except PermissionError:
+        raise ImageReadError("permission denied") from None
+    except UnidentifiedImageError:
+        size = path.stat().st_size if path.exists() else 0
+        reason = "file is empty" if size == 0 else "not an image file (or a format that cannot be read)"
+        raise ImageReadError(reason) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageReadError(f"too many pixels (decompression-bomb guard): {e}") from None
+    except OSError as e:
+        raise ImageReadError(f"corrupt or truncated image data: {e}") from None
+    except (ValueError, SyntaxError, EOFError, IndexError, KeyError) as e:
+        raise ImageReadError(f"corrupt image data: {e}") from None
+
+
+def to_rgb(img: Image.Image | np.ndarray) -> np.ndarray:
+    """A PIL image or an array in any common mode -> RGB uint8 [H, W, 3] (a new array)."""
+    if isinstance(img, np.ndarray):
+        return _array_to_rgb(img)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F", "I;16N"):
+        return _array_to_rgb(np.asarray(img))
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
+    return np.asarray(img.convert("RGB"))
+
+
+def _array_to_rgb(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)) or 0 in a.shape:
+        raise ImageReadError(f"expected an image array [H, W], [H, W, 3] or [H, W, 4], got shape {a.shape}")
+    if a.dtype != np.uint8:
+        if a.dtype == np.bool_:
+            a = a.astype(np.uint8) * 255
+        elif np.issubdtype(a.dtype, np.floating):
+            finite = a[np.isfinite(a)]
+            hi = float(finite.max()) if finite.size else 1.0
+            scale = 255.0 if hi <= 1.0 else 255.0 / hi
+            a = np.clip(np.nan_to_num(a) * scale, 0, 255).astype(np.uint8)
+        elif np.issubdtype(a.dtype, np.integer):
+            hi = int(a.max()) if a.size else 0
+            bits = 8 if hi <= 255 else (16 if hi <= 65535 else 32)
+            a = (a.astype(np.float64) / (2**bits - 1) * 255).round().clip(0, 255).astype(np.uint8)
+        else:
+            raise ImageReadError(f"unsupported image dtype {a.dtype}")
+    if a.ndim == 2:
+        return np.repeat(a[..., None], 3, axis=2)
+    if a.shape[2] == 4:
+        alpha = a[..., 3:4].astype(np.float32) / 255
+        return (a[..., :3] * alpha + 255 * (1 - alpha)).round().astype(np.uint8)
+    return np.ascontiguousarray(a)
+
+
+def expand_inputs(items: list[str], recursive: bool = True) -> list[Path]:
+    """Files, folders and glob patterns -> a list of paths, in a stable order, duplicates removed.
+
+    A named file is kept whatever its ending (so a wrong file gives a clear error later); folders and globs
+    contribute files whose ending is in ``IMAGE_SUFFIXES``. A name that matches nothing is kept as-is, so it is
+    reported as "file not found" rather than silently skipped.
+    """
+    out: list[Path] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            pattern = "**/*" if recursive else "*"
+            out.extend(sorted(f for f in p.glob(pattern) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES))
+        elif p.exists() or not glob.has_magic(item):
+            out.append(p)
+        else:
+            matches = sorted(Path(m) for m in glob.glob(item, recursive=True))
+            files = [m for m in matches if m.is_file() and m.suffix.lower() in IMAGE_SUFFIXES]
+            out.extend(files if files else [p])
+    seen: set[Path] = set()
+    unique = []
+    for p in out:
+        key = p.resolve() if p.exists() else p
+        if key not in seen:
+            seen.add(key)
+            unique.append(p)
+    return unique

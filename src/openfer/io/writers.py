@@ -1,0 +1,76 @@
+"""Streaming result writers: one JSON object per input image, one CSV row per face; flushed as they go."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+from openfer.types import LANDMARK_NAMES, Face
+
+
+def image_record(path: str, faces: list[Face] | None, size: tuple[int, int] | None = None,
+                 error: str | None = None, annotated: str | None = None) -> dict[str, Any]:
+    """The JSON Lines record of one input (schema in docs/outputs.md)."""
+    return {
+        "path": path,
+        "ok": error is None,
+        "error": error,
+        "width": size[0] if size else None,
+        "height": size[1] if size else None,
+        "num_faces": len(faces) if faces is not None else 0,
+        "faces": [f.to_dict() for f in faces] if faces else [],
+        "annotated": annotated,
+    }
+
+
+def csv_columns(classes: tuple[str, ...]) -> list[str]:
+    """CSV header: input, face index, box, score, landmarks, top class, one probability column per class."""
+    lm = [f"{n}_{a}" for n in LANDMARK_NAMES for a in ("x", "y")]
+    return ["path", "face", "x1", "y1", "x2", "y2", "score", *lm, "expression", *[f"p_{c}" for c in classes]]
+
+
+class _Sink:
+    def __init__(self, target: str | Path) -> None:
+        self._own = str(target) != "-"
+        if self._own:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+        self.f: IO[str] = open(target, "w", newline="", encoding="utf-8") if self._own else sys.stdout
+
+    def close(self) -> None:
+        self.f.flush()
+        if self._own:
+            self.f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class JsonlWriter(_Sink):
+    """Writes one JSON object per line to a file, or to stdout for ``"-"``."""
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self.f.flush()
+
+
+class CsvWriter(_Sink):
+    """Writes one row per face, columns from ``csv_columns(classes)``."""
+
+    def __init__(self, target: str | Path, classes: tuple[str, ...]) -> None:
+        super().__init__(target)
+        self.classes = classes
+        self.w = csv.writer(self.f)
+        self.w.writerow(csv_columns(classes))
+
+    def write(self, path: str, faces: list[Face]) -> None:
+        for i, f in enumerate(faces):
+            lm = [round(float(v), 2) for v in f.landmarks.reshape(-1)]
+            probs = [round(f.probabilities.get(c, float("nan")), 5) for c in self.classes]
+            self.w.writerow([path, i, *(round(v, 2) for v in f.box), round(f.score, 4), *lm, f.expression, *probs])
+        self.f.flush()

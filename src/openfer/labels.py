@@ -1,0 +1,59 @@
+"""Label taxonomies in one place: canonical names and the mappings from each dataset's labels."""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Canonical 8-class order of this project (FER+ order without "unknown" and "NF").
+CANONICAL8: tuple[str, ...] = (
+    "neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt",
+)
+#: Canonical names of the 7 original FER2013 classes, in FER2013's label order (0..6).
+FER2013_CLASSES: tuple[str, ...] = (
+    "anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral",
+)
+#: Column names of the FER+ vote table (10 annotators' votes per image).
+FERPLUS_COLUMNS: tuple[str, ...] = CANONICAL8 + ("unknown", "NF")
+
+#: FER2013's own names (fer2013.csv docs) mapped to the canonical ones.
+ALIASES: dict[str, str] = {
+    "angry": "anger", "anger": "anger", "disgust": "disgust", "fear": "fear",
+    "happy": "happiness", "happiness": "happiness", "sad": "sadness", "sadness": "sadness",
+    "surprise": "surprise", "neutral": "neutral", "contempt": "contempt",
+}
+
+
+def canonical(name: str) -> str:
+    """Return the canonical class name for a dataset's label name (case-insensitive)."""
+    key = name.strip().lower()
+    if key not in ALIASES:
+        raise KeyError(f"unknown expression label {name!r}; known: {sorted(ALIASES)}")
+    return ALIASES[key]
+
+
+def ferplus_majority(votes: np.ndarray) -> np.ndarray:
+    """FER+ majority labels (Microsoft's FERPlus reference rule).
+
+    Per image, vote counts of 1 are zeroed (outlier removal, over all 10 columns); if the largest remaining
+    count is more than half of the remaining total, that column is the label, else the image is unknown.
+
+    Args:
+        votes: integer array [N, 10] in ``FERPLUS_COLUMNS`` order.
+
+    Returns:
+        int64 array [N]: index into ``CANONICAL8`` (0..7), or -1 where the label is unknown, "unknown" or NF.
+    """
+    v = votes.astype(np.int64).copy()
+    v[v == 1] = 0
+    total = v.sum(axis=1)
+    top = v.argmax(axis=1)
+    top_count = v.max(axis=1)
+    ok = (total > 0) & (2 * top_count > total) & (top < len(CANONICAL8))
+    return np.where(ok, top, -1)
+
+
+def ferplus_soft(votes: np.ndarray) -> np.ndarray:
+    """FER+ vote distribution over the 8 emotions (float32 [N, 8], rows sum to 1; all-zero rows stay zero)."""
+    v = votes[:, : len(CANONICAL8)].astype(np.float32)
+    s = v.sum(axis=1, keepdims=True)
+    return np.divide(v, s, out=np.zeros_like(v), where=s > 0)

@@ -1,0 +1,197 @@
+"""The training loop: soft-label cross-entropy, SGD + warm-up + cosine, bf16 autocast on CPU, EMA weights,
+checkpoint + resume every epoch, metrics to CSV, selection on a validation split carved from Training."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import logging
+import math
+import time
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from openfer.train.archs import build, count_params
+from openfer.train.augment import AugmentConfig, augment
+from openfer.datasets import FaceSet, default_npz_path, load_npz, stratified_split
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run; stored in every checkpoint."""
+
+    name: str = "default"
+    arch: str = "fer_resnet"
+    arch_kwargs: dict = field(default_factory=dict)
+    protocol: str = "ferplus"
+    input_size: int = 48
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 0.1
+    weight_decay: float = 5e-4
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.05
+    soft_labels: bool = True
+    ema_decay: float = 0.999
+    val_fraction: float = 0.1
+    seed: int = 0
+    bf16: bool = True
+    threads: int = 0
+    max_train_samples: int = 0
+    augment: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_toml(cls, path: str | Path, **overrides) -> "TrainConfig":
+        """Read a config file; keyword overrides win (None values are ignored)."""
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**data)
+
+
+def to_input(pixels: np.ndarray, size: int) -> torch.Tensor:
+    """uint8 [N, H, W] grey -> float [N, 1, size, size] in [0, 1]."""
+    x = torch.from_numpy(pixels).float().div_(255).unsqueeze(1)
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return x
+
+
+def normalize(x: torch.Tensor) -> torch.Tensor:
+    """[0, 1] -> [-1, 1], the normalisation every shipped model declares (mean 0.5, std 0.5)."""
+    return (x - 0.5) / 0.5
+
+
+@torch.no_grad()
+def predict_logits(model: torch.nn.Module, pixels: np.ndarray, size: int, batch: int = 512) -> np.ndarray:
+    """Float32 logits [N, C] for uint8 grey crops, in eval mode, float32 arithmetic."""
+    model.eval()
+    out = []
+    for i in range(0, len(pixels), batch):
+        x = normalize(to_input(pixels[i : i + batch], size)).contiguous(memory_format=torch.channels_last)
+        out.append(model(x).float())
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Temperature minimising validation NLL (grid search 0.5..3), for calibrated probabilities."""
+    lt = torch.from_numpy(logits)
+    yt = torch.from_numpy(labels)
+    grid = np.arange(0.5, 3.001, 0.02)
+    nll = [F.cross_entropy(lt / t, yt).item() for t in grid]
+    return float(grid[int(np.argmin(nll))])
+
+
+def _lr_at(step: float, total: float, warm: float, base: float) -> float:
+    if step < warm:
+        return base * step / max(warm, 1e-9)
+    return 0.5 * base * (1 + math.cos(math.pi * (step - warm) / max(total - warm, 1e-9)))
+
+
+def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = None) -> dict:
+    """Train ``cfg`` into ``out_dir`` (resuming from ``out_dir/last.pt`` when present).
+
+    Returns the summary written to ``out_dir/summary.json``: best validation accuracy, epoch, temperature.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    full = load_npz(data_path or default_npz_path(), "Training", cfg.protocol)
+    tr_idx, va_idx = stratified_split(full.labels, cfg.val_fraction, cfg.seed)
+    train_set, val_set = full.subset(tr_idx), full.subset(va_idx)
+    if cfg.max_train_samples:
+        train_set = train_set.subset(np.arange(min(cfg.max_train_samples, len(train_set))))
+    log.info("train %d, val %d images, %d classes", len(train_set), len(val_set), len(full.classes))
+
+    model = build(cfg.arch, len(full.classes), **cfg.arch_kwargs).to(memory_format=torch.channels_last)
+    ema = copy.deepcopy(model).eval()
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
+    aug_cfg = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.augment.items()})
+    start_epoch, best = 0, {"val_acc": -1.0, "epoch": -1}
+    last = out / "last.pt"
+    if last.exists():
+        ck = torch.load(last, map_location="cpu", weights_only=False)
+        model.load_state_dict(ck["model"])
+        ema.load_state_dict(ck["ema"])
+        opt.load_state_dict(ck["opt"])
+        start_epoch, best = ck["epoch"] + 1, ck["best"]
+        log.info("resumed from %s at epoch %d", last, start_epoch)
+
+    gen = torch.Generator().manual_seed(cfg.seed)
+    steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
+    total_steps = cfg.epochs * steps_per_epoch
+    x_all = to_input(train_set.pixels, cfg.input_size)
+    y_soft = torch.from_numpy(train_set.targets if cfg.soft_labels else np.eye(len(full.classes), dtype=np.float32)[train_set.labels])
+    n_cls = y_soft.shape[1]
+    y_soft = y_soft * (1 - cfg.label_smoothing) + cfg.label_smoothing / n_cls
+    metrics_path = out / "metrics.csv"
+
+    for epoch in range(start_epoch, cfg.epochs):
+        gen.manual_seed(cfg.seed * 1000 + epoch)
+        model.train()
+        perm = torch.randperm(len(train_set), generator=gen)
+        t0, loss_sum, seen = time.time(), 0.0, 0
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, mininterval=5)
+        for s in bar:
+            idx = perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]
+            step = epoch * steps_per_epoch + s
+            lr = _lr_at(step, total_steps, cfg.warmup_epochs * steps_per_epoch, cfg.lr)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            x = normalize(augment(x_all[idx].clone(), aug_cfg, gen)).contiguous(memory_format=torch.channels_last)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+                logits = model(x)
+            loss = -(y_soft[idx] * F.log_softmax(logits.float(), dim=1)).sum(1).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                d = min(cfg.ema_decay, (1 + step) / (10 + step))
+                for pe, pm in zip(ema.state_dict().values(), model.state_dict().values()):
+                    if pe.dtype.is_floating_point:
+                        pe.mul_(d).add_(pm.detach(), alpha=1 - d)
+                    else:
+                        pe.copy_(pm)
+            loss_sum += loss.item() * len(idx)
+            seen += len(idx)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", lr=f"{lr:.4f}", refresh=False)
+        val_logits = predict_logits(ema, val_set.pixels, cfg.input_size)
+        val_acc = float((val_logits.argmax(1) == val_set.labels).mean())
+        row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "val_acc": val_acc,
+               "lr": lr, "seconds": time.time() - t0}
+        log.info("epoch %d: loss %.4f val_acc %.4f (%.0fs)", epoch + 1, row["train_loss"], val_acc, row["seconds"])
+        write_header = not metrics_path.exists()
+        with open(metrics_path, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(row))
+            if write_header:
+                w.writeheader()
+            w.writerow(row)
+        if val_acc > best["val_acc"]:
+            best = {"val_acc": val_acc, "epoch": epoch + 1}
+            torch.save({"ema": ema.state_dict(), "config": asdict(cfg), "classes": full.classes,
+                        "epoch": epoch + 1, "val_acc": val_acc}, out / "best.pt")
+        torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
+                    "epoch": epoch, "best": best, "config": asdict(cfg)}, out / "tmp.pt")
+        (out / "tmp.pt").replace(last)
+
+    ck = torch.load(out / "best.pt", map_location="cpu", weights_only=False)
+    ema.load_state_dict(ck["ema"])
+    val_logits = predict_logits(ema, val_set.pixels, cfg.input_size)
+    temperature = fit_temperature(val_logits, val_set.labels)
+    ck["temperature"] = temperature
+    torch.save(ck, out / "best.pt")
+    summary = {"best_val_acc": best["val_acc"], "best_epoch": best["epoch"], "temperature": temperature,
+               "params": count_params(model), "train_images": len(train_set), "val_images": len(val_set)}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary

@@ -1,0 +1,93 @@
+"""One declared entry per shipped model: file, pinned SHA-256, input geometry, classes, measured metrics."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from openfer.labels import CANONICAL8
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to run one classifier and what it is.
+
+    Attributes:
+        name: registry name (``load_classifier(name)``).
+        file: ONNX file name inside ``openfer/models``.
+        sha256: pinned hash of that file; loading refuses a file that does not match.
+        classes: output order, canonical names.
+        input_size: square side of the network input, pixels.
+        channels: 1 (grey) or 3 (RGB). The ONNX graph takes raw 0..255 floats [N, C, S, S] and returns
+            probabilities; normalisation and temperature scaling are inside the graph.
+        arch: architecture name in ``openfer.train.archs``.
+        params: trainable parameters.
+        macs: multiply-accumulates per face.
+        metrics: measured numbers (protocol -> value), copied from the model card.
+        card: model card file name inside ``openfer/models``.
+        licence: licence of the weights.
+    """
+
+    name: str
+    file: str
+    sha256: str
+    classes: tuple[str, ...]
+    input_size: int
+    channels: int
+    arch: str
+    params: int
+    macs: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    card: str = ""
+    licence: str = "MIT (weights); trained on FER2013/FER+ research data, see the model card"
+    description: str = ""
+
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in [
+        ModelSpec(
+            name="default",
+            file="default.onnx",
+            sha256="TBD",
+            classes=CANONICAL8,
+            input_size=48,
+            channels=1,
+            arch="fer_resnet",
+            params=1_218_600,
+            macs=120_989_696,
+            metrics={},
+            card="default.md",
+            description="8-class FER+ model: compact residual CNN, 48x48 grey, soft-label training",
+        ),
+    ]
+}
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The declared spec of a registered model."""
+    if name not in MODELS:
+        raise KeyError(f"unknown model {name!r}; registered models: {', '.join(sorted(MODELS))}")
+    return MODELS[name]
+
+
+def model_path(spec: ModelSpec) -> Path:
+    """Path of a shipped model file, after checking its pinned SHA-256."""
+    path = Path(str(resources.files("openfer.models").joinpath(spec.file)))
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {path} is missing: reinstall openfer")
+    digest = sha256_file(path)
+    if digest != spec.sha256:
+        raise ValueError(f"{path} has SHA-256 {digest}, expected {spec.sha256}: the file is damaged or replaced")
+    return path
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
