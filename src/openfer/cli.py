@@ -27,7 +27,7 @@ def analyze(
     annotate: Annotated[Optional[Path], typer.Option(help="Folder for annotated copies of the images.")] = None,
     model: Annotated[str, typer.Option(help="Expression model (see 'openfer models').")] = "default",
     detector: Annotated[str, typer.Option(help="Face detector: centerface or haar.")] = "centerface",
-    threshold: Annotated[float, typer.Option(help="Minimum face detection score.")] = 0.5,
+    threshold: Annotated[float, typer.Option(help="Minimum face detection score (lower: more small faces, more false alarms).")] = 0.3,
     max_side: Annotated[int, typer.Option(help="Detect on a copy downscaled to this longer side (0 = full size).")] = 640,
     recursive: Annotated[bool, typer.Option(help="Look inside sub-folders.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
@@ -60,9 +60,9 @@ def analyze(
         raise typer.Exit(2)
     if jsonl is None and csv is None and annotate is None:
         jsonl = "-"
-    det_kwargs = {"threshold": threshold}
-    if detector == "centerface":
-        det_kwargs["max_side"] = max_side or None
+    det_kwargs = {}
+    if detector == "centerface":  # --threshold and --max-side only apply to CenterFace (Haar has no score cut)
+        det_kwargs = {"threshold": threshold, "max_side": max_side or None}
     try:
         analyzer = Analyzer(detector=load_detector(detector, **det_kwargs), classifier=model)
     except (KeyError, ImportError, FileNotFoundError, ValueError) as e:

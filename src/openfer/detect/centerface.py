@@ -69,7 +69,7 @@ class CenterFaceDetector:
 
     name = "centerface"
 
-    def __init__(self, threshold: float = 0.5, nms_iou: float = 0.3, max_side: int | None = 640,
+    def __init__(self, threshold: float = 0.3, nms_iou: float = 0.3, max_side: int | None = 640,
                  min_face: float = 8.0, model_path: str | Path | None = None, threads: int = 0,
                  session=None) -> None:
         self.threshold = threshold

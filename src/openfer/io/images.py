@@ -94,7 +94,7 @@ def _array_to_rgb(a: np.ndarray) -> np.ndarray:
             finite = a[np.isfinite(a)]
             hi = float(finite.max()) if finite.size else 1.0
             scale = 255.0 if hi <= 1.0 else 255.0 / hi
-            a = np.clip(np.nan_to_num(a) * scale, 0, 255).astype(np.uint8)
+            a = np.clip(np.nan_to_num(a) * scale, 0, 255).round().astype(np.uint8)
         elif np.issubdtype(a.dtype, np.integer):
             hi = int(a.max()) if a.size else 0
             bits = 8 if hi <= 255 else (16 if hi <= 65535 else 32)
@@ -106,7 +106,7 @@ def _array_to_rgb(a: np.ndarray) -> np.ndarray:
     if a.shape[2] == 4:
         alpha = a[..., 3:4].astype(np.float32) / 255
         return (a[..., :3] * alpha + 255 * (1 - alpha)).round().astype(np.uint8)
-    return np.ascontiguousarray(a)
+    return np.array(a, order="C")  # a copy: an RGB uint8 input must not come back as the caller's own array
 
 
 def expand_inputs(items: list[str], recursive: bool = True) -> list[Path]:

@@ -15,14 +15,18 @@ from openfer.train.archs import build
 class _Deployable(nn.Module):
     """Raw 0..255 pixels in, calibrated probabilities out: normalisation and temperature live in the graph."""
 
-    def __init__(self, net: nn.Module, temperature: float) -> None:
+    def __init__(self, net: nn.Module, temperature: float, tta_flip: bool = False) -> None:
         super().__init__()
         self.net = net
         self.temperature = float(temperature)
+        self.tta_flip = tta_flip
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = (x / 255.0 - 0.5) / 0.5
-        return torch.softmax(self.net(x) / self.temperature, dim=1)
+        logits = self.net(x)
+        if self.tta_flip:  # average with the mirror image: steadier, better-calibrated predictions
+            logits = (logits + self.net(torch.flip(x, dims=[3]))) / 2
+        return torch.softmax(logits / self.temperature, dim=1)
 
 
 def load_checkpoint_model(ckpt_path: str | Path) -> tuple[nn.Module, dict]:
@@ -43,7 +47,7 @@ def export_onnx(ckpt_path: str | Path, out_path: str | Path, opset: int = 17) ->
     net, ck = load_checkpoint_model(ckpt_path)
     cfg = ck["config"]
     size, chans = cfg["input_size"], cfg.get("in_chans", 1)
-    model = _Deployable(net, ck.get("temperature", 1.0)).eval()
+    model = _Deployable(net, ck.get("temperature", 1.0), cfg.get("tta_flip", False)).eval()
     example = torch.rand(2, chans, size, size) * 255
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,7 +56,8 @@ def export_onnx(ckpt_path: str | Path, out_path: str | Path, opset: int = 17) ->
                       dynamo=False)
     proto = onnx.load(str(out_path))
     meta = {"classes": json.dumps(list(ck["classes"])), "input_size": str(size), "channels": str(chans),
-            "arch": cfg["arch"], "temperature": str(ck.get("temperature", 1.0)), "producer": "openfer"}
+            "arch": cfg["arch"], "temperature": str(ck.get("temperature", 1.0)),
+            "tta_flip": str(cfg.get("tta_flip", False)), "producer": "openfer"}
     for k, v in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v

@@ -47,6 +47,7 @@ class TrainConfig:
     bf16: bool = True
     threads: int = 0
     max_train_samples: int = 0
+    tta_flip: bool = False
     augment: dict = field(default_factory=dict)
 
     @classmethod
@@ -72,13 +73,20 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict_logits(model: torch.nn.Module, pixels: np.ndarray, size: int, batch: int = 512) -> np.ndarray:
-    """Float32 logits [N, C] for uint8 grey crops, in eval mode, float32 arithmetic."""
+def predict_logits(model: torch.nn.Module, pixels: np.ndarray, size: int, batch: int = 512,
+                   flip: bool = False) -> np.ndarray:
+    """Float32 logits [N, C] for uint8 grey crops, in eval mode, float32 arithmetic.
+
+    With ``flip`` the logits of the crop and its mirror image are averaged (test-time augmentation).
+    """
     model.eval()
     out = []
     for i in range(0, len(pixels), batch):
         x = normalize(to_input(pixels[i : i + batch], size)).contiguous(memory_format=torch.channels_last)
-        out.append(model(x).float())
+        logits = model(x).float()
+        if flip:
+            logits = (logits + model(torch.flip(x, dims=[3])).float()) / 2
+        out.append(logits)
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
 
@@ -185,13 +193,31 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
                     "epoch": epoch, "best": best, "config": asdict(cfg)}, out / "tmp.pt")
         (out / "tmp.pt").replace(last)
 
-    ck = torch.load(out / "best.pt", map_location="cpu", weights_only=False)
-    ema.load_state_dict(ck["ema"])
-    val_logits = predict_logits(ema, val_set.pixels, cfg.input_size)
-    temperature = fit_temperature(val_logits, val_set.labels)
-    ck["temperature"] = temperature
-    torch.save(ck, out / "best.pt")
-    summary = {"best_val_acc": best["val_acc"], "best_epoch": best["epoch"], "temperature": temperature,
-               "params": count_params(model), "train_images": len(train_set), "val_images": len(val_set)}
+    summary = {"best_val_acc": best["val_acc"], "best_epoch": best["epoch"], "params": count_params(model),
+               "train_images": len(train_set), "val_images": len(val_set)}
+    summary.update(calibrate(out, val_set))
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def validation_set(cfg: TrainConfig, data_path: str | Path | None = None) -> FaceSet:
+    """The validation split a run with ``cfg`` carved from Training (same seed, same rows)."""
+    full = load_npz(data_path or default_npz_path(), "Training", cfg.protocol)
+    return full.subset(stratified_split(full.labels, cfg.val_fraction, cfg.seed)[1])
+
+
+def calibrate(run_dir: str | Path, val_set: FaceSet) -> dict:
+    """Fit the softmax temperature of ``run_dir/best.pt`` on the validation split (with the config's flip TTA)
+    and store it in the checkpoint; returns validation accuracy/NLL before and after."""
+    path = Path(run_dir) / "best.pt"
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    cfg = TrainConfig(**ck["config"])
+    net = build(cfg.arch, len(ck["classes"]), **cfg.arch_kwargs)
+    net.load_state_dict(ck["ema"])
+    logits = predict_logits(net, val_set.pixels, cfg.input_size, flip=cfg.tta_flip)
+    t = fit_temperature(logits, val_set.labels)
+    lt, yt = torch.from_numpy(logits), torch.from_numpy(val_set.labels)
+    ck["temperature"] = t
+    torch.save(ck, path)
+    return {"temperature": t, "tta_flip": cfg.tta_flip, "val_acc_final": float((logits.argmax(1) == val_set.labels).mean()),
+            "val_nll_t1": F.cross_entropy(lt, yt).item(), "val_nll_calibrated": F.cross_entropy(lt / t, yt).item()}

@@ -1,0 +1,56 @@
+"""Classifier accuracy on FER2013 PublicTest (both protocols of DATA.md) and speed per face.
+
+Usage: python benchmarks/classifier.py [--model default] [--out benchmarks/results/classifier-default.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from openfer.classify import load_classifier
+from openfer.evaluate import evaluate_npz
+
+
+def ms_per_face(clf, batch: int, repeats: int) -> float:
+    """Median ms per face of ``predict_proba`` on ``batch`` random 48x48 grey crops (preprocessing included)."""
+    x = np.random.default_rng(0).integers(0, 256, (batch, 48, 48), dtype=np.uint8)
+    clf.predict_proba(x)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        clf.predict_proba(x)
+        times.append(time.perf_counter() - t0)
+    return 1000 * float(np.median(times)) / batch
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--data", default=None)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    clf = load_classifier(args.model)
+    res = {"model": args.model}
+    for protocol in ("ferplus", "fer2013"):
+        r = evaluate_npz(clf, args.data, protocol=protocol)
+        res[protocol] = {k: r[k] for k in ("n", "accuracy", "macro_f1", "per_class_recall", "confusion")}
+        print(f"PublicTest {protocol:8s}: accuracy {r['accuracy']:.4f}  macro-F1 {r['macro_f1']:.4f}  (n={r['n']})")
+    clf1 = load_classifier(args.model, threads=1)
+    res["ms_per_face"] = {
+        "batch1_2threads": ms_per_face(clf, 1, 500), "batch64_2threads": ms_per_face(clf, 64, 50),
+        "batch1_1thread": ms_per_face(clf1, 1, 500), "batch64_1thread": ms_per_face(clf1, 64, 50),
+    }
+    for k, v in res["ms_per_face"].items():
+        print(f"ms per face, {k}: {v:.3f}")
+    out = Path(args.out or f"benchmarks/results/classifier-{args.model}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""Shared helpers for the openfer test suite.
+
+Every test image is built in code from the public-domain photos that ship with scikit-image:
+``astronaut()`` (one face, roughly box x 181-270, y 58-178) and ``chelsea()`` (a cat, no human face).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+# The test machine is small and shared: keep ONNX Runtime / OpenCV to one thread unless told otherwise.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+cv2.setNumThreads(1)
+
+#: Where the astronaut's face is in ``skimage.data.astronaut()`` (x1, y1, x2, y2).
+ASTRONAUT_FACE = (181.0, 58.0, 270.0, 178.0)
+#: CenterFace's 5 landmarks on the astronaut (left eye, right eye, nose, mouth left, mouth right), +-1 px.
+ASTRONAUT_LANDMARKS = ((203.2, 101.7), (247.0, 104.5), (223.3, 125.1), (203.4, 142.3), (241.3, 144.4))
+#: The head region we cut out to paste faces elsewhere (x1, y1, x2, y2); contains ASTRONAUT_FACE.
+HEAD_REGION = (150, 30, 300, 210)
+
+CLASSES = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")
+
+
+@functools.lru_cache(maxsize=None)
+def _astronaut() -> np.ndarray:
+    import skimage.data
+
+    return skimage.data.astronaut()
+
+
+@functools.lru_cache(maxsize=None)
+def _chelsea() -> np.ndarray:
+    import skimage.data
+
+    return skimage.data.chelsea()
+
+
+def astronaut() -> np.ndarray:
+    """A fresh copy of the astronaut photo, RGB uint8 [512, 512, 3]."""
+    return _astronaut().copy()
+
+
+def chelsea() -> np.ndarray:
+    """A fresh copy of the cat photo, RGB uint8 [300, 451, 3]."""
+    return _chelsea().copy()
+
+
+def iou(a, b) -> float:
+    """Intersection over union of two (x1, y1, x2, y2) boxes."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def paste_head(canvas: np.ndarray, height: int, x: int, y: int) -> tuple[float, float, float, float]:
+    """Paste the astronaut's head region, resized to ``height`` px tall, with its top-left at (x, y).
+
+    Returns the expected face box in ``canvas`` coordinates (ASTRONAUT_FACE mapped through the paste).
+    """
+    hx1, hy1, hx2, hy2 = HEAD_REGION
+    head = _astronaut()[hy1:hy2, hx1:hx2]
+    s = height / (hy2 - hy1)
+    width = round((hx2 - hx1) * s)
+    canvas[y : y + height, x : x + width] = cv2.resize(head, (width, height), interpolation=cv2.INTER_AREA)
+    fx1, fy1, fx2, fy2 = ASTRONAUT_FACE
+    return (x + (fx1 - hx1) * s, y + (fy1 - hy1) * s, x + (fx2 - hx1) * s, y + (fy2 - hy1) * s)
+
+
+def grey_canvas(width: int = 640, height: int = 480, value: int = 128) -> np.ndarray:
+    """A flat grey RGB uint8 frame."""
+    return np.full((height, width, 3), value, np.uint8)
+
+
+def save(path: Path, array: np.ndarray, mode: str | None = None, **kwargs) -> Path:
+    """Write ``array`` with PIL (format from the suffix), creating parent folders; returns ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = Image.fromarray(array)
+    if mode is not None:
+        img = img.convert(mode)
+    img.save(path, **kwargs)
+    return path
+
+
+def write_bytes(path: Path, data: bytes) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture(scope="module")
+def analyzer():
+    """One default Analyzer (CenterFace + default classifier) per test module: sessions are slow to build."""
+    import openfer
+
+    return openfer.Analyzer()
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    """The shipped default classifier, loaded once per module."""
+    import openfer
+
+    return openfer.load_classifier("default")

@@ -1,0 +1,350 @@
+"""The ``openfer`` command line (through typer's CliRunner) and the batch pipeline behind it."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from conftest import ASTRONAUT_FACE, CLASSES, astronaut, chelsea, iou, save, write_bytes
+from openfer.cli import app
+from openfer.io.writers import csv_columns
+
+RECORD_KEYS = {"path", "ok", "error", "width", "height", "num_faces", "faces", "annotated"}
+FACE_KEYS = {"box", "score", "landmarks", "expression", "probabilities"}
+
+
+def run_cli(*args: str):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def check_record(rec: dict) -> None:
+    """The JSONL schema of src/openfer/io/writers.py::image_record."""
+    assert set(rec) == RECORD_KEYS
+    assert isinstance(rec["path"], str) and isinstance(rec["ok"], bool)
+    assert rec["ok"] == (rec["error"] is None)
+    assert rec["num_faces"] == len(rec["faces"])
+    if rec["ok"]:
+        assert isinstance(rec["width"], int) and isinstance(rec["height"], int)
+    else:
+        assert isinstance(rec["error"], str) and rec["error"].strip()
+        assert rec["faces"] == [] and rec["width"] is None and rec["annotated"] is None
+    for f in rec["faces"]:
+        assert set(f) == FACE_KEYS
+        assert len(f["box"]) == 4 and 0 <= f["score"] <= 1
+        assert np.array(f["landmarks"]).shape == (5, 2)
+        assert list(f["probabilities"]) == list(CLASSES)
+        assert f["expression"] in CLASSES
+        assert abs(sum(f["probabilities"].values()) - 1) < 1e-3
+        assert f["expression"] == max(f["probabilities"], key=f["probabilities"].get)
+
+
+@pytest.fixture
+def mixed_folder(tmp_path):
+    """in/{astronaut.jpg, sub/astronaut.jpg, cat.png, corrupt.jpg, empty.png}."""
+    root = tmp_path / "in"
+    save(root / "astronaut.jpg", astronaut(), quality=92)
+    save(root / "sub" / "astronaut.jpg", astronaut(), quality=92)
+    save(root / "cat.png", chelsea())
+    write_bytes(root / "corrupt.jpg", b"\xff\xd8\xff\xe0 definitely not a jpeg " + bytes(range(256)) * 4)
+    write_bytes(root / "empty.png", b"")
+    write_bytes(root / "notes.txt", b"ignored: not an image suffix")
+    return root
+
+
+def test_analyze_mixed_folder(mixed_folder, tmp_path):
+    out_jsonl, out_csv, ann = tmp_path / "out.jsonl", tmp_path / "out.csv", tmp_path / "ann"
+    res = run_cli("analyze", mixed_folder, "--jsonl", out_jsonl, "--csv", out_csv, "--annotate", ann)
+    assert res.exit_code == 1, res.output
+
+    recs = read_jsonl(out_jsonl)
+    assert len(recs) == 5
+    for r in recs:
+        check_record(r)
+    by_name = {Path(r["path"]).relative_to(mixed_folder).as_posix(): r for r in recs}
+    assert set(by_name) == {"astronaut.jpg", "sub/astronaut.jpg", "cat.png", "corrupt.jpg", "empty.png"}
+    for name in ("corrupt.jpg", "empty.png"):
+        assert by_name[name]["ok"] is False and by_name[name]["num_faces"] == 0
+    assert "empty" in by_name["empty.png"]["error"]
+    for name in ("astronaut.jpg", "sub/astronaut.jpg"):
+        r = by_name[name]
+        assert r["ok"] is True and r["num_faces"] == 1
+        assert (r["width"], r["height"]) == (512, 512)
+        assert iou(r["faces"][0]["box"], ASTRONAUT_FACE) > 0.5
+    cat = by_name["cat.png"]
+    assert cat["ok"] is True and cat["num_faces"] == 0 and (cat["width"], cat["height"]) == (451, 300)
+
+    with open(out_csv, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == csv_columns(CLASSES)
+    body = [dict(zip(rows[0], r)) for r in rows[1:]]
+    assert len(body) == 2
+    assert sorted(Path(r["path"]).relative_to(mixed_folder).as_posix() for r in body) == [
+        "astronaut.jpg", "sub/astronaut.jpg"]
+    for r in body:
+        assert r["face"] == "0"
+        p = np.array([float(r[f"p_{c}"]) for c in CLASSES])
+        assert abs(p.sum() - 1) < 1e-3 and (p >= 0).all()
+        assert r["expression"] == CLASSES[int(p.argmax())]
+        assert iou([float(r[k]) for k in ("x1", "y1", "x2", "y2")], ASTRONAUT_FACE) > 0.5
+        assert float(r["left_eye_x"]) < float(r["right_eye_x"])
+        # the CSV row and the JSONL record describe the same face
+        face = by_name[Path(r["path"]).relative_to(mixed_folder).as_posix()]["faces"][0]
+        np.testing.assert_allclose(p, [face["probabilities"][c] for c in CLASSES], atol=1e-4)
+        np.testing.assert_allclose([float(r[k]) for k in ("x1", "y1", "x2", "y2")], face["box"], atol=0.01)
+        np.testing.assert_allclose(float(r["score"]), face["score"], atol=1e-4)
+        assert r["expression"] == face["expression"]
+
+    annotated = sorted(ann.iterdir())
+    assert len(annotated) == 3, annotated  # both astronauts and the cat; not the two unreadable files
+    assert all(p.suffix == ".jpg" for p in annotated)
+    assert {p.name for p in annotated} == {"astronaut.jpg", "astronaut-1.jpg", "cat.jpg"}
+    ann_in_records = {r["annotated"] for r in recs if r["ok"]}
+    assert ann_in_records == {str(p) for p in annotated}
+    for p in annotated:
+        with Image.open(p) as im:
+            assert im.format == "JPEG"
+            assert im.size in {(512, 512), (451, 300)}
+
+
+def test_analyze_all_good_exit_0(tmp_path):
+    a = save(tmp_path / "a.png", astronaut())
+    c = save(tmp_path / "c.jpg", chelsea())
+    out = tmp_path / "r.jsonl"
+    res = run_cli("analyze", a, c, "--jsonl", out, "-q")
+    assert res.exit_code == 0, res.output
+    recs = read_jsonl(out)
+    assert [r["num_faces"] for r in recs] == [1, 0]
+    assert all(r["ok"] for r in recs)
+
+
+def test_analyze_no_inputs_exit_2():
+    res = run_cli("analyze")
+    assert res.exit_code == 2
+    assert "no inputs" in res.output
+
+
+def test_analyze_folder_without_images_exit_2(tmp_path):
+    write_bytes(tmp_path / "readme.txt", b"hello")
+    res = run_cli("analyze", tmp_path)
+    assert res.exit_code == 2
+    assert "no image files" in res.output
+
+
+def test_analyze_missing_file(tmp_path):
+    good = save(tmp_path / "a.png", astronaut())
+    out = tmp_path / "r.jsonl"
+    res = run_cli("analyze", good, tmp_path / "missing.jpg", "--jsonl", out, "-q")
+    assert res.exit_code == 1, res.output
+    recs = read_jsonl(out)
+    assert len(recs) == 2
+    for r in recs:
+        check_record(r)
+    assert recs[0]["ok"] is True
+    assert recs[1]["ok"] is False and "not found" in recs[1]["error"]
+
+
+def test_analyze_glob(tmp_path):
+    save(tmp_path / "x1.png", astronaut())
+    save(tmp_path / "x2.png", chelsea())
+    save(tmp_path / "other.jpg", astronaut())
+    out = tmp_path / "r.jsonl"
+    res = run_cli("analyze", str(tmp_path / "x*.png"), "--jsonl", out, "-q")
+    assert res.exit_code == 0, res.output
+    recs = read_jsonl(out)
+    assert [Path(r["path"]).name for r in recs] == ["x1.png", "x2.png"]
+    assert [r["num_faces"] for r in recs] == [1, 0]
+
+
+@pytest.mark.parametrize("explicit", [True, False], ids=["--jsonl -", "default-stdout"])
+def test_analyze_jsonl_stdout(tmp_path, explicit):
+    a = save(tmp_path / "a.png", astronaut())
+    args = ["analyze", a, "-q"] + (["--jsonl", "-"] if explicit else [])
+    res = run_cli(*args)
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.strip().splitlines()
+    assert len(lines) == 1
+    rec = json.loads(lines[0])
+    check_record(rec)
+    assert rec["num_faces"] == 1
+    assert not (tmp_path / "-").exists()
+
+
+def test_analyze_haar_detector(tmp_path):
+    a = save(tmp_path / "a.png", astronaut())
+    out = tmp_path / "r.jsonl"
+    res = run_cli("analyze", a, "--detector", "haar", "--jsonl", out, "-q")
+    assert res.exit_code == 0, res.output
+    (rec,) = read_jsonl(out)
+    check_record(rec)
+    assert rec["num_faces"] == 1
+    assert iou(rec["faces"][0]["box"], ASTRONAUT_FACE) > 0.5
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--model", "nope"], "nope"),
+        (["--detector", "nope"], "nope"),
+    ],
+)
+def test_analyze_usage_errors_exit_2(tmp_path, args, needle):
+    a = save(tmp_path / "a.png", astronaut())
+    res = run_cli("analyze", a, *args, "--jsonl", tmp_path / "r.jsonl")
+    assert res.exit_code == 2, res.output
+    assert "error" in res.output and needle in res.output
+    assert "Traceback" not in res.output
+    if "--model" in args:
+        assert "default" in res.output  # the message lists the registered models
+
+
+def test_analyze_options_threshold_and_max_side(tmp_path):
+    a = save(tmp_path / "a.png", astronaut())
+    out = tmp_path / "r.jsonl"
+    res = run_cli("analyze", a, "--threshold", "0.99", "--max-side", "0", "--jsonl", out, "-q")
+    assert res.exit_code == 0, res.output
+    assert read_jsonl(out)[0]["num_faces"] == 0  # the astronaut scores ~0.93, below a 0.99 threshold
+
+
+def test_analyze_summary_on_stderr(tmp_path):
+    a = save(tmp_path / "a.png", astronaut())
+    res = run_cli("analyze", a, "--jsonl", tmp_path / "r.jsonl")
+    assert res.exit_code == 0
+    assert "1 images, 1 faces, 0 failed" in res.stderr
+    assert res.stdout == ""
+
+
+def test_models_lists_default():
+    res = run_cli("models")
+    assert res.exit_code == 0, res.output
+    assert "default" in res.stdout
+
+
+def test_no_command_shows_help():
+    res = run_cli()
+    assert "analyze" in res.output and "models" in res.output
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the pipeline: interruption
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_run_images_interrupt_keeps_complete_lines(tmp_path, analyzer):
+    from openfer.pipeline import run_images
+
+    files = [save(tmp_path / f"img{i}.png", astronaut() if i % 2 == 0 else chelsea()) for i in range(4)]
+    out_jsonl, out_csv = tmp_path / "r.jsonl", tmp_path / "r.csv"
+    seen = []
+
+    def on_done(rec):
+        seen.append(rec["path"])
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    summary = run_images(analyzer, files, jsonl=str(out_jsonl), csv_path=str(out_csv), on_done=on_done)
+    assert summary.interrupted is True
+    assert summary.done == 2 and len(summary.records) == 2
+    text = out_jsonl.read_text(encoding="utf-8")
+    assert text.endswith("\n")
+    recs = [json.loads(line) for line in text.splitlines()]
+    assert [r["path"] for r in recs] == [str(files[0]), str(files[1])]
+    for r in recs:
+        check_record(r)
+    with open(out_csv, newline="") as f:
+        rows = list(csv.reader(f))
+    assert len(rows) == 1 + 1  # header + the one face of img0 (img1 is the cat)
+
+
+def test_cli_interrupt_exit_130(tmp_path, monkeypatch):
+    """Ctrl-C during the 2nd image: exit code 130, and the JSONL output holds the finished image only."""
+    from openfer.analyzer import Analyzer
+
+    calls = []
+    original = Analyzer.classify
+
+    def classify(self, rgb, faces):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(self, rgb, faces)
+
+    monkeypatch.setattr(Analyzer, "classify", classify)
+    files = [save(tmp_path / f"img{i}.png", astronaut()) for i in range(3)]
+    out = tmp_path / "r.jsonl"
+    res = run_cli("analyze", *files, "--jsonl", out, "-q")
+    assert res.exit_code == 130, res.output
+    recs = read_jsonl(out)
+    assert len(recs) == 1 and recs[0]["path"] == str(files[0]) and recs[0]["num_faces"] == 1
+
+
+def test_run_images_summary_counts(tmp_path, analyzer):
+    from openfer.pipeline import run_images
+
+    files = [save(tmp_path / "a.png", astronaut()), write_bytes(tmp_path / "bad.png", b"nope"),
+             save(tmp_path / "c.png", chelsea())]
+    summary = run_images(analyzer, files)
+    assert (summary.done, summary.failed, summary.faces, summary.interrupted) == (3, 1, 1, False)
+    assert [r["ok"] for r in summary.records] == [True, False, True]
+
+
+def test_run_images_unexpected_error_is_recorded(tmp_path, analyzer):
+    """An exception other than ImageReadError on one file is recorded, and the batch goes on."""
+    from openfer.pipeline import run_images
+
+    class Exploding:
+        name = "boom"
+
+        def __init__(self):
+            self.calls = 0
+
+        def detect(self, image):
+            self.calls += 1
+            if self.calls == 1:
+                raise RuntimeError("detector exploded")
+            return analyzer.detector.detect(image)
+
+    import openfer
+
+    a = openfer.Analyzer(detector=Exploding(), classifier=analyzer.classifier)
+    files = [save(tmp_path / "a.png", astronaut()), save(tmp_path / "b.png", astronaut())]
+    summary = run_images(a, files)
+    assert [r["ok"] for r in summary.records] == [False, True]
+    assert summary.records[0]["error"] == "RuntimeError: detector exploded"
+    assert summary.records[1]["num_faces"] == 1
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the real console script
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_console_script_demo(tmp_path):
+    exe = Path(sys.executable).parent / "openfer"
+    if not exe.exists():
+        pytest.skip(f"console script not installed next to {sys.executable}")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([str(exe), "analyze", "--demo", "--quiet"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    base = tmp_path / "openfer-demo"
+    recs = read_jsonl(base / "results.jsonl")
+    assert len(recs) == 2 and all(r["ok"] for r in recs)
+    assert sorted(r["num_faces"] for r in recs) == [0, 1]
+    assert (base / "faces.csv").is_file()
+    with open(base / "faces.csv", newline="") as f:
+        assert len(list(csv.reader(f))) == 2  # header + the astronaut
+    assert len(list((base / "annotated").glob("*.jpg"))) == 2

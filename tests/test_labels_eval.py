@@ -1,0 +1,319 @@
+"""Label taxonomies, FER+ vote rules, metrics, and the npz dataset reader / evaluator on a tiny generated file."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from openfer.datasets import FaceSet, default_npz_path, load_npz, stratified_split
+from openfer.evaluate import classification_metrics, evaluate_npz
+from openfer.labels import (
+    ALIASES,
+    CANONICAL8,
+    FER2013_CLASSES,
+    FERPLUS_COLUMNS,
+    canonical,
+    ferplus_majority,
+    ferplus_soft,
+)
+
+# ---------------------------------------------------------------------------------------------------------------
+# labels
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_taxonomies():
+    assert CANONICAL8 == ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")
+    assert FERPLUS_COLUMNS == CANONICAL8 + ("unknown", "NF")
+    assert FER2013_CLASSES == ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
+    assert set(FER2013_CLASSES) < set(CANONICAL8)
+    assert set(ALIASES.values()) == set(CANONICAL8)
+
+
+MAJORITY_CASES = [
+    # votes in FERPLUS_COLUMNS order: neutral happy surprise sad anger disgust fear contempt unknown NF
+    ("clear-majority", [0, 8, 2, 0, 0, 0, 0, 0, 0, 0], 1),
+    ("unanimous-contempt", [0, 0, 0, 0, 0, 0, 0, 10, 0, 0], 7),
+    ("tie", [5, 5, 0, 0, 0, 0, 0, 0, 0, 0], -1),
+    ("exactly-half", [4, 0, 2, 2, 0, 0, 0, 0, 0, 0], -1),
+    ("just-over-half", [5, 0, 2, 2, 0, 0, 0, 0, 0, 0], 0),
+    ("ones-removed-first", [4, 1, 1, 1, 1, 1, 1, 0, 0, 0], 0),
+    ("ones-removed-make-majority", [3, 2, 1, 1, 1, 1, 1, 0, 0, 0], 0),
+    ("ones-in-unknown-removed", [3, 0, 2, 0, 0, 0, 0, 0, 1, 1], 0),
+    ("no-majority", [3, 3, 2, 2, 0, 0, 0, 0, 0, 0], -1),
+    ("majority-unknown", [2, 0, 0, 0, 0, 0, 0, 0, 8, 0], -1),
+    ("majority-NF", [0, 0, 0, 2, 0, 0, 0, 0, 0, 8], -1),
+    ("all-zero", [0] * 10, -1),
+    ("all-ones", [1] * 10, -1),
+    ("only-a-single-vote", [1, 0, 0, 0, 0, 0, 0, 0, 0, 0], -1),
+]
+
+
+@pytest.mark.parametrize("name,votes,expected", MAJORITY_CASES, ids=[c[0] for c in MAJORITY_CASES])
+def test_ferplus_majority_single(name, votes, expected):
+    out = ferplus_majority(np.array([votes], np.uint8))
+    assert out.shape == (1,) and out.dtype == np.int64
+    assert int(out[0]) == expected
+
+
+def test_ferplus_majority_batch_and_no_mutation():
+    votes = np.array([c[1] for c in MAJORITY_CASES], np.uint8)
+    before = votes.copy()
+    assert ferplus_majority(votes).tolist() == [c[2] for c in MAJORITY_CASES]
+    np.testing.assert_array_equal(votes, before)
+
+
+def test_ferplus_soft():
+    votes = np.array([[0, 8, 2, 0, 0, 0, 0, 0, 0, 0],
+                      [2, 0, 0, 0, 0, 0, 0, 0, 8, 0],  # unknown votes are not part of the 8-class distribution
+                      [0, 0, 0, 0, 0, 0, 0, 0, 5, 5],  # no emotion votes at all -> zero row
+                      [1, 1, 1, 1, 1, 1, 1, 1, 0, 0]], np.uint8)
+    s = ferplus_soft(votes)
+    assert s.shape == (4, 8) and s.dtype == np.float32
+    np.testing.assert_allclose(s[0], [0, 0.8, 0.2, 0, 0, 0, 0, 0], atol=1e-6)
+    np.testing.assert_allclose(s[1], [1, 0, 0, 0, 0, 0, 0, 0], atol=1e-6)
+    np.testing.assert_array_equal(s[2], np.zeros(8))
+    np.testing.assert_allclose(s[3], np.full(8, 1 / 8), atol=1e-6)
+    np.testing.assert_allclose(s[[0, 1, 3]].sum(1), 1, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "name,expected",
+    [("angry", "anger"), ("Happy", "happiness"), (" sad ", "sadness"), ("SURPRISE", "surprise"),
+     ("neutral", "neutral"), ("fear", "fear"), ("disgust", "disgust"), ("contempt", "contempt"),
+     ("happiness", "happiness"), ("anger", "anger"), ("sadness", "sadness")],
+)
+def test_canonical(name, expected):
+    assert canonical(name) == expected
+
+
+@pytest.mark.parametrize("name", ["unknown", "NF", "", "joy"])
+def test_canonical_unknown(name):
+    with pytest.raises(KeyError, match="unknown expression label"):
+        canonical(name)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# metrics
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_classification_metrics_hand_computed():
+    classes = ("a", "b", "c", "d")
+    y_true = np.array([0, 0, 1, 1, 2])
+    y_pred = np.array([0, 1, 1, 1, 0])
+    m = classification_metrics(y_true, y_pred, classes)
+    # confusion (rows true, cols predicted)
+    assert m["confusion"] == {"classes": ["a", "b", "c", "d"],
+                              "matrix": [[1, 1, 0, 0], [0, 2, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0]]}
+    assert m["n"] == 5
+    assert m["accuracy"] == pytest.approx(3 / 5)
+    # recall a=1/2, b=2/2, c=0/1; d has no support and is left out
+    assert m["per_class_recall"] == pytest.approx({"a": 0.5, "b": 1.0, "c": 0.0})
+    # precision a=1/2, b=2/3, c=0 -> F1 a=0.5, b=0.8, c=0 -> macro over present classes (a, b, c)
+    assert m["macro_f1"] == pytest.approx((0.5 + 0.8 + 0.0) / 3)
+    json.dumps(m)
+
+
+def test_classification_metrics_perfect_and_empty():
+    y = np.array([2, 0, 1, 2])
+    m = classification_metrics(y, y, ("x", "y", "z"))
+    assert m["accuracy"] == 1.0 and m["macro_f1"] == 1.0
+    assert m["per_class_recall"] == {"x": 1.0, "y": 1.0, "z": 1.0}
+    assert np.array(m["confusion"]["matrix"]).trace() == 4
+    empty = classification_metrics(np.array([], int), np.array([], int), ("x", "y"))
+    assert empty["n"] == 0 and np.isnan(empty["accuracy"]) and np.isnan(empty["macro_f1"])
+    assert empty["per_class_recall"] == {}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# npz reader and evaluator
+# ---------------------------------------------------------------------------------------------------------------
+
+# (usage, fer2013 emotion, FER+ votes) per row; FER+ label follows from the votes (see MAJORITY_CASES).
+ROWS = [
+    ("Training", 3, [0, 9, 1, 0, 0, 0, 0, 0, 0, 0]),     # happiness
+    ("Training", 6, [8, 0, 0, 2, 0, 0, 0, 0, 0, 0]),     # neutral
+    ("Training", 0, [5, 5, 0, 0, 0, 0, 0, 0, 0, 0]),     # tie -> dropped under ferplus
+    ("PublicTest", 5, [0, 0, 10, 0, 0, 0, 0, 0, 0, 0]),  # surprise
+    ("PublicTest", 4, [0, 0, 0, 7, 0, 0, 0, 3, 0, 0]),   # sadness
+    ("PublicTest", 2, [0, 0, 0, 0, 0, 0, 0, 0, 0, 10]),  # NF -> dropped under ferplus
+    ("PublicTest", 0, [0, 0, 0, 0, 2, 0, 0, 8, 0, 0]),   # contempt (not a FER2013 class)
+    ("PrivateTest", 1, [0, 0, 0, 0, 0, 9, 0, 0, 0, 1]),  # disgust
+]
+
+
+def _write_npz(path, rows=ROWS):
+    n = len(rows)
+    rng = np.random.default_rng(0)
+    np.savez(
+        path,
+        pixels=rng.integers(0, 256, (n, 48, 48), dtype=np.uint8),
+        emotion=np.array([r[1] for r in rows], np.int8),
+        usage=np.array([r[0] for r in rows]),
+        row=np.arange(n, dtype=np.int64),
+        ferplus_votes=np.array([r[2] for r in rows], np.uint8),
+        ferplus_name=np.array([f"fer{i:07d}.png" for i in range(n)]),
+        lossless=np.ones(n, bool),
+    )
+    return path
+
+
+@pytest.fixture
+def npz(tmp_path):
+    return _write_npz(tmp_path / "fer2013_dev.npz")
+
+
+def _pixels(path):
+    with np.load(path) as d:
+        return d["pixels"]
+
+
+def test_load_npz_ferplus(npz):
+    fs = load_npz(npz, "PublicTest", protocol="ferplus")
+    assert isinstance(fs, FaceSet) and fs.classes == CANONICAL8
+    # rows 3, 4, 6 of the file (row 5 is NF, dropped)
+    assert [CANONICAL8[i] for i in fs.labels] == ["surprise", "sadness", "contempt"]
+    assert len(fs) == 3 and fs.pixels.shape == (3, 48, 48) and fs.pixels.dtype == np.uint8
+    np.testing.assert_array_equal(fs.pixels, _pixels(npz)[[3, 4, 6]])
+    assert fs.targets.shape == (3, 8) and fs.targets.dtype == np.float32
+    np.testing.assert_allclose(fs.targets.sum(1), 1, atol=1e-6)
+    np.testing.assert_allclose(fs.targets[1], [0, 0, 0, 0.7, 0, 0, 0, 0.3], atol=1e-6)
+    assert fs.labels.dtype == np.int64
+
+
+def test_load_npz_fer2013(npz):
+    fs = load_npz(npz, "Training", protocol="fer2013")
+    assert fs.classes == FER2013_CLASSES
+    assert fs.labels.tolist() == [3, 6, 0]  # nothing dropped, original labels
+    np.testing.assert_array_equal(fs.targets, np.eye(7, dtype=np.float32)[[3, 6, 0]])
+    np.testing.assert_array_equal(fs.pixels, _pixels(npz)[:3])
+
+
+def test_load_npz_ferplus_training(npz):
+    fs = load_npz(npz, "Training", protocol="ferplus")
+    assert [CANONICAL8[i] for i in fs.labels] == ["happiness", "neutral"]  # the tie is dropped
+    sub = fs.subset(np.array([1]))
+    assert len(sub) == 1 and sub.labels.tolist() == [0] and sub.classes == CANONICAL8
+
+
+@pytest.mark.parametrize("usage,protocol,exc,needle", [
+    ("Validation", "ferplus", ValueError, "Validation"),
+    ("PublicTest", "bogus", ValueError, "bogus"),
+])
+def test_load_npz_errors(npz, usage, protocol, exc, needle):
+    with pytest.raises(exc, match=needle):
+        load_npz(npz, usage, protocol=protocol)
+
+
+def test_load_npz_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="OPENFER_DATA"):
+        load_npz(tmp_path / "nope.npz", "Training")
+
+
+def test_default_npz_path(monkeypatch, tmp_path):
+    monkeypatch.setenv("OPENFER_DATA", str(tmp_path / "x.npz"))
+    assert default_npz_path() == tmp_path / "x.npz"
+    monkeypatch.delenv("OPENFER_DATA")
+    assert default_npz_path().name == "fer2013_dev.npz"
+
+
+class OracleClassifier:
+    """A fake classifier that 'knows' the label of each crop from a lookup table keyed by its pixels."""
+
+    classes = CANONICAL8
+
+    def __init__(self, npz_path, probs_for_row):
+        with np.load(npz_path) as d:
+            self._rows = {d["pixels"][i].tobytes(): i for i in range(len(d["pixels"]))}
+        self._probs_for_row = probs_for_row
+
+    def predict_proba(self, faces):
+        return np.stack([self._probs_for_row(self._rows[f.tobytes()]) for f in faces]).astype(np.float32)
+
+
+def _one_hot(name, also=None):
+    p = np.full(8, 0.01, np.float32)
+    p[CANONICAL8.index(name)] = 0.6
+    if also:
+        p[CANONICAL8.index(also)] = 0.3
+    return p / p.sum()
+
+
+def test_evaluate_npz_ferplus_protocol(npz):
+    # PublicTest kept rows: 3 surprise, 4 sadness, 6 contempt; predict 3 and 6 right, 4 wrong (as anger)
+    preds = {3: _one_hot("surprise"), 4: _one_hot("anger"), 6: _one_hot("contempt")}
+    res = evaluate_npz(OracleClassifier(npz, preds.__getitem__), npz, protocol="ferplus", split="PublicTest")
+    assert res["n"] == 3 and res["protocol"] == "ferplus" and res["split"] == "PublicTest"
+    assert res["data"] == str(npz)
+    assert res["accuracy"] == pytest.approx(2 / 3)
+    assert res["per_class_recall"] == pytest.approx({"surprise": 1.0, "sadness": 0.0, "contempt": 1.0})
+    assert res["confusion"]["classes"] == list(CANONICAL8)
+    json.dumps(res)
+
+
+def test_evaluate_npz_fer2013_protocol_restricts_argmax(npz):
+    # FER2013 labels of PublicTest rows 3..6: surprise, sadness, fear, anger. Contempt is not a FER2013 class,
+    # so a model whose top class is contempt is judged by its best FER2013 class.
+    preds = {3: _one_hot("contempt", also="surprise"), 4: _one_hot("sadness"), 5: _one_hot("fear"),
+             6: _one_hot("contempt", also="happiness")}
+    res = evaluate_npz(OracleClassifier(npz, preds.__getitem__), npz, protocol="fer2013", split="PublicTest")
+    assert res["n"] == 4
+    assert res["confusion"]["classes"] == list(FER2013_CLASSES)
+    assert res["accuracy"] == pytest.approx(3 / 4)
+    cm = np.array(res["confusion"]["matrix"])
+    assert cm[FER2013_CLASSES.index("anger"), FER2013_CLASSES.index("happiness")] == 1
+
+
+def test_evaluate_npz_real_classifier(npz, classifier):
+    res = evaluate_npz(classifier, npz, protocol="ferplus", split="PublicTest")
+    assert res["n"] == 3
+    assert 0 <= res["accuracy"] <= 1
+    assert np.array(res["confusion"]["matrix"]).sum() == 3
+
+
+def test_evaluate_npz_errors(npz, tmp_path, monkeypatch):
+    class SevenClass:
+        classes = FER2013_CLASSES
+
+        def predict_proba(self, faces):  # pragma: no cover - never reached
+            raise AssertionError
+
+    with pytest.raises(ValueError, match="contempt"):
+        evaluate_npz(SevenClass(), npz, protocol="ferplus")
+    with pytest.raises(ValueError, match="bogus"):
+        evaluate_npz(SevenClass(), npz, protocol="bogus")
+    with pytest.raises(ValueError, match="Nope"):
+        evaluate_npz(SevenClass(), npz, split="Nope")
+    monkeypatch.setenv("OPENFER_DATA", str(tmp_path / "missing.npz"))
+    with pytest.raises(FileNotFoundError, match="OPENFER_DATA"):
+        evaluate_npz(SevenClass())
+    with pytest.raises(FileNotFoundError, match="OPENFER_DATA"):
+        evaluate_npz(SevenClass(), tmp_path / "also_missing.npz")
+
+
+def test_cli_evaluate(npz, tmp_path):
+    from typer.testing import CliRunner
+
+    from openfer.cli import app
+
+    out = tmp_path / "metrics.json"
+    res = CliRunner().invoke(app, ["evaluate", "--data", str(npz), "--split", "PublicTest", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    metrics = json.loads(out.read_text())
+    assert metrics["n"] == 3 and metrics["protocol"] == "ferplus"
+    res = CliRunner().invoke(app, ["evaluate", "--data", str(tmp_path / "missing.npz")])
+    assert res.exit_code == 2 and "OPENFER_DATA" in res.output
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_stratified_split(seed):
+    labels = np.array([0] * 10 + [1] * 20 + [2] * 3)
+    tr, va = stratified_split(labels, 0.2, seed)
+    assert len(np.intersect1d(tr, va)) == 0
+    assert sorted(np.concatenate([tr, va]).tolist()) == list(range(len(labels)))
+    assert np.bincount(labels[va]).tolist() == [2, 4, 1]
+    tr2, va2 = stratified_split(labels, 0.2, seed)
+    np.testing.assert_array_equal(va, va2)

@@ -1,0 +1,52 @@
+"""Every registered model: file present, hash pinned, declared geometry matches the ONNX graph, sane outputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+from openfer.classify import load_classifier
+from openfer.zoo.registry import MODELS, model_path, sha256_file
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_registered_model_matches_its_declaration(name):
+    spec = MODELS[name]
+    path = model_path(spec)
+    assert sha256_file(path) == spec.sha256
+    assert path.stat().st_size < 20e6, "shipped weights must stay small"
+    proto = onnx.load(str(path))
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert tuple(json.loads(meta["classes"])) == spec.classes
+    assert int(meta["input_size"]) == spec.input_size and int(meta["channels"]) == spec.channels
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in dims[1:]] == [spec.channels, spec.input_size, spec.input_size]
+    assert (path.parent / spec.card).is_file(), "every shipped model needs a model card"
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_registered_model_outputs(name):
+    clf = load_classifier(name, threads=1)
+    x = np.random.default_rng(0).integers(0, 256, (7, 64, 64), dtype=np.uint8)
+    p = clf.predict_proba(x)
+    assert p.shape == (7, len(clf.classes)) and p.dtype == np.float32
+    assert np.isfinite(p).all()
+    np.testing.assert_allclose(p.sum(1), 1, atol=1e-5)
+
+
+def test_tampered_model_is_refused(tmp_path, monkeypatch):
+    spec = MODELS["default"]
+    bad = tmp_path / spec.file
+    bad.write_bytes(model_path(spec).read_bytes()[:-10] + b"0123456789")
+    import openfer.zoo.registry as reg
+
+    class FakeFiles:
+        def joinpath(self, name):
+            return tmp_path / name
+
+    monkeypatch.setattr(reg.resources, "files", lambda pkg: FakeFiles())
+    with pytest.raises(ValueError, match="SHA-256"):
+        reg.model_path(spec)
