@@ -160,12 +160,10 @@ def main() -> None:
         big = cv2.resize(bg, None, fx=scale, fy=scale)
         negatives.append(big[:480, :640].copy())
         negatives.append(cv2.flip(big[-480:, -640:], 1).copy())
-    detectors = {
-        "centerface max_side=640 (full 640x480)": CenterFaceDetector(max_side=640),
-        "centerface max_side=480": CenterFaceDetector(max_side=480),
-        "centerface max_side=320": CenterFaceDetector(max_side=320),
-        "haar (OpenCV cascade)": HaarDetector(),
-    }
+    detectors = {f"centerface max_side={m}": CenterFaceDetector(max_side=m) for m in (640, 480, 416, 384, 320)}
+    detectors["centerface 2x upscale (max_side=1280, upscale)"] = CenterFaceDetector(max_side=1280, upscale=True)
+    detectors["centerface max_side=640 threshold=0.5"] = CenterFaceDetector(max_side=640, threshold=0.5)
+    detectors["haar (OpenCV cascade)"] = HaarDetector()
     for det in detectors.values():  # warm-up
         det.detect(frames[0][0])
     results = {name: evaluate(det, frames, negatives) for name, det in detectors.items()}

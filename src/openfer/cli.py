@@ -29,6 +29,8 @@ def analyze(
     detector: Annotated[str, typer.Option(help="Face detector: centerface or haar.")] = "centerface",
     threshold: Annotated[float, typer.Option(help="Minimum face detection score (lower: more small faces, more false alarms).")] = 0.3,
     max_side: Annotated[int, typer.Option(help="Detect on a copy downscaled to this longer side (0 = full size).")] = 640,
+    upscale: Annotated[bool, typer.Option(help="Enlarge images smaller than --max-side before detection "
+                                                "(finds smaller faces, slower; e.g. --max-side 1280 --upscale).")] = False,
     recursive: Annotated[bool, typer.Option(help="Look inside sub-folders.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
 ) -> None:
@@ -62,7 +64,7 @@ def analyze(
         jsonl = "-"
     det_kwargs = {}
     if detector == "centerface":  # --threshold and --max-side only apply to CenterFace (Haar has no score cut)
-        det_kwargs = {"threshold": threshold, "max_side": max_side or None}
+        det_kwargs = {"threshold": threshold, "max_side": max_side or None, "upscale": upscale}
     try:
         analyzer = Analyzer(detector=load_detector(detector, **det_kwargs), classifier=model)
     except (KeyError, ImportError, FileNotFoundError, ValueError) as e:

@@ -31,6 +31,8 @@ class OnnxClassifier:
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = threads
             opts.log_severity_level = 3
+            # Without this, idle threads of one session spin and steal the cores the next stage needs.
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             session = ort.InferenceSession(str(path or model_path(spec)), sess_options=opts,
                                            providers=["CPUExecutionProvider"])
         self.session = session

