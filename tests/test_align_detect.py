@@ -236,9 +236,10 @@ def test_centerface_no_face(centerface, make):
      np.zeros((64, 64, 4), np.uint8)],
     ids=["float32", "float64", "grey", "rgba"],
 )
-def test_centerface_rejects_bad_images(centerface, image):
-    with pytest.raises(ValueError, match="RGB uint8"):
-        centerface.detect(image)
+def test_detectors_reject_bad_images(centerface, image):
+    for detector in (centerface, HaarDetector()):
+        with pytest.raises(ValueError, match="RGB uint8"):
+            detector.detect(image)
 
 
 def test_haar_finds_astronaut():

@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from openfer.detect.base import check_rgb
 from openfer.types import Face
 
 _OUTPUTS = ("537", "538", "539", "540")  # heatmap, scale, offset, landmarks
@@ -99,8 +100,7 @@ class CenterFaceDetector:
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """Faces in an RGB uint8 image [H, W, 3], highest score first."""
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"expected an RGB uint8 image [H, W, 3], got {image.dtype} {image.shape}")
+        check_rgb(image)
         h, w = image.shape[:2]
         s = 1.0 if not self.max_side else self.max_side / max(h, w)
         if not self.upscale:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from openfer.detect.base import check_rgb
 from openfer.types import Face
 
 
@@ -29,6 +30,7 @@ class HaarDetector:
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """Faces in an RGB uint8 image [H, W, 3], largest first (the cascade gives no real score)."""
+        check_rgb(image)
         grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         rects, _, weights = self.cascade.detectMultiScale3(
             grey, scaleFactor=1.1, minNeighbors=self.min_neighbors, minSize=(self.min_face, self.min_face),

@@ -72,7 +72,12 @@ def to_rgb(img: Image.Image | np.ndarray) -> np.ndarray:
     """A PIL image or an array in any common mode -> RGB uint8 [H, W, 3] (a new array)."""
     if isinstance(img, np.ndarray):
         return _array_to_rgb(img)
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F", "I;16N"):
+    if img.mode.startswith("I;16"):
+        return _array_to_rgb(np.asarray(img).astype(np.uint16))
+    if img.mode == "I":  # what PIL makes of 16-bit PNGs: read as 16-bit unless the values need 32
+        a = np.asarray(img)
+        return _array_to_rgb(a.astype(np.uint16) if a.size and 0 <= a.min() and a.max() <= 65535 else a)
+    if img.mode == "F":
         return _array_to_rgb(np.asarray(img))
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
@@ -96,8 +101,13 @@ def _array_to_rgb(a: np.ndarray) -> np.ndarray:
             scale = 255.0 if hi <= 1.0 else 255.0 / hi
             a = np.clip(np.nan_to_num(a) * scale, 0, 255).round().astype(np.uint8)
         elif np.issubdtype(a.dtype, np.integer):
-            hi = int(a.max()) if a.size else 0
-            bits = 8 if hi <= 255 else (16 if hi <= 65535 else 32)
+            # 8/16-bit types set the range themselves (a dark 16-bit image stays dark); wider integers (Python
+            # ints, NumPy's default int64) get the smallest of 8/16/32 bits that holds their values.
+            if a.dtype.itemsize <= 2:
+                bits = 8 * a.dtype.itemsize
+            else:
+                hi = int(a.max())
+                bits = 8 if hi <= 255 else (16 if hi <= 65535 else 32)
             a = (a.astype(np.float64) / (2**bits - 1) * 255).round().clip(0, 255).astype(np.uint8)
         else:
             raise ImageReadError(f"unsupported image dtype {a.dtype}")
