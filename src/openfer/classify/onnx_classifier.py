@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from openfer.runtime import make_session
 from openfer.zoo.registry import ModelSpec, get_spec, model_path
 
 
@@ -26,15 +27,7 @@ class OnnxClassifier:
         self.spec = spec
         self.batch_size = batch_size
         if session is None:
-            import onnxruntime as ort
-
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = threads
-            opts.log_severity_level = 3
-            # Without this, idle threads of one session spin and steal the cores the next stage needs.
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            session = ort.InferenceSession(str(path or model_path(spec)), sess_options=opts,
-                                           providers=["CPUExecutionProvider"])
+            session = make_session(path or model_path(spec), threads)
         self.session = session
         self._input = session.get_inputs()[0].name
 

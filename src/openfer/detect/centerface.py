@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from openfer.detect.base import check_rgb
+from openfer.runtime import make_session
 from openfer.types import Face
 
 _OUTPUTS = ("537", "538", "539", "540")  # heatmap, scale, offset, landmarks
@@ -87,15 +88,8 @@ class CenterFaceDetector:
         self.min_face = min_face
         self.upscale = upscale
         if session is None:
-            import onnxruntime as ort
-
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = threads
-            opts.log_severity_level = 3
-            # Without this, idle threads of one session spin and steal the cores the next stage needs.
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            data = _dynamic_model_bytes(Path(model_path) if model_path else bundled_centerface_path())
-            session = ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
+            session = make_session(_dynamic_model_bytes(Path(model_path) if model_path else bundled_centerface_path()),
+                                   threads)
         self.session = session
 
     def detect(self, image: np.ndarray) -> list[Face]:
