@@ -123,22 +123,35 @@ def models() -> None:
 def evaluate(
     model: Annotated[str, typer.Option(help="Registered model name.")] = "default",
     onnx: Annotated[Optional[Path], typer.Option(help="Evaluate this ONNX file instead (classes of --model).")] = None,
-    data: Annotated[Optional[Path], typer.Option(help="fer2013_dev.npz (default: $OPENFER_DATA or ../shared/data).")] = None,
+    data: Annotated[Optional[Path], typer.Option(
+        help="fer2013_dev.npz, fer2013.csv, or a folder of class folders (default: $OPENFER_DATA or ../shared/data).")] = None,
     protocol: Annotated[str, typer.Option(help="ferplus (8-class majority) or fer2013 (7 original labels).")] = "ferplus",
-    split: Annotated[str, typer.Option(help="Usage value of the rows to evaluate.")] = "PublicTest",
+    split: Annotated[str, typer.Option(help="Usage value (or sub-folder) of the rows to evaluate.")] = "PublicTest",
+    ferplus_csv: Annotated[Optional[Path], typer.Option(help="fer2013new.csv to join with a fer2013.csv.")] = None,
+    layout: Annotated[Optional[str], typer.Option(help="Class-folder naming of a folder dataset: raf-db, affectnet.")] = None,
+    confusion: Annotated[Optional[Path], typer.Option(help="Write the confusion matrix as a PNG here.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Write the metrics as JSON here.")] = None,
 ) -> None:
-    """Accuracy, macro-F1 and per-class recall of a model on FER2013/FER+ (needs the dataset, not PyTorch)."""
+    """Accuracy, macro-F1, per-class recall and confusion of a model on a labelled dataset (no PyTorch needed).
+
+    The model's argmax is restricted to the dataset's classes (e.g. 7 for FER2013 or RAF-DB).
+    """
     import json
 
     from openfer.classify import load_classifier
-    from openfer.evaluate import evaluate_npz
+    from openfer.evaluate import evaluate_dataset
 
     try:
-        result = evaluate_npz(load_classifier(model, path=onnx), data, protocol=protocol, split=split)
+        result = evaluate_dataset(load_classifier(model, path=onnx), data, protocol=protocol, split=split,
+                                  ferplus_csv=ferplus_csv, mapping=layout)
     except (FileNotFoundError, KeyError, ValueError) as e:
         err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)
+    if confusion:
+        from openfer.report.confusion import save_confusion
+
+        title = f"{model} on {Path(result['data']).name} {split} ({result['protocol']}): {result['accuracy']:.2%}"
+        save_confusion(result["confusion"]["matrix"], result["confusion"]["classes"], confusion, title)
     text = json.dumps(result, indent=2)
     if out:
         out.write_text(text)

@@ -1,4 +1,4 @@
-"""Dataset readers (NumPy only): FER2013 + FER+ votes from the project's ``fer2013_dev.npz``."""
+"""Dataset readers: our fer2013_dev.npz, fer2013.csv + fer2013new.csv as distributed, and class-folder trees."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from openfer.labels import CANONICAL8, FER2013_CLASSES, ferplus_majority, ferplus_soft
+from openfer.labels import (
+    CANONICAL8, FER2013_CLASSES, FERPLUS_COLUMNS, FOLDER_LAYOUTS, canonical, ferplus_majority, ferplus_soft,
+)
 
 #: Where the shared development data lives unless ``OPENFER_DATA`` or an explicit path says otherwise.
 DEFAULT_NPZ = Path("../shared/data/fer2013_dev.npz")
@@ -43,15 +45,33 @@ class FaceSet:
         return FaceSet(self.pixels[idx], self.labels[idx], self.targets[idx], self.classes)
 
 
-def load_npz(path: str | Path, usage: str, protocol: str = "ferplus") -> FaceSet:
-    """Load one split of ``fer2013_dev.npz`` under a label protocol.
+def from_labels(pixels: np.ndarray, emotion: np.ndarray | None, votes: np.ndarray | None, protocol: str) -> FaceSet:
+    """A ``FaceSet`` under a protocol of DATA.md from FER2013-style columns.
 
     Args:
-        path: the npz file.
-        usage: ``"Training"`` or ``"PublicTest"``.
+        pixels: uint8 [N, H, W].
+        emotion: original FER2013 labels [N] (0..6), needed for ``"fer2013"``.
+        votes: FER+ votes [N, 10], needed for ``"ferplus"``.
         protocol: ``"ferplus"`` (8 classes, majority rule, images without a majority dropped, targets are the
             vote distribution) or ``"fer2013"`` (7 original labels, one-hot targets).
     """
+    if protocol == "ferplus":
+        if votes is None:
+            raise ValueError("the ferplus protocol needs FER+ votes (fer2013new.csv, or the npz's ferplus_votes)")
+        labels = ferplus_majority(votes)
+        ok = labels >= 0
+        return FaceSet(pixels[ok], labels[ok], ferplus_soft(votes[ok]), CANONICAL8)
+    if protocol == "fer2013":
+        if emotion is None:
+            raise ValueError("the fer2013 protocol needs the original emotion labels")
+        labels = np.asarray(emotion).astype(np.int64)
+        targets = np.eye(len(FER2013_CLASSES), dtype=np.float32)[labels]
+        return FaceSet(pixels, labels, targets, FER2013_CLASSES)
+    raise ValueError(f"unknown protocol {protocol!r}; use 'ferplus' or 'fer2013'")
+
+
+def load_npz(path: str | Path, usage: str, protocol: str = "ferplus") -> FaceSet:
+    """Load one split (``"Training"``, ``"PublicTest"``) of ``fer2013_dev.npz`` under a protocol (``from_labels``)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
@@ -61,17 +81,127 @@ def load_npz(path: str | Path, usage: str, protocol: str = "ferplus") -> FaceSet
         keep = d["usage"] == usage
         if not keep.any():
             raise ValueError(f"no rows with usage {usage!r} in {path}")
-        pixels = d["pixels"][keep]
-        if protocol == "ferplus":
-            votes = d["ferplus_votes"][keep]
-            labels = ferplus_majority(votes)
-            ok = labels >= 0
-            return FaceSet(pixels[ok], labels[ok], ferplus_soft(votes[ok]), CANONICAL8)
-        if protocol == "fer2013":
-            labels = d["emotion"][keep].astype(np.int64)
-            targets = np.eye(len(FER2013_CLASSES), dtype=np.float32)[labels]
-            return FaceSet(pixels, labels, targets, FER2013_CLASSES)
-    raise ValueError(f"unknown protocol {protocol!r}; use 'ferplus' or 'fer2013'")
+        return from_labels(d["pixels"][keep], d["emotion"][keep], d["ferplus_votes"][keep], protocol)
+
+
+def load_fer2013_csv(path: str | Path, usage: str, protocol: str = "fer2013",
+                     ferplus_csv: str | Path | None = None) -> FaceSet:
+    """Load FER2013 as distributed (``fer2013.csv``: emotion, pixels, Usage), optionally with FER+ votes.
+
+    ``ferplus_csv`` is Microsoft's ``fer2013new.csv`` (Usage, Image name, then the 10 vote columns), joined by row
+    order; without it a ``fer2013new.csv`` next to ``path`` is used when present.
+    """
+    import csv
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found")
+    emotion, pixels, keep = [], [], []
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        need = {"emotion", "pixels", "Usage"}
+        if not need <= set(reader.fieldnames or []):
+            raise ValueError(f"{path} is not fer2013.csv: needs columns {sorted(need)}, has {reader.fieldnames}")
+        for row in reader:
+            keep.append(row["Usage"] == usage)
+            if keep[-1]:
+                emotion.append(int(row["emotion"]))
+                values = np.array(row["pixels"].split(), np.uint8)
+                side = int(round(np.sqrt(values.size)))
+                if side * side != values.size:
+                    raise ValueError(f"{path}: a pixels field has {values.size} values, not a square image")
+                pixels.append(values.reshape(side, side))
+    if not pixels:
+        raise ValueError(f"no rows with Usage {usage!r} in {path}")
+    keep_arr = np.array(keep)
+    votes = None
+    ferplus_csv = Path(ferplus_csv) if ferplus_csv else path.with_name("fer2013new.csv")
+    if ferplus_csv.is_file():
+        votes = read_ferplus_votes(ferplus_csv)
+        if len(votes) != len(keep_arr):
+            raise ValueError(f"{ferplus_csv} has {len(votes)} rows, {path} has {len(keep_arr)}: they must align")
+        votes = votes[keep_arr]
+    return from_labels(np.stack(pixels), np.array(emotion), votes, protocol)
+
+
+def read_ferplus_votes(path: str | Path) -> np.ndarray:
+    """FER+ votes uint8 [N, 10] from ``fer2013new.csv``, columns in ``FERPLUS_COLUMNS`` order."""
+    import csv
+
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        cols = {c.lower(): c for c in (reader.fieldnames or [])}
+        missing = [c for c in FERPLUS_COLUMNS if c.lower() not in cols]
+        if missing:
+            raise ValueError(f"{path} is not fer2013new.csv: columns {missing} are missing")
+        return np.array([[int(float(row[cols[c.lower()]] or 0)) for c in FERPLUS_COLUMNS] for row in reader],
+                        np.uint8).reshape(-1, len(FERPLUS_COLUMNS))
+
+
+def load_image_folder(root: str | Path, size: int = 48, mapping: dict[str, str] | str | None = None) -> FaceSet:
+    """Face crops in class folders (``root/<class>/<image>``: RAF-DB, AffectNet, CK+ or your own footage).
+
+    Args:
+        root: the folder holding one sub-folder per class.
+        size: crops are converted to grey and resized to ``size`` x ``size``.
+        mapping: folder name -> label name, or the name of a known layout in ``FOLDER_LAYOUTS`` (``"raf-db"``,
+            ``"affectnet"``); by default folder names are label names (``happy``, ``Happiness``, ... are
+            accepted, see ``labels.canonical``).
+
+    Returns:
+        a set whose classes are the canonical names present, in ``CANONICAL8`` order. Unreadable files are
+        skipped and logged.
+    """
+    import logging
+
+    import cv2
+
+    from openfer.io.images import IMAGE_SUFFIXES, ImageReadError, read_image
+
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a folder of class folders")
+    if isinstance(mapping, str):
+        if mapping not in FOLDER_LAYOUTS:
+            raise KeyError(f"unknown folder layout {mapping!r}; known: {sorted(FOLDER_LAYOUTS)}")
+        mapping = FOLDER_LAYOUTS[mapping]
+    found: list[tuple[Path, str]] = []
+    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+        name = (mapping or {}).get(sub.name, sub.name)
+        label = canonical(name)
+        found += [(f, label) for f in sorted(sub.rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES]
+    if not found:
+        raise ValueError(f"no images in class folders under {root}")
+    classes = tuple(c for c in CANONICAL8 if c in {lab for _, lab in found})
+    pixels, labels, skipped = [], [], 0
+    for f, lab in found:
+        try:
+            grey = cv2.cvtColor(read_image(f), cv2.COLOR_RGB2GRAY)
+        except ImageReadError as e:
+            logging.getLogger(__name__).warning("skipping %s: %s", f, e)
+            skipped += 1
+            continue
+        interp = cv2.INTER_AREA if min(grey.shape) > size else cv2.INTER_LINEAR
+        pixels.append(cv2.resize(grey, (size, size), interpolation=interp))
+        labels.append(classes.index(lab))
+    if not pixels:
+        raise ValueError(f"none of the {len(found)} images under {root} could be read")
+    y = np.array(labels, np.int64)
+    return FaceSet(np.stack(pixels), y, np.eye(len(classes), dtype=np.float32)[y], classes)
+
+
+def load_dataset(path: str | Path | None, usage: str = "Training", protocol: str = "ferplus",
+                 ferplus_csv: str | Path | None = None, mapping: dict[str, str] | str | None = None,
+                 size: int = 48) -> FaceSet:
+    """Any supported dataset by path: ``.npz`` (ours), ``.csv`` (fer2013.csv [+ fer2013new.csv]) or a folder of
+    class folders (``usage`` picks ``path/<usage>`` when such a sub-folder exists, e.g. ``train``/``test``)."""
+    path = Path(path) if path else default_npz_path()
+    if path.is_dir():
+        split = path / usage
+        return load_image_folder(split if split.is_dir() else path, size=size, mapping=mapping)
+    if path.suffix == ".csv":
+        return load_fer2013_csv(path, usage, protocol, ferplus_csv)
+    return load_npz(path, usage, protocol)
 
 
 def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from openfer.labels import CANONICAL8, FER2013_CLASSES, ferplus_majority
+from openfer.datasets import FaceSet, default_npz_path, load_dataset
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...]) -> dict:
@@ -30,37 +30,32 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: tupl
     }
 
 
+def evaluate_set(classifier, data: FaceSet) -> dict:
+    """Metrics of ``classifier`` on a labelled set; the argmax is restricted to the set's classes, so an
+    8-class model is scored fairly on a 7-class dataset (cross-dataset protocol)."""
+    missing = [c for c in data.classes if c not in classifier.classes]
+    if missing:
+        raise ValueError(f"model has no output for {missing}; it cannot be evaluated on this label set")
+    probs = classifier.predict_proba(data.pixels)
+    cols = [classifier.classes.index(c) for c in data.classes]
+    return classification_metrics(data.labels, probs[:, cols].argmax(1), data.classes)
+
+
+def evaluate_dataset(classifier, path: str | Path | None = None, protocol: str = "ferplus",
+                     split: str = "PublicTest", **load_kwargs) -> dict:
+    """Evaluate on a dataset file or folder (see ``datasets.load_dataset``); ``protocol`` applies to FER2013.
+
+    ``ferplus``: 8 classes, FER+ majority labels, unknown/NF dropped. ``fer2013``: the 7 original labels.
+    """
+    path = Path(path) if path else default_npz_path()
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: pass --data or set OPENFER_DATA to fer2013_dev.npz")
+    result = evaluate_set(classifier, load_dataset(path, split, protocol, **load_kwargs))
+    result.update({"protocol": protocol if not path.is_dir() else "folder", "split": split, "data": str(path)})
+    return result
+
+
 def evaluate_npz(classifier, path: str | Path | None = None, protocol: str = "ferplus",
                  split: str = "PublicTest") -> dict:
-    """Evaluate ``classifier`` on one split of ``fer2013_dev.npz`` under a protocol of DATA.md.
-
-    ``ferplus``: 8 classes, FER+ majority labels, unknown/NF dropped. ``fer2013``: the 7 original labels; an
-    8-class model's argmax is restricted to those 7 classes (contempt is not a FER2013 label).
-    """
-    from openfer.datasets import default_npz_path
-
-    path = Path(path) if path else default_npz_path()
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: pass --data or set OPENFER_DATA to fer2013_dev.npz")
-    with np.load(path, allow_pickle=False) as d:
-        keep = d["usage"] == split
-        if not keep.any():
-            raise ValueError(f"no rows with usage {split!r} in {path}")
-        pixels = d["pixels"][keep]
-        if protocol == "ferplus":
-            labels = ferplus_majority(d["ferplus_votes"][keep])
-            ok = labels >= 0
-            pixels, labels, classes = pixels[ok], labels[ok], CANONICAL8
-        elif protocol == "fer2013":
-            labels, classes = d["emotion"][keep].astype(np.int64), FER2013_CLASSES
-        else:
-            raise ValueError(f"unknown protocol {protocol!r}; use ferplus or fer2013")
-    missing = [c for c in classes if c not in classifier.classes]
-    if missing:
-        raise ValueError(f"model has no output for {missing}; it cannot be evaluated under {protocol}")
-    probs = classifier.predict_proba(pixels)
-    cols = [classifier.classes.index(c) for c in classes]
-    pred = probs[:, cols].argmax(1)
-    result = classification_metrics(labels, pred, classes)
-    result.update({"protocol": protocol, "split": split, "data": str(path)})
-    return result
+    """``evaluate_dataset`` on ``fer2013_dev.npz`` (kept for scripts written against it)."""
+    return evaluate_dataset(classifier, path, protocol, split)

@@ -22,6 +22,16 @@ ALIASES: dict[str, str] = {
     "surprise": "surprise", "neutral": "neutral", "contempt": "contempt",
 }
 
+#: Class-folder names of public datasets -> label names (each dataset's documented numbering).
+FOLDER_LAYOUTS: dict[str, dict[str, str]] = {
+    # RAF-DB basic emotions: 1 Surprise, 2 Fear, 3 Disgust, 4 Happiness, 5 Sadness, 6 Anger, 7 Neutral.
+    "raf-db": {"1": "surprise", "2": "fear", "3": "disgust", "4": "happiness", "5": "sadness", "6": "anger",
+               "7": "neutral"},
+    # AffectNet expression ids: 0 Neutral, 1 Happy, 2 Sad, 3 Surprise, 4 Fear, 5 Disgust, 6 Anger, 7 Contempt.
+    "affectnet": {"0": "neutral", "1": "happiness", "2": "sadness", "3": "surprise", "4": "fear", "5": "disgust",
+                  "6": "anger", "7": "contempt"},
+}
+
 
 def canonical(name: str) -> str:
     """Return the canonical class name for a dataset's label name (case-insensitive)."""

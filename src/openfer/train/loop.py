@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from openfer.train.archs import build, count_params
 from openfer.train.augment import AugmentConfig, augment
-from openfer.datasets import FaceSet, default_npz_path, load_npz, stratified_split
+from openfer.datasets import FaceSet, load_dataset, stratified_split
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ class TrainConfig:
     threads: int = 0
     max_train_samples: int = 0
     tta_flip: bool = False
+    train_split: str = "Training"
     augment: dict = field(default_factory=dict)
 
     @classmethod
@@ -115,7 +116,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
     torch.manual_seed(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    full = load_npz(data_path or default_npz_path(), "Training", cfg.protocol)
+    full = load_dataset(data_path, cfg.train_split, cfg.protocol, size=cfg.input_size)
     tr_idx, va_idx = stratified_split(full.labels, cfg.val_fraction, cfg.seed)
     train_set, val_set = full.subset(tr_idx), full.subset(va_idx)
     if cfg.max_train_samples:
@@ -202,7 +203,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
 
 def validation_set(cfg: TrainConfig, data_path: str | Path | None = None) -> FaceSet:
     """The validation split a run with ``cfg`` carved from Training (same seed, same rows)."""
-    full = load_npz(data_path or default_npz_path(), "Training", cfg.protocol)
+    full = load_dataset(data_path, cfg.train_split, cfg.protocol, size=cfg.input_size)
     return full.subset(stratified_split(full.labels, cfg.val_fraction, cfg.seed)[1])
 
 
