@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch", reason="training tests need the [train] ext
 
 from openfer.classify.onnx_classifier import OnnxClassifier  # noqa: E402
 from openfer.labels import CANONICAL8  # noqa: E402
-from openfer.train.archs import build, count_params  # noqa: E402
+from openfer.train.archs import build, count_macs, count_params  # noqa: E402
 from openfer.train.export import export_onnx  # noqa: E402
 from openfer.train.loop import TrainConfig, train  # noqa: E402
 from openfer.zoo.registry import get_spec  # noqa: E402
@@ -35,12 +35,25 @@ def make_npz(path, n_train=128, n_test=32, seed=0):
     return path
 
 
-@pytest.mark.parametrize("width", [0.25])
-def test_arch_shapes(width):
-    net = build("fer_resnet", 8, width=width).eval()
-    out = net(torch.zeros(3, 1, 48, 48))
-    assert out.shape == (3, 8) and torch.isfinite(out).all()
-    assert count_params(net) > 0
+@pytest.mark.parametrize(
+    "arch,kwargs,shape,params,macs",
+    [
+        # width 1 is the shipped "default" model (its card states these counts)
+        ("fer_resnet", {}, (1, 48, 48), 1_218_600, 120_989_696),
+        ("fer_resnet", {"width": 0.25}, (1, 48, 48), None, None),
+        # ResEmoteNet, paper layout, on 64x64 RGB as in the paper: about 80 M parameters
+        ("resemotenet", {"in_chans": 3}, (3, 64, 64), None, None),
+    ],
+)
+def test_arch_shapes_and_counts(arch, kwargs, shape, params, macs):
+    net = build(arch, 7, **kwargs).eval()
+    out = net(torch.randn(2, *shape))
+    assert out.shape == (2, 7) and torch.isfinite(out).all()
+    if params is not None:
+        assert count_params(build(arch, 8, **kwargs)) == params
+        assert count_macs(build(arch, 8, **kwargs), shape) == macs
+    if arch == "resemotenet":
+        assert 75e6 < count_params(net) < 85e6
 
 
 def test_build_unknown_arch():
