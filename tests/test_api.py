@@ -1,7 +1,7 @@
 """The Python API contract that external scripts and the held-out evaluation rely on.
 
-The shipped model is a placeholder that will be replaced by a better one with the same interface, so nothing
-here asserts WHICH expression a real face gets; only shapes, dtypes, sums, names, determinism and positions.
+Models are retrained and replaced behind this interface, so these tests assert shapes, dtypes, sums, names,
+determinism and positions, not which expression a face gets (test_zoo.py checks the shipped models' accuracy).
 """
 
 from __future__ import annotations
@@ -330,3 +330,22 @@ def test_public_names():
         assert getattr(openfer, name) is not None
     with pytest.raises(AttributeError):
         openfer.does_not_exist  # noqa: B018
+
+
+def test_analyze_batch_matches_analyze_one_by_one(analyzer, tmp_path):
+    canvas = grey_canvas()
+    boxes = [paste_head(canvas, 150, 40, 60), paste_head(canvas, 110, 400, 200)]
+    path = save(tmp_path / "a.png", astronaut())
+    images = [canvas, chelsea(), path, np.zeros((100, 100, 3), np.uint8)]
+    batched = analyzer.analyze_batch(images)
+    single = [analyzer.analyze(im) for im in images]
+    assert [len(b) for b in batched] == [2, 0, 1, 0] == [len(s) for s in single]
+    for b_faces, s_faces in zip(batched, single):
+        for b, s in zip(b_faces, s_faces):
+            assert b.box == s.box and b.expression == s.expression
+            for c in b.probabilities:
+                assert b.probabilities[c] == pytest.approx(s.probabilities[c], abs=1e-5)
+    assert analyzer.analyze_batch([]) == []
+    assert analyzer.analyze_batch([chelsea()]) == [[]]
+    for box, face in zip(sorted(boxes), sorted(batched[0], key=lambda f: f.box)):
+        assert iou(box, face.box) > 0.3

@@ -50,3 +50,32 @@ def test_tampered_model_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(reg.resources, "files", lambda pkg: FakeFiles())
     with pytest.raises(ValueError, match="SHA-256"):
         reg.model_path(spec)
+
+
+def _data_path():
+    from openfer.datasets import default_npz_path
+
+    path = default_npz_path()
+    if not path.is_file():
+        pytest.skip(f"{path} not found (set OPENFER_DATA): the shipped numbers cannot be re-measured")
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_shipped_publictest_numbers_reproduce(name):
+    """`openfer evaluate` reproduces every PublicTest number the registry (and model card) states."""
+    from openfer.evaluate import evaluate_dataset
+
+    spec, path = MODELS[name], _data_path()
+    clf = load_classifier(name)
+    checked = 0
+    for protocol in ("ferplus", "fer2013"):
+        key = f"publictest_{protocol}_acc"
+        if key in spec.metrics:
+            r = evaluate_dataset(clf, path, protocol=protocol, split="PublicTest")
+            assert r["accuracy"] == pytest.approx(spec.metrics[key], abs=6e-5)
+            if f"publictest_{protocol}_macro_f1" in spec.metrics:
+                assert r["macro_f1"] == pytest.approx(spec.metrics[f"publictest_{protocol}_macro_f1"], abs=6e-5)
+            checked += 1
+    assert checked, f"{name} states no PublicTest accuracy"

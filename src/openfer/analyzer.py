@@ -46,13 +46,31 @@ class Analyzer:
         faces = self.detector.detect(rgb)
         return self.classify(rgb, faces)
 
+    def analyze_batch(self, images: list[str | Path | np.ndarray]) -> list[list[Face]]:
+        """``analyze`` for many images, with the faces of all of them classified in one batched model call.
+
+        Raises ``ImageReadError`` for the first unreadable path; use ``openfer.pipeline.run_images`` to go on
+        past bad files.
+        """
+        rgbs = [read_image(im) if isinstance(im, (str, Path)) else to_rgb(im) for im in images]
+        detected = [self.detector.detect(rgb) for rgb in rgbs]
+        crops = [self._crops(rgb, faces) for rgb, faces in zip(rgbs, detected) if faces]
+        if not crops:
+            return [[] for _ in rgbs]
+        probs = iter(self.classifier.predict_proba(np.concatenate(crops)))
+        return [self._with_probs(faces, [next(probs) for _ in faces]) for faces in detected]
+
     def classify(self, rgb: np.ndarray, faces: list[Face]) -> list[Face]:
         """New ``Face`` objects with expression and probabilities, for already-detected ``faces`` in ``rgb``."""
         if not faces:
             return []
+        return self._with_probs(faces, self.classifier.predict_proba(self._crops(rgb, faces)))
+
+    def _crops(self, rgb: np.ndarray, faces: list[Face]) -> np.ndarray:
         src = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if self.classifier.spec.channels == 1 else rgb
-        crops = align_faces(src, faces, self.classifier.input_size)
-        probs = self.classifier.predict_proba(crops)
+        return align_faces(src, faces, self.classifier.input_size)
+
+    def _with_probs(self, faces: list[Face], probs) -> list[Face]:
         classes = self.classifier.classes
         return [
             dataclasses.replace(f, expression=classes[int(p.argmax())],

@@ -105,17 +105,17 @@ def models() -> None:
     """List the expression models with their measured accuracy and size."""
     from openfer.zoo.registry import MODELS, model_path
 
-    table = Table(title="openfer expression models")
-    for col in ("name", "classes", "input", "params", "MACs", "size", "measured", "description"):
+    table = Table(title="openfer expression models (accuracy: FER2013 PublicTest, see each model card)")
+    for col in ("name", "classes", "input", "params", "MACs", "size", "FER+ acc", "FER2013 acc"):
         table.add_column(col)
     for spec in MODELS.values():
         try:
             size = f"{model_path(spec).stat().st_size / 1e6:.1f} MB"
         except (FileNotFoundError, ValueError) as e:
             size = f"[red]{e}[/red]"
-        metrics = "; ".join(f"{k}: {v:.2%}" if v <= 1 else f"{k}: {v}" for k, v in spec.metrics.items()) or "-"
-        table.add_row(spec.name, str(len(spec.classes)), f"{spec.input_size}px x{spec.channels}", f"{spec.params:,}",
-                      f"{spec.macs / 1e6:.0f} M", size, metrics, spec.description)
+        acc = [spec.metrics.get(f"publictest_{p}_acc") for p in ("ferplus", "fer2013")]
+        table.add_row(spec.name, str(len(spec.classes)), f"{spec.input_size}px", f"{spec.params / 1e6:.2f} M",
+                      f"{spec.macs / 1e6:.0f} M", size, *(f"{a:.2%}" if a is not None else "-" for a in acc))
     Console().print(table)
 
 

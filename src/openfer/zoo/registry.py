@@ -25,7 +25,8 @@ class ModelSpec:
         arch: architecture name in ``openfer.train.archs``.
         params: trainable parameters.
         macs: multiply-accumulates per face.
-        metrics: measured numbers (protocol -> value), copied from the model card.
+        metrics: measured numbers, copied from the model card; keys ``<split>_<protocol>_<metric>`` (e.g.
+            ``publictest_ferplus_acc``) so tests can re-measure them.
         card: model card file name inside ``openfer/models``.
         licence: licence of the weights.
     """
@@ -59,7 +60,8 @@ MODELS: dict[str, ModelSpec] = {
             params=1_218_600,
             macs=120_989_696,
             # Measured once on FER2013 PublicTest (benchmarks/classifier.py); see the model card.
-            metrics={"FER+ majority acc": 0.8721, "FER+ macro-F1": 0.6605, "FER2013 7-class acc": 0.5921},
+            metrics={"publictest_ferplus_acc": 0.8721, "publictest_ferplus_macro_f1": 0.6605,
+                     "publictest_fer2013_acc": 0.5921},
             card="default.md",
             description="8-class FER+ model: compact residual CNN, 48x48 grey, FER+ vote targets, flip TTA",
         ),
