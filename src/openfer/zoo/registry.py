@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from openfer.labels import CANONICAL8
+from openfer.labels import CANONICAL8, FER2013_CLASSES
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,20 @@ MODELS: dict[str, ModelSpec] = {
                      "publictest_fer2013_acc": 0.5921},
             card="default.md",
             description="8-class FER+ model: compact residual CNN, 48x48 grey, FER+ vote targets, flip TTA",
+        ),
+        ModelSpec(
+            name="fer2013",
+            file="fer2013.onnx",
+            sha256="bac5e5f3af49bb150d57fc4cdaf4e7161c169126c8dc6dc8bb5c2eebcc6cd3ff",
+            classes=FER2013_CLASSES,
+            input_size=48,
+            channels=1,
+            arch="fer_resnet",
+            params=1_218_343,
+            macs=120_989_440,
+            metrics={"publictest_fer2013_acc": 0.6726, "publictest_fer2013_macro_f1": 0.6363},
+            card="fer2013.md",
+            description="7-class model on FER2013's original labels: same CNN as default, flip TTA",
         ),
     ]
 }
