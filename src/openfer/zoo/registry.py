@@ -79,6 +79,21 @@ MODELS: dict[str, ModelSpec] = {
             card="fer2013.md",
             description="7-class model on FER2013's original labels: same CNN as default, flip TTA",
         ),
+        ModelSpec(
+            name="fast",
+            file="fast.onnx",
+            sha256="79320d0f165b058ba735c2ef4f0bb79d3d5591b90c5a69b3ce8ba0ba3e4423f1",
+            classes=CANONICAL8,
+            input_size=48,
+            channels=1,
+            arch="fer_resnet",
+            params=305_944,
+            macs=30_413_824,
+            metrics={"publictest_ferplus_acc": 0.8600, "publictest_ferplus_macro_f1": 0.6409,
+                     "publictest_fer2013_acc": 0.5834},
+            card="fast.md",
+            description="real-time 8-class FER+ model: the default CNN at half width, flip TTA",
+        ),
     ]
 }
 
