@@ -348,3 +348,12 @@ def test_console_script_demo(tmp_path):
     with open(base / "faces.csv", newline="") as f:
         assert len(list(csv.reader(f))) == 2  # header + the astronaut
     assert len(list((base / "annotated").glob("*.jpg"))) == 2
+
+
+def test_unwritable_output_is_a_clear_usage_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    path = save(tmp_path / "a.png", astronaut())
+    res = CliRunner().invoke(app, ["analyze", str(path), "--jsonl", str(blocker / "sub" / "out.jsonl")])
+    assert res.exit_code == 2
+    assert "cannot write results" in res.output

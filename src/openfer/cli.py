@@ -73,10 +73,14 @@ def analyze(
 
     progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=quiet)
-    with progress:
-        task = progress.add_task("analyzing", total=len(files))
-        summary = run_images(analyzer, files, jsonl=jsonl, csv_path=csv, annotate_dir=annotate,
-                             on_done=lambda rec: progress.advance(task))
+    try:
+        with progress:
+            task = progress.add_task("analyzing", total=len(files))
+            summary = run_images(analyzer, files, jsonl=jsonl, csv_path=csv, annotate_dir=annotate,
+                                 on_done=lambda rec: progress.advance(task))
+    except OSError as e:  # an output that cannot be created or written
+        err.print(f"[red]error:[/red] cannot write results: {e}")
+        raise typer.Exit(2)
     if not quiet:
         _print_summary(summary, jsonl, csv, annotate)
     if summary.interrupted:
