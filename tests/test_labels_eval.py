@@ -317,3 +317,16 @@ def test_stratified_split(seed):
     assert np.bincount(labels[va]).tolist() == [2, 4, 1]
     tr2, va2 = stratified_split(labels, 0.2, seed)
     np.testing.assert_array_equal(va, va2)
+
+
+def test_calibration_metrics_hand_computed():
+    from openfer.evaluate import calibration_metrics
+
+    probs = np.array([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.2, 0.8]])
+    labels = np.array([0, 1, 0, 1])
+    r = calibration_metrics(probs, labels)
+    # bins: 0.9 (2 samples, acc 0.5), 0.6 (1, acc 1), 0.8 (1, acc 1)
+    assert r["ece"] == pytest.approx(0.5 * 0.4 + 0.25 * 0.4 + 0.25 * 0.2)
+    assert r["nll"] == pytest.approx(-np.mean(np.log([0.9, 0.1, 0.6, 0.8])))
+    perfect = calibration_metrics(np.eye(2)[[0, 1]], np.array([0, 1]))
+    assert perfect["ece"] == pytest.approx(0) and perfect["nll"] == pytest.approx(0, abs=1e-9)

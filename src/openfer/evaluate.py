@@ -38,7 +38,26 @@ def evaluate_set(classifier, data: FaceSet) -> dict:
         raise ValueError(f"model has no output for {missing}; it cannot be evaluated on this label set")
     probs = classifier.predict_proba(data.pixels)
     cols = [classifier.classes.index(c) for c in data.classes]
-    return classification_metrics(data.labels, probs[:, cols].argmax(1), data.classes)
+    p = probs[:, cols]
+    p = p / np.maximum(p.sum(1, keepdims=True), 1e-12)  # renormalised over the dataset's classes
+    result = classification_metrics(data.labels, p.argmax(1), data.classes)
+    result.update(calibration_metrics(p, data.labels))
+    return result
+
+
+def calibration_metrics(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> dict:
+    """Negative log-likelihood and expected calibration error (equal-width confidence bins) of probabilities."""
+    if len(labels) == 0:
+        return {"nll": float("nan"), "ece": float("nan")}
+    conf, pred = probs.max(1), probs.argmax(1)
+    edges = np.linspace(0, 1, bins + 1)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (conf > lo) & (conf <= hi)
+        if m.any():
+            ece += m.mean() * abs((pred[m] == labels[m]).mean() - conf[m].mean())
+    nll = float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)).mean())
+    return {"nll": nll, "ece": float(ece)}
 
 
 def evaluate_dataset(classifier, path: str | Path | None = None, protocol: str = "ferplus",
