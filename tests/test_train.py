@@ -90,3 +90,40 @@ def test_tiny_training_resume_and_export(tmp_path):
     assert p.shape == (len(test), len(CANONICAL8))
     np.testing.assert_allclose(p.sum(1), 1, atol=1e-5)
     assert (p.argmax(1) == y).mean() > 0.6
+
+
+def test_mix_batch_keeps_target_mass_and_mixes():
+    from openfer.train.loop import mix_batch
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.stack([torch.zeros(1, 8, 8), torch.ones(1, 8, 8)] * 4)
+    y = torch.eye(2)[[0, 1] * 4]
+    assert mix_batch(x, y, 0.0, 0.0, gen) == (x, y)
+    for mixup, cutmix in ((0.4, 0.0), (0.0, 1.0)):
+        xm, ym = mix_batch(x, y, mixup, cutmix, gen)
+        torch.testing.assert_close(ym.sum(1), torch.ones(8))
+        # every image's mean brightness equals its target's share of the "ones" image
+        torch.testing.assert_close(xm.mean(dim=(1, 2, 3)), ym[:, 1], atol=1e-5, rtol=0)
+
+
+def test_class_weights_favour_rare_classes():
+    from openfer.train.loop import class_weights
+
+    labels = np.array([0] * 90 + [1] * 10)
+    w = class_weights(labels, 3, "inverse_sqrt")
+    assert w[1] > w[0] and w[2] == 0
+    assert float((w[labels]).mean()) == pytest.approx(1.0)
+    assert torch.equal(class_weights(labels, 3, "none"), torch.ones(3))
+    with pytest.raises(ValueError, match="inverse_sqrt"):
+        class_weights(labels, 3, "bogus")
+
+
+@pytest.mark.slow
+def test_training_options_run(tmp_path):
+    data = make_npz(tmp_path / "toy.npz")
+    cfg = TrainConfig(epochs=2, batch_size=16, lr=0.003, optimizer="adamw", mixup_alpha=0.2, cutmix_alpha=1.0,
+                      class_weighting="inverse_sqrt", arch_kwargs={"width": 0.25}, threads=1, bf16=True)
+    s = train(cfg, tmp_path / "run", data)
+    assert np.isfinite(s["val_nll_calibrated"]) and s["best_epoch"] >= 1
+    with pytest.raises(ValueError, match="adamw"):
+        train(TrainConfig(epochs=1, optimizer="lion", max_train_samples=16), tmp_path / "bad", data)

@@ -50,6 +50,10 @@ class TrainConfig:
     tta_flip: bool = False
     train_split: str = "Training"
     augment: dict = field(default_factory=dict)
+    optimizer: str = "sgd"
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
+    class_weighting: str = "none"
 
     @classmethod
     def from_toml(cls, path: str | Path, **overrides) -> "TrainConfig":
@@ -100,6 +104,54 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(grid[int(np.argmin(nll))])
 
 
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """``sgd`` (Nesterov momentum 0.9) or ``adamw``; weight decay is not applied to norms and biases with AdamW."""
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
+                               weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        decay = [p for p in model.parameters() if p.ndim > 1]
+        no_decay = [p for p in model.parameters() if p.ndim <= 1]
+        return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                  {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; use 'sgd' or 'adamw'")
+
+
+def class_weights(labels: np.ndarray, n_cls: int, scheme: str) -> torch.Tensor:
+    """Per-class loss weights [n_cls]: ``none`` (all 1) or ``inverse_sqrt`` (1/sqrt(class frequency)),
+    scaled so the average weight over training images is 1. Rare classes (contempt, disgust) gain weight."""
+    if scheme == "none":
+        return torch.ones(n_cls)
+    if scheme != "inverse_sqrt":
+        raise ValueError(f"unknown class_weighting {scheme!r}; use 'none' or 'inverse_sqrt'")
+    counts = np.bincount(labels, minlength=n_cls).astype(np.float64)
+    w = np.where(counts > 0, 1 / np.sqrt(np.maximum(counts, 1)), 0.0)
+    w /= (w * counts).sum() / counts.sum()
+    return torch.from_numpy(w).float()
+
+
+def mix_batch(x: torch.Tensor, y: torch.Tensor, mixup_alpha: float, cutmix_alpha: float,
+              gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mixup (blend two images) or CutMix (paste a box from another image) with targets mixed in proportion;
+    one of the two per batch, chosen at random when both are on. Returns new tensors."""
+    alphas = [a for a in (("mixup", mixup_alpha), ("cutmix", cutmix_alpha)) if a[1] > 0]
+    if not alphas or len(x) < 2:
+        return x, y
+    kind, alpha = alphas[int(torch.randint(len(alphas), (1,), generator=gen))]
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())
+    perm = torch.randperm(len(x), generator=gen)
+    if kind == "mixup":
+        return lam * x + (1 - lam) * x[perm], lam * y + (1 - lam) * y[perm]
+    h, w = x.shape[-2:]
+    ch, cw = int(round(h * np.sqrt(1 - lam))), int(round(w * np.sqrt(1 - lam)))
+    cy, cx = int(torch.randint(h, (1,), generator=gen)), int(torch.randint(w, (1,), generator=gen))
+    y0, y1, x0, x1 = max(cy - ch // 2, 0), min(cy + ch // 2, h), max(cx - cw // 2, 0), min(cx + cw // 2, w)
+    out = x.clone()
+    out[..., y0:y1, x0:x1] = x[perm][..., y0:y1, x0:x1]
+    lam = 1 - (y1 - y0) * (x1 - x0) / (h * w)
+    return out, lam * y + (1 - lam) * y[perm]
+
+
 def _lr_at(step: float, total: float, warm: float, base: float) -> float:
     if step < warm:
         return base * step / max(warm, 1e-9)
@@ -125,7 +177,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
 
     model = build(cfg.arch, len(full.classes), **cfg.arch_kwargs).to(memory_format=torch.channels_last)
     ema = copy.deepcopy(model).eval()
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
+    opt = make_optimizer(model, cfg)
     aug_cfg = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.augment.items()})
     start_epoch, best = 0, {"val_acc": -1.0, "epoch": -1}
     last = out / "last.pt"
@@ -144,6 +196,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
     y_soft = torch.from_numpy(train_set.targets if cfg.soft_labels else np.eye(len(full.classes), dtype=np.float32)[train_set.labels])
     n_cls = y_soft.shape[1]
     y_soft = y_soft * (1 - cfg.label_smoothing) + cfg.label_smoothing / n_cls
+    class_w = class_weights(train_set.labels, n_cls, cfg.class_weighting)
     metrics_path = out / "metrics.csv"
 
     for epoch in range(start_epoch, cfg.epochs):
@@ -158,10 +211,12 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
             lr = _lr_at(step, total_steps, cfg.warmup_epochs * steps_per_epoch, cfg.lr)
             for g in opt.param_groups:
                 g["lr"] = lr
-            x = normalize(augment(x_all[idx].clone(), aug_cfg, gen)).contiguous(memory_format=torch.channels_last)
+            x = normalize(augment(x_all[idx].clone(), aug_cfg, gen))
+            x, y = mix_batch(x, y_soft[idx], cfg.mixup_alpha, cfg.cutmix_alpha, gen)
+            x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
                 logits = model(x)
-            loss = -(y_soft[idx] * F.log_softmax(logits.float(), dim=1)).sum(1).mean()
+            loss = -(y * class_w * F.log_softmax(logits.float(), dim=1)).sum(1).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
