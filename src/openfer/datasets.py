@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +13,8 @@ import numpy as np
 from openfer.labels import (
     CANONICAL8, FER2013_CLASSES, FERPLUS_COLUMNS, FOLDER_LAYOUTS, canonical, ferplus_majority, ferplus_soft,
 )
+
+log = logging.getLogger(__name__)
 
 #: Where the shared development data lives unless ``OPENFER_DATA`` or an explicit path says otherwise.
 DEFAULT_NPZ = Path("../shared/data/fer2013_dev.npz")
@@ -91,8 +95,6 @@ def load_fer2013_csv(path: str | Path, usage: str, protocol: str = "fer2013",
     ``ferplus_csv`` is Microsoft's ``fer2013new.csv`` (Usage, Image name, then the 10 vote columns), joined by row
     order; without it a ``fer2013new.csv`` next to ``path`` is used when present.
     """
-    import csv
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found")
@@ -126,8 +128,6 @@ def load_fer2013_csv(path: str | Path, usage: str, protocol: str = "fer2013",
 
 def read_ferplus_votes(path: str | Path) -> np.ndarray:
     """FER+ votes uint8 [N, 10] from ``fer2013new.csv``, columns in ``FERPLUS_COLUMNS`` order."""
-    import csv
-
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         cols = {c.lower(): c for c in (reader.fieldnames or [])}
@@ -152,8 +152,6 @@ def load_image_folder(root: str | Path, size: int = 48, mapping: dict[str, str] 
         a set whose classes are the canonical names present, in ``CANONICAL8`` order. Unreadable files are
         skipped and logged.
     """
-    import logging
-
     import cv2
 
     from openfer.io.images import IMAGE_SUFFIXES, ImageReadError, read_image
@@ -173,13 +171,12 @@ def load_image_folder(root: str | Path, size: int = 48, mapping: dict[str, str] 
     if not found:
         raise ValueError(f"no images in class folders under {root}")
     classes = tuple(c for c in CANONICAL8 if c in {lab for _, lab in found})
-    pixels, labels, skipped = [], [], 0
+    pixels, labels = [], []
     for f, lab in found:
         try:
             grey = cv2.cvtColor(read_image(f), cv2.COLOR_RGB2GRAY)
         except ImageReadError as e:
-            logging.getLogger(__name__).warning("skipping %s: %s", f, e)
-            skipped += 1
+            log.warning("skipping %s: %s", f, e)
             continue
         interp = cv2.INTER_AREA if min(grey.shape) > size else cv2.INTER_LINEAR
         pixels.append(cv2.resize(grey, (size, size), interpolation=interp))

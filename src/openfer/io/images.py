@@ -32,22 +32,19 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
     """
     path = Path(path)
     try:
+        # Our pixel limit is checked from the header, before any decoding. Pillow's own global limit is left
+        # alone (changing it per call would race between threads); its warning is silenced since ours decides,
+        # and its error (above twice its limit) is reported below.
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            old = Image.MAX_IMAGE_PIXELS
-            Image.MAX_IMAGE_PIXELS = max_pixels
-            try:
-                with Image.open(path) as img:
-                    if img.width * img.height > max_pixels:
-                        raise ImageReadError(
-                            f"image is {img.width}x{img.height} = {img.width * img.height:,} pixels, more than the "
-                            f"limit of {max_pixels:,} (decompression-bomb guard)"
-                        )
-                    img.load()
-                    img = ImageOps.exif_transpose(img)
-                    return to_rgb(img)
-            finally:
-                Image.MAX_IMAGE_PIXELS = old
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if img.width * img.height > max_pixels:
+                    raise ImageReadError(
+                        f"image is {img.width}x{img.height} = {img.width * img.height:,} pixels, more than the "
+                        f"limit of {max_pixels:,} (decompression-bomb guard)"
+                    )
+                img.load()
+                return to_rgb(ImageOps.exif_transpose(img))
     except ImageReadError:
         raise
     except FileNotFoundError:

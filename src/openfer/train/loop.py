@@ -168,14 +168,13 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
     torch.manual_seed(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    full = load_dataset(data_path, cfg.train_split, cfg.protocol, size=cfg.input_size)
-    tr_idx, va_idx = stratified_split(full.labels, cfg.val_fraction, cfg.seed)
-    train_set, val_set = full.subset(tr_idx), full.subset(va_idx)
+    train_set, val_set = split_dataset(cfg, data_path)
+    classes = train_set.classes
     if cfg.max_train_samples:
         train_set = train_set.subset(np.arange(min(cfg.max_train_samples, len(train_set))))
-    log.info("train %d, val %d images, %d classes", len(train_set), len(val_set), len(full.classes))
+    log.info("train %d, val %d images, %d classes", len(train_set), len(val_set), len(classes))
 
-    model = build(cfg.arch, len(full.classes), **cfg.arch_kwargs).to(memory_format=torch.channels_last)
+    model = build(cfg.arch, len(classes), **cfg.arch_kwargs).to(memory_format=torch.channels_last)
     ema = copy.deepcopy(model).eval()
     opt = make_optimizer(model, cfg)
     aug_cfg = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.augment.items()})
@@ -193,7 +192,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
     steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
     total_steps = cfg.epochs * steps_per_epoch
     x_all = to_input(train_set.pixels, cfg.input_size)
-    y_soft = torch.from_numpy(train_set.targets if cfg.soft_labels else np.eye(len(full.classes), dtype=np.float32)[train_set.labels])
+    y_soft = torch.from_numpy(train_set.targets if cfg.soft_labels else np.eye(len(classes), dtype=np.float32)[train_set.labels])
     n_cls = y_soft.shape[1]
     y_soft = y_soft * (1 - cfg.label_smoothing) + cfg.label_smoothing / n_cls
     class_w = class_weights(train_set.labels, n_cls, cfg.class_weighting)
@@ -243,7 +242,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
             w.writerow(row)
         if val_acc > best["val_acc"]:
             best = {"val_acc": val_acc, "epoch": epoch + 1}
-            torch.save({"ema": ema.state_dict(), "config": asdict(cfg), "classes": full.classes,
+            torch.save({"ema": ema.state_dict(), "config": asdict(cfg), "classes": classes,
                         "epoch": epoch + 1, "val_acc": val_acc}, out / "best.pt")
         torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
                     "epoch": epoch, "best": best, "config": asdict(cfg)}, out / "tmp.pt")
@@ -256,20 +255,27 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
     return summary
 
 
+def split_dataset(cfg: TrainConfig, data_path: str | Path | None = None) -> tuple[FaceSet, FaceSet]:
+    """(train, validation) sets of a run with ``cfg``: the validation split is carved from ``cfg.train_split``,
+    stratified, deterministic for ``cfg.seed`` (so it can be rebuilt after training)."""
+    full = load_dataset(data_path, cfg.train_split, cfg.protocol, size=cfg.input_size)
+    tr_idx, va_idx = stratified_split(full.labels, cfg.val_fraction, cfg.seed)
+    return full.subset(tr_idx), full.subset(va_idx)
+
+
 def validation_set(cfg: TrainConfig, data_path: str | Path | None = None) -> FaceSet:
     """The validation split a run with ``cfg`` carved from Training (same seed, same rows)."""
-    full = load_dataset(data_path, cfg.train_split, cfg.protocol, size=cfg.input_size)
-    return full.subset(stratified_split(full.labels, cfg.val_fraction, cfg.seed)[1])
+    return split_dataset(cfg, data_path)[1]
 
 
 def calibrate(run_dir: str | Path, val_set: FaceSet) -> dict:
     """Fit the softmax temperature of ``run_dir/best.pt`` on the validation split (with the config's flip TTA)
     and store it in the checkpoint; returns validation accuracy/NLL before and after."""
+    from openfer.train.export import load_checkpoint_model
+
     path = Path(run_dir) / "best.pt"
-    ck = torch.load(path, map_location="cpu", weights_only=False)
+    net, ck = load_checkpoint_model(path)
     cfg = TrainConfig(**ck["config"])
-    net = build(cfg.arch, len(ck["classes"]), **cfg.arch_kwargs)
-    net.load_state_dict(ck["ema"])
     logits = predict_logits(net, val_set.pixels, cfg.input_size, flip=cfg.tta_flip)
     t = fit_temperature(logits, val_set.labels)
     lt, yt = torch.from_numpy(logits), torch.from_numpy(val_set.labels)
