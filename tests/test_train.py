@@ -43,6 +43,10 @@ def make_npz(path, n_train=128, n_test=32, seed=0):
         ("fer_resnet", {"width": 0.25}, (1, 48, 48), None, None),
         # ResEmoteNet, paper layout, on 64x64 RGB as in the paper: about 80 M parameters
         ("resemotenet", {"in_chans": 3}, (3, 64, 64), None, None),
+        ("gimefive", {}, (1, 48, 48), None, None),
+        ("gimefive", {"in_chans": 3}, (3, 64, 64), None, None),
+        ("se_swin", {}, (1, 48, 48), None, None),
+        ("se_swin", {"dim": 48, "input_size": 64, "heads": (2, 4), "window": 4}, (1, 64, 64), None, None),
     ],
 )
 def test_arch_shapes_and_counts(arch, kwargs, shape, params, macs):
@@ -54,6 +58,81 @@ def test_arch_shapes_and_counts(arch, kwargs, shape, params, macs):
         assert count_macs(build(arch, 8, **kwargs), shape) == macs
     if arch == "resemotenet":
         assert 75e6 < count_params(net) < 85e6
+    if arch == "gimefive":  # five conv blocks to 1024 channels and a 2048-1024 head: about 10 M parameters
+        assert 9e6 < count_params(net) < 12e6
+
+
+def test_se_swin_windows_and_shift_mask():
+    from openfer.train.archs import SwinBlock, _unwindows, _windows
+
+    x = torch.arange(2 * 12 * 12 * 3, dtype=torch.float32).view(2, 12, 12, 3)
+    assert torch.equal(_unwindows(_windows(x, 6), 6, 2, 12, 12), x)
+    assert _windows(x, 6).shape == (2 * 4, 36, 3)
+    plain, shifted = SwinBlock(24, 2, 12, 6, 0), SwinBlock(24, 2, 12, 6, 3)
+    assert plain.mask.abs().sum() == 0 and plain.mask.shape == (4, 36, 36)
+    # after the cyclic shift only the top-left window is one contiguous region; the others mix wrapped parts
+    assert shifted.mask[0].abs().sum() == 0 and (shifted.mask[1:] != 0).any(dim=(1, 2)).all()
+    # a window never attends across the wrap-around: masking is symmetric
+    assert torch.equal(shifted.mask, shifted.mask.transpose(1, 2))
+    with pytest.raises(ValueError, match="divide"):
+        SwinBlock(24, 2, 16, 6, 0)
+    # attention is local: changing one token of window 0 leaves the output of window 3 (no shift) untouched
+    plain.eval()
+    t = torch.randn(1, 144, 24)
+    t2 = t.clone()
+    t2[0, 0] += 5.0
+    out, out2 = plain(t).view(12, 12, 24), plain(t2).view(12, 12, 24)
+    assert torch.allclose(out[6:, 6:], out2[6:, 6:]) and not torch.allclose(out[:6, :6], out2[:6, :6])
+
+
+@pytest.mark.parametrize("arch,kwargs", [("se_swin", {"dim": 24, "heads": (2, 2), "depths": (2, 2)}),
+                                         ("gimefive", {})])
+def test_new_archs_export_to_onnx(tmp_path, arch, kwargs):
+    """Window attention (roll, masks) and the GiMeFive head survive ONNX export: same probabilities as PyTorch."""
+    net = build(arch, 8, **kwargs).eval()
+    ck = {"ema": net.state_dict(), "classes": list(CANONICAL8), "temperature": 1.3,
+          "config": {"arch": arch, "arch_kwargs": kwargs, "input_size": 48, "tta": "tencrop"}}
+    torch.save(ck, tmp_path / "best.pt")
+    report = export_onnx(tmp_path / "best.pt", tmp_path / "m.onnx")
+    assert report["max_abs_diff"] < 1e-4
+
+
+def test_tta_views_and_modes():
+    from openfer.train.tta import tta_logits
+
+    seen = []
+
+    def net(x):
+        seen.append(x.shape[0])
+        return x.mean(dim=(1, 2, 3))[:, None].repeat(1, 3)
+
+    x = torch.rand(4, 1, 48, 48)
+    torch.testing.assert_close(tta_logits(net, x, "none"), net(x))
+    torch.testing.assert_close(tta_logits(net, x, "flip"), net(x))  # a mean is mirror-invariant
+    seen.clear()
+    out = tta_logits(net, x, "tencrop")
+    assert seen == [40] and out.shape == (4, 3)  # ten views of four faces in one batch
+    flat = torch.full((2, 1, 48, 48), 0.7)
+    torch.testing.assert_close(tta_logits(net, flat, "tencrop"), torch.full((2, 3), 0.7))
+    with pytest.raises(ValueError, match="tencrop"):
+        tta_logits(net, x, "twelve")
+
+
+def test_sam_step_uses_gradient_at_perturbed_weights():
+    from openfer.train.sam import sam_step
+
+    w = torch.nn.Parameter(torch.tensor([1.0, 0.0]))
+    opt = torch.optim.SGD([w], lr=0.1)
+
+    def closure():
+        loss = (w ** 4).sum()  # gradient 4 w^3 grows away from 0, so SAM's step is larger than SGD's
+        loss.backward()
+        return loss
+
+    loss = sam_step([w], closure, opt, rho=0.5)
+    assert loss.item() == pytest.approx(1.0)
+    # perturbed point w + 0.5 * g/|g| = (1.5, 0); gradient there 4 * 1.5^3 = 13.5; step 1.35 from the ORIGINAL w
+    torch.testing.assert_close(w.detach(), torch.tensor([1.0 - 1.35, 0.0]))
 
 
 def test_build_unknown_arch():
@@ -127,3 +206,59 @@ def test_training_options_run(tmp_path):
     assert np.isfinite(s["val_nll_calibrated"]) and s["best_epoch"] >= 1
     with pytest.raises(ValueError, match="adamw"):
         train(TrainConfig(epochs=1, optimizer="lion", max_train_samples=16), tmp_path / "bad", data)
+
+
+@pytest.mark.slow
+def test_ensemble_distillation_sam_and_tencrop(tmp_path):
+    """Two runs -> an ensemble checkpoint (calibrated on the shared validation split) -> ONNX; a student distils
+    from it with SAM; ten-crop TTA is chosen and baked in."""
+    from openfer.train.ensemble import make_ensemble
+    from openfer.train.loop import validation_set
+
+    data = make_npz(tmp_path / "toy.npz")
+    no_geometry = {"rotate_deg": 0.0, "scale": [1.0, 1.0], "translate": 0.0, "erase_p": 0.0, "lowres_p": 0.0}
+    base = dict(epochs=4, batch_size=16, lr=0.05, arch_kwargs={"width": 0.25}, val_fraction=0.25, threads=1,
+                bf16=False, ema_decay=0.5, augment=no_geometry)
+    runs = []
+    for seed in (0, 1):
+        cfg = TrainConfig(seed=seed, tta="flip", **base)
+        train(cfg, tmp_path / f"m{seed}", data)
+        runs.append(tmp_path / f"m{seed}" / "best.pt")
+    val = validation_set(TrainConfig(**base), data)
+    report = make_ensemble(runs, val, tmp_path / "ens" / "ensemble.pt")
+    assert len(report["members"]) == 2 and report["n_val"] == len(val)
+    assert report["val_acc"] > 0.6 and report["val_acc"] >= min(m["val_acc"] for m in report["members"]) - 1e-6
+    onnx_report = export_onnx(tmp_path / "ens" / "ensemble.pt", tmp_path / "ens.onnx")
+    assert onnx_report["max_abs_diff"] < 1e-4
+    clf = OnnxClassifier(get_spec("default"), path=tmp_path / "ens.onnx", threads=1)
+    with np.load(data) as d:
+        test, y = d["pixels"][d["usage"] == "PublicTest"], d["emotion"][d["usage"] == "PublicTest"]
+    assert (clf.predict_proba(test).argmax(1) == y).mean() > 0.6
+
+    student = TrainConfig(teachers=[str(tmp_path / "ens" / "ensemble.pt")], kd_weight=0.5, sam_rho=0.05,
+                          tta="tencrop", **{**base, "epochs": 2})
+    s = train(student, tmp_path / "student", data)
+    assert s["tta"] == "tencrop" and np.isfinite(s["val_nll_calibrated"])
+    assert len((tmp_path / "student" / "metrics.jsonl").read_text().splitlines()) == 2
+    with pytest.raises(ValueError, match="validation split differs"):
+        other = TrainConfig(split_seed=5, **base)
+        train(other, tmp_path / "other", data)
+        make_ensemble([runs[0], tmp_path / "other" / "best.pt"], val, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="teachers"):
+        train(TrainConfig(kd_weight=0.5, **base), tmp_path / "noteacher", data)
+    with pytest.raises(ValueError, match="tta"):
+        train(TrainConfig(tta="sideways", **base), tmp_path / "badtta", data)
+
+
+@pytest.mark.parametrize("path", sorted(str(p) for p in
+                                        (__import__("pathlib").Path(__file__).parents[1] / "configs").rglob("*.toml")))
+def test_every_config_in_the_repo_is_valid(path):
+    """Each config parses, names a known architecture and test-time augmentation, and builds its network."""
+    from openfer.labels import CANONICAL8, FER2013_CLASSES
+
+    cfg = TrainConfig.from_toml(path)
+    n_cls = {"ferplus": len(CANONICAL8), "fer2013": len(FER2013_CLASSES)}[cfg.protocol]
+    assert (cfg.tta or ("flip" if cfg.tta_flip else "none")) in ("none", "flip", "tencrop")
+    net = build(cfg.arch, n_cls, **cfg.arch_kwargs).eval()
+    with torch.no_grad():
+        assert net(torch.zeros(1, 1, cfg.input_size, cfg.input_size)).shape == (1, n_cls)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -140,8 +141,6 @@ def evaluate(
 
     The model's argmax is restricted to the dataset's classes (e.g. 7 for FER2013 or RAF-DB).
     """
-    import json
-
     from openfer.classify import load_classifier
     from openfer.evaluate import evaluate_dataset
 
@@ -168,6 +167,8 @@ def train(
     out_dir: Annotated[Path, typer.Argument(help="Run folder: checkpoints, metrics.csv, summary.json.")],
     data: Annotated[Optional[Path], typer.Option(help="fer2013_dev.npz (default: $OPENFER_DATA or ../shared/data).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Override the config's epochs.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Override the config's seed (init, order, augmentation; "
+                                                     "the validation split stays: split_seed).")] = None,
 ) -> None:
     """Train a classifier (\\[train] extra); resumes from OUT_DIR/last.pt when present."""
     try:
@@ -178,7 +179,7 @@ def train(
         raise typer.Exit(2)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     try:
-        summary = run_train(TrainConfig.from_toml(config, epochs=epochs), out_dir, data)
+        summary = run_train(TrainConfig.from_toml(config, epochs=epochs, seed=seed), out_dir, data)
     except FileNotFoundError as e:
         err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)
@@ -186,8 +187,37 @@ def train(
 
 
 @app.command()
+def ensemble(
+    out: Annotated[Path, typer.Argument(help="Ensemble checkpoint to write, e.g. runs/default_ens/ensemble.pt.")],
+    runs: Annotated[list[Path], typer.Argument(help="Run folders (their best.pt) or checkpoint files to combine.")],
+    data: Annotated[Optional[Path], typer.Option(help="fer2013_dev.npz (default: $OPENFER_DATA or ../shared/data).")] = None,
+) -> None:
+    """Average several runs into one model, calibrated on their shared validation split (\\[train] extra)."""
+    try:
+        from openfer.train.ensemble import make_ensemble
+        from openfer.train.loop import TrainConfig, validation_set
+    except ImportError as e:
+        err.print(f"[red]error:[/red] ensembles need PyTorch: pip install -e '.[train]' ({e})")
+        raise typer.Exit(2)
+    import torch
+
+    paths = [r / "best.pt" if r.is_dir() else r for r in runs]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        err.print(f"[red]error:[/red] no checkpoint at {', '.join(missing)}")
+        raise typer.Exit(2)
+    cfg = TrainConfig(**torch.load(paths[0], map_location="cpu", weights_only=False)["config"])
+    try:
+        report = make_ensemble(paths, validation_set(cfg, data), out)
+    except (ValueError, FileNotFoundError) as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2)
+    print(json.dumps(report, indent=2))
+
+
+@app.command()
 def export(
-    checkpoint: Annotated[Path, typer.Argument(help="best.pt of a training run.")],
+    checkpoint: Annotated[Path, typer.Argument(help="best.pt of a training run, or an ensemble.pt.")],
     out: Annotated[Path, typer.Argument(help="ONNX file to write.")],
 ) -> None:
     """Export a checkpoint to ONNX and check it against PyTorch (\\[train] extra)."""

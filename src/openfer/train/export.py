@@ -9,33 +9,29 @@ import numpy as np
 import torch
 from torch import nn
 
-from openfer.train.archs import build
+from openfer.train.ensemble import build_from_checkpoint, member_tta
+from openfer.train.tta import tta_logits
 
 
 class _Deployable(nn.Module):
-    """Raw 0..255 pixels in, calibrated probabilities out: normalisation and temperature live in the graph."""
+    """Raw 0..255 pixels in, calibrated probabilities out: normalisation, test-time augmentation (mirror image or
+    ten crops, chosen on validation) and temperature live in the graph."""
 
-    def __init__(self, net: nn.Module, temperature: float, tta_flip: bool = False) -> None:
+    def __init__(self, net: nn.Module, temperature: float, tta: str = "none") -> None:
         super().__init__()
         self.net = net
         self.temperature = float(temperature)
-        self.tta_flip = tta_flip
+        self.tta = tta
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = (x / 255.0 - 0.5) / 0.5
-        logits = self.net(x)
-        if self.tta_flip:  # average with the mirror image: steadier, better-calibrated predictions
-            logits = (logits + self.net(torch.flip(x, dims=[3]))) / 2
-        return torch.softmax(logits / self.temperature, dim=1)
+        return torch.softmax(tta_logits(self.net, x, self.tta) / self.temperature, dim=1)
 
 
 def load_checkpoint_model(ckpt_path: str | Path) -> tuple[nn.Module, dict]:
-    """The EMA network of a ``best.pt`` checkpoint in eval mode, and the checkpoint dict."""
+    """The network of a ``best.pt`` (EMA weights) or ensemble checkpoint in eval mode, and the checkpoint dict."""
     ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    cfg = ck["config"]
-    net = build(cfg["arch"], len(ck["classes"]), **cfg.get("arch_kwargs", {}))
-    net.load_state_dict(ck["ema"])
-    return net.eval(), ck
+    return build_from_checkpoint(ck), ck
 
 
 def export_onnx(ckpt_path: str | Path, out_path: str | Path, opset: int = 17) -> dict:
@@ -47,7 +43,8 @@ def export_onnx(ckpt_path: str | Path, out_path: str | Path, opset: int = 17) ->
     net, ck = load_checkpoint_model(ckpt_path)
     cfg = ck["config"]
     size, chans = cfg["input_size"], cfg.get("in_chans", 1)
-    model = _Deployable(net, ck.get("temperature", 1.0), cfg.get("tta_flip", False)).eval()
+    tta = member_tta(cfg)
+    model = _Deployable(net, ck.get("temperature", 1.0), tta).eval()
     example = torch.rand(2, chans, size, size) * 255
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -57,7 +54,9 @@ def export_onnx(ckpt_path: str | Path, out_path: str | Path, opset: int = 17) ->
     proto = onnx.load(str(out_path))
     meta = {"classes": json.dumps(list(ck["classes"])), "input_size": str(size), "channels": str(chans),
             "arch": cfg["arch"], "temperature": str(ck.get("temperature", 1.0)),
-            "tta_flip": str(cfg.get("tta_flip", False)), "producer": "openfer"}
+            "tta": tta, "producer": "openfer"}
+    if ck.get("kind") == "ensemble":
+        meta["members"] = json.dumps([f"{m['config']['arch']}:{member_tta(m['config'])}" for m in ck["members"]])
     for k, v in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v

@@ -1,5 +1,6 @@
-"""The training loop: soft-label cross-entropy, SGD + warm-up + cosine, bf16 autocast on CPU, EMA weights,
-checkpoint + resume every epoch, metrics to CSV, selection on a validation split carved from Training."""
+"""The training loop: soft-label cross-entropy, SGD/AdamW (+ SAM) with warm-up + cosine, bf16 autocast (AMX on
+CPU, AMP on CUDA), EMA weights, knowledge distillation, checkpoint + resume every epoch, metrics to CSV and JSON
+Lines, selection on a validation split carved from Training."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from tqdm import tqdm
 
 from openfer.train.archs import build, count_params
 from openfer.train.augment import AugmentConfig, augment
+from openfer.train.sam import sam_step
+from openfer.train.tta import TTA_MODES, tta_logits
 from openfer.datasets import FaceSet, load_dataset, stratified_split
 
 log = logging.getLogger(__name__)
@@ -43,17 +46,23 @@ class TrainConfig:
     soft_labels: bool = True
     ema_decay: float = 0.999
     val_fraction: float = 0.1
-    seed: int = 0
+    seed: int = 0  # weights init, batch order, augmentation
+    split_seed: int = 0  # which Training rows form validation; fixed so ensemble members share one split
     bf16: bool = True
     threads: int = 0
     max_train_samples: int = 0
-    tta_flip: bool = False
+    tta_flip: bool = False  # older spelling of tta = "flip"
+    tta: str = ""  # test-time augmentation baked into the export: none, flip or tencrop ("" = from tta_flip)
     train_split: str = "Training"
     augment: dict = field(default_factory=dict)
     optimizer: str = "sgd"
     mixup_alpha: float = 0.0
     cutmix_alpha: float = 0.0
     class_weighting: str = "none"
+    sam_rho: float = 0.0  # > 0: sharpness-aware minimisation with this neighbourhood radius (2 passes per step)
+    teachers: list = field(default_factory=list)  # checkpoints (best.pt or ensemble.pt) to distil from
+    kd_weight: float = 0.0  # share of the teachers' probabilities in the training targets
+    device: str = "auto"  # auto (CUDA when available), cpu or cuda
 
     @classmethod
     def from_toml(cls, path: str | Path, **overrides) -> "TrainConfig":
@@ -79,20 +88,55 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def predict_logits(model: torch.nn.Module, pixels: np.ndarray, size: int, batch: int = 512,
-                   flip: bool = False) -> np.ndarray:
-    """Float32 logits [N, C] for uint8 grey crops, in eval mode, float32 arithmetic.
+                   tta: str = "none") -> np.ndarray:
+    """Float32 logits [N, C] for uint8 grey crops, in eval mode, float32 arithmetic, on the model's device.
 
-    With ``flip`` the logits of the crop and its mirror image are averaged (test-time augmentation).
+    ``tta`` averages the logits over views of each crop: ``flip`` (mirror image) or ``tencrop``.
     """
     model.eval()
+    device = next(model.parameters()).device
     out = []
     for i in range(0, len(pixels), batch):
-        x = normalize(to_input(pixels[i : i + batch], size)).contiguous(memory_format=torch.channels_last)
-        logits = model(x).float()
-        if flip:
-            logits = (logits + model(torch.flip(x, dims=[3])).float()) / 2
-        out.append(logits)
+        x = normalize(to_input(pixels[i : i + batch], size)).to(device).contiguous(memory_format=torch.channels_last)
+        out.append(tta_logits(model, x, tta).float().cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is a clear error."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device = 'cuda' but PyTorch sees no CUDA GPU; use 'auto' or 'cpu'")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {name!r}; use 'auto', 'cpu' or 'cuda'")
+    return torch.device(name)
+
+
+class Teacher:
+    """Averaged calibrated probabilities of one or more trained checkpoints, for knowledge distillation."""
+
+    def __init__(self, paths: list[str], classes: list[str], input_size: int, device: torch.device) -> None:
+        from openfer.train.export import load_checkpoint_model
+
+        self.nets, self.temps = [], []
+        for p in paths:
+            net, ck = load_checkpoint_model(p)
+            if list(ck["classes"]) != list(classes) or ck["config"]["input_size"] != input_size:
+                raise ValueError(f"teacher {p} predicts {ck['classes']} at {ck['config']['input_size']} px; "
+                                 f"the student needs {classes} at {input_size} px")
+            self.nets.append(net.to(device).to(memory_format=torch.channels_last))
+            self.temps.append(float(ck.get("temperature", 1.0)))
+
+    @torch.no_grad()
+    def probs(self, x: torch.Tensor, autocast: dict) -> torch.Tensor:
+        """Teacher probabilities [B, C] for a normalised (augmented) batch."""
+        out = 0.0
+        for net, t in zip(self.nets, self.temps):
+            with torch.autocast(**autocast):
+                logits = net(x)
+            out = out + torch.softmax(logits.float() / t, dim=1)
+        return out / len(self.nets)
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -166,6 +210,13 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
+    device = resolve_device(cfg.device)
+    tta_mode = cfg.tta or ("flip" if cfg.tta_flip else "none")
+    if tta_mode not in TTA_MODES:
+        raise ValueError(f"unknown tta {cfg.tta!r}; use one of {TTA_MODES}")
+    if cfg.kd_weight and not cfg.teachers:
+        raise ValueError("kd_weight > 0 needs teachers = [checkpoint paths]")
+    autocast = {"device_type": device.type, "dtype": torch.bfloat16, "enabled": cfg.bf16}
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     train_set, val_set = split_dataset(cfg, data_path)
@@ -174,14 +225,15 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
         train_set = train_set.subset(np.arange(min(cfg.max_train_samples, len(train_set))))
     log.info("train %d, val %d images, %d classes", len(train_set), len(val_set), len(classes))
 
-    model = build(cfg.arch, len(classes), **cfg.arch_kwargs).to(memory_format=torch.channels_last)
+    model = build(cfg.arch, len(classes), **cfg.arch_kwargs).to(device).to(memory_format=torch.channels_last)
+    teacher = Teacher(cfg.teachers, classes, cfg.input_size, device) if cfg.kd_weight > 0 else None
     ema = copy.deepcopy(model).eval()
     opt = make_optimizer(model, cfg)
     aug_cfg = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.augment.items()})
     start_epoch, best = 0, {"val_acc": -1.0, "epoch": -1}
     last = out / "last.pt"
     if last.exists():
-        ck = torch.load(last, map_location="cpu", weights_only=False)
+        ck = torch.load(last, map_location=device, weights_only=False)
         model.load_state_dict(ck["model"])
         ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["opt"])
@@ -195,8 +247,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
     y_soft = torch.from_numpy(train_set.targets if cfg.soft_labels else np.eye(len(classes), dtype=np.float32)[train_set.labels])
     n_cls = y_soft.shape[1]
     y_soft = y_soft * (1 - cfg.label_smoothing) + cfg.label_smoothing / n_cls
-    class_w = class_weights(train_set.labels, n_cls, cfg.class_weighting)
+    class_w = class_weights(train_set.labels, n_cls, cfg.class_weighting).to(device)
     metrics_path = out / "metrics.csv"
+    params = [p for p in model.parameters() if p.requires_grad]
 
     for epoch in range(start_epoch, cfg.epochs):
         gen.manual_seed(cfg.seed * 1000 + epoch)
@@ -212,13 +265,23 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
                 g["lr"] = lr
             x = normalize(augment(x_all[idx].clone(), aug_cfg, gen))
             x, y = mix_batch(x, y_soft[idx], cfg.mixup_alpha, cfg.cutmix_alpha, gen)
-            x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-                logits = model(x)
-            loss = -(y * class_w * F.log_softmax(logits.float(), dim=1)).sum(1).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            x, y = x.to(device).contiguous(memory_format=torch.channels_last), y.to(device)
+            if teacher is not None:
+                y = (1 - cfg.kd_weight) * y + cfg.kd_weight * teacher.probs(x, autocast)
+
+            def closure() -> torch.Tensor:
+                with torch.autocast(**autocast):
+                    logits = model(x)
+                loss = -(y * class_w * F.log_softmax(logits.float(), dim=1)).sum(1).mean()
+                loss.backward()
+                return loss
+
+            if cfg.sam_rho > 0:
+                loss = sam_step(params, closure, opt, cfg.sam_rho)
+            else:
+                opt.zero_grad(set_to_none=True)
+                loss = closure()
+                opt.step()
             with torch.no_grad():
                 d = min(cfg.ema_decay, (1 + step) / (10 + step))
                 for pe, pm in zip(ema.state_dict().values(), model.state_dict().values()):
@@ -240,6 +303,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
             if write_header:
                 w.writeheader()
             w.writerow(row)
+        with open(out / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
         if val_acc > best["val_acc"]:
             best = {"val_acc": val_acc, "epoch": epoch + 1}
             torch.save({"ema": ema.state_dict(), "config": asdict(cfg), "classes": classes,
@@ -249,17 +314,24 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
         (out / "tmp.pt").replace(last)
 
     summary = {"best_val_acc": best["val_acc"], "best_epoch": best["epoch"], "params": count_params(model),
-               "train_images": len(train_set), "val_images": len(val_set)}
+               "train_images": len(train_set), "val_images": len(val_set), "device": device.type,
+               "train_seconds": _total_seconds(metrics_path)}
     summary.update(calibrate(out, val_set))
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
 
+def _total_seconds(metrics_path: Path) -> float:
+    """Training time summed over the epochs logged in ``metrics.csv`` (resumed runs included)."""
+    with open(metrics_path, newline="") as f:
+        return round(sum(float(r["seconds"]) for r in csv.DictReader(f)), 1)
+
+
 def split_dataset(cfg: TrainConfig, data_path: str | Path | None = None) -> tuple[FaceSet, FaceSet]:
     """(train, validation) sets of a run with ``cfg``: the validation split is carved from ``cfg.train_split``,
-    stratified, deterministic for ``cfg.seed`` (so it can be rebuilt after training)."""
+    stratified, deterministic for ``cfg.split_seed`` (so it can be rebuilt after training)."""
     full = load_dataset(data_path, cfg.train_split, cfg.protocol, size=cfg.input_size)
-    tr_idx, va_idx = stratified_split(full.labels, cfg.val_fraction, cfg.seed)
+    tr_idx, va_idx = stratified_split(full.labels, cfg.val_fraction, cfg.split_seed)
     return full.subset(tr_idx), full.subset(va_idx)
 
 
@@ -276,10 +348,11 @@ def calibrate(run_dir: str | Path, val_set: FaceSet) -> dict:
     path = Path(run_dir) / "best.pt"
     net, ck = load_checkpoint_model(path)
     cfg = TrainConfig(**ck["config"])
-    logits = predict_logits(net, val_set.pixels, cfg.input_size, flip=cfg.tta_flip)
+    tta = cfg.tta or ("flip" if cfg.tta_flip else "none")
+    logits = predict_logits(net, val_set.pixels, cfg.input_size, tta=tta)
     t = fit_temperature(logits, val_set.labels)
     lt, yt = torch.from_numpy(logits), torch.from_numpy(val_set.labels)
     ck["temperature"] = t
     torch.save(ck, path)
-    return {"temperature": t, "tta_flip": cfg.tta_flip, "val_acc_final": float((logits.argmax(1) == val_set.labels).mean()),
+    return {"temperature": t, "tta": tta, "val_acc_final": float((logits.argmax(1) == val_set.labels).mean()),
             "val_nll_t1": F.cross_entropy(lt, yt).item(), "val_nll_calibrated": F.cross_entropy(lt / t, yt).item()}
