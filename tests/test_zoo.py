@@ -22,6 +22,9 @@ def test_registered_model_matches_its_declaration(name):
     meta = {p.key: p.value for p in proto.metadata_props}
     assert tuple(json.loads(meta["classes"])) == spec.classes
     assert int(meta["input_size"]) == spec.input_size and int(meta["channels"]) == spec.channels
+    assert meta["arch"] == spec.arch
+    if spec.arch == "ensemble":
+        assert len(json.loads(meta["members"])) >= 2
     dims = proto.graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_value for d in dims[1:]] == [spec.channels, spec.input_size, spec.input_size]
     assert (path.parent / spec.card).is_file(), "every shipped model needs a model card"
