@@ -77,7 +77,7 @@ class _Prefetch:
             for frame in self._source:
                 if not self._put(frame):
                     return
-        except Exception as e:  # noqa: BLE001 - handed to the consumer, which reports it
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer, which re-raises it in its thread
             item = e
         self._put(item)
 
@@ -95,7 +95,7 @@ class _Prefetch:
             item = self._q.get()
             if item is self._END:
                 return
-            if isinstance(item, Exception):
+            if isinstance(item, BaseException):
                 raise item
             yield item
 
@@ -154,17 +154,19 @@ def run_video(
     t0 = time.perf_counter()
 
     def flush() -> bool:
-        if not pending:
+        batch = pending[:]
+        pending.clear()  # taken now: an interrupt while writing this batch must not write it twice
+        if not batch:
             return True
         try:
-            classified = analyzer.classify_frames([(fr.image, faces) for fr, faces in pending])
+            classified = analyzer.classify_frames([(fr.image, faces) for fr, faces in batch])
         except Exception as e:  # noqa: BLE001 - the frames are still reported, without expressions
             log.debug("classification failed", exc_info=True)
-            result.problems.append(f"classification failed for frames {pending[0][0].index + 1}-"
-                                   f"{pending[-1][0].index + 1}: {type(e).__name__}: {e}")
-            classified = [faces for _, faces in pending]
+            result.problems.append(f"classification failed for frames {batch[0][0].index + 1}-"
+                                   f"{batch[-1][0].index + 1}: {type(e).__name__}: {e}")
+            classified = [faces for _, faces in batch]
         keep_going = True
-        for (fr, _), faces in zip(pending, classified):
+        for (fr, _), faces in zip(batch, classified):
             if smoother is not None:
                 faces = smoother.smooth(faces)
             rows = frame_rows(fr.index, fr.timestamp, faces, classes)
@@ -185,7 +187,6 @@ def run_video(
                 on_rows(rows)
             if on_frame:
                 on_frame(result)
-        pending.clear()
         return keep_going
 
     reader = _Prefetch(source, prefetch) if prefetch > 0 else None

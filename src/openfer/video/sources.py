@@ -92,9 +92,15 @@ class _Sampler:
     _last_t: float | None = None
     _seen: int = 0
 
+    def past_end(self, t: float) -> bool:
+        """Whether time ``t`` is at or after the window's end (the source can stop)."""
+        return self.sampling.end is not None and t >= self.sampling.end
+
     def wants(self, t: float) -> bool:
-        """Whether a frame at time ``t`` inside the window is analysed (call once per in-window frame)."""
+        """Whether the frame at time ``t`` is analysed (call once per frame, in order)."""
         s = self.sampling
+        if t < s.start - 1e-6:
+            return False
         self._seen += 1
         if (self._seen - 1) % s.every:
             return False
@@ -206,9 +212,7 @@ class CaptureSource:
             t = self._timestamp(index, last_t, start_clock)
             last_t = t
             index += 1
-            if t < self.sampling.start - 1e-6:
-                continue
-            if self.sampling.end is not None and t >= self.sampling.end:
+            if sampler.past_end(t):
                 return
             if not sampler.wants(t):
                 continue
@@ -266,9 +270,7 @@ class FolderSource:
         sampler = _Sampler(self.sampling)
         for i, path in enumerate(self.files):
             t = i / self.fps
-            if t < self.sampling.start - 1e-6:
-                continue
-            if self.sampling.end is not None and t >= self.sampling.end:
+            if sampler.past_end(t):
                 return
             if not sampler.wants(t):
                 continue
