@@ -290,3 +290,18 @@ def test_cli_camera_with_a_fake_device(monkeypatch, tmp_path):
     res = run_cli("analyze", "--camera", "0", "--out", tmp_path / "rows.csv", "-q")
     assert res.exit_code == 1  # the "camera" ended: reported as a problem, rows kept
     assert len(read_rows(tmp_path / "rows.csv")) == 4
+
+
+def test_summary_segments_absorb_flicker_and_do_not_overlap():
+    from openfer.report.summary import VideoSummary
+
+    summary = VideoSummary(CLASSES, min_segment=3)
+    labels = ["neutral"] * 5 + ["happiness"] + ["neutral"] * 2 + ["happiness"] * 4
+    for i, label in enumerate(labels):
+        probs = {c: float(c == label) for c in CLASSES}
+        summary.add(i, i / 10, [Face(box=(0, 0, 9, 9), score=0.9, expression=label, probabilities=probs,
+                                     track_id=0)])
+    (track,) = summary.to_dict()["tracks"]
+    assert [(s["expression"], s["onset_frame"], s["offset_frame"]) for s in track["segments"]] == [
+        ("neutral", 1, 8), ("happiness", 9, 12)]
+    assert track["expression_share"]["happiness"] == round(5 / 12, 4)

@@ -65,7 +65,8 @@ class VideoSummary:
         self.first_t: float | None = None
         self.last_t: float | None = None
         self._tracks: dict[int, _Track] = {}
-        self._pending: dict[int, tuple[str, int, int, float, float]] = {}  # candidate run: expr, n, frame0, t0, t1
+        # candidate run per track: expression, frames so far, onset frame, onset time, running segment's end
+        self._pending: dict[int, tuple] = {}
 
     def add(self, frame_index: int, timestamp: float, faces: list[Face]) -> None:
         """Account one analysed frame (0-based source ``frame_index``) and its classified, tracked faces."""
@@ -94,8 +95,13 @@ class VideoSummary:
             self._pending.pop(tid, None)
             return
         pend = self._pending.get(tid)
-        pend = (expr, pend[1] + 1, pend[2], pend[3], t) if pend and pend[0] == expr else (expr, 1, frame, t, t)
+        if pend is None or pend[0] != expr:  # a new candidate run; remember where the running segment ended
+            last = (segs[-1]["offset_frame"], segs[-1]["offset_s"]) if segs else None
+            pend = (expr, 0, frame, t, last)
+        pend = (pend[0], pend[1] + 1, *pend[2:])
         if not segs or pend[1] >= self.min_segment:
+            if pend[4] is not None:  # the candidate's frames belong to the new segment, not the running one
+                segs[-1].update(offset_frame=pend[4][0], offset_s=pend[4][1])
             segs.append({"expression": expr, "onset_frame": pend[2], "offset_frame": frame,
                          "onset_s": round(pend[3], 4), "offset_s": round(t, 4)})
             self._pending.pop(tid, None)
