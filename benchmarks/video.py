@@ -201,7 +201,8 @@ def main() -> None:
     args.frames = args.frames or {"throughput": 300, "tracking": 120, "memory": 0}[args.what]
     result = {"throughput": throughput, "tracking": tracking, "memory": memory}[args.what](args)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"video-{args.what}.json").write_text(json.dumps(result, indent=2))
+    name = f"video-memory-every{args.every}" if args.what == "memory" else f"video-{args.what}"
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":
