@@ -283,6 +283,14 @@ def test_cli_video_usage_errors(monkeypatch, args, message):
     assert res.exit_code == 2 and message in " ".join(res.output.split()), res.output
 
 
+def test_preview_without_a_display_is_a_usage_error(video, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    res = run_cli("analyze", video[0], "--preview")
+    assert res.exit_code == 2 and "needs a display" in " ".join(res.output.split())
+
+
 def test_cli_camera_with_a_fake_device(monkeypatch, tmp_path):
     cams = iter([FakeCamera(4)])
     monkeypatch.setattr(cv2, "VideoCapture", lambda *a: next(cams, FakeCamera(0, opened=False)))

@@ -21,7 +21,8 @@ log = logging.getLogger("openfer")
 
 @app.command()
 def analyze(
-    paths: Annotated[Optional[list[str]], typer.Argument(help="Image files, folders or glob patterns.")] = None,
+    paths: Annotated[Optional[list[str]], typer.Argument(help="Image files, folders or glob patterns; or one video "
+                                                              "file or stream URL.")] = None,
     demo: Annotated[bool, typer.Option(help="Analyze bundled sample photos (writes to ./openfer-demo).")] = False,
     jsonl: Annotated[Optional[str], typer.Option(help="JSON Lines output, one object per input ('-' = stdout).")] = None,
     csv: Annotated[Optional[str], typer.Option("--csv", help="CSV output, one row per face.")] = None,
@@ -160,8 +161,10 @@ def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate
             result = run_video(analyzer, source, out=out, summary_path=summary, annotate_path=annotate,
                                tracker=tracker, smoother=smoother, preview=preview,
                                on_frame=lambda r: progress.update(task, completed=r.frames, fps=r.fps))
-    except (OSError, RuntimeError, ValueError, ImportError) as e:  # an output that cannot be written, no display
+    except (OSError, ValueError, ImportError) as e:  # an output that cannot be written
         usage(f"cannot write results: {e}")
+    except RuntimeError as e:  # --preview without a display
+        usage(str(e))
     if not quiet:
         err.print(f"{result.frames} frames, {result.faces} faces, {result.tracks} tracked people, "
                   f"{result.fps:.1f} frames/s" + (" (interrupted)" if result.interrupted else ""))

@@ -145,10 +145,16 @@ def run_video(
     result = VideoRunResult(source=source.name)
     tracker = tracker or FaceTracker(frame_rate=source.fps or 30.0)
     summary = VideoSummary(classes)
-    writer = RowWriter(out, classes) if out else None
-    fps_out = _analysed_fps(source)
-    video = AnnotatedVideoWriter(annotate_path, fps_out) if annotate_path else None
-    window = PreviewWindow() if preview else None
+    writer = video = window = None
+    try:  # outputs that cannot be opened (no display, bad suffix) end the run before any frame is read
+        window = PreviewWindow() if preview else None
+        video = AnnotatedVideoWriter(annotate_path, _analysed_fps(source)) if annotate_path else None
+        writer = RowWriter(out, classes) if out else None
+    except BaseException:
+        for sink in (window, video, source):
+            if sink is not None:
+                sink.close()
+        raise
     track_ids: set[int] = set()
     pending: list[tuple[Frame, list[Face]]] = []
     t0 = time.perf_counter()

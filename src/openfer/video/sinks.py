@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import cv2
@@ -61,6 +63,10 @@ class PreviewWindow:
 
     def __init__(self, title: str = "openfer") -> None:
         self.title = title
+        if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            # OpenCV's Qt backend aborts the whole process without a display; say so before touching it
+            raise RuntimeError("--preview needs a display (DISPLAY is not set: no desktop session, SSH without -X, or "
+                               "a container); write --annotate out.mp4 instead")
         try:
             cv2.namedWindow(title, cv2.WINDOW_NORMAL)
         except cv2.error as e:
