@@ -313,3 +313,22 @@ def test_summary_segments_absorb_flicker_and_do_not_overlap():
     assert [(s["expression"], s["onset_frame"], s["offset_frame"]) for s in track["segments"]] == [
         ("neutral", 1, 8), ("happiness", 9, 12)]
     assert track["expression_share"]["happiness"] == round(5 / 12, 4)
+
+
+def test_variable_frame_rate_timestamps_come_from_the_container(tmp_path):
+    av = pytest.importorskip("av")  # PyAV comes with supervision; it writes frames at chosen times
+    from fractions import Fraction
+
+    times_ms = [0, 33, 66, 200, 233, 600]
+    path = tmp_path / "vfr.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        stream.time_base = Fraction(1, 1000)
+        for t in times_ms:
+            frame = av.VideoFrame.from_ndarray(np.full((240, 320, 3), 100, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = t, Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    got = [f.timestamp for f in open_source(path)]
+    assert np.allclose(got, np.array(times_ms) / 1000, atol=0.002), got
