@@ -67,9 +67,13 @@ def test_tracker_returns_new_faces_in_input_order():
     faces = box_faces([(0, 0, 50, 50), (100, 100, 150, 150)])
     for t in range(3):
         out = tracker.update(faces, timestamp=t / 30)
+        assert [f.track_id for f in out] == [0, 1], "ids from a face's first frame on"
     assert [f.box for f in out] == [f.box for f in faces]
     assert all(f.track_id is None for f in faces), "input faces must not be changed"
-    assert {f.track_id for f in out} == {0, 1}
+    weak = FaceTracker().update(box_faces([(0, 0, 50, 50)], score=0.4))
+    assert weak[0].track_id is None, "a face below activation_score starts no track"
+    slow = FaceTracker(confirm_frames=2)
+    assert [slow.update(box_faces([(0, 0, 50, 50)]), t / 30)[0].track_id for t in range(3)] == [None, 0, 0]
 
 
 def test_smoother_averages_per_track_and_passes_untracked_faces():
@@ -105,7 +109,7 @@ def test_two_people_keep_their_ids_through_a_gap(run, video):
         if i in GAP:
             assert len(frame) == 1 and frame.success.item() == 0 and frame.face_id.item() == -1
             continue
-        assert len(frame) == 2 and (frame.success == 1).all()
+        assert len(frame) == 2 and (frame.success == 1).all() and (frame.face_id >= 0).all()
         for person in (0, 1):
             boxes = frame[["x1", "y1", "x2", "y2"]].to_numpy()
             match = max(range(2), key=lambda k: iou(boxes[k], truth[person][i]))

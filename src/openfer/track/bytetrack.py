@@ -26,8 +26,8 @@ class FaceTracker:
         high_score: detections at or above this are matched first; weaker ones only revive unmatched tracks.
         min_iou: minimum overlap between a predicted track box and a detection to match them. Lower follows
             fast motion at low frame rates, but swaps ids of faces that pass close to each other more easily.
-        confirm_frames: consecutive matched frames before a track gets an id (faces before that have
-            ``track_id=None``). 1 gives ids from a face's second frame; higher suppresses one-off false faces.
+        confirm_frames: consecutive detected frames before a track gets an id (faces before that have
+            ``track_id=None``). 1 gives an id from a face's first frame; higher suppresses one-off false faces.
         frame_rate: nominal frames per second; only used when ``update`` is called without timestamps.
 
     Ids count from 0 in the order tracks are confirmed and are never reused within one tracker.
@@ -47,6 +47,7 @@ class FaceTracker:
             minimum_consecutive_frames=confirm_frames, minimum_iou_threshold=min_iou,
             high_conf_det_threshold=high_score,
         )
+        self._confirm_frames = confirm_frames
         self._last_t: float | None = None
 
     def update(self, faces: list[Face], timestamp: float | None = None) -> list[Face]:
@@ -72,8 +73,28 @@ class FaceTracker:
         ids: dict[int, int] = {}
         if len(tracked) and "index" in tracked.data:
             ids = {int(i): int(t) for i, t in zip(tracked.data["index"], tracked.tracker_id)}
+            if self._confirm_frames == 1:
+                self._confirm_new_tracks(faces, ids)
         return [dataclasses.replace(f, track_id=ids[i] if ids.get(i, -1) >= 0 else None)
                 for i, f in enumerate(faces)]
+
+    def _confirm_new_tracks(self, faces: list[Face], ids: dict[int, int]) -> None:
+        """Give tracks started on this frame their id now, so a face's first frame is not left without one.
+
+        The library confirms a track on its second matched frame even when one frame is enough; with
+        ``confirm_frames=1`` we confirm it at birth, through the library's own id allocator (its tracklets are
+        created from the detection's box, which identifies them). Pinned library version: see pyproject.toml.
+        """
+        newborn = [t for t in self._tracker.tracks if t.tracker_id == -1 and t.number_of_successful_consecutive_updates
+                   == 1 and getattr(t, "age", 0) == 0]
+        for i, face in enumerate(faces):
+            if ids.get(i, -1) >= 0 or face.score < self._tracker.track_activation_threshold:
+                continue
+            for t in newborn:
+                if np.allclose(t.get_state_bbox(), face.box, atol=1e-3):
+                    t.tracker_id = ids[i] = self._tracker._allocate_tracker_id()
+                    newborn.remove(t)
+                    break
 
     def reset(self) -> None:
         """Forget every track (ids restart from 0): call between unrelated videos."""
