@@ -258,6 +258,14 @@ def analyze_video(source: FrameSource | str | Path | int, analyzer: Analyzer | N
 
     The DataFrame grows with the video (about 0.5 kB per row); for hours of video write ``out=`` and read it
     back in chunks instead. The run's ``VideoRunResult`` is in ``df.attrs["result"]``.
+
+    Example:
+        >>> import skimage.data
+        >>> from openfer.video import ArraySource, analyze_video
+        >>> frames = [skimage.data.astronaut()] * 3 + [skimage.data.chelsea()]   # 3 frames with a face, 1 without
+        >>> df = analyze_video(ArraySource(frames, fps=25))
+        >>> df[["frame", "timestamp", "face_id", "success"]].values.tolist()
+        [[1.0, 0.0, 0.0, 1.0], [2.0, 0.04, 0.0, 1.0], [3.0, 0.08, 0.0, 1.0], [4.0, 0.12, -1.0, 0.0]]
     """
     import pandas as pd
 
