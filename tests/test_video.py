@@ -336,3 +336,29 @@ def test_variable_frame_rate_timestamps_come_from_the_container(tmp_path):
         container.mux(stream.encode())
     got = [f.timestamp for f in open_source(path)]
     assert np.allclose(got, np.array(times_ms) / 1000, atol=0.002), got
+
+
+def test_a_video_file_served_over_http_ends_instead_of_reconnecting(video, analyzer):
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(video[0].parent))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        source = open_source(f"http://127.0.0.1:{server.server_address[1]}/{video[0].name}")
+        result = run_video(analyzer, source)
+    finally:
+        server.shutdown()
+    assert result.frames == N_FRAMES and result.problems == []
+
+
+def test_problem_lines_are_capped():
+    from openfer.video.sources import _Problems
+
+    problems = _Problems()
+    for i in range(_Problems.limit + 5):
+        problems.append(f"drop {i}")
+    assert len(problems) == _Problems.limit + 1 and problems[-1].startswith("... 5 more")

@@ -86,6 +86,22 @@ class FrameSource(Protocol):
     def close(self) -> None: ...
 
 
+class _Problems(list):
+    """A list of problem lines that keeps the first ``limit`` (a stream that drops every minute for a day must
+    not grow memory) and counts the rest in a last line."""
+
+    limit = 50
+
+    def append(self, line: str) -> None:
+        if len(self) < self.limit:
+            super().append(line)
+            return
+        more = int(self[-1].split()[1]) + 1 if len(self) > self.limit else 1
+        if len(self) > self.limit:
+            self.pop()
+        super().append(f"... {more} more problem lines (only the first {self.limit} are kept)")
+
+
 @dataclass
 class _Sampler:
     sampling: Sampling
@@ -128,19 +144,22 @@ class CaptureSource:
         self.target = target
         self.sampling = sampling
         self.reconnect = reconnect
-        self.live = isinstance(target, int) or str(target).lower().startswith(STREAM_SCHEMES)
+        self.url = not isinstance(target, int) and str(target).lower().startswith(STREAM_SCHEMES)
+        self.live = isinstance(target, int) or self.url
         self.name = f"camera {target}" if isinstance(target, int) else str(target)
-        self.problems: list[str] = []
+        self.problems = _Problems()
         self._check_target()
         self._cap = self._open()
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps: float | None = float(fps) if fps and np.isfinite(fps) and 0 < fps < 1000 else None
-        count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if not self.live else 0
+        count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if not isinstance(target, int) else 0
         self.frame_count: int | None = count if count > 0 else None
+        if self.url and self.frame_count:  # a finite file served over HTTP: it ends, it does not drop
+            self.live = False
         self.expected_frames = self._expected(self.frame_count)
 
     def _check_target(self) -> None:
-        if isinstance(self.target, int) or self.live:
+        if isinstance(self.target, int) or self.url:
             return
         path = Path(self.target)
         if not path.exists():
@@ -165,7 +184,7 @@ class CaptureSource:
             if isinstance(self.target, int):
                 raise VideoOpenError(f"camera {self.target} could not be opened: check that it is connected, not in "
                                      "use by another program, and that this user may access it (try --camera 1)")
-            if self.live:
+            if self.url:
                 raise VideoOpenError(f"stream {self.target} could not be opened: check the URL, the network and "
                                      "any credentials in the URL")
             raise VideoOpenError(f"{self.target}: not a video OpenCV can decode (corrupt, truncated header, or an "
@@ -261,7 +280,7 @@ class FolderSource:
         if fps <= 0:
             raise ValueError(f"fps must be > 0, got {fps}")
         self.files, self.fps, self.sampling, self.name = list(files), float(fps), sampling, name
-        self.problems: list[str] = []
+        self.problems = _Problems()
         self.expected_frames = None
 
     def __iter__(self) -> Iterator[Frame]:
@@ -294,7 +313,7 @@ class ArraySource:
 
     def __init__(self, frames, fps: float = 30.0, name: str = "arrays", expected_frames: int | None = None) -> None:
         self._frames, self.fps, self.name = frames, float(fps), name
-        self.problems: list[str] = []
+        self.problems = _Problems()
         self.expected_frames = expected_frames
 
     def __iter__(self) -> Iterator[Frame]:
