@@ -280,11 +280,13 @@ def test_cli_video_writes_rows_summary_and_annotated_video(video, tmp_path):
     (["a.mp4", "b.mp4", "--out", "rows.csv"], "one video per run"),
     (["clip.mp4"], "--out"),
     (["missing.mp4", "--out", "rows.csv"], "file not found"),
+    (["rtsp://admin:secret@camera.local/live", "--out", "rows.csv"], "stream rtsp://***@camera.local/live could not"),
 ])
 def test_cli_video_usage_errors(monkeypatch, args, message):
     monkeypatch.setattr(cv2, "VideoCapture", lambda *a: FakeCamera(0, opened=False))
     res = run_cli("analyze", *args)
     assert res.exit_code == 2 and message in " ".join(res.output.split()), res.output
+    assert "secret" not in res.output
 
 
 def test_preview_without_a_display_is_a_usage_error(video, monkeypatch):

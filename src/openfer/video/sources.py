@@ -8,6 +8,7 @@ raising mid-run, so the pipeline can finish its outputs.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,7 +147,8 @@ class CaptureSource:
         self.reconnect = reconnect
         self.url = not isinstance(target, int) and str(target).lower().startswith(STREAM_SCHEMES)
         self.live = isinstance(target, int) or self.url
-        self.name = f"camera {target}" if isinstance(target, int) else str(target)
+        # a URL's user:password never reaches logs, messages or the summary
+        self.name = f"camera {target}" if isinstance(target, int) else re.sub(r"//[^/@]*@", "//***@", str(target))
         self.problems = _Problems()
         self._check_target()
         self._cap = self._open()
@@ -185,7 +187,7 @@ class CaptureSource:
                 raise VideoOpenError(f"camera {self.target} could not be opened: check that it is connected, not in "
                                      "use by another program, and that this user may access it (try --camera 1)")
             if self.url:
-                raise VideoOpenError(f"stream {self.target} could not be opened: check the URL, the network and "
+                raise VideoOpenError(f"stream {self.name} could not be opened: check the URL, the network and "
                                      "any credentials in the URL")
             raise VideoOpenError(f"{self.target}: not a video OpenCV can decode (corrupt, truncated header, or an "
                                  "unsupported codec); try converting it, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4")
