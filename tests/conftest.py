@@ -113,3 +113,29 @@ def classifier():
     import openfer
 
     return openfer.load_classifier("default")
+
+
+def moving_faces_video(path: Path, tracks: dict[int, list], size: tuple[int, int] = (320, 240), fps: float = 30.0,
+                       codec: str = "MJPG") -> dict[int, list]:
+    """Write a video of astronaut heads moving over a grey background; returns the true face box per person.
+
+    Args:
+        tracks: person -> one ``(x, y, head_height)`` per frame, or None where that person is absent. All lists
+            have the video's length.
+        codec: FourCC; "MJPG" in .avi decodes everywhere OpenCV does and cuts cleanly for truncation tests.
+
+    Returns:
+        person -> per frame the expected face box (x1, y1, x2, y2), or None where absent.
+    """
+    n = len(next(iter(tracks.values())))
+    w, h = size
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, size)
+    truth: dict[int, list] = {p: [] for p in tracks}
+    for i in range(n):
+        canvas = grey_canvas(w, h)
+        for person, steps in tracks.items():
+            truth[person].append(paste_head(canvas, steps[i][2], *steps[i][:2]) if steps[i] else None)
+        writer.write(cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return truth

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
-__all__ = ["Analyzer", "Face", "ImageReadError", "load_classifier", "load_detector", "__version__"]
+__all__ = ["Analyzer", "Face", "ImageReadError", "analyze_video", "load_classifier", "load_detector", "__version__"]
 
 if TYPE_CHECKING:
     from openfer.analyzer import Analyzer
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from openfer.detect import load_detector
     from openfer.io.images import ImageReadError
     from openfer.types import Face
+    from openfer.video import analyze_video
 
 _LAZY = {
     "Analyzer": "openfer.analyzer",
@@ -23,6 +24,7 @@ _LAZY = {
     "ImageReadError": "openfer.io.images",
     "load_classifier": "openfer.classify",
     "load_detector": "openfer.detect",
+    "analyze_video": "openfer.video",
 }
 
 

@@ -14,18 +14,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="openfer: facial expression analysis for images (offline, CPU).")
+                  help="openfer: facial expression analysis for images and video (offline, CPU).")
 err = Console(stderr=True)
 log = logging.getLogger("openfer")
 
 
 @app.command()
 def analyze(
-    paths: Annotated[Optional[list[str]], typer.Argument(help="Image files, folders or glob patterns.")] = None,
+    paths: Annotated[Optional[list[str]], typer.Argument(help="Image files, folders or glob patterns; or one video "
+                                                              "file or stream URL.")] = None,
     demo: Annotated[bool, typer.Option(help="Analyze bundled sample photos (writes to ./openfer-demo).")] = False,
     jsonl: Annotated[Optional[str], typer.Option(help="JSON Lines output, one object per input ('-' = stdout).")] = None,
     csv: Annotated[Optional[str], typer.Option("--csv", help="CSV output, one row per face.")] = None,
-    annotate: Annotated[Optional[Path], typer.Option(help="Folder for annotated copies of the images.")] = None,
+    annotate: Annotated[Optional[Path], typer.Option(help="Folder for annotated copies of the images (for a video: "
+                                                          "the annotated video file, .mp4 or .avi).")] = None,
     model: Annotated[str, typer.Option(help="Expression model (see 'openfer models').")] = "default",
     detector: Annotated[str, typer.Option(help="Face detector: centerface or haar.")] = "centerface",
     threshold: Annotated[float, typer.Option(help="Minimum face detection score (lower: more small faces, more false alarms).")] = 0.3,
@@ -34,18 +36,44 @@ def analyze(
                                                 "(finds smaller faces, slower; e.g. --max-side 1280 --upscale).")] = False,
     recursive: Annotated[bool, typer.Option(help="Look inside sub-folders.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
+    camera: Annotated[Optional[int], typer.Option(help="Video: analyse this webcam (0 = the first).")] = None,
+    sequence: Annotated[bool, typer.Option(help="Video: treat the image inputs as the frames of one video, "
+                                                "in name order (see --fps).")] = False,
+    out: Annotated[Optional[Path], typer.Option(help="Video: rows file, one row per frame and face "
+                                                     "(.csv, .jsonl or .parquet).")] = None,
+    summary: Annotated[Optional[Path], typer.Option(help="Video: per-face summary JSON.")] = None,
+    every: Annotated[int, typer.Option(help="Video: analyse every Nth frame.")] = 1,
+    fps: Annotated[Optional[float], typer.Option(help="Video: analyse at most this many frames per second "
+                                                      "(with --sequence: the frame rate of the images, default 30).")] = None,
+    start: Annotated[float, typer.Option(help="Video: start at this time, seconds.")] = 0.0,
+    end: Annotated[Optional[float], typer.Option(help="Video: stop at this time, seconds.")] = None,
+    smooth: Annotated[float, typer.Option(help="Video: weight of the newest frame in each face's moving average "
+                                               "of probabilities (1 = off; 0.3 steadies flickering labels).")] = 1.0,
+    preview: Annotated[bool, typer.Option(help="Video: show annotated frames in a window (q stops).")] = False,
 ) -> None:
-    """Find every face in images and recognise its expression.
+    """Find every face in images or videos and recognise its expression.
 
-    Exit code: 0 when every input was read, 1 when any input failed (its error is in the JSONL output), 2 on
-    usage errors.
+    A video file (by its ending), a stream URL (rtsp://, http://...), --camera N or --sequence runs the video
+    pipeline: faces are tracked (face_id), rows go to --out, the per-face summary to --summary and an annotated
+    video to --annotate FILE.mp4.
+
+    Exit code: 0 when every input was read, 1 when any input failed (its error is in the JSONL output, or for a
+    video in the summary's problems), 2 on usage errors, 130 after Ctrl-C.
     """
     from openfer.analyzer import Analyzer
     from openfer.detect import load_detector
     from openfer.io.images import expand_inputs
     from openfer.pipeline import run_images
 
+    from openfer.video.sources import is_video_input
+
     items = list(paths or [])
+    if camera is not None or sequence or any(is_video_input(i) for i in items):
+        _analyze_video(items, camera=camera, sequence=sequence, out=out or (Path(csv) if csv else None) or (
+            Path(jsonl) if jsonl and jsonl != "-" else None), summary=summary, annotate=annotate, model=model,
+            detector=detector, threshold=threshold, max_side=max_side, upscale=upscale, every=every, fps=fps,
+            start=start, end=end, smooth=smooth, preview=preview, recursive=recursive, quiet=quiet)
+        return
     if demo:
         from openfer.demo import write_demo_images
 
@@ -87,6 +115,67 @@ def analyze(
     if summary.interrupted:
         raise typer.Exit(130)
     raise typer.Exit(1 if summary.failed else 0)
+
+
+def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate, model, detector, threshold,
+                   max_side, upscale, every, fps, start, end, smooth, preview, recursive, quiet) -> None:
+    """The video branch of ``analyze``: open one source, run the streaming pipeline, report."""
+    from openfer.analyzer import Analyzer
+    from openfer.detect import load_detector
+    from openfer.io.images import expand_inputs
+    from openfer.track import EmaSmoother, FaceTracker
+    from openfer.video import Sampling, VideoOpenError, open_source, run_video
+
+    def usage(msg: str) -> None:
+        err.print(f"[red]error:[/red] {msg}")
+        raise typer.Exit(2)
+
+    if camera is not None and items:
+        usage("give either --camera N or input paths, not both")
+    if not sequence and camera is None and len(items) != 1:
+        usage(f"give one video per run (got {len(items)} inputs); run openfer once per video")
+    if out is None and summary is None and annotate is None and not preview:
+        usage("say where results go: --out rows.csv|.jsonl|.parquet, --summary summary.json, --annotate out.mp4 "
+              "or --preview")
+    try:
+        sampling = Sampling(every=every, fps=None if sequence else fps, start=start, end=end)
+        if sequence:
+            files = expand_inputs(items, recursive=recursive)
+            source = open_source(files, sampling, sequence_fps=fps or 30.0)
+        else:
+            source = open_source(camera if camera is not None else items[0], sampling)
+        det_kwargs = {"threshold": threshold, "max_side": max_side or None, "upscale": upscale} \
+            if detector == "centerface" else {}
+        analyzer = Analyzer(detector=load_detector(detector, **det_kwargs), classifier=model)
+        smoother = EmaSmoother(alpha=smooth) if smooth < 1 else None
+        tracker = FaceTracker(frame_rate=source.fps or 30.0)
+    except (VideoOpenError, KeyError, ImportError, FileNotFoundError, ValueError) as e:
+        usage(str(e))
+
+    progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[fps]:.1f} frames/s"), TimeElapsedColumn(), TimeRemainingColumn(),
+                        console=err, disable=quiet)
+    try:
+        with progress:
+            task = progress.add_task(f"analyzing {source.name}", total=source.expected_frames, fps=0.0)
+            result = run_video(analyzer, source, out=out, summary_path=summary, annotate_path=annotate,
+                               tracker=tracker, smoother=smoother, preview=preview,
+                               on_frame=lambda r: progress.update(task, completed=r.frames, fps=r.fps))
+    except (OSError, ValueError, ImportError) as e:  # an output that cannot be written
+        usage(f"cannot write results: {e}")
+    except RuntimeError as e:  # --preview without a display
+        usage(str(e))
+    if not quiet:
+        err.print(f"{result.frames} frames, {result.faces} faces, {result.tracks} tracked people, "
+                  f"{result.fps:.1f} frames/s" + (" (interrupted)" if result.interrupted else ""))
+        for p in result.problems[:20]:
+            err.print(f"[yellow]problem:[/yellow] {p}")
+        for name, target in (("rows", out), ("summary", summary), ("annotated video", annotate)):
+            if target:
+                err.print(f"{name}: {target}")
+    if result.interrupted:
+        raise typer.Exit(130)
+    raise typer.Exit(1 if result.problems else 0)
 
 
 def _print_summary(summary, jsonl, csv, annotate) -> None:

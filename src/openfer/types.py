@@ -22,6 +22,9 @@ class Face:
             i.e. "left_eye" is the eye with the smaller x in an upright frontal face).
         expression: top class name, or None before classification.
         probabilities: class name -> probability (sums to 1), empty before classification.
+        track_id: identity of this face across the frames of a video (``openfer.track``), an int >= 0 that stays
+            the same for one person through motion and short gaps; None for still images and for faces the
+            tracker has not (yet) confirmed.
     """
 
     box: tuple[float, float, float, float]
@@ -29,6 +32,7 @@ class Face:
     landmarks: np.ndarray = field(default_factory=lambda: np.full((5, 2), np.nan, np.float32))
     expression: str | None = None
     probabilities: dict[str, float] = field(default_factory=dict)
+    track_id: int | None = None
 
     def __post_init__(self) -> None:
         if len(self.box) != 4:
@@ -50,12 +54,16 @@ class Face:
         return self.box[3] - self.box[1]
 
     def to_dict(self, decimals: int = 4) -> dict[str, Any]:
-        """JSON-ready dict: box, score, landmarks ([[x, y] x5]), expression, probabilities."""
+        """JSON-ready dict: box, score, landmarks ([[x, y] x5]), expression, probabilities (and ``track_id`` when set,
+        so image results keep their schema)."""
         r = lambda v: round(float(v), decimals)  # noqa: E731 - local shorthand
-        return {
+        out = {
             "box": [r(v) for v in self.box],
             "score": r(self.score),
             "landmarks": [[r(x), r(y)] for x, y in self.landmarks] if np.isfinite(self.landmarks).all() else None,
             "expression": self.expression,
             "probabilities": {k: r(v) for k, v in self.probabilities.items()},
         }
+        if self.track_id is not None:
+            out["track_id"] = int(self.track_id)
+        return out

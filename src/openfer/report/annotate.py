@@ -30,6 +30,8 @@ def annotate(image: np.ndarray, faces: list[Face], bars: bool = True) -> np.ndar
             for x, y in f.landmarks:
                 cv2.circle(out, (int(round(x)), int(round(y))), thick + 1, (0, 255, 0), -1, cv2.LINE_AA)
         label = f"{f.expression} {f.probabilities.get(f.expression, 0):.2f}" if f.expression else f"face {f.score:.2f}"
+        if f.track_id is not None:  # video: the face's identity first, so it can be followed across frames
+            label = f"#{f.track_id} {label}"
         (tw, th), base = cv2.getTextSize(label, font, fscale, thick)
         ty = y1 - base - 2 if y1 - th - base - 2 >= 0 else y2 + th + 2
         cv2.rectangle(out, (x1, ty - th - 2), (x1 + tw + 4, ty + base), colour, -1)

@@ -1,0 +1,139 @@
+"""Per-frame, per-face rows of a video run and their streaming writers (CSV, JSON Lines, Parquet).
+
+Column names follow OpenFace 2.x where they mean the same thing (``frame``, ``face_id``, ``timestamp``,
+``confidence``, ``success``); the schema is in docs/video.md.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from openfer.types import LANDMARK_NAMES, Face
+
+#: Columns before the probabilities, in order.
+BASE_COLUMNS: tuple[str, ...] = (
+    "frame", "timestamp", "face_id", "confidence", "success", "x1", "y1", "x2", "y2",
+    *(f"{n}_{a}" for n in LANDMARK_NAMES for a in ("x", "y")), "expression",
+)
+#: Suffixes ``open_row_writer`` understands.
+ROW_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+
+
+def row_columns(classes: tuple[str, ...]) -> list[str]:
+    """All columns: ``BASE_COLUMNS`` then ``p_<class>`` for each class."""
+    return [*BASE_COLUMNS, *(f"p_{c}" for c in classes)]
+
+
+def frame_rows(frame_index: int, timestamp: float, faces: list[Face], classes: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The rows of one frame: one per face, or a single ``success=0`` row when the frame has no face.
+
+    ``frame`` is 1-based like OpenFace (source frame ``index + 1``); ``face_id`` is the track id, -1 for a face not
+    (yet) tracked and for the no-face row; box, landmarks and probabilities are None (empty in CSV) without a face.
+    """
+    base = {"frame": frame_index + 1, "timestamp": round(float(timestamp), 4)}
+    if not faces:
+        row = dict.fromkeys(row_columns(classes))
+        row.update(base, face_id=-1, confidence=0.0, success=0)
+        return [row]
+    rows = []
+    for f in faces:
+        row = {**base, "face_id": -1 if f.track_id is None else int(f.track_id),
+               "confidence": round(float(f.score), 4), "success": 1}
+        row.update(zip(("x1", "y1", "x2", "y2"), (round(v, 2) for v in f.box)))
+        lm = f.landmarks.reshape(-1)
+        row.update(zip(BASE_COLUMNS[9:19], (round(float(v), 2) if math.isfinite(v) else None for v in lm)))
+        row["expression"] = f.expression
+        row.update((f"p_{c}", round(float(f.probabilities[c]), 5) if c in f.probabilities else None) for c in classes)
+        rows.append(row)
+    return rows
+
+
+class RowWriter:
+    """Streams rows to ``path`` in the format of its suffix (.csv, .jsonl/.ndjson, .parquet).
+
+    CSV and JSON Lines are flushed after every ``write`` (a killed run keeps every written frame). Parquet is
+    columnar: rows are buffered and written as a row group every ``parquet_rows`` rows, and the file is only valid
+    after ``close`` (which Ctrl-C still reaches). Memory stays bounded by ``parquet_rows``.
+    """
+
+    def __init__(self, path: str | Path, classes: tuple[str, ...], parquet_rows: int = 4096) -> None:
+        self.path = Path(path)
+        fmt = ROW_FORMATS.get(self.path.suffix.lower())
+        if fmt is None:
+            raise ValueError(f"unknown row format {self.path.suffix!r} for {self.path}: use one of "
+                             f"{', '.join(sorted(ROW_FORMATS))}")
+        self.format, self.columns, self.rows_written = fmt, row_columns(classes), 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._buffer: list[dict[str, Any]] = []
+        self._parquet_rows, self._pq = parquet_rows, None
+        if fmt == "parquet":
+            try:
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+            except ImportError as e:
+                raise ImportError(f"Parquet output needs pyarrow: pip install 'openfer[video]' ({e})") from None
+            floats = {c: pa.float64() for c in self.columns}
+            floats.update(frame=pa.int64(), face_id=pa.int64(), success=pa.int8(), expression=pa.string())
+            self._schema = pa.schema([(c, floats[c]) for c in self.columns])
+            self._pq = pq.ParquetWriter(str(self.path), self._schema)
+            self.f = None
+        else:
+            self.f = open(self.path, "w", newline="", encoding="utf-8")
+            if fmt == "csv":
+                self._csv = csv.DictWriter(self.f, fieldnames=self.columns)
+                self._csv.writeheader()
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        """Append ``rows`` (dicts with ``self.columns`` keys)."""
+        self.rows_written += len(rows)
+        if self.format == "parquet":
+            self._buffer.extend(rows)
+            if len(self._buffer) >= self._parquet_rows:
+                self._flush_parquet()
+            return
+        if self.format == "csv":
+            self._csv.writerows(rows)
+        else:
+            self.f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        self.f.flush()
+
+    def _flush_parquet(self) -> None:
+        import pyarrow as pa
+
+        if self._buffer:
+            self._pq.write_table(pa.Table.from_pylist(self._buffer, schema=self._schema))
+            self._buffer = []
+
+    def close(self) -> None:
+        """Write what is buffered and finish the file (idempotent)."""
+        if self._pq is not None:
+            self._flush_parquet()
+            self._pq.close()
+            self._pq = None
+        if self.f is not None and not self.f.closed:
+            self.f.close()
+
+    def __enter__(self) -> RowWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def read_rows(path: str | Path):
+    """A pandas DataFrame of a rows file written by ``RowWriter`` (any of its formats)."""
+    import pandas as pd
+
+    path = Path(path)
+    fmt = ROW_FORMATS.get(path.suffix.lower())
+    if fmt == "csv":
+        return pd.read_csv(path)
+    if fmt == "jsonl":
+        return pd.read_json(path, lines=True)
+    if fmt == "parquet":
+        return pd.read_parquet(path)
+    raise ValueError(f"unknown row format {path.suffix!r}: use one of {', '.join(sorted(ROW_FORMATS))}")

@@ -1,0 +1,280 @@
+"""The streaming video loop: read -> detect -> track -> classify (batched across frames) -> smooth -> write.
+
+Memory stays constant: frames wait in a bounded decode queue (``prefetch``) and in one classification batch
+(``batch_frames``); rows are written as soon as their batch is classified; the summary keeps per-track
+statistics only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from openfer.analyzer import Analyzer
+from openfer.io.rows import RowWriter, frame_rows, row_columns
+from openfer.report.summary import VideoSummary
+from openfer.track import EmaSmoother, FaceTracker
+from openfer.types import Face
+from openfer.video.sinks import AnnotatedVideoWriter, PreviewWindow
+from openfer.video.sources import Frame, FrameSource
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class VideoRunResult:
+    """What a video run did.
+
+    Attributes:
+        source: the source's name (path, ``camera N`` or URL).
+        frames: frames analysed (after frame stepping).
+        rows: rows produced (one per face, or one ``success=0`` row per frame without faces).
+        faces: faces found, over all frames.
+        tracks: distinct track ids given.
+        seconds: wall-clock time of the run.
+        interrupted: stopped early by Ctrl-C (or q in the preview); the outputs hold everything before that.
+        problems: what could not be read or analysed (truncated file, dropped stream, a failed frame).
+        summary: the per-track summary (``VideoSummary.to_dict``, plus run information).
+    """
+
+    source: str
+    frames: int = 0
+    rows: int = 0
+    faces: int = 0
+    tracks: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+    problems: list[str] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        """Analysed frames per second of wall-clock time."""
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+class _Prefetch:
+    """Decodes the source in a background thread into a bounded queue (OpenCV releases the GIL while decoding)."""
+
+    _END = object()
+
+    def __init__(self, source: FrameSource, size: int) -> None:
+        self._q: queue.Queue = queue.Queue(maxsize=max(1, size))
+        self._stop = threading.Event()
+        self._source = source
+        self._thread = threading.Thread(target=self._run, name="openfer-decode", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        item: Any = self._END
+        try:
+            for frame in self._source:
+                if not self._put(frame):
+                    return
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer, which re-raises it in its thread
+            item = e
+        self._put(item)
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[Frame]:
+        while True:
+            item = self._q.get()
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def run_video(
+    analyzer: Analyzer,
+    source: FrameSource,
+    out: str | Path | None = None,
+    summary_path: str | Path | None = None,
+    annotate_path: str | Path | None = None,
+    tracker: FaceTracker | None = None,
+    smoother: EmaSmoother | None = None,
+    batch_frames: int = 8,
+    prefetch: int = 4,
+    preview: bool = False,
+    on_rows: Callable[[list[dict[str, Any]]], None] | None = None,
+    on_frame: Callable[[VideoRunResult], None] | None = None,
+) -> VideoRunResult:
+    """Analyse every sampled frame of ``source``, streaming rows, annotated frames and finally the summary.
+
+    Args:
+        analyzer: detector + classifier.
+        source: frames to analyse (``open_source``, or any ``FrameSource`` such as ``ArraySource``); closed here.
+        out: rows file, format from its suffix (.csv, .jsonl, .parquet).
+        summary_path: per-track summary JSON, written at the end (also after Ctrl-C).
+        annotate_path: annotated video (.mp4, .avi, ...).
+        tracker: gives faces their ``face_id`` (default: a new ``FaceTracker``).
+        smoother: smooths each track's probabilities (default: none, rows hold per-frame outputs).
+        batch_frames: frames whose face crops are classified together. Larger batches are a little faster per
+            face; rows are written up to this many frames later and that many frames are held in memory.
+        prefetch: frames decoded ahead in a background thread (0: decode in this thread).
+        preview: show annotated frames in a window (q or Esc stops).
+        on_rows: called with each frame's rows as they are written (e.g. to collect a DataFrame).
+        on_frame: called with the running result after each frame is written (progress bars).
+
+    Returns:
+        What was done; ``problems`` lists what could not be read (the run itself does not raise for bad frames).
+
+    Ctrl-C stops the run after the frames already detected are classified and written and every output is
+    closed, so each output is complete up to that frame.
+    """
+    classes = analyzer.classifier.classes
+    result = VideoRunResult(source=source.name)
+    tracker = tracker or FaceTracker(frame_rate=source.fps or 30.0)
+    summary = VideoSummary(classes)
+    writer = video = window = None
+    try:  # outputs that cannot be opened (no display, bad suffix) end the run before any frame is read
+        window = PreviewWindow() if preview else None
+        video = AnnotatedVideoWriter(annotate_path, _analysed_fps(source)) if annotate_path else None
+        writer = RowWriter(out, classes) if out else None
+    except BaseException:
+        for sink in (window, video, source):
+            if sink is not None:
+                sink.close()
+        raise
+    track_ids: set[int] = set()
+    pending: list[tuple[Frame, list[Face]]] = []
+    t0 = time.perf_counter()
+
+    def flush() -> bool:
+        batch = pending[:]
+        pending.clear()  # taken now: an interrupt while writing this batch must not write it twice
+        if not batch:
+            return True
+        try:
+            classified = analyzer.classify_frames([(fr.image, faces) for fr, faces in batch])
+        except Exception as e:  # noqa: BLE001 - the frames are still reported, without expressions
+            log.debug("classification failed", exc_info=True)
+            result.problems.append(f"classification failed for frames {batch[0][0].index + 1}-"
+                                   f"{batch[-1][0].index + 1}: {type(e).__name__}: {e}")
+            classified = [faces for _, faces in batch]
+        keep_going = True
+        for (fr, _), faces in zip(batch, classified):
+            if smoother is not None:
+                faces = smoother.smooth(faces)
+            rows = frame_rows(fr.index, fr.timestamp, faces, classes)
+            if writer:
+                writer.write(rows)
+            if video:
+                video.write(fr.image, faces)
+            if window and keep_going:
+                keep_going = window.show(fr.image, faces)
+            summary.add(fr.index, fr.timestamp, faces)
+            track_ids.update(f.track_id for f in faces if f.track_id is not None)
+            result.frames += 1
+            result.rows += len(rows)
+            result.faces += len(faces)
+            result.tracks = len(track_ids)
+            result.seconds = time.perf_counter() - t0
+            if on_rows:
+                on_rows(rows)
+            if on_frame:
+                on_frame(result)
+        return keep_going
+
+    reader = _Prefetch(source, prefetch) if prefetch > 0 else None
+    try:
+        for frame in reader if reader is not None else source:
+            try:
+                faces = analyzer.detector.detect(frame.image)
+            except Exception as e:  # noqa: BLE001 - one bad frame must not end the run
+                log.debug("detection failed on frame %d", frame.index, exc_info=True)
+                result.problems.append(f"frame {frame.index + 1}: detection failed: {type(e).__name__}: {e}")
+                faces = []
+            pending.append((frame, tracker.update(faces, frame.timestamp)))
+            if len(pending) >= batch_frames and not flush():
+                result.interrupted = True
+                break
+        else:
+            flush()
+    except KeyboardInterrupt:
+        result.interrupted = True
+        try:
+            flush()
+        except KeyboardInterrupt:  # a second Ctrl-C: give up on the pending frames, still close the outputs
+            pass
+    except Exception as e:  # noqa: BLE001 - e.g. the decoder thread failed: keep what is done, report it
+        log.debug("video run stopped", exc_info=True)
+        result.problems.append(f"stopped: {type(e).__name__}: {e}")
+        flush()
+    finally:
+        if reader is not None:
+            reader.stop()
+        source.close()
+        result.problems = [*source.problems, *result.problems]
+        result.seconds = time.perf_counter() - t0
+        for sink in (writer, video, window):
+            if sink is not None:
+                sink.close()
+        result.summary = {"source": source.name, "source_fps": source.fps, "interrupted": result.interrupted,
+                          "problems": result.problems, "classes": list(classes), **summary.to_dict()}
+        if summary_path:
+            Path(summary_path).parent.mkdir(parents=True, exist_ok=True)
+            Path(summary_path).write_text(json.dumps(result.summary, indent=2), encoding="utf-8")
+    return result
+
+
+def _analysed_fps(source: FrameSource) -> float:
+    """Frames per second of the analysed frames (source rate divided by the stepping), for the output video."""
+    fps = source.fps or 30.0
+    sampling = getattr(source, "sampling", None)
+    if sampling is not None:
+        fps /= sampling.every
+        if sampling.fps is not None:
+            fps = min(fps, sampling.fps)
+    return fps
+
+
+def analyze_video(source: FrameSource | str | Path | int, analyzer: Analyzer | None = None, **kwargs):
+    """Analyse a video and return its rows as a pandas DataFrame (columns: ``openfer.io.rows.row_columns``).
+
+    Args:
+        source: a ``FrameSource``, a video path, a camera index or a stream URL.
+        analyzer: default ``Analyzer()``.
+        **kwargs: passed to ``run_video`` (``out``, ``summary_path``, ``annotate_path``, ``smoother``...).
+
+    The DataFrame grows with the video (about 0.5 kB per row); for hours of video write ``out=`` and read it
+    back in chunks instead. The run's ``VideoRunResult`` is in ``df.attrs["result"]``.
+
+    Example:
+        >>> import skimage.data
+        >>> from openfer.video import ArraySource, analyze_video
+        >>> frames = [skimage.data.astronaut()] * 3 + [skimage.data.chelsea()]   # 3 frames with a face, 1 without
+        >>> df = analyze_video(ArraySource(frames, fps=25))
+        >>> df[["frame", "timestamp", "face_id", "success"]].values.tolist()
+        [[1.0, 0.0, 0.0, 1.0], [2.0, 0.04, 0.0, 1.0], [3.0, 0.08, 0.0, 1.0], [4.0, 0.12, -1.0, 0.0]]
+    """
+    import pandas as pd
+
+    from openfer.video.sources import open_source
+
+    analyzer = analyzer or Analyzer()
+    src = open_source(source) if isinstance(source, (str, Path, int)) else source
+    rows: list[dict[str, Any]] = []
+    result = run_video(analyzer, src, on_rows=rows.extend, **kwargs)
+    df = pd.DataFrame(rows, columns=row_columns(analyzer.classifier.classes))
+    df.attrs["result"] = result
+    return df

@@ -1,0 +1,366 @@
+"""The video pipeline on short generated videos: tracking, no-face rows, outputs, bad inputs, Ctrl-C, camera."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from conftest import CLASSES, astronaut, iou, moving_faces_video
+from openfer.cli import app
+from openfer.io.rows import RowWriter, frame_rows, read_rows, row_columns
+from openfer.track import EmaSmoother, FaceTracker
+from openfer.types import Face
+from openfer.video import (ArraySource, CaptureSource, FolderSource, Sampling, VideoOpenError, analyze_video,
+                           open_source, run_video)
+
+N_FRAMES, GAP = 40, range(16, 22)  # frames 16..21 have no face at all
+
+
+def two_people() -> dict[int, list]:
+    """Person 0 walks right along the top, person 1 left along the bottom; both vanish during GAP."""
+    a = [None if i in GAP else (10 + 4 * i, 5, 80) for i in range(N_FRAMES)]
+    b = [None if i in GAP else (240 - 4 * i, 135, 80) for i in range(N_FRAMES)]
+    return {0: a, 1: b}
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    path = tmp_path_factory.mktemp("video") / "two.avi"
+    return path, moving_faces_video(path, two_people())
+
+
+@pytest.fixture(scope="module")
+def run(video, analyzer, tmp_path_factory):
+    """One full run over the two-person video with every output."""
+    out = tmp_path_factory.mktemp("out")
+    result = run_video(analyzer, open_source(video[0]), out=out / "rows.csv", summary_path=out / "summary.json",
+                       annotate_path=out / "annotated.avi")
+    return result, out
+
+
+def box_faces(boxes, score=0.9):
+    return [Face(box=b, score=score) for b in boxes]
+
+
+def test_tracker_keeps_ids_through_motion_and_missed_frames():
+    tracker = FaceTracker()
+    seen = {0: set(), 1: set()}
+    for i in range(60):
+        boxes = {0: (10 + 3 * i, 20, 70 + 3 * i, 90), 1: (400 - 3 * i, 200, 460 - 3 * i, 270)}
+        if 20 <= i < 26:  # person 1 is missed by the detector for 6 frames
+            del boxes[1]
+        faces = tracker.update(box_faces(list(boxes.values())), timestamp=i / 30)
+        for person, face in zip(boxes, faces):
+            if face.track_id is not None:
+                seen[person].add(face.track_id)
+    assert all(len(ids) == 1 for ids in seen.values()), seen
+    assert seen[0] != seen[1]
+
+
+def test_tracker_returns_new_faces_in_input_order():
+    tracker = FaceTracker()
+    faces = box_faces([(0, 0, 50, 50), (100, 100, 150, 150)])
+    for t in range(3):
+        out = tracker.update(faces, timestamp=t / 30)
+        assert [f.track_id for f in out] == [0, 1], "ids from a face's first frame on"
+    assert [f.box for f in out] == [f.box for f in faces]
+    assert all(f.track_id is None for f in faces), "input faces must not be changed"
+    weak = FaceTracker().update(box_faces([(0, 0, 50, 50)], score=0.4))
+    assert weak[0].track_id is None, "a face below activation_score starts no track"
+    slow = FaceTracker(confirm_frames=2)
+    assert [slow.update(box_faces([(0, 0, 50, 50)]), t / 30)[0].track_id for t in range(3)] == [None, 0, 0]
+
+
+def test_smoother_averages_per_track_and_passes_untracked_faces():
+    sm = EmaSmoother(alpha=0.5)
+    first = Face(box=(0, 0, 1, 1), score=1, expression="neutral", probabilities={"neutral": 1.0, "happiness": 0.0},
+                 track_id=3)
+    second = Face(box=(0, 0, 1, 1), score=1, expression="happiness",
+                  probabilities={"neutral": 0.0, "happiness": 1.0}, track_id=3)
+    sm.smooth([first])
+    (out,) = sm.smooth([second])
+    assert out.probabilities == {"neutral": 0.5, "happiness": 0.5}
+    loose = Face(box=(0, 0, 1, 1), score=1, probabilities={"neutral": 1.0})
+    assert sm.smooth([loose]) == [loose]
+    with pytest.raises(ValueError, match="alpha"):
+        EmaSmoother(alpha=0)
+
+
+def test_face_to_dict_adds_track_id_only_when_set():
+    f = Face(box=(0, 0, 1, 1), score=0.5)
+    assert "track_id" not in f.to_dict()
+    assert Face(box=(0, 0, 1, 1), score=0.5, track_id=7).to_dict()["track_id"] == 7
+
+
+def test_two_people_keep_their_ids_through_a_gap(run, video):
+    result, out = run
+    rows = read_rows(out / "rows.csv")
+    assert list(rows.columns) == row_columns(CLASSES)
+    assert result.frames == N_FRAMES and result.problems == []
+    ids_of = {0: set(), 1: set()}
+    truth = video[1]
+    for i in range(N_FRAMES):
+        frame = rows[rows.frame == i + 1]
+        if i in GAP:
+            assert len(frame) == 1 and frame.success.item() == 0 and frame.face_id.item() == -1
+            continue
+        assert len(frame) == 2 and (frame.success == 1).all() and (frame.face_id >= 0).all()
+        for person in (0, 1):
+            boxes = frame[["x1", "y1", "x2", "y2"]].to_numpy()
+            match = max(range(2), key=lambda k: iou(boxes[k], truth[person][i]))
+            assert iou(boxes[match], truth[person][i]) > 0.5
+            if frame.face_id.iloc[match] >= 0:
+                ids_of[person].add(int(frame.face_id.iloc[match]))
+    assert ids_of[0] and ids_of[1] and len(ids_of[0]) == 1 and len(ids_of[1]) == 1 and ids_of[0] != ids_of[1]
+
+
+def test_rows_probabilities_and_summary(run):
+    result, out = run
+    rows = read_rows(out / "rows.csv")
+    faces = rows[rows.success == 1]
+    probs = faces[[f"p_{c}" for c in CLASSES]].to_numpy()
+    assert np.allclose(probs.sum(axis=1), 1, atol=1e-3)
+    assert (faces.expression == [CLASSES[k] for k in probs.argmax(axis=1)]).all()
+    assert rows.timestamp.is_monotonic_increasing
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary == json.loads(json.dumps(result.summary))
+    assert summary["frames_analyzed"] == N_FRAMES and summary["frames_with_faces"] == N_FRAMES - len(GAP)
+    assert summary["num_tracks"] == 2 and not summary["interrupted"]
+    for tr in summary["tracks"]:
+        assert abs(sum(tr["expression_share"].values()) - 1) < 1e-3
+        assert tr["dominant_expression"] == max(tr["expression_share"], key=tr["expression_share"].get)
+        assert tr["segments"][0]["onset_frame"] == tr["first_frame"]
+        assert tr["segments"][-1]["offset_frame"] == tr["last_frame"]
+        assert set(tr["stats"]["p_happiness"]) == {"mean", "std", "min", "max"}
+
+
+def test_annotated_video_has_every_frame(run):
+    cap = cv2.VideoCapture(str(run[1] / "annotated.avi"))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    assert n == N_FRAMES
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_row_formats_read_back_the_same(tmp_path, suffix):
+    face = Face(box=(1, 2, 30, 40), score=0.9, expression="neutral",
+                probabilities={c: 1.0 if c == "neutral" else 0.0 for c in CLASSES}, track_id=4)
+    rows = frame_rows(0, 0.0, [face], CLASSES) + frame_rows(1, 1 / 30, [], CLASSES)
+    with RowWriter(tmp_path / f"rows{suffix}", CLASSES) as w:
+        w.write(rows)
+    df = read_rows(tmp_path / f"rows{suffix}")
+    assert list(df.columns) == row_columns(CLASSES)
+    assert df.frame.tolist() == [1, 2] and df.face_id.tolist() == [4, -1] and df.success.tolist() == [1, 0]
+    assert df.p_neutral.iloc[0] == 1.0 and pd.isna(df.p_neutral.iloc[1]) and pd.isna(df.x1.iloc[1])
+
+
+def test_unknown_row_format_says_which_exist(tmp_path):
+    with pytest.raises(ValueError, match=r"\.parquet"):
+        RowWriter(tmp_path / "rows.xlsx", CLASSES)
+
+
+def test_sampling_every_start_end(video, analyzer):
+    df = analyze_video(open_source(video[0], Sampling(every=3, start=0.2, end=1.0)), analyzer)
+    frames = sorted(set(df.frame))
+    assert frames[0] == 7 and all(b - a == 3 for a, b in zip(frames, frames[1:]))  # 0.2 s = frame index 6
+    assert df.timestamp.max() < 1.0
+
+
+def test_fps_sampling_halves_frames(video, analyzer):
+    df = analyze_video(open_source(video[0], Sampling(fps=15)), analyzer)
+    assert df.frame.nunique() == N_FRAMES // 2
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "file not found"),
+    (b"", "file is empty"),
+    (b"this is not a video" * 100, "not a video OpenCV can decode"),
+])
+def test_unopenable_files_say_why(tmp_path, content, message):
+    path = tmp_path / "clip.mp4"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(VideoOpenError, match=message):
+        open_source(path)
+
+
+def test_truncated_video_keeps_what_decodes(video, analyzer, tmp_path):
+    data = video[0].read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: len(data) // 2])
+    result = run_video(analyzer, open_source(cut), out=tmp_path / "rows.parquet", summary_path=tmp_path / "s.json")
+    assert 0 < result.frames < N_FRAMES
+    assert any("truncated" in p for p in result.problems)
+    assert len(read_rows(tmp_path / "rows.parquet")) == result.rows
+    assert json.loads((tmp_path / "s.json").read_text())["problems"] == result.problems
+
+
+def test_ctrl_c_leaves_complete_outputs(analyzer, tmp_path):
+    frames = [astronaut()] * 30
+
+    def interrupt(r):
+        if r.frames == 10:
+            raise KeyboardInterrupt
+
+    result = run_video(analyzer, ArraySource(frames), out=tmp_path / "rows.parquet",
+                       summary_path=tmp_path / "s.json", annotate_path=tmp_path / "a.avi", batch_frames=4,
+                       on_frame=interrupt)
+    assert result.interrupted and result.frames == 10
+    df = read_rows(tmp_path / "rows.parquet")
+    assert df.frame.tolist() == list(range(1, 11))
+    assert json.loads((tmp_path / "s.json").read_text())["interrupted"] is True
+
+
+def test_bad_frame_in_a_folder_is_skipped(tmp_path, analyzer):
+    from conftest import save
+
+    files = [save(tmp_path / f"f{i:03d}.png", astronaut()) for i in range(3)]
+    files[1].write_bytes(b"broken")
+    result = run_video(analyzer, FolderSource(files, fps=10))
+    assert result.frames == 2 and len(result.problems) == 1 and "f001.png" in result.problems[0]
+
+
+class FakeCamera:
+    """Stands in for cv2.VideoCapture on a camera: ``frames`` good reads, then the device drops."""
+
+    def __init__(self, frames: int, opened: bool = True):
+        self.left, self.opened = frames, opened
+
+    def isOpened(self):
+        return self.opened
+
+    def get(self, prop):
+        return 30.0 if prop == cv2.CAP_PROP_FPS else 0.0
+
+    def set(self, *args):
+        return True
+
+    def grab(self):
+        self.left -= 1
+        return self.left >= 0
+
+    def retrieve(self):
+        return True, cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR)
+
+    def release(self):
+        pass
+
+
+def test_camera_source_reconnects_then_reports_the_drop(monkeypatch, analyzer):
+    cams = iter([FakeCamera(5), FakeCamera(3), FakeCamera(0, opened=False)])
+    monkeypatch.setattr(cv2, "VideoCapture", lambda *a: next(cams))
+    monkeypatch.setattr("time.sleep", lambda s: None)
+    source = CaptureSource(0, reconnect=1)
+    result = run_video(analyzer, source)
+    assert result.frames == 8 and result.faces == 8
+    assert any("reconnecting" in p for p in result.problems) and "dropped" in result.problems[-1]
+
+
+def run_cli(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_cli_video_writes_rows_summary_and_annotated_video(video, tmp_path):
+    res = run_cli("analyze", video[0], "--out", tmp_path / "rows.jsonl", "--summary", tmp_path / "s.json",
+                  "--annotate", tmp_path / "out.mp4", "--every", "4", "--smooth", "0.5")
+    assert res.exit_code == 0, res.output
+    assert len(read_rows(tmp_path / "rows.jsonl").frame.unique()) == N_FRAMES // 4
+    assert json.loads((tmp_path / "s.json").read_text())["num_tracks"] == 2
+    assert (tmp_path / "out.mp4").stat().st_size > 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--camera", "0", "--out", "rows.csv"], "camera 0 could not be opened"),
+    (["a.mp4", "b.mp4", "--out", "rows.csv"], "one video per run"),
+    (["clip.mp4"], "--out"),
+    (["missing.mp4", "--out", "rows.csv"], "file not found"),
+    (["rtsp://admin:secret@camera.local/live", "--out", "rows.csv"], "stream rtsp://***@camera.local/live could not"),
+])
+def test_cli_video_usage_errors(monkeypatch, args, message):
+    monkeypatch.setattr(cv2, "VideoCapture", lambda *a: FakeCamera(0, opened=False))
+    res = run_cli("analyze", *args)
+    assert res.exit_code == 2 and message in " ".join(res.output.split()), res.output
+    assert "secret" not in res.output
+
+
+def test_preview_without_a_display_is_a_usage_error(video, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    res = run_cli("analyze", video[0], "--preview")
+    assert res.exit_code == 2 and "needs a display" in " ".join(res.output.split())
+
+
+def test_cli_camera_with_a_fake_device(monkeypatch, tmp_path):
+    cams = iter([FakeCamera(4)])
+    monkeypatch.setattr(cv2, "VideoCapture", lambda *a: next(cams, FakeCamera(0, opened=False)))
+    monkeypatch.setattr("time.sleep", lambda s: None)
+    res = run_cli("analyze", "--camera", "0", "--out", tmp_path / "rows.csv", "-q")
+    assert res.exit_code == 1  # the "camera" ended: reported as a problem, rows kept
+    assert len(read_rows(tmp_path / "rows.csv")) == 4
+
+
+def test_summary_segments_absorb_flicker_and_do_not_overlap():
+    from openfer.report.summary import VideoSummary
+
+    summary = VideoSummary(CLASSES, min_segment=3)
+    labels = ["neutral"] * 5 + ["happiness"] + ["neutral"] * 2 + ["happiness"] * 4
+    for i, label in enumerate(labels):
+        probs = {c: float(c == label) for c in CLASSES}
+        summary.add(i, i / 10, [Face(box=(0, 0, 9, 9), score=0.9, expression=label, probabilities=probs,
+                                     track_id=0)])
+    (track,) = summary.to_dict()["tracks"]
+    assert [(s["expression"], s["onset_frame"], s["offset_frame"]) for s in track["segments"]] == [
+        ("neutral", 1, 8), ("happiness", 9, 12)]
+    assert track["expression_share"]["happiness"] == round(5 / 12, 4)
+
+
+def test_variable_frame_rate_timestamps_come_from_the_container(tmp_path):
+    av = pytest.importorskip("av")  # PyAV comes with supervision; it writes frames at chosen times
+    from fractions import Fraction
+
+    times_ms = [0, 33, 66, 200, 233, 600]
+    path = tmp_path / "vfr.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        stream.time_base = Fraction(1, 1000)
+        for t in times_ms:
+            frame = av.VideoFrame.from_ndarray(np.full((240, 320, 3), 100, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = t, Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    got = [f.timestamp for f in open_source(path)]
+    assert np.allclose(got, np.array(times_ms) / 1000, atol=0.002), got
+
+
+def test_a_video_file_served_over_http_ends_instead_of_reconnecting(video, analyzer):
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(video[0].parent))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        source = open_source(f"http://127.0.0.1:{server.server_address[1]}/{video[0].name}")
+        result = run_video(analyzer, source)
+    finally:
+        server.shutdown()
+    assert result.frames == N_FRAMES and result.problems == []
+
+
+def test_problem_lines_are_capped():
+    from openfer.video.sources import _Problems
+
+    problems = _Problems()
+    for i in range(_Problems.limit + 5):
+        problems.append(f"drop {i}")
+    assert len(problems) == _Problems.limit + 1 and problems[-1].startswith("... 5 more")
