@@ -52,13 +52,13 @@ def environment() -> dict:
 
 
 def throughput(args) -> dict:
-    res = {"environment": environment(), "max_side": args.max_side, "runs": {}}
+    res = {"environment": environment(), "max_side": args.max_side, "model": args.model, "runs": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for size in ((640, 480), (1280, 720)):
             for people in (1, 3):
                 path = Path(tmp) / f"{size[0]}x{size[1]}-{people}.avi"
                 moving_faces_video(path, walkers(args.frames, size, people), size=size)
-                an = Analyzer(detector=CenterFaceDetector(max_side=args.max_side))
+                an = Analyzer(detector=CenterFaceDetector(max_side=args.max_side), classifier=args.model)
                 for prefetch in (4, 0):
                     t0 = time.perf_counter()
                     r = run_video(an, open_source(path), out=Path(tmp) / "rows.csv", summary_path=Path(tmp) / "s.json",
@@ -198,12 +198,14 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=60)
     ap.add_argument("--every", type=int, default=5, help="memory: analyse every Nth frame")
     ap.add_argument("--max-side", type=int, default=640, help="throughput: detector's --max-side")
+    ap.add_argument("--model", default="default", help="throughput: expression model (default, fast, ...)")
     args = ap.parse_args()
     args.frames = args.frames or {"throughput": 300, "tracking": 120, "memory": 0}[args.what]
     result = {"throughput": throughput, "tracking": tracking, "memory": memory}[args.what](args)
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = {"memory": f"video-memory-every{args.every}", "tracking": "video-tracking",
-            "throughput": "video-throughput" + ("" if args.max_side == 640 else f"-max-side{args.max_side}")}[args.what]
+            "throughput": "video-throughput" + ("" if args.max_side == 640 else f"-max-side{args.max_side}")
+            + ("" if args.model == "default" else f"-{args.model}")}[args.what]
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2))
 
 
