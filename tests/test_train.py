@@ -258,7 +258,7 @@ def test_every_config_in_the_repo_is_valid(path):
 
     cfg = TrainConfig.from_toml(path)
     n_cls = {"ferplus": len(CANONICAL8), "fer2013": len(FER2013_CLASSES)}[cfg.protocol]
-    assert (cfg.tta or ("flip" if cfg.tta_flip else "none")) in ("none", "flip", "tencrop")
+    assert cfg.tta_mode in ("none", "flip", "tencrop")
     net = build(cfg.arch, n_cls, **cfg.arch_kwargs).eval()
     with torch.no_grad():
         assert net(torch.zeros(1, 1, cfg.input_size, cfg.input_size)).shape == (1, n_cls)

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from openfer.train.archs import build, count_params
 from openfer.train.augment import AugmentConfig, augment
+from openfer.train.ensemble import member_tta
 from openfer.train.sam import sam_step
 from openfer.train.tta import TTA_MODES, tta_logits
 from openfer.datasets import FaceSet, load_dataset, stratified_split
@@ -63,6 +64,11 @@ class TrainConfig:
     teachers: list = field(default_factory=list)  # checkpoints (best.pt or ensemble.pt) to distil from
     kd_weight: float = 0.0  # share of the teachers' probabilities in the training targets
     device: str = "auto"  # auto (CUDA when available), cpu or cuda
+
+    @property
+    def tta_mode(self) -> str:
+        """The test-time augmentation in effect (``tta``, or the older ``tta_flip``)."""
+        return member_tta(asdict(self))
 
     @classmethod
     def from_toml(cls, path: str | Path, **overrides) -> "TrainConfig":
@@ -211,8 +217,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
-    tta_mode = cfg.tta or ("flip" if cfg.tta_flip else "none")
-    if tta_mode not in TTA_MODES:
+    if cfg.tta_mode not in TTA_MODES:
         raise ValueError(f"unknown tta {cfg.tta!r}; use one of {TTA_MODES}")
     if cfg.kd_weight and not cfg.teachers:
         raise ValueError("kd_weight > 0 needs teachers = [checkpoint paths]")
@@ -348,7 +353,7 @@ def calibrate(run_dir: str | Path, val_set: FaceSet) -> dict:
     path = Path(run_dir) / "best.pt"
     net, ck = load_checkpoint_model(path)
     cfg = TrainConfig(**ck["config"])
-    tta = cfg.tta or ("flip" if cfg.tta_flip else "none")
+    tta = cfg.tta_mode
     logits = predict_logits(net, val_set.pixels, cfg.input_size, tta=tta)
     t = fit_temperature(logits, val_set.labels)
     lt, yt = torch.from_numpy(logits), torch.from_numpy(val_set.labels)
