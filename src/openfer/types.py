@@ -12,6 +12,61 @@ LANDMARK_NAMES: tuple[str, ...] = ("left_eye", "right_eye", "nose", "mouth_left"
 
 
 @dataclass(frozen=True)
+class Explanation:
+    """Why a classifier gave its probability for one class to one face (``openfer.explain``).
+
+    Attributes:
+        method: ``occlusion``, ``rise``, ``gradcam`` or ``gradcam++``.
+        target: the class explained (by default the face's top class).
+        probability: the explained model's probability of ``target`` for this face, in [0, 1].
+        heatmap: float32 [S, S] over the aligned S x S crop the classifier read; larger = more evidence for
+            ``target``. Units depend on the method: occlusion and RISE give the change in probability when the
+            pixel is visible rather than covered (may be negative: covering there raised the probability);
+            Grad-CAM gives a non-negative map scaled to a maximum of 1.
+        crop_to_image: float64 [2, 3] affine matrix mapping crop pixels (x, y, 1) to image pixels, so the heatmap
+            can be drawn over the frame (``cv2.warpAffine(heatmap, crop_to_image, (W, H))``).
+        regions: share of the positive evidence (sum of the positive heatmap) per face region: ``brows_eyes``,
+            ``nose``, ``mouth_jaw`` and ``other`` (forehead, cheeks, hair, background); sums to 1, or all 0 when
+            the heatmap has no positive evidence.
+        region_areas: share of the crop's pixels in each region (same keys), to compare ``regions`` against.
+        rationale: one plain sentence built only from ``regions`` and ``probability``.
+    """
+
+    method: str
+    target: str
+    probability: float
+    heatmap: np.ndarray
+    crop_to_image: np.ndarray
+    regions: dict[str, float]
+    region_areas: dict[str, float]
+    rationale: str
+
+    def __post_init__(self) -> None:
+        hm = np.asarray(self.heatmap, dtype=np.float32)
+        if hm.ndim != 2 or hm.shape[0] != hm.shape[1]:
+            raise ValueError(f"heatmap must be square [S, S], got shape {hm.shape}")
+        m = np.asarray(self.crop_to_image, dtype=np.float64)
+        if m.shape != (2, 3):
+            raise ValueError(f"crop_to_image must have shape (2, 3), got {m.shape}")
+        object.__setattr__(self, "heatmap", hm)
+        object.__setattr__(self, "crop_to_image", m)
+
+    def to_dict(self, decimals: int = 4, heatmap: bool = True) -> dict[str, Any]:
+        """JSON-ready dict; ``heatmap`` (rows of the S x S map, 4 significant decimals) can be left out."""
+        r = lambda v: round(float(v), decimals)  # noqa: E731 - local shorthand
+        out: dict[str, Any] = {
+            "method": self.method, "target": self.target, "probability": r(self.probability),
+            "regions": {k: r(v) for k, v in self.regions.items()},
+            "region_areas": {k: r(v) for k, v in self.region_areas.items()},
+            "rationale": self.rationale,
+            "crop_to_image": [[r(v) for v in row] for row in self.crop_to_image],
+        }
+        if heatmap:
+            out["heatmap"] = [[r(v) for v in row] for row in self.heatmap]
+        return out
+
+
+@dataclass(frozen=True)
 class Face:
     """One face in one image, filled in stage by stage (stages return new ``Face`` objects, never mutate).
 
@@ -25,6 +80,7 @@ class Face:
         track_id: identity of this face across the frames of a video (``openfer.track``), an int >= 0 that stays
             the same for one person through motion and short gaps; None for still images and for faces the
             tracker has not (yet) confirmed.
+        explanation: why the classifier said what it said (``openfer.explain``), or None when not asked for.
     """
 
     box: tuple[float, float, float, float]
@@ -33,6 +89,7 @@ class Face:
     expression: str | None = None
     probabilities: dict[str, float] = field(default_factory=dict)
     track_id: int | None = None
+    explanation: Explanation | None = None
 
     def __post_init__(self) -> None:
         if len(self.box) != 4:
@@ -54,8 +111,8 @@ class Face:
         return self.box[3] - self.box[1]
 
     def to_dict(self, decimals: int = 4) -> dict[str, Any]:
-        """JSON-ready dict: box, score, landmarks ([[x, y] x5]), expression, probabilities (and ``track_id`` when set,
-        so image results keep their schema)."""
+        """JSON-ready dict: box, score, landmarks ([[x, y] x5]), expression, probabilities (and ``track_id`` and
+        ``explanation`` when set, so image results keep their schema)."""
         r = lambda v: round(float(v), decimals)  # noqa: E731 - local shorthand
         out = {
             "box": [r(v) for v in self.box],
@@ -66,4 +123,6 @@ class Face:
         }
         if self.track_id is not None:
             out["track_id"] = int(self.track_id)
+        if self.explanation is not None:
+            out["explanation"] = self.explanation.to_dict(decimals)
         return out

@@ -66,10 +66,21 @@ def align_faces(image: np.ndarray, faces: list[Face], size: int, template: np.nd
     shape = (size, size) + image.shape[2:]
     out = np.empty((len(faces),) + shape, image.dtype)
     for i, f in enumerate(faces):
-        if np.isfinite(f.landmarks).all():
-            out[i] = warp_face(image, f.landmarks, size, template)[0]
-        else:
-            x1, y1, x2, y2 = (int(round(v)) for v in f.box)
-            patch = image[max(y1, 0):max(y2, y1 + 1), max(x1, 0):max(x2, x1 + 1)]
-            out[i] = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
+        out[i] = crop_face(image, f, size, template)[0]
     return out
+
+
+def crop_face(image: np.ndarray, face: Face, size: int,
+              template: np.ndarray = FER_TEMPLATE) -> tuple[np.ndarray, np.ndarray]:
+    """The crop ``align_faces`` makes for one face, and the float64 [2, 3] matrix mapping crop -> image pixels.
+
+    Faces with landmarks are warped to ``template``; faces without are cut by their box and resized.
+    """
+    if np.isfinite(face.landmarks).all():
+        return warp_face(image, face.landmarks, size, template)
+    x1, y1, x2, y2 = (int(round(v)) for v in face.box)
+    x1, y1 = max(x1, 0), max(y1, 0)
+    patch = image[y1:max(y2, y1 + 1), x1:max(x2, x1 + 1)]
+    crop = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
+    h, w = patch.shape[:2]
+    return crop, np.array([[w / size, 0.0, x1], [0.0, h / size, y1]])

@@ -43,27 +43,7 @@ class OnnxClassifier:
 
     def preprocess(self, faces: np.ndarray) -> np.ndarray:
         """uint8 [N, H, W] or [N, H, W, 3] crops -> float32 [N, C, S, S] of raw 0..255 values."""
-        faces = np.asarray(faces)
-        if faces.dtype != np.uint8:
-            raise TypeError(f"faces must be uint8, got {faces.dtype}")
-        if faces.ndim == 4 and faces.shape[-1] == 1:
-            faces = faces[..., 0]
-        if faces.ndim not in (3, 4) or (faces.ndim == 4 and faces.shape[-1] != 3):
-            raise ValueError(f"faces must be [N, H, W] grey or [N, H, W, 3] RGB, got shape {faces.shape}")
-        if faces.shape[1] == 0 or faces.shape[2] == 0:
-            raise ValueError(f"face crops must be at least 1x1 pixels, got shape {faces.shape}")
-        s, c = self.spec.input_size, self.spec.channels
-        out = np.empty((len(faces), c, s, s), np.float32)
-        for i, f in enumerate(faces):
-            if c == 1 and f.ndim == 3:
-                f = cv2.cvtColor(f, cv2.COLOR_RGB2GRAY)
-            elif c == 3 and f.ndim == 2:
-                f = cv2.cvtColor(f, cv2.COLOR_GRAY2RGB)
-            if f.shape[:2] != (s, s):
-                interp = cv2.INTER_AREA if f.shape[0] > s or f.shape[1] > s else cv2.INTER_LINEAR
-                f = cv2.resize(f, (s, s), interpolation=interp)
-            out[i] = f.reshape(s, s, c).transpose(2, 0, 1)
-        return out
+        return to_network_input(faces, self.spec.input_size, self.spec.channels)
 
     def predict_proba(self, faces: np.ndarray) -> np.ndarray:
         """Probabilities float32 [N, len(classes)], rows summing to 1, for uint8 crops of any size (N may be 0)."""
@@ -79,6 +59,32 @@ class OnnxClassifier:
     def predict(self, faces: np.ndarray) -> list[str]:
         """Top class name per crop."""
         return [self.classes[i] for i in self.predict_proba(faces).argmax(1)]
+
+
+def to_network_input(faces: np.ndarray, size: int, channels: int) -> np.ndarray:
+    """uint8 [N, H, W] grey or [N, H, W, 3] RGB crops of any size -> float32 [N, channels, size, size] of raw
+    0..255 values (converted to grey/RGB and resized as needed)."""
+    faces = np.asarray(faces)
+    if faces.dtype != np.uint8:
+        raise TypeError(f"faces must be uint8, got {faces.dtype}")
+    if faces.ndim == 4 and faces.shape[-1] == 1:
+        faces = faces[..., 0]
+    if faces.ndim not in (3, 4) or (faces.ndim == 4 and faces.shape[-1] != 3):
+        raise ValueError(f"faces must be [N, H, W] grey or [N, H, W, 3] RGB, got shape {faces.shape}")
+    if faces.shape[1] == 0 or faces.shape[2] == 0:
+        raise ValueError(f"face crops must be at least 1x1 pixels, got shape {faces.shape}")
+    s, c = size, channels
+    out = np.empty((len(faces), c, s, s), np.float32)
+    for i, f in enumerate(faces):
+        if c == 1 and f.ndim == 3:
+            f = cv2.cvtColor(f, cv2.COLOR_RGB2GRAY)
+        elif c == 3 and f.ndim == 2:
+            f = cv2.cvtColor(f, cv2.COLOR_GRAY2RGB)
+        if f.shape[:2] != (s, s):
+            interp = cv2.INTER_AREA if f.shape[0] > s or f.shape[1] > s else cv2.INTER_LINEAR
+            f = cv2.resize(f, (s, s), interpolation=interp)
+        out[i] = f.reshape(s, s, c).transpose(2, 0, 1)
+    return out
 
 
 def load_classifier(name: str = "default", *, path: str | Path | None = None, threads: int = 0) -> OnnxClassifier:

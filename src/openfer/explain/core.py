@@ -1,0 +1,105 @@
+"""``explain_faces``: one ``Explanation`` per face, whatever the method."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import cv2
+import numpy as np
+
+from openfer.align import FER_TEMPLATE, crop_face
+from openfer.explain.base import channels_of, class_index
+from openfer.explain.occlusion import occlusion_map
+from openfer.explain.rationale import rationale
+from openfer.explain.regions import region_areas, region_masks, region_shares
+from openfer.explain.rise import rise_map
+from openfer.types import Explanation, Face
+
+#: Every explanation method by name; ``gradcam`` and ``gradcam++`` need a PyTorch model (``TorchClassifier``).
+METHODS: tuple[str, ...] = ("occlusion", "rise", "gradcam", "gradcam++")
+
+
+def crop_landmarks(face: Face, crop_to_image: np.ndarray, size: int) -> np.ndarray:
+    """The face's 5 landmarks in crop pixels [5, 2]; the alignment template's positions when it has none."""
+    if not np.isfinite(face.landmarks).all():
+        return FER_TEMPLATE * size
+    to_crop = cv2.invertAffineTransform(crop_to_image)
+    pts = np.asarray(face.landmarks, np.float64)
+    return pts @ to_crop[:, :2].T + to_crop[:, 2]
+
+
+def heatmaps(classifier, crops: np.ndarray, targets: list[int], method: str, **params) -> np.ndarray:
+    """float32 [N, S, S] heatmaps of ``crops`` (uint8 [N, S, S(, 3)]) for class columns ``targets``.
+
+    ``params`` go to the method: ``patch``, ``stride`` (occlusion); ``n_masks``, ``grid``, ``keep``, ``seed``
+    (rise); ``layer`` (gradcam, gradcam++).
+    """
+    if method in ("gradcam", "gradcam++"):
+        from openfer.explain.gradcam import gradcam_maps
+
+        return gradcam_maps(classifier, crops, targets, plus=method == "gradcam++", **params)
+    if method == "occlusion":
+        return np.stack([occlusion_map(classifier, c, t, **params) for c, t in zip(crops, targets)])
+    if method == "rise":
+        return np.stack([rise_map(classifier, c, t, **params) for c, t in zip(crops, targets)])
+    raise ValueError(f"unknown explanation method {method!r}; use one of {', '.join(METHODS)}")
+
+
+def explain_faces(image: np.ndarray, faces: list[Face], classifier, method: str = "occlusion",
+                  target: str | None = None, **params) -> list[Face]:
+    """New ``Face`` objects with ``expression``, ``probabilities`` and ``explanation`` from ``classifier``.
+
+    The probabilities are recomputed by the classifier that is explained, so the sentence and the numbers always
+    describe the same model.
+
+    Args:
+        image: RGB uint8 [H, W, 3] the faces were detected in.
+        faces: detected faces (box and, ideally, landmarks; faces without landmarks are cropped by their box and
+            get the template's regions).
+        classifier: an ``OnnxClassifier`` (occlusion, rise) or ``TorchClassifier`` (any method).
+        method: one of ``METHODS``.
+        target: class to explain for every face; None explains each face's top class.
+        **params: method settings, see ``heatmaps``.
+
+    Example:
+        >>> import openfer, skimage.data
+        >>> from openfer.explain import explain_faces
+        >>> img = skimage.data.astronaut()
+        >>> analyzer = openfer.Analyzer(classifier="fast")
+        >>> faces = explain_faces(img, analyzer.detector.detect(img), analyzer.classifier, "occlusion")
+        >>> sorted(faces[0].explanation.regions)
+        ['brows_eyes', 'mouth_jaw', 'nose', 'other']
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown explanation method {method!r}; use one of {', '.join(METHODS)}")
+    if not faces:
+        return []
+    size = classifier.input_size
+    src = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if channels_of(classifier) == 1 and image.ndim == 3 else image
+    cropped = [crop_face(src, f, size) for f in faces]
+    crops = np.stack([c for c, _ in cropped])
+    probs = classifier.predict_proba(crops)
+    targets = [class_index(classifier, target, p) for p in probs]
+    maps = heatmaps(classifier, crops, targets, method, **params)
+    out = []
+    for f, (_, inv), p, t, hm in zip(faces, cropped, probs, targets, maps):
+        masks = region_masks(crop_landmarks(f, inv, size), size)
+        shares = region_shares(hm, masks)
+        name = classifier.classes[t]
+        expl = Explanation(method=method, target=name, probability=float(p[t]), heatmap=hm, crop_to_image=inv,
+                           regions=shares, region_areas=region_areas(masks),
+                           rationale=rationale(name, float(p[t]), shares, method))
+        out.append(dataclasses.replace(f, expression=classifier.classes[int(p.argmax())],
+                                       probabilities={c: float(v) for c, v in zip(classifier.classes, p)},
+                                       explanation=expl))
+    return out
+
+
+def time_per_face(classifier, crops: np.ndarray, method: str, repeats: int = 1, **params) -> float:
+    """Mean seconds per face to compute ``method``'s heatmaps for ``crops`` (their top classes), for benchmarks."""
+    targets = [int(i) for i in classifier.predict_proba(crops).argmax(1)]
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        heatmaps(classifier, crops, targets, method, **params)
+    return (time.perf_counter() - t0) / (repeats * len(crops))

@@ -1,0 +1,93 @@
+"""A PyTorch classifier behind the same interface as ``OnnxClassifier`` (``[train]`` extra), for Grad-CAM and for
+explaining checkpoints that were not exported."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from openfer.classify.onnx_classifier import to_network_input
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("Grad-CAM and PyTorch checkpoints need PyTorch: pip install 'openfer[train]'") from e
+    return torch
+
+
+class TorchClassifier:
+    """Wraps an ``nn.Module`` that maps normalised crops [N, C, S, S] ((x / 255 - 0.5) / 0.5, as in training) to
+    logits; probabilities are ``softmax(logits / temperature)``.
+
+    Args:
+        net: the network (put in eval mode here). An ``EnsembleNet`` is run member by member (mean of each
+            member's logits over its own temperature) so Grad-CAM can look inside every member.
+        classes: class names of the logit columns.
+        input_size: side of the square input, pixels.
+        channels: 1 (grey) or 3 (RGB).
+        temperature: calibration temperature of the whole model.
+        batch_size: crops per forward pass in ``predict_proba``.
+
+    Test-time augmentation (mirror image, ten crops) of a checkpoint is not applied: the probabilities explained
+    are those of the plain network, so a checkpoint's numbers can differ slightly from its exported ONNX file's.
+    """
+
+    def __init__(self, net, classes: tuple[str, ...] | list[str], input_size: int, channels: int = 1,
+                 temperature: float = 1.0, batch_size: int = 256) -> None:
+        self.net = net.eval()
+        self.classes = tuple(classes)
+        self.input_size = int(input_size)
+        self.channels = int(channels)
+        self.temperature = float(temperature)
+        self.batch_size = batch_size
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path) -> "TorchClassifier":
+        """Load a ``best.pt`` of ``openfer train`` (EMA weights) or an ``ensemble.pt`` of ``openfer ensemble``.
+
+        Raises:
+            FileNotFoundError: no file at ``path``.
+            ImportError: PyTorch is not installed.
+        """
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"no checkpoint at {path} (give the best.pt of a training run)")
+        _torch()
+        from openfer.train.export import load_checkpoint_model
+
+        net, ck = load_checkpoint_model(path)
+        cfg = ck["config"]
+        return cls(net, ck["classes"], cfg["input_size"], cfg.get("in_chans", 1), ck.get("temperature", 1.0))
+
+    def members(self) -> list:
+        """The networks inside: the members of an ensemble, else ``[net]``."""
+        return list(self.net.members) if hasattr(self.net, "members") else [self.net]
+
+    def to_tensor(self, faces: np.ndarray):
+        """uint8 crops [N, H, W(, 3)] -> normalised float tensor [N, C, S, S]."""
+        torch = _torch()
+        x = torch.from_numpy(to_network_input(faces, self.input_size, self.channels))
+        return (x / 255.0 - 0.5) / 0.5
+
+    def logits(self, x):
+        """Calibrated logits [N, K] (already divided by the member and model temperatures) of a normalised batch."""
+        if hasattr(self.net, "members"):
+            torch = _torch()
+            out = torch.stack([m(x) / t for m, t in zip(self.net.members, self.net.temperatures)]).mean(0)
+        else:
+            out = self.net(x)
+        return out / self.temperature
+
+    def predict_proba(self, faces: np.ndarray) -> np.ndarray:
+        """Probabilities float32 [N, K] for uint8 crops of any size."""
+        torch = _torch()
+        faces = np.asarray(faces)
+        if len(faces) == 0:
+            return np.zeros((0, len(self.classes)), np.float32)
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(faces), self.batch_size):
+                out.append(torch.softmax(self.logits(self.to_tensor(faces[i : i + self.batch_size])), 1))
+        return torch.cat(out).numpy().astype(np.float32)
