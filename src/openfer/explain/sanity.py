@@ -8,12 +8,14 @@ from openfer.explain.base import baseline, blend, check_crop
 
 
 def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman rank correlation of two maps' absolute values (ties broken by position); 0 for a constant map."""
-    ra = np.argsort(np.argsort(np.abs(np.ravel(a)), kind="stable"), kind="stable").astype(np.float64)
-    rb = np.argsort(np.argsort(np.abs(np.ravel(b)), kind="stable"), kind="stable").astype(np.float64)
-    if np.ptp(np.abs(a)) == 0 or np.ptp(np.abs(b)) == 0:
+    """Spearman rank correlation of two maps' absolute values (tied values share their mean rank, so the zeros of
+    clipped maps do not count as agreement); 0 when either map is constant."""
+    from scipy.stats import rankdata
+
+    a, b = np.abs(np.ravel(a)), np.abs(np.ravel(b))
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
         return 0.0
-    return float(np.corrcoef(ra, rb)[0, 1])
+    return float(np.corrcoef(rankdata(a), rankdata(b))[0, 1])
 
 
 def top_window(heatmap: np.ndarray, side: int) -> tuple[int, int]:
