@@ -78,6 +78,23 @@ class Analyzer:
         probs = iter(self.classifier.predict_proba(np.concatenate(crops)))
         return [self._with_probs(faces, [next(probs) for _ in faces]) if faces else [] for _, faces in frames]
 
+    def explain(self, image: str | Path | np.ndarray, method: str = "occlusion", classifier=None,
+                target: str | None = None, **params) -> list[Face]:
+        """``analyze`` plus an ``explanation`` on every face (``openfer.explain``): heatmap, region shares, sentence.
+
+        Args:
+            image: a file path or an RGB uint8 array.
+            method: ``occlusion`` or ``rise`` (any model), ``gradcam`` or ``gradcam++`` (PyTorch models).
+            classifier: the model to explain instead of this analyzer's, e.g.
+                ``openfer.explain.TorchClassifier.from_checkpoint("runs/x/best.pt")`` for Grad-CAM.
+            target: class to explain on every face (default: each face's top class).
+            **params: method settings (``patch``, ``stride``; ``n_masks``, ``grid``, ``seed``; ``layer``).
+        """
+        from openfer.explain import explain_faces
+
+        rgb = read_image(image) if isinstance(image, (str, Path)) else to_rgb(image)
+        return explain_faces(rgb, self.detector.detect(rgb), classifier or self.classifier, method, target, **params)
+
     def _crops(self, rgb: np.ndarray, faces: list[Face]) -> np.ndarray:
         src = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if self.classifier.spec.channels == 1 else rgb
         return align_faces(src, faces, self.classifier.input_size)

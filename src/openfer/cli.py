@@ -195,6 +195,81 @@ def _print_summary(summary, jsonl, csv, annotate) -> None:
 
 
 @app.command()
+def explain(
+    paths: Annotated[list[str], typer.Argument(help="Image files, folders or glob patterns.")],
+    out: Annotated[Path, typer.Option(help="Folder for the pictures (one PNG per image) and explanations.jsonl.")],
+    method: Annotated[str, typer.Option(help="occlusion or rise (any model, incl. the shipped ones); gradcam or "
+                                             "gradcam++ (needs --checkpoint).")] = "occlusion",
+    model: Annotated[str, typer.Option(help="Expression model to explain (see 'openfer models').")] = "default",
+    checkpoint: Annotated[Optional[Path], typer.Option(help="Explain this PyTorch checkpoint (best.pt of "
+                                                            "'openfer train', or an ensemble.pt) instead of --model "
+                                                            "([train] extra).")] = None,
+    target: Annotated[Optional[str], typer.Option(help="Class to explain on every face (default: its top class).")] = None,
+    patch: Annotated[int, typer.Option(help="Occlusion: side of the covered square, pixels of the 48 px crop.")] = 8,
+    stride: Annotated[int, typer.Option(help="Occlusion: step between squares (smaller: sharper, slower).")] = 4,
+    masks: Annotated[int, typer.Option(help="RISE: random masks per face (more: steadier, slower).")] = 400,
+    seed: Annotated[int, typer.Option(help="RISE: random seed.")] = 0,
+    no_heatmap_json: Annotated[bool, typer.Option("--no-heatmap-json", help="Leave the heatmaps out of the "
+                                                                             "JSON records.")] = False,
+    detector: Annotated[str, typer.Option(help="Face detector: centerface or haar.")] = "centerface",
+    threshold: Annotated[float, typer.Option(help="Minimum face detection score.")] = 0.3,
+    max_side: Annotated[int, typer.Option(help="Detect on a copy downscaled to this longer side (0 = full size).")] = 640,
+    recursive: Annotated[bool, typer.Option(help="Look inside sub-folders.")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
+) -> None:
+    """Explain why the model gave each face its expression: heatmap, evidence per face region, one sentence.
+
+    Writes OUT/<image>.png (heatmaps over the faces, region bars, the sentence per face) and OUT/explanations.jsonl
+    (the 'analyze' record of every image, each face with its explanation). Exit code: 0 when every image was
+    explained, 1 when any failed, 2 on usage errors, 130 after Ctrl-C.
+    """
+    from openfer.analyzer import Analyzer
+    from openfer.detect import load_detector
+    from openfer.explain.core import check_request
+    from openfer.explain.run import run_explain
+    from openfer.io.images import expand_inputs
+
+    params = {"occlusion": {"patch": patch, "stride": stride}, "rise": {"n_masks": masks, "seed": seed}}.get(method, {})
+    try:
+        files = expand_inputs(paths, recursive=recursive)
+        if not files:
+            raise ValueError("no image files found in the given inputs")
+        det_kwargs = {"threshold": threshold, "max_side": max_side or None} if detector == "centerface" else {}
+        analyzer = Analyzer(detector=load_detector(detector, **det_kwargs), classifier=model)
+        clf = None
+        if checkpoint is not None:
+            from openfer.explain import TorchClassifier
+
+            clf = TorchClassifier.from_checkpoint(checkpoint)
+        check_request(clf or analyzer.classifier, method, target)
+        progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
+                            MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), console=err,
+                            disable=quiet)
+        with progress:
+            task = progress.add_task(f"explaining ({method})", total=len(files))
+            summary = run_explain(analyzer, files, out, method, classifier=clf, target=target,
+                                  heatmap_json=not no_heatmap_json, on_done=lambda rec: progress.advance(task),
+                                  **params)
+    except (KeyError, ImportError, FileNotFoundError, ValueError, TypeError) as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2)
+    except OSError as e:
+        err.print(f"[red]error:[/red] cannot write results: {e}")
+        raise typer.Exit(2)
+    if not quiet:
+        for rec in summary.records[:50]:
+            if rec["error"]:
+                err.print(f"[red]{rec['path']}: {rec['error']}[/red]")
+            for f in rec["faces"]:
+                err.print(f"{rec['path']}: {f['explanation']['rationale']}")
+        err.print(f"{summary.done} images, {summary.faces} faces, {summary.failed} failed; pictures and "
+                  f"explanations.jsonl in {out}")
+    if summary.interrupted:
+        raise typer.Exit(130)
+    raise typer.Exit(1 if summary.failed else 0)
+
+
+@app.command()
 def models() -> None:
     """List the expression models with their measured accuracy and size."""
     from openfer.zoo.registry import MODELS, model_path

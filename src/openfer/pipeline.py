@@ -28,12 +28,12 @@ class BatchSummary:
     records: list[dict] = field(default_factory=list)
 
 
-def _annotated_name(path: Path, taken: set[str]) -> str:
+def _annotated_name(path: Path, taken: set[str], ext: str = ".jpg") -> str:
     stem, n = path.stem or "image", 0
-    name = f"{stem}.jpg"
+    name = f"{stem}{ext}"
     while name in taken:
         n += 1
-        name = f"{stem}-{n}.jpg"
+        name = f"{stem}-{n}{ext}"
     taken.add(name)
     return name
 

@@ -21,12 +21,32 @@ METHODS: tuple[str, ...] = ("occlusion", "rise", "gradcam", "gradcam++")
 
 
 def crop_landmarks(face: Face, crop_to_image: np.ndarray, size: int) -> np.ndarray:
-    """The face's 5 landmarks in crop pixels [5, 2]; the alignment template's positions when it has none."""
+    """The face's 5 landmarks in crop pixels [5, 2]; the alignment template's positions when it has none (or its
+    eyes are less than a pixel apart in the crop)."""
     if not np.isfinite(face.landmarks).all():
         return FER_TEMPLATE * size
     to_crop = cv2.invertAffineTransform(crop_to_image)
-    pts = np.asarray(face.landmarks, np.float64)
-    return pts @ to_crop[:, :2].T + to_crop[:, 2]
+    pts = np.asarray(face.landmarks, np.float64) @ to_crop[:, :2].T + to_crop[:, 2]
+    return pts if np.linalg.norm(pts[1] - pts[0]) >= 1 else FER_TEMPLATE * size
+
+
+def check_request(classifier, method: str, target: str | None) -> None:
+    """Raise a clear error when ``method`` or ``target`` cannot be used with ``classifier``.
+
+    Raises:
+        ValueError: unknown method or class.
+        TypeError: a Grad-CAM method for a model that is not a PyTorch ``TorchClassifier``.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown explanation method {method!r}; use one of {', '.join(METHODS)}")
+    if target is not None:
+        class_index(classifier, target, np.zeros(len(classifier.classes)))
+    if method.startswith("gradcam"):
+        from openfer.explain.torch_model import TorchClassifier
+
+        if not isinstance(classifier, TorchClassifier):
+            raise TypeError("Grad-CAM needs a PyTorch model: load one with TorchClassifier.from_checkpoint(best.pt)"
+                            " (--checkpoint on the command line); use occlusion or rise for ONNX models")
 
 
 def heatmaps(classifier, crops: np.ndarray, targets: list[int], method: str, **params) -> np.ndarray:
@@ -71,8 +91,7 @@ def explain_faces(image: np.ndarray, faces: list[Face], classifier, method: str 
         >>> sorted(faces[0].explanation.regions)
         ['brows_eyes', 'mouth_jaw', 'nose', 'other']
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown explanation method {method!r}; use one of {', '.join(METHODS)}")
+    check_request(classifier, method, target)
     if not faces:
         return []
     size = classifier.input_size

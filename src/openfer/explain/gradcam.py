@@ -53,8 +53,7 @@ def gradcam_maps(classifier: TorchClassifier, crops: np.ndarray, targets: list[i
     import torch.nn.functional as F
 
     if not isinstance(classifier, TorchClassifier):
-        raise TypeError("Grad-CAM needs a PyTorch model: load one with TorchClassifier.from_checkpoint(best.pt) "
-                        "(--checkpoint on the command line); use occlusion or rise for ONNX models")
+        raise TypeError(f"Grad-CAM needs a TorchClassifier, got {type(classifier).__name__}")
     members = classifier.members()
     names = [layer or default_layer(m, classifier.input_size, classifier.channels) for m in members]
     acts: list = [None] * len(members)

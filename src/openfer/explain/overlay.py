@@ -1,0 +1,120 @@
+"""Pictures of explanations: the heatmap over each face in the frame, and a panel per face with the aligned crop,
+the region outlines, one bar per region and the sentence."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from openfer.explain.core import crop_landmarks
+from openfer.explain.rationale import REGION_LABELS
+from openfer.explain.regions import REGION_NAMES, draw_region_outlines, region_masks
+from openfer.types import Face
+
+#: Colour of each region's bar (RGB), distinct for common colour-vision deficiencies.
+REGION_COLOURS = {"brows_eyes": (86, 180, 233), "nose": (230, 159, 0), "mouth_jaw": (213, 94, 0),
+                  "other": (160, 160, 160)}
+THUMB = 160  # side of the crop thumbnail in the panel, pixels
+ALPHA = 0.5  # opacity of the heatmap where it is strongest
+
+
+def colour_heatmap(heatmap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(RGB uint8 [S, S, 3] colour map of the positive evidence, float [S, S] opacity in [0, ALPHA]).
+
+    The positive part is divided by its maximum; weak evidence is drawn faint, so the picture shows where the
+    evidence is without painting the whole face."""
+    pos = np.clip(np.asarray(heatmap, np.float32), 0, None)
+    norm = pos / pos.max() if pos.max() > 0 else pos
+    rgb = cv2.cvtColor(cv2.applyColorMap((norm * 255).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+    return rgb, ALPHA * np.sqrt(norm)
+
+
+def _blend(base: np.ndarray, colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    a = alpha[..., None]
+    return (base.astype(np.float32) * (1 - a) + colour.astype(np.float32) * a).astype(np.uint8)
+
+
+def heatmap_on_image(image: np.ndarray, faces: list[Face]) -> np.ndarray:
+    """A copy of RGB ``image`` with every explained face's heatmap warped back onto it and its box drawn."""
+    out = image.copy()
+    h, w = out.shape[:2]
+    for f in faces:
+        e = f.explanation
+        if e is None:
+            continue
+        colour, alpha = colour_heatmap(e.heatmap)
+        colour = cv2.warpAffine(colour, e.crop_to_image, (w, h), flags=cv2.INTER_LINEAR)
+        alpha = cv2.warpAffine(alpha, e.crop_to_image, (w, h), flags=cv2.INTER_LINEAR)
+        out = _blend(out, colour, alpha)
+        x1, y1, x2, y2 = (int(round(v)) for v in f.box)
+        cv2.rectangle(out, (x1, y1), (x2, y2), (255, 255, 255), max(1, round(min(h, w) / 320)), cv2.LINE_AA)
+    return out
+
+
+def _font(size: int):
+    return ImageFont.load_default(size=size)
+
+
+def _wrap(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> list[str]:
+    lines, line = [], ""
+    for word in text.split():
+        trial = f"{line} {word}".strip()
+        if draw.textlength(trial, font=font) <= width or not line:
+            line = trial
+        else:
+            lines.append(line)
+            line = word
+    return lines + ([line] if line else [])
+
+
+def face_panel(image: np.ndarray, face: Face, index: int, width: int) -> np.ndarray:
+    """RGB panel [THUMB + 20, width, 3] for one explained face: crop with heatmap and region outlines, region
+    bars, the sentence."""
+    e = face.explanation
+    size = e.heatmap.shape[0]
+    crop = cv2.warpAffine(image, cv2.invertAffineTransform(e.crop_to_image), (size, size), flags=cv2.INTER_AREA)
+    colour, alpha = colour_heatmap(e.heatmap)
+    thumb = _blend(crop, colour, alpha)
+    thumb = cv2.resize(thumb, (THUMB, THUMB), interpolation=cv2.INTER_CUBIC)
+    masks = region_masks(crop_landmarks(face, e.crop_to_image, size) * THUMB / size, THUMB)
+    thumb = draw_region_outlines(thumb, masks)
+    panel = Image.new("RGB", (width, THUMB + 20), (24, 24, 24))
+    panel.paste(Image.fromarray(thumb), (10, 10))
+    draw = ImageDraw.Draw(panel)
+    small, big = _font(13), _font(15)
+    x0 = THUMB + 24
+    draw.text((x0, 10), f"face {index + 1}: {e.target} {e.probability:.2f}  ({e.method})", font=big,
+              fill=(255, 255, 255))
+    bar_x, bar_w = x0 + 150, max(60, min(220, width - x0 - 230))
+    for i, name in enumerate(REGION_NAMES):
+        y = 36 + i * 20
+        label = "elsewhere" if name == "other" else REGION_LABELS[name]
+        draw.text((x0, y), label, font=small, fill=(220, 220, 220))
+        draw.rectangle((bar_x, y + 2, bar_x + bar_w, y + 14), outline=(90, 90, 90))
+        draw.rectangle((bar_x, y + 2, bar_x + int(bar_w * e.regions[name]), y + 14), fill=REGION_COLOURS[name])
+        draw.text((bar_x + bar_w + 8, y), f"{round(100 * e.regions[name])} % (area {round(100 * e.region_areas[name])} %)",
+                  font=small, fill=(220, 220, 220))
+    text = e.rationale.replace("\u2014", "-")  # the bundled font has no em dash
+    for j, line in enumerate(_wrap(draw, text, small, width - x0 - 10)[:4]):
+        draw.text((x0, 122 + j * 16), line, font=small, fill=(255, 255, 160))
+    return np.asarray(panel)
+
+
+def render_explanations(image: np.ndarray, faces: list[Face], min_width: int = 720) -> np.ndarray:
+    """One RGB picture: ``image`` with heatmaps over the faces on top, one ``face_panel`` per explained face below
+    (the image is centred on a dark strip when it is narrower than ``min_width``)."""
+    top = heatmap_on_image(image, faces)
+    width = max(min_width, top.shape[1])
+    if top.shape[1] < width:
+        pad = np.full((top.shape[0], width, 3), 24, np.uint8)
+        x = (width - top.shape[1]) // 2
+        pad[:, x : x + top.shape[1]] = top
+        top = pad
+    for i, f in enumerate(faces):
+        if f.explanation is not None:
+            x1, y1 = int(f.box[0]), int(f.box[1])
+            cv2.putText(top, str(i + 1), (x1 + 3 + (width - image.shape[1]) // 2, y1 + 18),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2, cv2.LINE_AA)
+    panels = [face_panel(image, f, i, width) for i, f in enumerate(faces) if f.explanation is not None]
+    return np.concatenate([top, *panels]) if panels else top

@@ -1,0 +1,82 @@
+"""``openfer explain`` and ``Analyzer.explain``: pictures, JSON Lines records, errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from conftest import astronaut, chelsea, save, write_bytes
+from openfer.cli import app
+
+
+def run_cli(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_cli_explain_writes_pictures_and_records(tmp_path):
+    a = save(tmp_path / "in" / "astro.png", astronaut())
+    c = save(tmp_path / "in" / "cat.jpg", chelsea())
+    bad = write_bytes(tmp_path / "in" / "broken.jpg", b"not an image")
+    res = run_cli("explain", tmp_path / "in", "--out", tmp_path / "out", "--model", "fast", "--quiet")
+    assert res.exit_code == 1, res.output  # one input failed, the others were explained
+    recs = {r["path"]: r for r in map(json.loads, (tmp_path / "out" / "explanations.jsonl").read_text().splitlines())}
+    assert set(recs) == {str(a), str(c), str(bad)}
+    assert recs[str(bad)]["ok"] is False and recs[str(bad)]["error"]
+    assert recs[str(c)]["num_faces"] == 0 and recs[str(c)]["ok"]
+    face = recs[str(a)]["faces"][0]
+    e = face["explanation"]
+    assert e["method"] == "occlusion" and e["target"] == face["expression"] == "happiness"
+    assert abs(sum(e["regions"].values()) - 1) < 1e-3 and e["rationale"].startswith("happiness ")
+    assert np.array(e["heatmap"]).shape == (48, 48)
+    picture = Image.open(recs[str(a)]["annotated"])
+    assert picture.width >= 512 and picture.height > 512  # the image plus one panel per face
+    assert Image.open(recs[str(c)]["annotated"]).size == (720, 300)  # no faces: the image alone, padded
+
+
+def test_cli_explain_rise_without_heatmaps_and_a_target(tmp_path):
+    a = save(tmp_path / "astro.jpg", astronaut())
+    res = run_cli("explain", a, "--out", tmp_path / "out", "--model", "fast", "--method", "rise", "--masks", "64",
+                  "--target", "neutral", "--no-heatmap-json")
+    assert res.exit_code == 0, res.output
+    rec = json.loads((tmp_path / "out" / "explanations.jsonl").read_text())
+    e = rec["faces"][0]["explanation"]
+    assert e["method"] == "rise" and e["target"] == "neutral" and "heatmap" not in e
+    assert "neutral" in res.output  # the sentence is printed
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--method", "lime"], "unknown explanation method"),
+    (["--method", "gradcam"], "needs a PyTorch model"),
+    (["--target", "joy"], "unknown class"),
+    (["--checkpoint", "missing.pt", "--method", "gradcam"], "no checkpoint"),
+    (["--model", "nope"], "nope"),
+])
+def test_cli_explain_usage_errors(tmp_path, args, message):
+    a = save(tmp_path / "astro.jpg", astronaut())
+    res = run_cli("explain", a, "--out", tmp_path / "out", *args)
+    assert res.exit_code == 2
+    assert message in " ".join(res.output.split())
+
+
+def test_cli_explain_no_inputs(tmp_path):
+    (tmp_path / "empty").mkdir()
+    res = run_cli("explain", tmp_path / "empty", "--out", tmp_path / "out")
+    assert res.exit_code == 2 and "no image files" in res.output
+
+
+def test_analyzer_explain_matches_analyze():
+    import openfer
+
+    analyzer = openfer.Analyzer(classifier="fast")
+    img = astronaut()
+    plain = analyzer.analyze(img)
+    explained = analyzer.explain(img, "occlusion")
+    assert len(plain) == len(explained) == 1
+    assert plain[0].box == explained[0].box and plain[0].explanation is None
+    for k, v in plain[0].probabilities.items():  # the explained model's numbers are the analysed ones
+        assert explained[0].probabilities[k] == pytest.approx(v, abs=1e-5)
+    assert explained[0].explanation.regions["mouth_jaw"] > 0.5
