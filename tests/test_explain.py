@@ -299,6 +299,36 @@ def test_onnx_path_gives_the_same_maps_as_pytorch(tiny, tiny_maps):
         np.testing.assert_allclose(heatmaps(onnx_clf, x, list(y), method), maps[("good", method)], atol=2e-3)
 
 
+@pytest.mark.parametrize("name", ["fast", "default", "fer2013"])
+def test_shipped_onnx_models_run_in_pytorch(name):
+    """``from_onnx`` reproduces ONNX Runtime's probabilities, and Grad-CAM finds one map per network and view."""
+    import openfer
+    from openfer.explain import TorchClassifier
+    from openfer.explain.gradcam import cam_layers
+
+    onnx_clf = openfer.load_classifier(name)
+    twin = TorchClassifier.from_onnx(onnx_clf)
+    x = np.random.default_rng(0).integers(0, 256, (6, 48, 48)).astype(np.uint8)
+    np.testing.assert_allclose(twin.predict_proba(x), onnx_clf.predict_proba(x), atol=1e-5)
+    layers = cam_layers(twin)
+    members = 3 if name == "default" else 1
+    assert len(layers) == 2 * members and sum(m for _, _, m in layers) == members  # mirror view of each
+
+
+def test_gradcam_of_mirrored_view_is_flipped_back():
+    """A face and its mirror image get mirror-image Grad-CAM maps (the flip-TTA branch is undone)."""
+    import openfer
+    from openfer.align import crop_face
+    from openfer.explain import TorchClassifier
+    from openfer.explain.gradcam import gradcam_maps
+
+    twin = TorchClassifier.from_onnx(openfer.load_classifier("fast"))
+    img = astronaut()
+    crop = crop_face(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), openfer.Analyzer().detector.detect(img)[0], 48)[0]
+    a, b = gradcam_maps(twin, np.stack([crop, crop[:, ::-1].copy()]), [1, 1])
+    np.testing.assert_allclose(a, b[:, ::-1], atol=1e-4)
+
+
 def test_gradcam_layer_choice_and_errors(tiny):
     from openfer.explain.gradcam import default_layer, gradcam_maps
 

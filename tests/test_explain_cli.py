@@ -50,7 +50,6 @@ def test_cli_explain_rise_without_heatmaps_and_a_target(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--method", "lime"], "unknown explanation method"),
-    (["--method", "gradcam"], "needs a PyTorch model"),
     (["--target", "joy"], "unknown class"),
     (["--checkpoint", "missing.pt", "--method", "gradcam"], "no checkpoint"),
     (["--model", "nope"], "nope"),
@@ -80,3 +79,24 @@ def test_analyzer_explain_matches_analyze():
     for k, v in plain[0].probabilities.items():  # the explained model's numbers are the analysed ones
         assert explained[0].probabilities[k] == pytest.approx(v, abs=1e-5)
     assert explained[0].explanation.regions["mouth_jaw"] > 0.5
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++"])
+def test_cli_gradcam_on_a_shipped_model(tmp_path, method):
+    pytest.importorskip("torch", reason="Grad-CAM needs the [train] extra")
+    a = save(tmp_path / "astro.jpg", astronaut())
+    res = run_cli("explain", a, "--out", tmp_path / "out", "--model", "fast", "--method", method, "--quiet")
+    assert res.exit_code == 0, res.output
+    e = json.loads((tmp_path / "out" / "explanations.jsonl").read_text())["faces"][0]["explanation"]
+    assert e["method"] == method and max(max(r) for r in e["heatmap"]) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_analyzer_gradcam_uses_the_onnx_model_in_pytorch():
+    pytest.importorskip("torch", reason="Grad-CAM needs the [train] extra")
+    import openfer
+
+    analyzer = openfer.Analyzer(classifier="fast")
+    img = astronaut()
+    plain, explained = analyzer.analyze(img)[0], analyzer.explain(img, "gradcam")[0]
+    for k, v in plain.probabilities.items():  # same model, same numbers, PyTorch instead of ONNX Runtime
+        assert explained.probabilities[k] == pytest.approx(v, abs=1e-4)

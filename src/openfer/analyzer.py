@@ -86,12 +86,19 @@ class Analyzer:
             image: a file path or an RGB uint8 array.
             method: ``occlusion`` or ``rise`` (any model), ``gradcam`` or ``gradcam++`` (PyTorch models).
             classifier: the model to explain instead of this analyzer's, e.g.
-                ``openfer.explain.TorchClassifier.from_checkpoint("runs/x/best.pt")`` for Grad-CAM.
+                ``openfer.explain.TorchClassifier.from_checkpoint("runs/x/best.pt")``. For Grad-CAM without one,
+                this analyzer's ONNX model is run in PyTorch (``TorchClassifier.from_onnx``, [train] extra).
             target: class to explain on every face (default: each face's top class).
             **params: method settings (``patch``, ``stride``; ``n_masks``, ``grid``, ``seed``; ``layer``).
         """
         from openfer.explain import explain_faces
 
+        if classifier is None and method.startswith("gradcam"):
+            if getattr(self, "_torch_twin", None) is None:
+                from openfer.explain import TorchClassifier
+
+                self._torch_twin = TorchClassifier.from_onnx(self.classifier)
+            classifier = self._torch_twin
         rgb = read_image(image) if isinstance(image, (str, Path)) else to_rgb(image)
         return explain_faces(rgb, self.detector.detect(rgb), classifier or self.classifier, method, target, **params)
 

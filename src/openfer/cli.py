@@ -198,8 +198,8 @@ def _print_summary(summary, jsonl, csv, annotate) -> None:
 def explain(
     paths: Annotated[list[str], typer.Argument(help="Image files, folders or glob patterns.")],
     out: Annotated[Path, typer.Option(help="Folder for the pictures (one PNG per image) and explanations.jsonl.")],
-    method: Annotated[str, typer.Option(help="occlusion or rise (any model, incl. the shipped ones); gradcam or "
-                                             "gradcam++ (needs --checkpoint).")] = "occlusion",
+    method: Annotated[str, typer.Option(help="occlusion, rise, gradcam or gradcam++ (Grad-CAM needs the [train] "
+                                             "extra: PyTorch).")] = "occlusion",
     model: Annotated[str, typer.Option(help="Expression model to explain (see 'openfer models').")] = "default",
     checkpoint: Annotated[Optional[Path], typer.Option(help="Explain this PyTorch checkpoint (best.pt of "
                                                             "'openfer train', or an ensemble.pt) instead of --model "
@@ -237,10 +237,11 @@ def explain(
         det_kwargs = {"threshold": threshold, "max_side": max_side or None} if detector == "centerface" else {}
         analyzer = Analyzer(detector=load_detector(detector, **det_kwargs), classifier=model)
         clf = None
-        if checkpoint is not None:
+        if checkpoint is not None or method.startswith("gradcam"):  # Grad-CAM runs the ONNX model in PyTorch
             from openfer.explain import TorchClassifier
 
-            clf = TorchClassifier.from_checkpoint(checkpoint)
+            clf = TorchClassifier.from_checkpoint(checkpoint) if checkpoint else \
+                TorchClassifier.from_onnx(analyzer.classifier)
         check_request(clf or analyzer.classifier, method, target)
         progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
                             MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), console=err,

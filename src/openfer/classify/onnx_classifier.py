@@ -25,6 +25,7 @@ class OnnxClassifier:
     def __init__(self, spec: ModelSpec, path: str | Path | None = None, threads: int = 0,
                  batch_size: int = 256, session=None) -> None:
         self.spec = spec
+        self.path = Path(path) if path else None  # None: the shipped file of ``spec`` (or an injected session)
         self.batch_size = batch_size
         if session is None:
             session = make_session(path or model_path(spec), threads)

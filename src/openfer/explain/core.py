@@ -45,8 +45,8 @@ def check_request(classifier, method: str, target: str | None) -> None:
         from openfer.explain.torch_model import TorchClassifier
 
         if not isinstance(classifier, TorchClassifier):
-            raise TypeError("Grad-CAM needs a PyTorch model: load one with TorchClassifier.from_checkpoint(best.pt)"
-                            " (--checkpoint on the command line); use occlusion or rise for ONNX models")
+            raise TypeError("Grad-CAM needs a PyTorch model: TorchClassifier.from_onnx(classifier) for an ONNX "
+                            "model, or TorchClassifier.from_checkpoint(best.pt)")
 
 
 def heatmaps(classifier, crops: np.ndarray, targets: list[int], method: str, **params) -> np.ndarray:

@@ -31,6 +31,17 @@ def default_layer(net, input_size: int, channels: int) -> str:
     return spatial[-1]
 
 
+def cam_layers(classifier: TorchClassifier, layer: str | None = None) -> list[tuple]:
+    """(network, module name, mirrored) of every feature map Grad-CAM averages over: one per ensemble member, or
+    for a shipped ONNX model run by ``TorchClassifier.from_onnx``, one per network and test-time view (the
+    mirror-image views' maps are flipped back)."""
+    net = classifier.net
+    if hasattr(net, "tap_of") and layer is None:
+        return [(net, t, t in net.mirrored) for t in net.tap_of.values()]
+    return [(m, layer or default_layer(m, classifier.input_size, classifier.channels), False)
+            for m in classifier.members()]
+
+
 def gradcam_maps(classifier: TorchClassifier, crops: np.ndarray, targets: list[int], plus: bool = False,
                  layer: str | None = None) -> np.ndarray:
     """Grad-CAM (or Grad-CAM++ with ``plus``) heatmaps float32 [N, S, S] in [0, 1], one forward and one backward
@@ -40,7 +51,8 @@ def gradcam_maps(classifier: TorchClassifier, crops: np.ndarray, targets: list[i
     of ``layer`` (default: ``default_layer``); Grad-CAM weights each channel by its mean gradient, Grad-CAM++ by a
     positively-weighted sum of gradients that credits several separate occurrences of a feature. The weighted sum
     of channels, clipped at 0, is upsampled bilinearly to the crop and divided by its maximum (an all-zero map
-    stays zero). An ensemble gets the mean of its members' maps (each member's own layer).
+    stays zero). An ensemble gets the mean of its members' maps (each member's own layer, see ``cam_layers``),
+    divided by its maximum again.
 
     Args:
         classifier: a ``TorchClassifier``.
@@ -54,11 +66,10 @@ def gradcam_maps(classifier: TorchClassifier, crops: np.ndarray, targets: list[i
 
     if not isinstance(classifier, TorchClassifier):
         raise TypeError(f"Grad-CAM needs a TorchClassifier, got {type(classifier).__name__}")
-    members = classifier.members()
-    names = [layer or default_layer(m, classifier.input_size, classifier.channels) for m in members]
-    acts: list = [None] * len(members)
+    layers = cam_layers(classifier, layer)
+    acts: list = [None] * len(layers)
     hooks = []
-    for k, (m, name) in enumerate(zip(members, names)):
+    for k, (m, name, _) in enumerate(layers):
         modules = dict(m.named_modules())
         if name not in modules:
             raise ValueError(f"no layer named {name!r}; choose one of {', '.join(n for n in modules if n)}")
@@ -75,7 +86,7 @@ def gradcam_maps(classifier: TorchClassifier, crops: np.ndarray, targets: list[i
     size = classifier.input_size
     cams = []
     with torch.no_grad():
-        for a, g in zip(acts, grads):
+        for (_, _, mirrored), a, g in zip(layers, acts, grads):
             if plus:
                 g2, g3 = g**2, g**3
                 denom = 2 * g2 + (a * g3).sum((2, 3), keepdim=True)
@@ -85,5 +96,8 @@ def gradcam_maps(classifier: TorchClassifier, crops: np.ndarray, targets: list[i
                 w = g.mean((2, 3))
             cam = F.relu((w[:, :, None, None] * a).sum(1, keepdim=True))
             cam = F.interpolate(cam, size=(size, size), mode="bilinear", align_corners=False)[:, 0]
+            if mirrored:  # the map of the mirror-image view, back in the crop's orientation
+                cam = torch.flip(cam, dims=[2])
             cams.append(cam / cam.amax((1, 2), keepdim=True).clamp_min(1e-12))
-        return torch.stack(cams).mean(0).numpy().astype(np.float32)
+        mean = torch.stack(cams).mean(0)
+        return (mean / mean.amax((1, 2), keepdim=True).clamp_min(1e-12)).numpy().astype(np.float32)
