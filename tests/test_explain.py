@@ -130,6 +130,18 @@ def test_model_agnostic_maps_find_the_evidence(method, min_share):
     assert top > random + 0.1
 
 
+@pytest.mark.parametrize("a, b, expected", [
+    ([1, 2, 3, 4], [10, 20, 30, 40], 1.0),
+    ([1, 2, 3, 4], [4, 3, 2, 1], -1.0),
+    ([0, 0, 0, 5], [0, 0, 0, 1], 1.0),      # shared zeros tie; the one bright pixel agrees
+    ([0, 0, 1, 2], [2, 1, 0, 0], -8 / 9),   # average ranks of ties, not their positions
+    ([3, 3, 3, 3], [1, 2, 3, 4], 0.0),      # a constant map carries no ranking
+    ([-4, 1, 2, 3], [4, 1, 2, 3], 1.0),     # absolute values
+])
+def test_rank_correlation(a, b, expected):
+    assert rank_correlation(np.array(a, float), np.array(b, float)) == pytest.approx(expected)
+
+
 def test_rise_is_reproducible_and_seeded():
     clf, face = SpotClassifier(), spot_face()
     a, b = rise_map(clf, face, 1, n_masks=64, seed=3), rise_map(clf, face, 1, n_masks=64, seed=3)

@@ -7,15 +7,20 @@ import numpy as np
 from openfer.explain.base import baseline, blend, check_crop
 
 
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 0..n-1 of ``values`` (flattened), tied values sharing their mean rank."""
+    _, inverse, counts = np.unique(np.ravel(values), return_inverse=True, return_counts=True)
+    starts = np.cumsum(counts) - counts
+    return (starts + (counts - 1) / 2)[inverse]
+
+
 def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
     """Spearman rank correlation of two maps' absolute values (tied values share their mean rank, so the zeros of
     clipped maps do not count as agreement); 0 when either map is constant."""
-    from scipy.stats import rankdata
-
     a, b = np.abs(np.ravel(a)), np.abs(np.ravel(b))
     if np.ptp(a) == 0 or np.ptp(b) == 0:
         return 0.0
-    return float(np.corrcoef(rankdata(a), rankdata(b))[0, 1])
+    return float(np.corrcoef(average_ranks(a), average_ranks(b))[0, 1])
 
 
 def top_window(heatmap: np.ndarray, side: int) -> tuple[int, int]:
