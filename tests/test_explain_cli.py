@@ -100,3 +100,28 @@ def test_analyzer_gradcam_uses_the_onnx_model_in_pytorch():
     plain, explained = analyzer.analyze(img)[0], analyzer.explain(img, "gradcam")[0]
     for k, v in plain.probabilities.items():  # same model, same numbers, PyTorch instead of ONNX Runtime
         assert explained.probabilities[k] == pytest.approx(v, abs=1e-4)
+
+
+def test_docstring_example_of_explain_faces():
+    import doctest
+
+    import openfer.explain.core
+
+    result = doctest.testmod(openfer.explain.core, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_docs_example_script_runs(tmp_path):
+    """docs/explain.md's pictures come from this script; it must keep working with the current code."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    res = subprocess.run([sys.executable, str(root / "scripts" / "explain_examples.py"), "--out", str(tmp_path),
+                          "--model", "fast"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "astronaut-occlusion.jpg").stat().st_size > 10_000
+    rec = json.loads((tmp_path / "examples.json").read_text())
+    assert "occlusion" in rec["explanations"] and "rise" in rec["explanations"]
+    assert Image.open(tmp_path / "methods.png").height == 180 * len(rec["explanations"])
