@@ -125,3 +125,25 @@ def test_docs_example_script_runs(tmp_path):
     rec = json.loads((tmp_path / "examples.json").read_text())
     assert "occlusion" in rec["explanations"] and "rise" in rec["explanations"]
     assert Image.open(tmp_path / "methods.png").height == 180 * len(rec["explanations"])
+
+
+def test_cli_explain_video_every_nth_frame_per_track(tmp_path):
+    pytest.importorskip("trackers", reason="video needs the [video] extra")
+    from conftest import moving_faces_video
+
+    n = 12  # two people, 12 frames, side by side
+    path = tmp_path / "two.avi"
+    moving_faces_video(path, {0: [(10 + i, 40, 150) for i in range(n)], 1: [(170 - i, 40, 150) for i in range(n)]})
+    res = run_cli("explain", path, "--out", tmp_path / "out", "--model", "fast", "--every-track", "5",
+                  "--masks", "32", "--method", "rise")
+    assert res.exit_code == 0, res.output
+    recs = [json.loads(line) for line in (tmp_path / "out" / "explanations.jsonl").read_text().splitlines()]
+    per_track: dict[int, list[int]] = {}
+    for r in recs:
+        assert (tmp_path / "out" / f"frame_{r['frame']:06d}.png").exists()
+        for f in r["faces"]:
+            assert f["explanation"]["method"] == "rise" and "heatmap" not in f["explanation"]
+            per_track.setdefault(f["track_id"], []).append(r["frame"])
+    assert len(per_track) == 2
+    for frames in per_track.values():  # every 5th frame the person is tracked in: 3 of 12 (or 2 if confirmed late)
+        assert len(frames) in (2, 3) and all(b - a == 5 for a, b in zip(frames, frames[1:]))

@@ -196,7 +196,7 @@ def _print_summary(summary, jsonl, csv, annotate) -> None:
 
 @app.command()
 def explain(
-    paths: Annotated[list[str], typer.Argument(help="Image files, folders or glob patterns.")],
+    paths: Annotated[list[str], typer.Argument(help="Image files, folders or glob patterns; or one video file.")],
     out: Annotated[Path, typer.Option(help="Folder for the pictures (one PNG per image) and explanations.jsonl.")],
     method: Annotated[str, typer.Option(help="occlusion, rise, gradcam or gradcam++ (Grad-CAM needs the [train] "
                                              "extra: PyTorch).")] = "occlusion",
@@ -215,9 +215,15 @@ def explain(
     threshold: Annotated[float, typer.Option(help="Minimum face detection score.")] = 0.3,
     max_side: Annotated[int, typer.Option(help="Detect on a copy downscaled to this longer side (0 = full size).")] = 640,
     recursive: Annotated[bool, typer.Option(help="Look inside sub-folders.")] = True,
+    every_track: Annotated[int, typer.Option(help="Video: explain each tracked person on every Nth analysed frame "
+                                                  "they appear in.")] = 30,
+    every: Annotated[int, typer.Option(help="Video: analyse every Nth frame.")] = 1,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
 ) -> None:
     """Explain why the model gave each face its expression: heatmap, evidence per face region, one sentence.
+
+    For a video file, faces are tracked and each person is explained on every --every-track'th frame they are
+    seen in (OUT/frame_<n>.png and one record per explained frame).
 
     Writes OUT/<image>.png (heatmaps over the faces, region bars, the sentence per face) and OUT/explanations.jsonl
     (the 'analyze' record of every image, each face with its explanation). Exit code: 0 when every image was
@@ -228,20 +234,21 @@ def explain(
     from openfer.explain.core import check_request
     from openfer.explain.run import run_explain
     from openfer.io.images import expand_inputs
+    from openfer.video.sources import is_video_input
 
     params = {"occlusion": {"patch": patch, "stride": stride}, "rise": {"n_masks": masks, "seed": seed}}.get(method, {})
     try:
+        if any(is_video_input(p) for p in paths):
+            if len(paths) != 1:
+                raise ValueError("give one video per run")
+            _explain_video(paths[0], out, method, model, checkpoint, target, params, detector, threshold,
+                           max_side, every_track, every, quiet)
         files = expand_inputs(paths, recursive=recursive)
         if not files:
             raise ValueError("no image files found in the given inputs")
         det_kwargs = {"threshold": threshold, "max_side": max_side or None} if detector == "centerface" else {}
         analyzer = Analyzer(detector=load_detector(detector, **det_kwargs), classifier=model)
-        clf = None
-        if checkpoint is not None or method.startswith("gradcam"):  # Grad-CAM runs the ONNX model in PyTorch
-            from openfer.explain import TorchClassifier
-
-            clf = TorchClassifier.from_checkpoint(checkpoint) if checkpoint else \
-                TorchClassifier.from_onnx(analyzer.classifier)
+        clf = _explain_classifier(analyzer, method, checkpoint)
         check_request(clf or analyzer.classifier, method, target)
         progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
                             MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), console=err,
@@ -257,6 +264,50 @@ def explain(
     except OSError as e:
         err.print(f"[red]error:[/red] cannot write results: {e}")
         raise typer.Exit(2)
+    _explain_exit(summary, out, quiet)
+
+
+def _explain_classifier(analyzer, method: str, checkpoint: Optional[Path]):
+    """The model ``openfer explain`` explains: a checkpoint, the ONNX model run in PyTorch (Grad-CAM), or None
+    (the analyzer's own ONNX model)."""
+    if checkpoint is None and not method.startswith("gradcam"):
+        return None
+    from openfer.explain import TorchClassifier
+
+    return TorchClassifier.from_checkpoint(checkpoint) if checkpoint else TorchClassifier.from_onnx(analyzer.classifier)
+
+
+def _explain_video(path, out, method, model, checkpoint, target, params, detector, threshold, max_side,
+                   every_track, every, quiet) -> None:
+    """The video branch of ``explain``: raises typer.Exit with the exit code when done."""
+    from openfer.analyzer import Analyzer
+    from openfer.detect import load_detector
+    from openfer.explain.video import explain_video
+    from openfer.video import Sampling, VideoOpenError, open_source
+
+    det_kwargs = {"threshold": threshold, "max_side": max_side or None} if detector == "centerface" else {}
+    analyzer = Analyzer(detector=load_detector(detector, **det_kwargs), classifier=model)
+    clf = _explain_classifier(analyzer, method, checkpoint)
+    try:
+        source = open_source(path, Sampling(every=every))
+    except VideoOpenError as e:
+        raise ValueError(str(e)) from e
+    progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[n]} faces explained"), TimeElapsedColumn(), console=err,
+                        disable=quiet)
+    with progress:
+        task = progress.add_task(f"explaining {source.name} ({method})", total=source.expected_frames, n=0)
+        result = explain_video(analyzer, source, out, every_track, method, classifier=clf, target=target,
+                               on_frame=lambda r: progress.update(task, completed=r.frames, n=r.explained), **params)
+    if not quiet:
+        err.print(f"{result.frames} frames, {len(result.tracks)} tracked people, {result.explained} faces explained; "
+                  f"pictures and explanations.jsonl in {out}")
+        for p in result.problems[:20]:
+            err.print(f"[yellow]problem:[/yellow] {p}")
+    raise typer.Exit(130 if result.interrupted else 1 if result.problems else 0)
+
+
+def _explain_exit(summary, out: Path, quiet: bool) -> None:
     if not quiet:
         for rec in summary.records[:50]:
             if rec["error"]:
