@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import sys
@@ -244,13 +245,15 @@ def test_shipped_model_saliency_depends_on_its_weights(fast_analyzer):
 
 # --- Adebayo et al. sanity checks on a tiny PyTorch model with known evidence -------------------------------------
 
-torch = pytest.importorskip("torch", reason="the PyTorch sanity checks need the [train] extra")
+needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None,
+                                 reason="the PyTorch sanity checks need the [train] extra")
 METHODS = ["occlusion", "rise", "gradcam", "gradcam++"]
 
 
 @pytest.fixture(scope="module")
 def tiny():
     """Models trained inside the test (seconds): two seeds on true labels, one on shuffled labels, one untrained."""
+    pytest.importorskip("torch", reason="the PyTorch sanity checks need the [train] extra")
     good = eh.train_tiny(seed=0)
     return {"good": good, "good_seed5": eh.train_tiny(seed=5), "shuffled": eh.train_tiny(labels_shuffled=True),
             "random": eh.randomized_copy(good)}
@@ -311,6 +314,7 @@ def test_onnx_path_gives_the_same_maps_as_pytorch(tiny, tiny_maps):
         np.testing.assert_allclose(heatmaps(onnx_clf, x, list(y), method), maps[("good", method)], atol=2e-3)
 
 
+@needs_torch
 @pytest.mark.parametrize("name", ["fast", "default", "fer2013"])
 def test_shipped_onnx_models_run_in_pytorch(name):
     """``from_onnx`` reproduces ONNX Runtime's probabilities, and Grad-CAM finds one map per network and view."""
@@ -327,6 +331,7 @@ def test_shipped_onnx_models_run_in_pytorch(name):
     assert len(layers) == 2 * members and sum(m for _, _, m in layers) == members  # mirror view of each
 
 
+@needs_torch
 def test_gradcam_of_mirrored_view_is_flipped_back():
     """A face and its mirror image get mirror-image Grad-CAM maps (the flip-TTA branch is undone)."""
     import openfer
@@ -353,8 +358,11 @@ def test_gradcam_layer_choice_and_errors(tiny):
         gradcam_maps(tiny["good"], x, list(y), layer="nope")
 
 
+@needs_torch
 def test_torch_checkpoint_round_trip(tmp_path):
     """A best.pt in the format of ``openfer train`` loads and explains (fer_resnet at width 0.25, untrained)."""
+    import torch
+
     from openfer.explain import TorchClassifier
     from openfer.train.archs import build
 

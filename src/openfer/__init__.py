@@ -8,18 +8,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
-__all__ = ["Analyzer", "Face", "ImageReadError", "analyze_video", "load_classifier", "load_detector", "__version__"]
+__all__ = ["Analyzer", "Explanation", "Face", "ImageReadError", "analyze_video", "load_classifier", "load_detector",
+           "__version__"]
 
 if TYPE_CHECKING:
     from openfer.analyzer import Analyzer
     from openfer.classify import load_classifier
     from openfer.detect import load_detector
     from openfer.io.images import ImageReadError
-    from openfer.types import Face
+    from openfer.types import Explanation, Face
     from openfer.video import analyze_video
 
 _LAZY = {
     "Analyzer": "openfer.analyzer",
+    "Explanation": "openfer.types",
     "Face": "openfer.types",
     "ImageReadError": "openfer.io.images",
     "load_classifier": "openfer.classify",

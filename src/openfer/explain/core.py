@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import cv2
 import numpy as np
@@ -114,11 +113,3 @@ def explain_faces(image: np.ndarray, faces: list[Face], classifier, method: str 
                                        explanation=expl))
     return out
 
-
-def time_per_face(classifier, crops: np.ndarray, method: str, repeats: int = 1, **params) -> float:
-    """Mean seconds per face to compute ``method``'s heatmaps for ``crops`` (their top classes), for benchmarks."""
-    targets = [int(i) for i in classifier.predict_proba(crops).argmax(1)]
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        heatmaps(classifier, crops, targets, method, **params)
-    return (time.perf_counter() - t0) / (repeats * len(crops))
