@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -323,6 +324,40 @@ def export(
     if report["max_abs_diff"] > 1e-4:
         err.print("[red]ONNX output differs from PyTorch by more than 1e-4[/red]")
         raise typer.Exit(1)
+
+
+@app.command()
+def quantize(
+    onnx_in: Annotated[Path, typer.Argument(metavar="IN.onnx", help="float32 classifier (openfer export).")],
+    onnx_out: Annotated[Path, typer.Argument(metavar="OUT.onnx", help="int8 classifier to write.")],
+    data: Annotated[Optional[Path], typer.Option(help="fer2013_dev.npz for calibration images (default: "
+                                                      "$OPENFER_DATA or ../shared/data).")] = None,
+    protocol: Annotated[str, typer.Option(help="Which Training rows: ferplus (as the 8-class models) or fer2013.")] = "ferplus",
+    samples: Annotated[int, typer.Option(help="Calibration images (memory grows with this).")] = 256,
+    method: Annotated[str, typer.Option(help="minmax, percentile or entropy (see openfer.train.quantize).")] = "percentile",
+    seed: Annotated[int, typer.Option(help="Which calibration images are drawn.")] = 0,
+) -> None:
+    """Write an int8 copy of a classifier, calibrated on Training images outside the validation split (no PyTorch)."""
+    from openfer.datasets import load_dataset, stratified_split
+    from openfer.train.quantize import quantize_classifier
+    from openfer.zoo.registry import sha256_file
+
+    if not onnx_in.is_file():
+        err.print(f"[red]error:[/red] {onnx_in}: file not found")
+        raise typer.Exit(2)
+    try:
+        full = load_dataset(data, "Training", protocol)
+    except (FileNotFoundError, ValueError) as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2)
+    train_idx, _ = stratified_split(full.labels, 0.1, 0)  # the split every shipped model validated on
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(train_idx, size=min(samples, len(train_idx)), replace=False))
+    images = full.pixels[pick].astype(np.float32)[:, None]
+    with err.status(f"calibrating on {len(images)} Training images ({method})"):
+        report = quantize_classifier(onnx_in, onnx_out, images, method=method)
+    report["sha256"] = sha256_file(onnx_out)
+    print(json.dumps(report))
 
 
 def main() -> None:
