@@ -339,7 +339,7 @@ def serve(
 ) -> None:
     """Run the web service and browser app (\\[serve] extra): open http://HOST:PORT/ in a browser.
 
-    The API is at /v1 (OpenAPI document at /docs). Set OPENFER_API_KEY to require a key; other limits are read from
+    The API is at /v1 (OpenAPI document at /openapi.json). Set OPENFER_API_KEY to require a key; other limits are read from
     OPENFER_* variables (docs/service.md).
     """
     try:

@@ -169,6 +169,7 @@ def create_app(config: ServiceConfig | None = None, analyzer: Analyzer | None = 
 
     app = FastAPI(
         title="openfer", version=openfer.__version__, lifespan=lifespan, max_body_size=_FORM_OVERHEAD,
+        docs_url=None, redoc_url=None,  # their pages load scripts from a CDN; the document is at /openapi.json
         description="Facial expression analysis of images, videos and live webcam frames. Faces are analysed in "
                     "memory on this machine; video uploads and their results are deleted when the job is deleted "
                     f"or {cfg.retention:g} s after it ends. The WebSocket `/v1/stream` is described in "
