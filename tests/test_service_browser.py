@@ -83,6 +83,16 @@ def browser(tmp_path: Path, extra_args: list[str] = (), **context):
     return pw, ctx
 
 
+def open_app(ctx, server: str, errors: list[str] | None = None):
+    """The app's page in ``ctx``, loaded and its script started; page errors are appended to ``errors``."""
+    page = ctx.pages[0] if ctx.pages else ctx.new_page()
+    if errors is not None:
+        page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server + "/")
+    page.wait_for_selector("body[data-ready=true]")
+    return page
+
+
 def shot(page, name: str) -> None:
     folder = os.environ.get("OPENFER_SCREENSHOTS")
     if folder:
@@ -105,11 +115,8 @@ def test_photo_upload_shows_overlay_and_results(server, tmp_path):
     photo = save(tmp_path / "astronaut.jpg", astronaut())
     pw, ctx = browser(tmp_path)
     try:
-        page = ctx.pages[0] if ctx.pages else ctx.new_page()
         errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(server + "/")
-        page.wait_for_selector("body[data-ready=true]")
+        page = open_app(ctx, server, errors)
         assert page.get_by_role("tab", name="Photo").get_attribute("aria-selected") == "true"
         page.set_input_files("#photo-input", str(photo))
         page.wait_for_selector("#photo-faces li")
@@ -144,9 +151,7 @@ def test_keyboard_and_phone_layout(server, tmp_path):
     pw, ctx = browser(tmp_path, viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
                       has_touch=True)
     try:
-        page = ctx.pages[0] if ctx.pages else ctx.new_page()
-        page.goto(server + "/")
-        page.wait_for_selector("body[data-ready=true]")
+        page = open_app(ctx, server)
         page.get_by_role("tab", name="Photo").focus()
         page.keyboard.press("ArrowRight")
         assert page.get_by_role("tab", name="Video").get_attribute("aria-selected") == "true"
@@ -169,9 +174,7 @@ def test_video_upload_progress_chart_and_delete(server, tmp_path):
     moving_faces_video(video, {0: [(20 + 3 * i, 30, 150) for i in range(20)]})
     pw, ctx = browser(tmp_path)
     try:
-        page = ctx.pages[0] if ctx.pages else ctx.new_page()
-        page.goto(server + "/")
-        page.wait_for_selector("body[data-ready=true]")
+        page = open_app(ctx, server)
         page.get_by_role("tab", name="Video").click()
         page.select_option("#video-fps", "")
         page.set_input_files("#video-input", str(video))
@@ -200,11 +203,8 @@ def test_live_webcam_streams_results(server, tmp_path):
     pw, ctx = browser(tmp_path, ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
                                  f"--use-file-for-fake-video-capture={clip}"])
     try:
-        page = ctx.pages[0] if ctx.pages else ctx.new_page()
         errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(server + "/")
-        page.wait_for_selector("body[data-ready=true]")
+        page = open_app(ctx, server, errors)
         page.get_by_role("tab", name="Live webcam").click()
         page.get_by_role("button", name="Start camera").click()
         page.wait_for_function("() => live.received >= 8", timeout=90_000)

@@ -182,8 +182,13 @@ def create_app(config: ServiceConfig | None = None, analyzer: Analyzer | None = 
                            allow_headers=["X-API-Key", "Authorization", "Content-Type"])
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = exc.headers
+        if exc.status_code == 405:  # Starlette lists one route's methods; a path can have several routes
+            methods = {m for r in app.routes if getattr(r, "methods", None) and r.path_regex.match(request.url.path)
+                       for m in r.methods}
+            headers = {**(headers or {}), "Allow": ", ".join(sorted(methods))}
+        return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -202,7 +207,9 @@ def create_app(config: ServiceConfig | None = None, analyzer: Analyzer | None = 
             raise HTTPException(401, "missing or wrong API key: send it in the X-API-Key header",
                                 headers={"WWW-Authenticate": "ApiKey"})
 
-    v1 = [Depends(require_key)]
+    # The key check (and its line in the OpenAPI document) only exists when a key is set, so the document says
+    # exactly what the running service asks for.
+    v1 = [Depends(require_key)] if cfg.api_key else []
 
     # -- health --------------------------------------------------------------------------------------------------
 
@@ -233,7 +240,7 @@ def create_app(config: ServiceConfig | None = None, analyzer: Analyzer | None = 
 
     @app.post("/v1/analyze", response_model=AnalyzeOut, response_model_exclude_unset=True, dependencies=v1,
               tags=["images"], max_body_size=cfg.max_image_bytes + _FORM_OVERHEAD,
-              responses=_errors(401, 413, 415, 422, 500, 503, 504),
+              responses=_errors(400, 401, 413, 415, 422, 500, 503, 504),
               summary="Faces and expressions in one image")
     async def analyze(file: Annotated[UploadFile, File(description="JPEG, PNG, GIF, BMP, WebP or TIFF image; the "
                                                                    "format is read from the bytes")]) -> dict:
@@ -269,7 +276,7 @@ def create_app(config: ServiceConfig | None = None, analyzer: Analyzer | None = 
 
     @app.post("/v1/jobs", response_model=JobOut, status_code=202, dependencies=v1, tags=["videos"],
               max_body_size=cfg.max_video_bytes + _FORM_OVERHEAD,
-              responses=_errors(401, 413, 415, 422, 429, 500, 503), summary="Start analysing a video")
+              responses=_errors(400, 401, 413, 415, 422, 429, 500, 503), summary="Start analysing a video")
     async def create_job(
         response: Response,
         file: Annotated[UploadFile, File(description="MP4, MOV, MKV/WebM or AVI video; the format is read from "
@@ -301,14 +308,14 @@ def create_app(config: ServiceConfig | None = None, analyzer: Analyzer | None = 
         return job_out(job)
 
     @app.get("/v1/jobs/{job_id}", response_model=JobOut, dependencies=v1, tags=["videos"],
-             responses=_errors(401, 404), summary="Progress of a video job")
+             responses=_errors(401, 404, 422), summary="Progress of a video job")
     async def get_job(job_id: str) -> dict:
         return job_out(find_job(job_id))
 
     @app.get("/v1/jobs/{job_id}/results/{kind}", dependencies=v1, tags=["videos"], response_class=FileResponse,
              responses={200: {"content": {t: {} for t in _RESULT_TYPES.values()},
                               "description": "csv: rows; jsonl: rows as JSON Lines; summary: per-person JSON; "
-                                             "video: the annotated MP4"}, **_errors(401, 404, 409)},
+                                             "video: the annotated MP4"}, **_errors(401, 404, 409, 422)},
              summary="Download a result of a finished job")
     async def job_result(job_id: str, kind: ResultKind) -> FileResponse:
         job = find_job(job_id)
@@ -321,7 +328,7 @@ def create_app(config: ServiceConfig | None = None, analyzer: Analyzer | None = 
                             filename=f"openfer-{job.id[:8]}-{path.name}")
 
     @app.delete("/v1/jobs/{job_id}", status_code=204, dependencies=v1, tags=["videos"],
-                responses=_errors(401, 404), summary="Stop a job and delete its upload and results")
+                responses=_errors(401, 404, 422), summary="Stop a job and delete its upload and results")
     async def delete_job(job_id: str) -> Response:
         if not svc.jobs.delete(job_id):
             raise HTTPException(404, "no such job (wrong id, deleted, or expired after the retention time)")
