@@ -195,7 +195,9 @@ def test_video_upload_progress_chart_and_delete(server, tmp_path):
 
 def test_live_webcam_streams_results(server, tmp_path):
     frames = []
-    for i in range(30):  # the astronaut's head gliding right over a grey room, 3 s at 10 fps (the camera loops)
+    # The astronaut's head gliding right and back over a grey room, 6 s at 10 fps; the fake camera loops the file,
+    # and going back and forth keeps the motion continuous, so one person keeps one id however slow the server is.
+    for i in [*range(30), *range(29, -1, -1)]:
         canvas = grey_canvas(640, 480)
         paste_head(canvas, 240, 80 + 8 * i, 100)
         frames.append(canvas)
