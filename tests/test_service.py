@@ -326,6 +326,17 @@ def test_job_ids_never_reach_the_filesystem(api, job_id):
     assert api.delete(f"/v1/jobs/{job_id}").status_code == 404
 
 
+def test_method_not_allowed_lists_every_method_of_the_path(api):
+    r = api.put(f"/v1/jobs/{'0' * 32}")
+    assert r.status_code == 405 and set(r.headers["allow"].split(", ")) == {"GET", "DELETE"}
+
+
+def test_broken_multipart_is_400(api):
+    r = api.post("/v1/analyze", content=b"--xx\r\nFalse--xx--\r\n",
+                 headers={"Content-Type": "multipart/form-data; boundary=xx"})
+    assert r.status_code == 400 and r.json() == {"detail": "Invalid multipart data."}
+
+
 def test_result_kind_is_validated(api):
     assert api.get(f"/v1/jobs/{'0' * 32}/results/passwd").status_code == 422
 
@@ -388,7 +399,13 @@ def test_job_queue_full_is_429_and_delete_stops_a_running_job(analyzer, tmp_path
         while any(root.iterdir()) and time.monotonic() - t < 10:
             time.sleep(0.05)
         assert list(root.iterdir()) == []
+        assert time.monotonic() - t < 3  # stopped early: all 30 frames would take 6 s
         assert c.get(f"/v1/jobs/{first}").status_code == 404
+        # Deleted jobs that were still queued never block later ones.
+        for _ in range(3):
+            job = c.post("/v1/jobs", files=upload(video))
+            assert job.status_code == 202
+            assert c.delete(f"/v1/jobs/{job.json()['id']}").status_code == 204
 
 
 def test_jobs_expire_after_retention(analyzer, tmp_path):
@@ -478,7 +495,7 @@ def test_stream_count_limit(analyzer):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# content sniffing
+# content sniffing, CLI, import cost
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -491,3 +508,21 @@ def test_stream_count_limit(analyzer):
 ])
 def test_sniff(head, kind):
     assert sniff(head) == kind
+
+
+def test_import_openfer_does_not_import_the_service():
+    import subprocess
+    import sys
+
+    code = "import sys, openfer; openfer.Analyzer; print('fastapi' in sys.modules, 'openfer.service' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_cli_serve_refuses_an_unknown_model():
+    from typer.testing import CliRunner
+
+    from openfer.cli import app
+
+    result = CliRunner().invoke(app, ["serve", "--model", "nope"])
+    assert result.exit_code == 2 and "unknown model 'nope'" in result.output

@@ -78,7 +78,9 @@ class JobStore:
         self.retention, self.max_frames, self.timeout = retention, max_frames, timeout
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
-        self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=max_queued + workers)
+        # Unbounded on purpose: ``submit`` bounds the jobs waiting, and deleted jobs stay in here until a worker
+        # skips them, so a size limit here could refuse a job that fits.
+        self._queue: queue.Queue[Job | None] = queue.Queue()
         self._max_queued = max_queued
         self._closed = threading.Event()
         self._threads = [threading.Thread(target=self._work, name=f"openfer-job-{i}", daemon=True)
@@ -147,10 +149,7 @@ class JobStore:
         for job in jobs:
             job.cancelled = True
         for _ in self._threads:
-            try:
-                self._queue.put_nowait(None)
-            except queue.Full:
-                break
+            self._queue.put_nowait(None)
         for t in self._threads:
             t.join(timeout=10)
         for job in jobs:
