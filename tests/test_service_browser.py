@@ -41,37 +41,47 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """``openfer serve`` on a free loopback port, as a user starts it; yields its base URL."""
+def start_server(log: Path, api_key: str | None = None):
+    """``openfer serve`` on a free loopback port, as a user starts it; returns (process, base URL) once ready."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
            "OMP_NUM_THREADS": "1"}
     env.pop("OPENFER_API_KEY", None)
-    log = tmp_path_factory.mktemp("server") / "serve.log"
+    if api_key:
+        env["OPENFER_API_KEY"] = api_key
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "openfer.cli", "serve", "--port", str(port)], env=env,
                                 stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
+    t = time.monotonic()
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/readyz", timeout=2) as r:
+                if r.status == 200:
+                    return proc, url
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() - t > 90:
+            stop_server(proc)
+            pytest.fail(f"openfer serve did not become ready:\n{log.read_text()}")
+        time.sleep(0.3)
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
     try:
-        t = time.monotonic()
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/readyz", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() - t > 90:
-                pytest.fail(f"openfer serve did not become ready:\n{log.read_text()}")
-            time.sleep(0.3)
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    proc, url = start_server(tmp_path_factory.mktemp("server") / "serve.log")
+    try:
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
 
 
 def browser(tmp_path: Path, extra_args: list[str] = (), **context):
@@ -158,6 +168,11 @@ def test_keyboard_and_phone_layout(server, tmp_path):
         assert page.locator("#panel-video").is_visible() and not page.locator("#panel-photo").is_visible()
         page.keyboard.press("End")
         assert page.evaluate("document.activeElement.id") == "tab-live"
+        # Tab from the selected tab reaches the (visually hidden) file input, and its button shows the focus ring.
+        page.keyboard.press("Home")
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.id") == "photo-input"
+        assert page.evaluate("getComputedStyle(document.querySelector('label[for=photo-input]')).outlineStyle") == "solid"
         # Every form control has a label, and nothing is wider than the phone's screen.
         unlabelled = page.evaluate("""() => [...document.querySelectorAll('input, select')]
             .filter(el => !el.labels || el.labels.length === 0).map(el => el.id)""")
@@ -229,3 +244,25 @@ def test_live_webcam_streams_results(server, tmp_path):
     finally:
         ctx.close()
         pw.stop()
+
+
+def test_api_key_is_asked_for_and_used(tmp_path):
+    proc, url = start_server(tmp_path / "serve.log", api_key="letmein")
+    photo = save(tmp_path / "astronaut.jpg", astronaut())
+    pw, ctx = browser(tmp_path)
+    try:
+        page = open_app(ctx, url)
+        page.set_input_files("#photo-input", str(photo))
+        page.wait_for_function("() => document.getElementById('photo-status').classList.contains('error')")
+        assert "API key" in page.inner_text("#photo-status")
+        assert page.locator("#settings").get_attribute("open") is not None  # the key field is shown
+        page.get_by_label("API key").fill("letmein")
+        page.get_by_label("API key").dispatch_event("change")
+        page.set_input_files("#photo-input", [])
+        page.set_input_files("#photo-input", str(photo))
+        page.wait_for_selector("#photo-faces li")
+        assert page.inner_text("#photo-status").startswith("1 face found")
+    finally:
+        ctx.close()
+        pw.stop()
+        stop_server(proc)

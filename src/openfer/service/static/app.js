@@ -21,6 +21,7 @@ async function api(path, options = {}) {
     try { detail = (await response.json()).detail || detail; } catch (e) { /* not JSON */ }
     const error = new Error(detail);
     error.status = response.status;
+    if (response.status === 401) { $("settings").open = true; $("api-key").focus(); }
     throw error;
   }
   return response;
@@ -367,6 +368,7 @@ async function startLive() {
   ws.onopen = () => { if (apiKey()) ws.send(JSON.stringify({ api_key: apiKey() })); };
   ws.onmessage = (event) => onLiveMessage(JSON.parse(event.data));
   ws.onclose = (event) => {
+    if (event.code === 1008) { $("settings").open = true; }
     if (live.ws === ws) {
       stopLive();
       setStatus("live-status", event.code === 1000 || event.code === 1005 ? "Stopped." :
