@@ -121,7 +121,9 @@ class _Service:
         Args:
             wait: wait for a free slot (webcam frames) instead of answering 503 at once (image requests).
         """
-        assert self.slots is not None and self.executor is not None
+        if self.slots is None or self.executor is None:
+            raise RuntimeError("the service is not started: run the app under its lifespan (an ASGI server or "
+                               "`with TestClient(app)`)")
         if not wait and self.slots.locked():
             raise HTTPException(503, "the server is busy (all analysis slots are taken); retry shortly",
                                 headers={"Retry-After": "1"})
