@@ -494,6 +494,19 @@ def test_stream_count_limit(analyzer):
                 assert e.value.code == 1013
 
 
+def test_idle_stream_is_closed(analyzer):
+    from starlette.websockets import WebSocketDisconnect
+
+    with client(analyzer, stream_idle=0.3, max_streams=1) as c:
+        with c.websocket_connect("/v1/stream") as ws:
+            assert ws.receive_json()["type"] == "ready"
+            with pytest.raises(WebSocketDisconnect) as e:
+                ws.receive_json()
+            assert e.value.code == 1000 and "no frame" in e.value.reason
+        with c.websocket_connect("/v1/stream") as ws:  # its place is free again
+            assert ws.receive_json()["type"] == "ready"
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # content sniffing, CLI, import cost
 # ---------------------------------------------------------------------------------------------------------------

@@ -450,7 +450,11 @@ async def _serve_stream(ws: WebSocket, svc: _Service) -> None:
     await ws.send_json({"type": "ready", "model": analyzer.classifier.spec.name,
                         "classes": list(analyzer.classifier.classes)})
     while True:
-        msg = await ws.receive()
+        try:
+            msg = await asyncio.wait_for(ws.receive(), cfg.stream_idle)
+        except asyncio.TimeoutError:
+            await ws.close(1000, f"no frame for {cfg.stream_idle:g} s; closed")
+            return
         if msg["type"] == "websocket.disconnect":
             return
         data = msg.get("bytes")

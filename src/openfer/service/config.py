@@ -36,6 +36,8 @@ class ServiceConfig:
         job_timeout: seconds a video job may run; then it stops and keeps what it analysed.
         retention: seconds a finished job (upload and results) is kept before it is deleted.
         max_streams: webcam WebSocket connections at once; more are closed with code 1013 (try again later).
+        stream_idle: seconds a webcam stream may go without sending a frame before it is closed (code 1000), so
+            forgotten tabs do not hold the ``max_streams`` places.
     """
 
     model: str = "default"
@@ -54,6 +56,7 @@ class ServiceConfig:
     job_timeout: float = 1800.0
     retention: float = 900.0
     max_streams: int = 4
+    stream_idle: float = 60.0
     jobs_dir: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -64,7 +67,7 @@ class ServiceConfig:
         for name in ("queue", "max_queued_jobs"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("request_timeout", "job_timeout", "retention"):
+        for name in ("request_timeout", "job_timeout", "retention", "stream_idle"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0 seconds, got {getattr(self, name)}")
         if self.api_key is not None and not self.api_key.strip():
