@@ -230,7 +230,8 @@ def test_live_webcam_streams_results(server, tmp_path):
         assert len(with_face) >= 0.8 * len(faces), faces
         assert {i for ids in with_face for i in ids} == {0}, faces  # one person, one stable id
         assert page.locator("#live-faces li").first.inner_text().startswith("Person 0:")
-        assert "frames/s" in page.inner_text("#live-status")
+        assert page.inner_text("#live-status") == "Live: analysing your camera."
+        assert "frames/s" in page.inner_text("#live-stats")
         # The overlay canvas over the video has drawn pixels (boxes and labels).
         drawn = page.evaluate("""() => { const c = document.getElementById('live-overlay');
             const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;

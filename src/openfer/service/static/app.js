@@ -404,9 +404,11 @@ function onLiveMessage(msg) {
     drawLiveOverlay();
     renderFaces("live-faces", msg.faces);
     if (live.received % 3 === 0) renderCharts("live-charts", live.history, live.classes, Math.max(0, t - LIVE_WINDOW_S), Math.max(t, 1));
+    // Per-frame numbers go to a plain line; the live region only announces changes of state (not 10 times a second).
     const fps = live.received / Math.max(0.001, t);
-    setStatus("live-status", `Live: ${msg.faces.length} face${msg.faces.length === 1 ? "" : "s"}, ` +
-      `${fps.toFixed(1)} frames/s, ${msg.ms.toFixed(0)} ms per frame on the server.`);
+    $("live-stats").textContent = `${msg.faces.length} face${msg.faces.length === 1 ? "" : "s"}, ` +
+      `${fps.toFixed(1)} frames/s, ${msg.ms.toFixed(0)} ms per frame on the server.`;
+    if ($("live-status").classList.contains("error")) setStatus("live-status", "Live: analysing your camera.");
   }
   sendFrame();
 }
