@@ -41,7 +41,7 @@ function saveBlob(blob, name) {
   setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
 
-const pct = (p) => `${(100 * p).toFixed(0)} %`;
+const pct = (p) => `${(100 * p).toFixed(0)}\u00a0%`;  // no line break inside "100 %"
 
 // One list item per face: its label, then a bar per class (text too, for screen readers).
 function renderFaces(listId, faces) {
