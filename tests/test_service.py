@@ -315,7 +315,7 @@ def test_job_lifecycle(api, tmp_path):
 def test_job_fps_option(api, tmp_path):
     video = small_video(tmp_path / "clip.avi").read_bytes()  # 12 frames at 30 fps = 0.4 s
     job = wait_job(api, api.post("/v1/jobs", files=upload(video), data={"fps": "10"}).json()["id"])
-    assert job["state"] == "done" and job["frames"] == 4
+    assert job["state"] == "done" and job["frames"] == 4 and job["progress"] == 1.0
     api.delete(f"/v1/jobs/{job['id']}")
 
 

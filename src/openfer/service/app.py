@@ -266,7 +266,7 @@ def create_app(config: ServiceConfig | None = None, analyzer: Analyzer | None = 
         expected = job.expected_frames
         return {"id": job.id, "state": job.state, "created": job.created, "started": job.started,
                 "finished": job.finished, "frames": job.frames, "expected_frames": expected,
-                "progress": min(1.0, job.frames / expected) if expected else (1.0 if job.state == "done" else None),
+                "progress": 1.0 if job.state == "done" else (min(1.0, job.frames / expected) if expected else None),
                 "faces": job.faces, "tracks": job.tracks, "problems": job.problems, "error": job.error,
                 "results": results, "expires": job.finished + cfg.retention if job.finished else None}
 
