@@ -157,6 +157,16 @@ def create_app(config: ServiceConfig | None = None, analyzer: Analyzer | None = 
 
     The app's lifespan starts the worker pool and the job store; use it under an ASGI server (``openfer serve``)
     or ``with fastapi.testclient.TestClient(app)``.
+
+    Example:
+        >>> import io, skimage.data, openfer
+        >>> from PIL import Image
+        >>> from fastapi.testclient import TestClient
+        >>> jpeg = io.BytesIO(); Image.fromarray(skimage.data.astronaut()).save(jpeg, "JPEG")
+        >>> with TestClient(create_app(ServiceConfig(), analyzer=openfer.Analyzer())) as client:
+        ...     r = client.post("/v1/analyze", files={"file": ("photo.jpg", jpeg.getvalue())})
+        >>> r.status_code, r.json()["num_faces"], sorted(r.json()["faces"][0])
+        (200, 1, ['box', 'expression', 'landmarks', 'probabilities', 'score'])
     """
     cfg = config or ServiceConfig.from_env()
     svc = _Service(cfg, analyzer)
