@@ -360,6 +360,47 @@ def quantize(
     print(json.dumps(report))
 
 
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on; 127.0.0.1 keeps the service on this machine.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    model: Annotated[str, typer.Option(help="Expression model (see 'openfer models').")] = "default",
+    detector: Annotated[str, typer.Option(help="Face detector: centerface or haar.")] = "centerface",
+    cors_origin: Annotated[Optional[list[str]], typer.Option(help="Allow browser apps on this origin to call the "
+                                                                  "API (repeatable; '*' for any).")] = None,
+    retention: Annotated[Optional[float], typer.Option(help="Seconds a finished video job and its files are kept "
+                                                            "(default 900).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Images analysed at once (default 2).")] = None,
+) -> None:
+    """Run the web service and browser app (\\[serve] extra): open http://HOST:PORT/ in a browser.
+
+    The API is at /v1 (OpenAPI document at /openapi.json). Set OPENFER_API_KEY to require a key; other limits are read from
+    OPENFER_* variables (docs/service.md).
+    """
+    try:
+        import uvicorn
+
+        from openfer.service import ServiceConfig, create_app
+    except ImportError as e:
+        err.print(f"[red]error:[/red] the web service needs the [serve] extra: pip install -e '.[serve]' ({e})")
+        raise typer.Exit(2)
+    try:
+        config = ServiceConfig.from_env(model=model, detector=detector, retention=retention, workers=workers,
+                                        cors_origins=tuple(cors_origin) if cors_origin else None)
+        from openfer.zoo.registry import get_spec
+
+        get_spec(model)
+    except (ValueError, KeyError) as e:
+        err.print(f"[red]error:[/red] {e.args[0] if e.args else e}")
+        raise typer.Exit(2)
+    if host not in ("127.0.0.1", "localhost", "::1") and config.api_key is None:
+        err.print(f"[yellow]warning:[/yellow] listening on {host} without an API key: anyone who can reach this "
+                  "machine can use the service; set OPENFER_API_KEY")
+    err.print(f"openfer service: open http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/ "
+              "(Ctrl-C stops)")
+    uvicorn.run(create_app(config), host=host, port=port, log_level="info",
+                ws_max_size=config.max_image_bytes, timeout_graceful_shutdown=5)
+
+
 def main() -> None:
     """Console-script entry point."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
