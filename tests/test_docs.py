@@ -8,8 +8,11 @@ import importlib
 import pytest
 
 
-@pytest.mark.parametrize("module", ["openfer.analyzer", "openfer.classify.onnx_classifier", "openfer.video.pipeline"])
+@pytest.mark.parametrize("module", ["openfer.analyzer", "openfer.classify.onnx_classifier", "openfer.video.pipeline",
+                                    "openfer.service.app"])
 def test_docstring_examples(module):
+    if module.startswith("openfer.service"):
+        pytest.importorskip("fastapi", reason="the web service needs the [serve] extra")
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0, f"{module} should have a runnable example"
     assert result.failed == 0

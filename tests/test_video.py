@@ -387,3 +387,54 @@ def test_problem_lines_are_capped():
     for i in range(_Problems.limit + 5):
         problems.append(f"drop {i}")
     assert len(problems) == _Problems.limit + 1 and problems[-1].startswith("... 5 more")
+
+
+def test_a_live_mjpeg_stream_that_drops_is_reopened_and_keeps_its_face_ids(analyzer, tmp_path):
+    """An IP-camera style stream (multipart MJPEG over HTTP on loopback) drops after 20 frames; the source reconnects,
+    the face keeps its id across the drop, and the run ends cleanly once the server refuses further connections."""
+    import http.server
+    import threading
+    import time
+
+    from conftest import grey_canvas, paste_head
+
+    jpegs = []
+    for i in range(40):
+        canvas = grey_canvas(320, 240)
+        paste_head(canvas, 110, 20 + 3 * i, 40)
+        jpegs.append(cv2.imencode(".jpg", cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))[1].tobytes())
+    connections = []
+
+    class Camera(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            k = len(connections)
+            connections.append(k)
+            if k >= 2:  # the camera is gone for good
+                self.send_error(503)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.end_headers()
+            for jpeg in jpegs[20 * k : 20 * (k + 1)]:  # 20 frames at a camera's pace, then the connection drops
+                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg))
+                self.wfile.write(jpeg + b"\r\n")
+                time.sleep(1 / 30)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Camera)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        source = open_source(f"http://127.0.0.1:{server.server_address[1]}/live.mjpg")
+        assert source.live, "an endless stream must be treated as live (reconnect on drop)"
+        rows = []
+        result = run_video(analyzer, source, on_rows=rows.extend)
+    finally:
+        server.shutdown()
+    assert len(connections) >= 3, "the source must try to reconnect after each drop"
+    assert result.frames == 40 and [r["frame"] for r in rows] == list(range(1, 41)), "frames continue after the drop"
+    assert any("reconnecting (1/3)" in p for p in result.problems)
+    assert result.problems[-1].endswith("stream ended or dropped after frame 40")
+    ids = {r["face_id"] for r in rows}
+    assert ids == {0} and all(r["success"] == 1 for r in rows), "one person, one id, across the drop"

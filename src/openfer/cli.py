@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -450,6 +451,82 @@ def export(
     if report["max_abs_diff"] > 1e-4:
         err.print("[red]ONNX output differs from PyTorch by more than 1e-4[/red]")
         raise typer.Exit(1)
+
+
+@app.command()
+def quantize(
+    onnx_in: Annotated[Path, typer.Argument(metavar="IN.onnx", help="float32 classifier (openfer export).")],
+    onnx_out: Annotated[Path, typer.Argument(metavar="OUT.onnx", help="int8 classifier to write.")],
+    data: Annotated[Optional[Path], typer.Option(help="fer2013_dev.npz for calibration images (default: "
+                                                      "$OPENFER_DATA or ../shared/data).")] = None,
+    protocol: Annotated[str, typer.Option(help="Which Training rows: ferplus (as the 8-class models) or fer2013.")] = "ferplus",
+    samples: Annotated[int, typer.Option(help="Calibration images (memory grows with this).")] = 256,
+    method: Annotated[str, typer.Option(help="minmax, percentile or entropy (see openfer.train.quantize).")] = "percentile",
+    seed: Annotated[int, typer.Option(help="Which calibration images are drawn.")] = 0,
+) -> None:
+    """Write an int8 copy of a classifier, calibrated on Training images outside the validation split (no PyTorch)."""
+    from openfer.datasets import load_dataset, stratified_split
+    from openfer.train.quantize import quantize_classifier
+    from openfer.zoo.registry import sha256_file
+
+    if not onnx_in.is_file():
+        err.print(f"[red]error:[/red] {onnx_in}: file not found")
+        raise typer.Exit(2)
+    try:
+        full = load_dataset(data, "Training", protocol)
+    except (FileNotFoundError, ValueError) as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2)
+    train_idx, _ = stratified_split(full.labels, 0.1, 0)  # the split every shipped model validated on
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(train_idx, size=min(samples, len(train_idx)), replace=False))
+    images = full.pixels[pick].astype(np.float32)[:, None]
+    with err.status(f"calibrating on {len(images)} Training images ({method})"):
+        report = quantize_classifier(onnx_in, onnx_out, images, method=method)
+    report["sha256"] = sha256_file(onnx_out)
+    print(json.dumps(report))
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on; 127.0.0.1 keeps the service on this machine.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    model: Annotated[str, typer.Option(help="Expression model (see 'openfer models').")] = "default",
+    detector: Annotated[str, typer.Option(help="Face detector: centerface or haar.")] = "centerface",
+    cors_origin: Annotated[Optional[list[str]], typer.Option(help="Allow browser apps on this origin to call the "
+                                                                  "API (repeatable; '*' for any).")] = None,
+    retention: Annotated[Optional[float], typer.Option(help="Seconds a finished video job and its files are kept "
+                                                            "(default 900).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Images analysed at once (default 2).")] = None,
+) -> None:
+    """Run the web service and browser app (\\[serve] extra): open http://HOST:PORT/ in a browser.
+
+    The API is at /v1 (OpenAPI document at /openapi.json). Set OPENFER_API_KEY to require a key; other limits are read from
+    OPENFER_* variables (docs/service.md).
+    """
+    try:
+        import uvicorn
+
+        from openfer.service import ServiceConfig, create_app
+    except ImportError as e:
+        err.print(f"[red]error:[/red] the web service needs the [serve] extra: pip install -e '.[serve]' ({e})")
+        raise typer.Exit(2)
+    try:
+        config = ServiceConfig.from_env(model=model, detector=detector, retention=retention, workers=workers,
+                                        cors_origins=tuple(cors_origin) if cors_origin else None)
+        from openfer.zoo.registry import get_spec
+
+        get_spec(model)
+    except (ValueError, KeyError) as e:
+        err.print(f"[red]error:[/red] {e.args[0] if e.args else e}")
+        raise typer.Exit(2)
+    if host not in ("127.0.0.1", "localhost", "::1") and config.api_key is None:
+        err.print(f"[yellow]warning:[/yellow] listening on {host} without an API key: anyone who can reach this "
+                  "machine can use the service; set OPENFER_API_KEY")
+    err.print(f"openfer service: open http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/ "
+              "(Ctrl-C stops)")
+    uvicorn.run(create_app(config), host=host, port=port, log_level="info",
+                ws_max_size=config.max_image_bytes, timeout_graceful_shutdown=5)
 
 
 def main() -> None:

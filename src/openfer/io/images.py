@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import io
 import warnings
 from pathlib import Path
 
@@ -21,8 +22,8 @@ class ImageReadError(ValueError):
     """An input that cannot be turned into an image; the message says why and is safe to show a user."""
 
 
-def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Read a file as RGB uint8 [H, W, 3], upright (EXIF orientation applied).
+def read_image(path: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read a file (or the bytes of one, e.g. an upload) as RGB uint8 [H, W, 3], upright (EXIF orientation applied).
 
     16-bit and float images are scaled to 8 bits, palette/grey/CMYK converted, transparency composited on white;
     multi-frame files give their first frame.
@@ -30,7 +31,8 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
     Raises:
         ImageReadError: unreadable path, not an image, truncated or corrupt data, or too many pixels.
     """
-    path = Path(path)
+    data = path if isinstance(path, bytes) else None
+    path = io.BytesIO(data) if data is not None else Path(path)
     try:
         # Our pixel limit is checked from the header, before any decoding. Pillow's own global limit is left
         # alone (changing it per call would race between threads); its warning is silenced since ours decides,
@@ -54,7 +56,7 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
     except PermissionError:
         raise ImageReadError("permission denied") from None
     except UnidentifiedImageError:
-        size = path.stat().st_size if path.exists() else 0
+        size = len(data) if data is not None else (path.stat().st_size if path.exists() else 0)
         reason = "file is empty" if size == 0 else "not an image file (or a format that cannot be read)"
         raise ImageReadError(reason) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:

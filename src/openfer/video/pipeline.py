@@ -196,6 +196,10 @@ def run_video(
         return keep_going
 
     reader = _Prefetch(source, prefetch) if prefetch > 0 else None
+    # Live timestamps are arrival times: decoders and networks hand frames over in bursts, and a reconnect adds a
+    # pause. The tracker's motion model would read that jitter as speed (and a pause as a long flight), so live
+    # sources are tracked frame by frame; files keep their container times (stepping, variable frame rate).
+    live = bool(getattr(source, "live", False))
     try:
         for frame in reader if reader is not None else source:
             try:
@@ -204,7 +208,7 @@ def run_video(
                 log.debug("detection failed on frame %d", frame.index, exc_info=True)
                 result.problems.append(f"frame {frame.index + 1}: detection failed: {type(e).__name__}: {e}")
                 faces = []
-            pending.append((frame, tracker.update(faces, frame.timestamp)))
+            pending.append((frame, tracker.update(faces, None if live else frame.timestamp)))
             if len(pending) >= batch_frames and not flush():
                 result.interrupted = True
                 break

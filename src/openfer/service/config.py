@@ -1,0 +1,101 @@
+"""Settings of the web service: limits, API key, CORS and job retention, from arguments or ``OPENFER_*`` variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from typing import Mapping
+
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """What the service accepts and how much work it takes on.
+
+    Attributes:
+        model: expression model name (``openfer models``).
+        detector: face detector name (``centerface`` or ``haar``).
+        api_key: when set, every ``/v1`` request must send it (``X-API-Key`` header, or ``Authorization: Bearer``);
+            from ``OPENFER_API_KEY``. None leaves the API open, which is only safe on 127.0.0.1.
+        cors_origins: browser origins allowed to call the API from other sites (``OPENFER_CORS_ORIGINS``,
+            comma-separated; ``*`` for any). Empty: same origin only.
+        max_image_bytes: largest image upload; bigger requests get 413 before they are read.
+        max_video_bytes: largest video upload.
+        max_pixels: largest image (width x height) decoded; the decompression-bomb guard. Also applies to each
+            video frame and each webcam frame.
+        max_video_frames: videos whose container declares more frames are refused (413), and a job stops after
+            this many analysed frames whatever the container said.
+        workers: threads analysing images and webcam frames at once (ONNX Runtime releases the GIL). More than the
+            CPU cores only adds latency.
+        queue: image/webcam requests that may wait for a worker; beyond ``workers + queue`` in flight, image
+            requests get 503 with ``Retry-After`` (load shedding) instead of piling up.
+        request_timeout: seconds an image analysis may take before the answer is 504.
+        job_workers: video jobs analysed at once.
+        max_queued_jobs: video jobs waiting to start; beyond that ``POST /v1/jobs`` answers 429.
+        job_timeout: seconds a video job may run; then it stops and keeps what it analysed.
+        retention: seconds a finished job (upload and results) is kept before it is deleted.
+        max_streams: webcam WebSocket connections at once; more are closed with code 1013 (try again later).
+        stream_idle: seconds a webcam stream may go without sending a frame before it is closed (code 1000), so
+            forgotten tabs do not hold the ``max_streams`` places.
+    """
+
+    model: str = "default"
+    detector: str = "centerface"
+    api_key: str | None = None
+    cors_origins: tuple[str, ...] = ()
+    max_image_bytes: int = 20 * MB
+    max_video_bytes: int = 200 * MB
+    max_pixels: int = 40_000_000
+    max_video_frames: int = 54_000
+    workers: int = 2
+    queue: int = 8
+    request_timeout: float = 30.0
+    job_workers: int = 1
+    max_queued_jobs: int = 4
+    job_timeout: float = 1800.0
+    retention: float = 900.0
+    max_streams: int = 4
+    stream_idle: float = 60.0
+    jobs_dir: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        for name in ("max_image_bytes", "max_video_bytes", "max_pixels", "max_video_frames", "workers",
+                     "job_workers", "max_streams"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("queue", "max_queued_jobs"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("request_timeout", "job_timeout", "retention", "stream_idle"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0 seconds, got {getattr(self, name)}")
+        if self.api_key is not None and not self.api_key.strip():
+            object.__setattr__(self, "api_key", None)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> ServiceConfig:
+        """Settings from ``OPENFER_<FIELD>`` variables (e.g. ``OPENFER_API_KEY``, ``OPENFER_RETENTION``), then
+        ``overrides`` (values that are None are ignored).
+
+        Raises:
+            ValueError: a variable that is not a number where a number is expected (the message names it).
+        """
+        env = os.environ if env is None else env
+        values: dict = {}
+        for f in fields(cls):
+            raw = env.get(f"OPENFER_{f.name.upper()}")
+            if raw is None:
+                continue
+            kind = type(f.default) if f.default is not None else str
+            try:
+                if f.name == "cors_origins":
+                    values[f.name] = tuple(o.strip() for o in raw.split(",") if o.strip())
+                elif kind in (int, float):
+                    values[f.name] = kind(raw)
+                else:
+                    values[f.name] = raw
+            except ValueError:
+                raise ValueError(f"OPENFER_{f.name.upper()}={raw!r} is not a valid {kind.__name__}") from None
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)

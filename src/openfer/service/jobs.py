@@ -1,0 +1,232 @@
+"""Video jobs: a bounded queue, worker threads running the video pipeline, and a janitor that deletes old jobs.
+
+Every job lives in its own folder under one temporary root, named by a random id; the files inside have fixed
+names (``input.<ext>``, ``rows.csv``...), so nothing a client sends ever becomes part of a path.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from openfer.analyzer import Analyzer
+
+log = logging.getLogger(__name__)
+
+#: Result kind -> file name inside a job folder.
+RESULT_FILES = {"csv": "rows.csv", "jsonl": "rows.jsonl", "summary": "summary.json", "video": "annotated.mp4"}
+
+
+class QueueFull(Exception):
+    """No room for another job; the client should retry later."""
+
+
+class _Stop(Exception):
+    """Raised inside the pipeline's progress callback to end a job early (deleted, or over its time limit)."""
+
+
+@dataclass
+class Job:
+    """One video job. Times are Unix seconds; counters are updated while it runs."""
+
+    id: str
+    folder: Path
+    input: Path
+    fps: float | None = None
+    state: str = "queued"
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    frames: int = 0
+    expected_frames: int | None = None
+    faces: int = 0
+    tracks: int = 0
+    problems: list[str] = field(default_factory=list)
+    error: str | None = None
+    cancelled: bool = False
+
+
+class JobStore:
+    """Accepts video files, runs them one by one (``workers`` at once) and deletes them after ``retention``.
+
+    Args:
+        analyzer: returns the shared ``Analyzer`` (called when a job starts, so the model may still be loading when
+            jobs are accepted).
+        root: folder for job folders (default: a new temporary folder, removed by ``close``).
+        max_queued: jobs that may wait; ``submit`` raises ``QueueFull`` beyond that.
+        workers: jobs analysed at once.
+        retention: seconds a finished job is kept.
+        max_frames: a job stops after this many analysed frames.
+        timeout: seconds a job may run before it stops (it keeps what it analysed, with a problem line).
+    """
+
+    def __init__(self, analyzer: Callable[[], Analyzer], root: str | Path | None = None, max_queued: int = 4,
+                 workers: int = 1, retention: float = 900.0, max_frames: int = 54_000,
+                 timeout: float = 1800.0) -> None:
+        self._analyzer = analyzer
+        self._own_root = root is None
+        self.root = Path(tempfile.mkdtemp(prefix="openfer-jobs-")) if root is None else Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.retention, self.max_frames, self.timeout = retention, max_frames, timeout
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+        # Unbounded on purpose: ``submit`` bounds the jobs waiting, and deleted jobs stay in here until a worker
+        # skips them, so a size limit here could refuse a job that fits.
+        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._max_queued = max_queued
+        self._closed = threading.Event()
+        self._threads = [threading.Thread(target=self._work, name=f"openfer-job-{i}", daemon=True)
+                         for i in range(workers)]
+        self._threads.append(threading.Thread(target=self._janitor, name="openfer-janitor", daemon=True))
+        for t in self._threads:
+            t.start()
+
+    # -- client side -------------------------------------------------------------------------------------------
+
+    def new_folder(self) -> tuple[str, Path]:
+        """A fresh job id and its (empty) folder, for the upload to be written into."""
+        job_id = secrets.token_hex(16)
+        folder = self.root / job_id
+        folder.mkdir()
+        return job_id, folder
+
+    def submit(self, job_id: str, folder: Path, input_path: Path, fps: float | None = None,
+               expected_frames: int | None = None) -> Job:
+        """Queue a job whose input is already in ``folder``.
+
+        Raises:
+            QueueFull: ``max_queued`` jobs are already waiting (the folder is deleted).
+        """
+        job = Job(id=job_id, folder=folder, input=input_path, fps=fps, expected_frames=expected_frames)
+        with self._lock:
+            waiting = sum(j.state == "queued" for j in self._jobs.values())
+            if waiting >= self._max_queued or self._closed.is_set():
+                shutil.rmtree(folder, ignore_errors=True)
+                raise QueueFull(f"{waiting} video jobs are already waiting; try again in a minute")
+            self._jobs[job_id] = job
+            self._queue.put_nowait(job)
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        """The job, or None when there is no such job (never was, deleted or expired)."""
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def result_path(self, job: Job, kind: str) -> Path:
+        """The file of one result kind (``RESULT_FILES``) of a job; the caller checks that it exists."""
+        return job.folder / RESULT_FILES[kind]
+
+    def delete(self, job_id: str) -> bool:
+        """Remove a job and every file it stored (a running job stops first); False when there is no such job."""
+        with self._lock:
+            job = self._jobs.pop(job_id, None)
+        if job is None:
+            return False
+        job.cancelled = True
+        if job.state != "running":  # a running job's worker removes the folder once the pipeline has let go
+            shutil.rmtree(job.folder, ignore_errors=True)
+        return True
+
+    def queued(self) -> int:
+        """Jobs waiting to start."""
+        with self._lock:
+            return sum(j.state == "queued" for j in self._jobs.values())
+
+    def close(self) -> None:
+        """Stop the workers after their current job, delete every job (and the root if it was ours)."""
+        self._closed.set()
+        with self._lock:
+            jobs = list(self._jobs.values())
+            self._jobs.clear()
+        for job in jobs:
+            job.cancelled = True
+        for _ in self._threads:
+            self._queue.put_nowait(None)
+        for t in self._threads:
+            t.join(timeout=10)
+        for job in jobs:
+            shutil.rmtree(job.folder, ignore_errors=True)
+        if self._own_root:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    # -- worker side -------------------------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while not self._closed.is_set():
+            try:
+                job = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if job is None:
+                return
+            if job.cancelled:
+                continue
+            try:
+                self._run(job)
+            except Exception as e:  # noqa: BLE001 - a job's failure is reported in the job, the worker goes on
+                log.warning("video job %s failed", job.id, exc_info=True)
+                job.state, job.error = "failed", f"{type(e).__name__}: {e}"
+            finally:
+                job.finished = time.time()
+                if job.cancelled:
+                    shutil.rmtree(job.folder, ignore_errors=True)
+
+    def _run(self, job: Job) -> None:
+        from openfer.io.rows import RowWriter
+        from openfer.video import Sampling, VideoOpenError, open_source, run_video
+
+        job.state, job.started = "running", time.time()
+        analyzer = self._analyzer()
+        try:
+            source = open_source(job.input, Sampling(fps=job.fps))
+        except VideoOpenError as e:
+            job.state, job.error = "failed", str(e)
+            return
+        if source.expected_frames is not None:
+            job.expected_frames = min(source.expected_frames, self.max_frames)
+        deadline = time.monotonic() + self.timeout
+
+        def progress(result) -> None:
+            job.frames, job.faces, job.tracks = result.frames, result.faces, result.tracks
+            if job.cancelled:
+                raise _Stop("job deleted")
+            if result.frames >= self.max_frames:
+                raise _Stop(f"frame limit of {self.max_frames} analysed frames reached; the rest was not analysed")
+            if time.monotonic() > deadline:
+                raise _Stop(f"time limit of {self.timeout:.0f} s reached; the rest was not analysed")
+
+        files = {kind: job.folder / name for kind, name in RESULT_FILES.items()}
+        with RowWriter(files["jsonl"], analyzer.classifier.classes) as jsonl:
+            result = run_video(analyzer, source, out=files["csv"], summary_path=files["summary"],
+                               annotate_path=files["video"], on_rows=jsonl.write, on_frame=progress)
+        job.input.unlink(missing_ok=True)  # the upload is not needed any more; results stay until expiry
+        job.frames, job.faces, job.tracks = result.frames, result.faces, result.tracks
+        job.problems = [p.replace("stopped: _Stop: ", "stopped: ") for p in result.problems]
+        if result.frames == 0 and not job.cancelled:
+            job.state, job.error = "failed", "no frame could be decoded: " + "; ".join(job.problems[:3] or ["empty"])
+        else:
+            job.state = "done"
+
+    def _janitor(self) -> None:
+        period = max(0.2, min(self.retention / 4, 30.0))
+        while not self._closed.wait(period):
+            self.expire()
+
+    def expire(self, now: float | None = None) -> list[str]:
+        """Delete jobs finished more than ``retention`` seconds ago; returns their ids."""
+        now = time.time() if now is None else now
+        with self._lock:
+            old = [j.id for j in self._jobs.values() if j.finished is not None and now - j.finished > self.retention]
+        for job_id in old:
+            self.delete(job_id)
+        if old:
+            log.info("deleted %d expired video jobs", len(old))
+        return old

@@ -1,0 +1,43 @@
+"""One webcam stream: JPEG/PNG frames in, tracked faces with expressions out (one ``FaceTracker`` per stream)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from openfer.analyzer import Analyzer
+from openfer.io.images import read_image
+
+
+class StreamSession:
+    """Analyses the frames of one live stream in order, giving each person a stable ``track_id``.
+
+    Frames are timed by their arrival, so the tracker copes with a browser that sends at a varying rate.
+
+    Args:
+        analyzer: the shared detector + classifier.
+        max_pixels: largest frame accepted (decoding guard).
+    """
+
+    def __init__(self, analyzer: Analyzer, max_pixels: int) -> None:
+        from openfer.track import FaceTracker
+
+        self.analyzer, self.max_pixels = analyzer, max_pixels
+        self.tracker = FaceTracker(lost_seconds=1.0)
+        self.frames = 0
+        self._t0 = time.monotonic()
+
+    def analyze(self, data: bytes) -> dict[str, Any]:
+        """The result message for one encoded frame (blocking; run it in a worker thread).
+
+        Raises:
+            openfer.io.images.ImageReadError: the bytes are not a readable image.
+        """
+        t = time.perf_counter()
+        rgb = read_image(data, max_pixels=self.max_pixels)
+        faces = self.analyzer.detector.detect(rgb)
+        faces = self.tracker.update(faces, time.monotonic() - self._t0)
+        faces = self.analyzer.classify(rgb, faces)
+        self.frames += 1
+        return {"type": "result", "frame": self.frames, "width": int(rgb.shape[1]), "height": int(rgb.shape[0]),
+                "faces": [f.to_dict() for f in faces], "ms": round((time.perf_counter() - t) * 1000, 1)}

@@ -1,0 +1,541 @@
+"""The web service's HTTP and WebSocket API, through FastAPI's TestClient (no network, no browser).
+
+Every bad-input case of the image reader is sent as an upload and must come back as a clear 4xx, never a 5xx.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ASTRONAUT_FACE, CLASSES, astronaut, chelsea, grey_canvas, iou, moving_faces_video, paste_head
+
+pytest.importorskip("fastapi", reason="the web service needs the [serve] extra: pip install -e '.[serve]'")
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+from openfer.service import ServiceConfig, create_app  # noqa: E402
+from openfer.service.sniff import sniff  # noqa: E402
+
+
+def encode(array: np.ndarray, fmt: str = "JPEG", **kwargs) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, fmt, **kwargs)
+    return buf.getvalue()
+
+
+def upload(data: bytes, name: str = "photo.jpg", ctype: str = "image/jpeg") -> dict:
+    return {"file": (name, data, ctype)}
+
+
+class Slow:
+    """An analyzer whose detector waits ``delay`` seconds per image (to fill the worker pool on purpose)."""
+
+    def __init__(self, real, delay: float) -> None:
+        self.real, self.delay = real, delay
+        self.classifier = real.classifier
+        self.detector = self
+
+    def detect(self, rgb):
+        time.sleep(self.delay)
+        return self.real.detector.detect(rgb)
+
+    def analyze(self, rgb):
+        return self.real.classify(rgb, self.detect(rgb))
+
+    def classify(self, rgb, faces):
+        return self.real.classify(rgb, faces)
+
+    def classify_frames(self, frames):
+        return self.real.classify_frames(frames)
+
+
+def client(analyzer, **config) -> TestClient:
+    return TestClient(create_app(ServiceConfig(**config), analyzer=analyzer))
+
+
+@pytest.fixture(scope="module")
+def api(analyzer, tmp_path_factory):
+    with client(analyzer, jobs_dir=str(tmp_path_factory.mktemp("jobs"))) as c:
+        yield c
+
+
+def wait_job(c: TestClient, job_id: str, timeout: float = 60.0, headers=None) -> dict:
+    t = time.monotonic()
+    while time.monotonic() - t < timeout:
+        job = c.get(f"/v1/jobs/{job_id}", headers=headers).json()
+        if job["state"] in ("done", "failed"):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not finish in {timeout} s: {job}")
+
+
+def small_video(path: Path, frames: int = 12) -> Path:
+    moving_faces_video(path, {0: [(20 + 4 * i, 30, 150) for i in range(frames)]})
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# health, models, OpenAPI
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_health_and_ready(api):
+    assert api.get("/healthz").json() == {"status": "ok", "detail": None}
+    r = api.get("/readyz")
+    assert r.status_code == 200 and r.json()["status"] == "ready"
+
+
+def test_ready_reports_a_model_that_cannot_load():
+    with client(None, model="no-such-model") as c:
+        t = time.monotonic()
+        while c.get("/readyz").json()["status"] == "loading" and time.monotonic() - t < 30:
+            time.sleep(0.05)
+        r = c.get("/readyz")
+        assert r.status_code == 503 and r.json()["status"] == "error" and "no-such-model" in r.json()["detail"]
+        r = c.post("/v1/analyze", files=upload(encode(astronaut())))
+        assert r.status_code == 500 and "could not be loaded" in r.json()["detail"]
+        assert c.get("/healthz").status_code == 200
+
+
+def test_models(api):
+    body = api.get("/v1/models").json()
+    assert body["active"] == "default" and body["detector"] == "centerface"
+    by_name = {m["name"]: m for m in body["models"]}
+    assert by_name["default"]["classes"] == list(CLASSES) and by_name["default"]["active"] is True
+    assert {"default", "fast", "fer2013"} <= set(by_name)
+    assert sum(m["active"] for m in body["models"]) == 1
+
+
+def test_openapi_lists_every_route_and_its_errors(api):
+    spec = api.get("/openapi.json").json()
+    assert set(spec["paths"]) == {"/healthz", "/readyz", "/v1/models", "/v1/analyze", "/v1/jobs",
+                                  "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/results/{kind}"}
+    post = spec["paths"]["/v1/analyze"]["post"]
+    assert {"200", "401", "413", "415", "422", "503", "504"} <= set(post["responses"])
+    err = post["responses"]["422"]["content"]["application/json"]["schema"]
+    assert err == {"$ref": "#/components/schemas/ErrorOut"}
+    assert "HTTPValidationError" not in json.dumps(spec)  # every error, 422 included, is an ErrorOut
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# /v1/analyze
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_analyze_matches_the_library(api, analyzer):
+    r = api.post("/v1/analyze", files=upload(encode(astronaut(), "PNG"), "a.png", "image/png"))
+    assert r.status_code == 200
+    body = r.json()
+    assert (body["width"], body["height"], body["num_faces"], body["model"]) == (512, 512, 1, "default")
+    face = body["faces"][0]
+    assert iou(face["box"], ASTRONAUT_FACE) > 0.8
+    assert list(face["probabilities"]) == list(CLASSES)
+    assert abs(sum(face["probabilities"].values()) - 1) < 1e-3
+    assert "track_id" not in face  # image results keep the CLI's schema
+    assert face == analyzer.analyze(astronaut())[0].to_dict()  # the service adds nothing of its own
+
+
+def test_analyze_no_face(api):
+    body = api.post("/v1/analyze", files=upload(encode(chelsea()))).json()
+    assert body["num_faces"] == 0 and body["faces"] == []
+
+
+@pytest.mark.parametrize("fmt,kwargs", [("GIF", {}), ("BMP", {}), ("WEBP", {}), ("TIFF", {}), ("PNG", {"mode": "I;16"})])
+def test_analyze_formats(api, fmt, kwargs):
+    img = Image.fromarray(astronaut())
+    if kwargs.get("mode") == "I;16":
+        img = Image.fromarray((np.asarray(img.convert("L")).astype(np.uint16) * 257))
+    buf = io.BytesIO()
+    img.save(buf, fmt)
+    r = api.post("/v1/analyze", files=upload(buf.getvalue(), "x.bin", "application/octet-stream"))
+    assert r.status_code == 200, r.text
+    assert r.json()["num_faces"] == 1
+
+
+def test_content_is_sniffed_not_the_name_or_type(api):
+    png = encode(astronaut(), "PNG")
+    assert api.post("/v1/analyze", files=upload(png, "notes.txt", "text/plain")).json()["num_faces"] == 1
+    r = api.post("/v1/analyze", files=upload(b"<html>hello</html>" * 10, "photo.jpg", "image/jpeg"))
+    assert r.status_code == 415 and "unknown format" in r.json()["detail"]
+
+
+def _bomb_png() -> bytes:
+    """A 20000x20000 grey PNG (400 MP) of about 1 kB whose header alone must stop decoding (IHDR rewritten, CRC
+    recomputed, so the file is valid up to its short data)."""
+    import zlib
+
+    png = encode(np.zeros((8, 8), np.uint8), "PNG")
+    ihdr = b"IHDR" + (20000).to_bytes(4, "big") * 2 + png[24:29]
+    return png[:12] + ihdr + zlib.crc32(ihdr).to_bytes(4, "big") + png[33:]
+
+
+BAD_IMAGES = [
+    # name, bytes, status, words in the message
+    ("empty", b"", 422, "empty"),
+    ("text", b"just some text, not an image at all", 415, "unknown format"),
+    ("truncated jpeg", encode(astronaut())[:3000], 422, "truncated"),
+    ("truncated png", encode(astronaut(), "PNG")[:5000], 422, "truncated"),
+    ("corrupt png body", encode(astronaut(), "PNG")[:100] + b"\x00" * 5000, 422, "cannot read"),
+    ("jpeg magic only", b"\xff\xd8\xff\xe0" + b"\x00" * 100, 422, "cannot read"),
+    ("decompression bomb", _bomb_png(), 413, "pixels"),
+    ("video to the image route", b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 100, 415, "/v1/jobs"),
+]
+
+
+@pytest.mark.parametrize("name,data,status,words", BAD_IMAGES, ids=[b[0] for b in BAD_IMAGES])
+def test_analyze_bad_input(api, name, data, status, words):
+    r = api.post("/v1/analyze", files=upload(data))
+    assert r.status_code == status, r.text
+    assert words in r.json()["detail"]
+
+
+def test_analyze_missing_file_field(api):
+    r = api.post("/v1/analyze", data={"other": "x"})
+    assert r.status_code == 422 and "file" in r.json()["detail"]
+
+
+def test_upload_size_limit(analyzer):
+    jpg = encode(astronaut())
+    with client(analyzer, max_image_bytes=len(jpg) - 1) as c:
+        r = c.post("/v1/analyze", files=upload(jpg))
+        assert r.status_code == 413 and "limit" in r.json()["detail"]
+        assert c.post("/v1/analyze", files=upload(encode(chelsea(), quality=50))).status_code == 200
+
+
+def test_pixel_limit(analyzer):
+    with client(analyzer, max_pixels=500 * 500) as c:
+        r = c.post("/v1/analyze", files=upload(encode(astronaut())))  # 512 x 512
+        assert r.status_code == 413 and "pixels" in r.json()["detail"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# API key, CORS, load shedding, timeouts
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_api_key(analyzer):
+    with client(analyzer, api_key="s3cret") as c:
+        assert c.get("/v1/models").status_code == 401
+        assert c.get("/v1/models", headers={"X-API-Key": "wrong"}).status_code == 401
+        assert c.post("/v1/analyze", files=upload(encode(astronaut()))).status_code == 401
+        assert c.get("/v1/models", headers={"X-API-Key": "s3cret"}).status_code == 200
+        assert c.get("/v1/models", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert c.get("/healthz").status_code == 200 and c.get("/").status_code == 200
+
+
+def test_api_key_from_environment():
+    cfg = ServiceConfig.from_env({"OPENFER_API_KEY": "k", "OPENFER_RETENTION": "60",
+                                  "OPENFER_CORS_ORIGINS": "http://a.example, http://b.example"})
+    assert cfg.api_key == "k" and cfg.retention == 60.0 and cfg.cors_origins == ("http://a.example", "http://b.example")
+    with pytest.raises(ValueError, match="OPENFER_WORKERS"):
+        ServiceConfig.from_env({"OPENFER_WORKERS": "many"})
+    with pytest.raises(ValueError, match="retention"):
+        ServiceConfig(retention=0)
+
+
+def test_cors(analyzer):
+    preflight = {"Origin": "http://app.example", "Access-Control-Request-Method": "POST"}
+    with client(analyzer, cors_origins=("http://app.example",)) as c:
+        r = c.options("/v1/analyze", headers=preflight)
+        assert r.headers.get("access-control-allow-origin") == "http://app.example"
+        r = c.options("/v1/analyze", headers={**preflight, "Origin": "http://evil.example"})
+        assert r.headers.get("access-control-allow-origin") is None
+    with client(analyzer) as c:  # default: same origin only
+        r = c.get("/v1/models", headers={"Origin": "http://app.example"})
+        assert "access-control-allow-origin" not in r.headers
+
+
+def test_overload_is_shed_with_503(analyzer):
+    jpg = encode(astronaut())
+    with client(Slow(analyzer, 0.5), workers=1, queue=1) as c:
+        codes: list[int] = []
+        retry: list[str | None] = []
+
+        def post():
+            r = c.post("/v1/analyze", files=upload(jpg))
+            codes.append(r.status_code)
+            retry.append(r.headers.get("retry-after"))
+
+        threads = [threading.Thread(target=post) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(codes).count(200) >= 2 and set(codes) == {200, 503}, codes  # 1 running + 1 waiting
+        assert all(r == "1" for c_, r in zip(codes, retry) if c_ == 503)
+        assert c.post("/v1/analyze", files=upload(jpg)).status_code == 200  # and it recovers
+
+
+def test_request_timeout_is_504(analyzer):
+    with client(Slow(analyzer, 1.0), request_timeout=0.2) as c:
+        r = c.post("/v1/analyze", files=upload(encode(astronaut())))
+        assert r.status_code == 504 and "longer than" in r.json()["detail"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# video jobs
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_job_lifecycle(api, tmp_path):
+    video = small_video(tmp_path / "clip.avi").read_bytes()
+    r = api.post("/v1/jobs", files=upload(video, "../../etc/passwd", "text/plain"))
+    assert r.status_code == 202, r.text
+    job_id = r.json()["id"]
+    assert r.headers["location"] == f"/v1/jobs/{job_id}"
+    job = wait_job(api, job_id)
+    assert job["state"] == "done" and job["frames"] == 12 and job["progress"] == 1.0 and job["tracks"] == 1
+    assert set(job["results"]) == {"csv", "jsonl", "summary", "video"} and job["expires"] > job["finished"]
+    csv_text = api.get(job["results"]["csv"]).text
+    assert csv_text.startswith("frame,timestamp,face_id") and len(csv_text.strip().splitlines()) == 13
+    rows = [json.loads(line) for line in api.get(job["results"]["jsonl"]).text.splitlines()]
+    assert len(rows) == 12 and {r["face_id"] for r in rows} == {0}
+    summary = api.get(job["results"]["summary"]).json()
+    assert summary["classes"] == list(CLASSES)
+    assert api.get(job["results"]["video"]).content[4:8] == b"ftyp"
+    folder = api.app.state.service.jobs.root / job_id
+    assert folder.is_dir() and not any(p.name.startswith("input") for p in folder.iterdir())  # upload gone
+    assert api.delete(f"/v1/jobs/{job_id}").status_code == 204
+    assert not folder.exists()
+    assert api.get(f"/v1/jobs/{job_id}").status_code == 404
+    assert api.get(f"/v1/jobs/{job_id}/results/csv").status_code == 404
+    assert api.delete(f"/v1/jobs/{job_id}").status_code == 404
+
+
+def test_job_fps_option(api, tmp_path):
+    video = small_video(tmp_path / "clip.avi").read_bytes()  # 12 frames at 30 fps = 0.4 s
+    job = wait_job(api, api.post("/v1/jobs", files=upload(video), data={"fps": "10"}).json()["id"])
+    assert job["state"] == "done" and job["frames"] == 4 and job["progress"] == 1.0
+    api.delete(f"/v1/jobs/{job['id']}")
+
+
+@pytest.mark.parametrize("job_id", ["../../etc", "..%2F..%2Fetc%2Fpasswd", "0" * 32, "x" * 300])
+def test_job_ids_never_reach_the_filesystem(api, job_id):
+    assert api.get(f"/v1/jobs/{job_id}").status_code == 404
+    assert api.get(f"/v1/jobs/{job_id}/results/csv").status_code in (404,)
+    assert api.delete(f"/v1/jobs/{job_id}").status_code == 404
+
+
+def test_method_not_allowed_lists_every_method_of_the_path(api):
+    r = api.put(f"/v1/jobs/{'0' * 32}")
+    assert r.status_code == 405 and set(r.headers["allow"].split(", ")) == {"GET", "DELETE"}
+
+
+def test_broken_multipart_is_400(api):
+    r = api.post("/v1/analyze", content=b"--xx\r\nFalse--xx--\r\n",
+                 headers={"Content-Type": "multipart/form-data; boundary=xx"})
+    assert r.status_code == 400 and r.json() == {"detail": "Invalid multipart data."}
+
+
+def test_result_kind_is_validated(api):
+    assert api.get(f"/v1/jobs/{'0' * 32}/results/passwd").status_code == 422
+
+
+BAD_VIDEOS = [
+    ("image", encode(astronaut()), 415, "/v1/analyze"),
+    ("text", b"hello" * 100, 415, "unknown format"),
+    ("mp4 magic, garbage", b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 20, 422, "cannot decode"),
+    ("empty", b"", 415, "unknown format"),
+]
+
+
+@pytest.mark.parametrize("name,data,status,words", BAD_VIDEOS, ids=[b[0] for b in BAD_VIDEOS])
+def test_job_bad_input(api, name, data, status, words):
+    before = set(api.app.state.service.jobs.root.iterdir())
+    r = api.post("/v1/jobs", files=upload(data, "v.mp4", "video/mp4"))
+    assert r.status_code == status, r.text
+    assert words in r.json()["detail"]
+    assert set(api.app.state.service.jobs.root.iterdir()) == before  # nothing left behind
+
+
+def test_job_truncated_video_keeps_what_was_read(api, tmp_path):
+    data = small_video(tmp_path / "clip.avi", frames=30).read_bytes()
+    job = wait_job(api, api.post("/v1/jobs", files=upload(data[: len(data) // 2])).json()["id"])
+    assert job["state"] == "done" and 0 < job["frames"] < 30
+    api.delete(f"/v1/jobs/{job['id']}")
+
+
+def test_job_frame_limit(analyzer, tmp_path):
+    video = small_video(tmp_path / "clip.avi").read_bytes()
+    with client(analyzer, max_video_frames=5) as c:
+        r = c.post("/v1/jobs", files=upload(video))
+        assert r.status_code == 413 and "12 frames" in r.json()["detail"]
+
+
+def test_job_size_limit(analyzer, tmp_path):
+    video = small_video(tmp_path / "clip.avi").read_bytes()
+    with client(analyzer, max_video_bytes=len(video) // 2) as c:
+        r = c.post("/v1/jobs", files=upload(video))
+        assert r.status_code == 413 and "limit" in r.json()["detail"]
+
+
+def test_job_queue_full_is_429_and_delete_stops_a_running_job(analyzer, tmp_path):
+    video = small_video(tmp_path / "clip.avi", frames=30).read_bytes()
+    with client(Slow(analyzer, 0.2), max_queued_jobs=1, job_workers=1) as c:
+        first = c.post("/v1/jobs", files=upload(video)).json()["id"]
+        t = time.monotonic()
+        while c.get(f"/v1/jobs/{first}").json()["state"] != "running" and time.monotonic() - t < 10:
+            time.sleep(0.05)
+        second = c.post("/v1/jobs", files=upload(video))
+        assert second.status_code == 202 and second.json()["state"] == "queued"
+        third = c.post("/v1/jobs", files=upload(video))
+        assert third.status_code == 429 and third.headers["retry-after"] == "30"
+        assert "waiting" in third.json()["detail"]
+        assert c.get(f"/v1/jobs/{first}/results/csv").status_code == 409
+        root = c.app.state.service.jobs.root
+        assert c.delete(f"/v1/jobs/{first}").status_code == 204
+        assert c.delete(f"/v1/jobs/{second.json()['id']}").status_code == 204
+        t = time.monotonic()  # a running job's folder goes once its worker has stopped
+        while any(root.iterdir()) and time.monotonic() - t < 10:
+            time.sleep(0.05)
+        assert list(root.iterdir()) == []
+        assert time.monotonic() - t < 3  # stopped early: all 30 frames would take 6 s
+        assert c.get(f"/v1/jobs/{first}").status_code == 404
+        # Deleted jobs that were still queued never block later ones.
+        for _ in range(3):
+            job = c.post("/v1/jobs", files=upload(video))
+            assert job.status_code == 202
+            assert c.delete(f"/v1/jobs/{job.json()['id']}").status_code == 204
+
+
+def test_jobs_expire_after_retention(analyzer, tmp_path):
+    video = small_video(tmp_path / "clip.avi", frames=4).read_bytes()
+    with client(analyzer, retention=0.5) as c:
+        job = wait_job(c, c.post("/v1/jobs", files=upload(video)).json()["id"])
+        root = c.app.state.service.jobs.root
+        assert (root / job["id"]).exists()
+        t = time.monotonic()
+        while c.get(f"/v1/jobs/{job['id']}").status_code == 200 and time.monotonic() - t < 10:
+            time.sleep(0.1)
+        assert c.get(f"/v1/jobs/{job['id']}").status_code == 404
+        assert not (root / job["id"]).exists()
+    assert not root.exists()  # the service's own temporary folder goes at shutdown
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# WebSocket stream
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def moving_frames(n: int = 6) -> list[bytes]:
+    frames = []
+    for i in range(n):
+        canvas = grey_canvas(640, 480)
+        paste_head(canvas, 200, 60 + 15 * i, 80)
+        paste_head(canvas, 160, 420 - 10 * i, 150)
+        frames.append(encode(canvas))
+    return frames
+
+
+def test_stream_gives_stable_track_ids(api):
+    with api.websocket_connect("/v1/stream") as ws:
+        hello = ws.receive_json()
+        assert hello["type"] == "ready" and hello["classes"] == list(CLASSES)
+        ids = []
+        for data in moving_frames():
+            ws.send_bytes(data)
+            msg = ws.receive_json()
+            assert msg["type"] == "result" and (msg["width"], msg["height"]) == (640, 480)
+            assert len(msg["faces"]) == 2 and all(abs(sum(f["probabilities"].values()) - 1) < 1e-3
+                                                  for f in msg["faces"])
+            ids.append(sorted((f["box"][0], f["track_id"]) for f in msg["faces"]))
+        left_ids = {pair[0][1] for pair in ids}
+        right_ids = {pair[1][1] for pair in ids}
+        assert len(left_ids) == 1 and len(right_ids) == 1 and left_ids != right_ids
+
+
+def test_stream_bad_frames_get_error_messages(api):
+    with api.websocket_connect("/v1/stream") as ws:
+        ws.receive_json()
+        ws.send_bytes(b"not an image")
+        assert ws.receive_json() == {"type": "error", "detail": "expected a JPEG/PNG frame, got data of an unknown format"}
+        ws.send_bytes(encode(astronaut())[:2000])
+        msg = ws.receive_json()
+        assert msg["type"] == "error" and "truncated" in msg["detail"]
+        ws.send_bytes(encode(astronaut()))  # the stream goes on
+        assert ws.receive_json()["type"] == "result"
+
+
+def test_stream_api_key(analyzer):
+    from starlette.websockets import WebSocketDisconnect
+
+    with client(analyzer, api_key="s3cret") as c:
+        with c.websocket_connect("/v1/stream") as ws:
+            ws.send_text(json.dumps({"api_key": "wrong"}))
+            with pytest.raises(WebSocketDisconnect) as e:
+                ws.receive_json()
+            assert e.value.code == 1008
+        with c.websocket_connect("/v1/stream") as ws:
+            ws.send_text(json.dumps({"api_key": "s3cret"}))
+            assert ws.receive_json()["type"] == "ready"
+        with c.websocket_connect("/v1/stream", headers={"X-API-Key": "s3cret"}) as ws:
+            assert ws.receive_json()["type"] == "ready"
+
+
+def test_stream_count_limit(analyzer):
+    from starlette.websockets import WebSocketDisconnect
+
+    with client(analyzer, max_streams=1) as c:
+        with c.websocket_connect("/v1/stream") as first:
+            assert first.receive_json()["type"] == "ready"
+            with c.websocket_connect("/v1/stream") as second:
+                with pytest.raises(WebSocketDisconnect) as e:
+                    second.receive_json()
+                assert e.value.code == 1013
+
+
+def test_idle_stream_is_closed(analyzer):
+    from starlette.websockets import WebSocketDisconnect
+
+    with client(analyzer, stream_idle=0.3, max_streams=1) as c:
+        with c.websocket_connect("/v1/stream") as ws:
+            assert ws.receive_json()["type"] == "ready"
+            with pytest.raises(WebSocketDisconnect) as e:
+                ws.receive_json()
+            assert e.value.code == 1000 and "no frame" in e.value.reason
+        with c.websocket_connect("/v1/stream") as ws:  # its place is free again
+            assert ws.receive_json()["type"] == "ready"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# content sniffing, CLI, import cost
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("head,kind", [
+    (b"\xff\xd8\xff\xe0\x00\x10JFIF", "jpeg"), (b"\x89PNG\r\n\x1a\n\x00\x00", "png"), (b"GIF89a\x01\x00", "gif"),
+    (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "webp"), (b"II*\x00\x08\x00\x00\x00", "tiff"),
+    (b"BM" + b"\x00" * 14, "bmp"), (b"\x00\x00\x00\x18ftypisom", "mp4"), (b"\x00\x00\x00\x14ftypqt  ", "quicktime"),
+    (b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81", "matroska"), (b"RIFF\x00\x00\x00\x00AVI LIST", "avi"),
+    (b"%PDF-1.7", None), (b"", None), (b"PK\x03\x04", None),
+])
+def test_sniff(head, kind):
+    assert sniff(head) == kind
+
+
+def test_import_openfer_does_not_import_the_service():
+    import subprocess
+    import sys
+
+    code = "import sys, openfer; openfer.Analyzer; print('fastapi' in sys.modules, 'openfer.service' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_cli_serve_refuses_an_unknown_model():
+    from typer.testing import CliRunner
+
+    from openfer.cli import app
+
+    result = CliRunner().invoke(app, ["serve", "--model", "nope"])
+    assert result.exit_code == 2 and "unknown model 'nope'" in result.output
