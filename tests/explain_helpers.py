@@ -9,6 +9,7 @@ square only.
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 
@@ -100,9 +101,11 @@ def to_onnx_classifier(clf):
             return torch.softmax(self.net((x / 255.0 - 0.5) / 0.5), 1)
 
     buf = io.BytesIO()
-    torch.onnx.export(Deploy(clf.net).eval(), (torch.zeros(2, 1, SIZE, SIZE),), buf, input_names=["faces"],
-                      output_names=["probabilities"], dynamic_axes={"faces": {0: "N"}, "probabilities": {0: "N"}},
-                      opset_version=17, dynamo=False)
+    with warnings.catch_warnings():  # the TorchScript exporter is what openfer.train.export uses too
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(Deploy(clf.net).eval(), (torch.zeros(2, 1, SIZE, SIZE),), buf, input_names=["faces"],
+                          output_names=["probabilities"], dynamic_axes={"faces": {0: "N"}, "probabilities": {0: "N"}},
+                          opset_version=17, dynamo=False)
     spec = ModelSpec(name="tiny", file="", sha256="", classes=clf.classes, input_size=SIZE, channels=1,
                      arch="tiny", params=0, macs=0)
     return OnnxClassifier(spec, session=ort.InferenceSession(buf.getvalue(), providers=["CPUExecutionProvider"]))
