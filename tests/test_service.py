@@ -118,7 +118,7 @@ def test_models(api):
 
 def test_openapi_lists_every_route_and_its_errors(api):
     spec = api.get("/openapi.json").json()
-    assert set(spec["paths"]) == {"/healthz", "/readyz", "/v1/models", "/v1/analyze", "/v1/jobs",
+    assert set(spec["paths"]) == {"/healthz", "/readyz", "/v1/models", "/v1/analyze", "/v1/explain", "/v1/jobs",
                                   "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/results/{kind}"}
     post = spec["paths"]["/v1/analyze"]["post"]
     assert {"200", "401", "413", "415", "422", "503", "504"} <= set(post["responses"])

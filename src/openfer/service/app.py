@@ -29,7 +29,8 @@ from openfer.analyzer import Analyzer
 from openfer.io.images import ImageReadError, read_image
 from openfer.service.config import ServiceConfig
 from openfer.service.jobs import Job, JobStore, QueueFull
-from openfer.service.schemas import AnalyzeOut, ErrorOut, JobOut, ModelOut, ModelsOut, ResultKind, StatusOut
+from openfer.service.schemas import (AnalyzeOut, ErrorOut, ExplainOut, JobOut, ModelOut, ModelsOut, ResultKind,
+                                     StatusOut)
 from openfer.service.sniff import IMAGE_KINDS, VIDEO_KINDS, describe, sniff
 from openfer.service.stream import StreamSession
 
@@ -188,7 +189,8 @@ def create_app(config: ServiceConfig | None = None, analyzer: Analyzer | None = 
                     "docs/service.md.",
     )
     app.state.service = svc
-    app.add_middleware(_ContentLength, limits={"/v1/analyze": cfg.max_image_bytes, "/v1/jobs": cfg.max_video_bytes})
+    app.add_middleware(_ContentLength, limits={"/v1/analyze": cfg.max_image_bytes, "/v1/explain": cfg.max_image_bytes,
+                                                  "/v1/jobs": cfg.max_video_bytes})
     if cfg.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(cfg.cors_origins), allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["X-API-Key", "Authorization", "Content-Type"])
@@ -256,6 +258,11 @@ def create_app(config: ServiceConfig | None = None, analyzer: Analyzer | None = 
               summary="Faces and expressions in one image")
     async def analyze(file: Annotated[UploadFile, File(description="JPEG, PNG, GIF, BMP, WebP or TIFF image; the "
                                                                    "format is read from the bytes")]) -> dict:
+        data = await read_image_upload(file)
+        analyzer = svc.require_analyzer()
+        return await svc.run(_analyze_bytes, analyzer, data, cfg)
+
+    async def read_image_upload(file: UploadFile) -> bytes:
         data = await file.read()
         if not data:
             raise HTTPException(422, "the uploaded file is empty")
@@ -265,8 +272,25 @@ def create_app(config: ServiceConfig | None = None, analyzer: Analyzer | None = 
         if kind not in IMAGE_KINDS:
             raise HTTPException(415, f"expected an image ({', '.join(IMAGE_KINDS)}), got {describe(kind)}"
                                 + ("; send videos to /v1/jobs" if kind in VIDEO_KINDS else ""))
+        return data
+
+    @app.post("/v1/explain", response_model=ExplainOut, response_model_exclude_unset=True, dependencies=v1,
+              tags=["images"], max_body_size=cfg.max_image_bytes + _FORM_OVERHEAD,
+              responses=_errors(400, 401, 413, 415, 422, 500, 503, 504),
+              summary="Faces, expressions and why: heatmap, evidence per face region and a sentence per face")
+    async def explain(file: Annotated[UploadFile, File(description="JPEG, PNG, GIF, BMP, WebP or TIFF image")],
+                      method: str = "occlusion", target: Optional[str] = None, heatmap: bool = True) -> dict:
+        """Explanations cost far more than analysis (about 0.2-6 s per face on a CPU, docs/explain.md)."""
+        from openfer.explain import METHODS
+
+        if method not in METHODS:
+            raise HTTPException(422, f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+        data = await read_image_upload(file)
         analyzer = svc.require_analyzer()
-        return await svc.run(_analyze_bytes, analyzer, data, cfg)
+        if target is not None and target not in analyzer.classifier.classes:
+            raise HTTPException(422, f"unknown class {target!r}; this model's classes are "
+                                     f"{', '.join(analyzer.classifier.classes)}")
+        return await svc.run(_explain_bytes, analyzer, data, cfg, method, target, heatmap)
 
     # -- video jobs ----------------------------------------------------------------------------------------------
 
@@ -406,6 +430,27 @@ def _analyze_bytes(analyzer: Analyzer, data: bytes, cfg: ServiceConfig) -> dict:
     return {"width": int(rgb.shape[1]), "height": int(rgb.shape[0]), "num_faces": len(faces),
             "faces": [f.to_dict() for f in faces], "model": analyzer.classifier.spec.name,
             "seconds": round(time.perf_counter() - t, 4)}
+
+
+def _explain_bytes(analyzer: Analyzer, data: bytes, cfg: ServiceConfig, method: str, target: str | None,
+                   heatmap: bool) -> dict:
+    """Decode one uploaded image and explain its faces (blocking: runs on the worker pool)."""
+    t = time.perf_counter()
+    try:
+        rgb = read_image(data, max_pixels=cfg.max_pixels)
+    except ImageReadError as e:
+        raise HTTPException(413 if "pixels" in str(e) else 422, f"cannot read the image: {e}") from None
+    try:
+        faces = analyzer.explain(rgb, method, target=target)
+    except ImportError as e:
+        raise HTTPException(422, f"{method} is not available on this server: {e}") from None
+    out = []
+    for f in faces:
+        d = f.to_dict()
+        d["explanation"] = f.explanation.to_dict(heatmap=heatmap)
+        out.append(d)
+    return {"width": int(rgb.shape[1]), "height": int(rgb.shape[0]), "num_faces": len(faces), "faces": out,
+            "model": analyzer.classifier.spec.name, "seconds": round(time.perf_counter() - t, 4)}
 
 
 def _store_and_probe(upload, target: Path, cfg: ServiceConfig) -> int | None:

@@ -20,6 +20,27 @@ class FaceOut(BaseModel):
     track_id: Optional[int] = Field(default=None, description="stable id of this person (webcam stream only)")
 
 
+class ExplanationOut(BaseModel):
+    """Why the model gave a face its probabilities (``openfer.Explanation.to_dict``, docs/explain.md)."""
+
+    method: str = Field(description="occlusion, rise, gradcam or gradcam++")
+    target: str = Field(description="the class explained")
+    probability: float = Field(description="the model's probability of the target class")
+    regions: dict[str, float] = Field(description="share of the positive evidence in brows_eyes, nose, mouth_jaw, "
+                                                  "other; sums to 1, or all 0 when nothing raised the probability")
+    region_areas: dict[str, float] = Field(description="share of the crop's pixels in each region")
+    rationale: str = Field(description="one sentence built only from the shares and the probability")
+    crop_to_image: list[list[float]] = Field(description="2 x 3 matrix from crop pixels to image pixels")
+    heatmap: Optional[list[list[float]]] = Field(default=None, description="S x S map over the aligned crop; "
+                                                                           "left out with heatmap=false")
+
+
+class ExplainedFaceOut(FaceOut):
+    """A face with its explanation."""
+
+    explanation: ExplanationOut
+
+
 class AnalyzeOut(BaseModel):
     """Faces in one image."""
 
@@ -101,3 +122,9 @@ class ErrorOut(BaseModel):
     """Every error answer: a sentence that says what went wrong and what to do."""
 
     detail: str
+
+
+class ExplainOut(AnalyzeOut):
+    """Faces in one image, each with an explanation."""
+
+    faces: list[ExplainedFaceOut] = Field(description="highest detection score first; [] when there is no face")
