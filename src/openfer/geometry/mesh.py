@@ -6,6 +6,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import sys
 import threading
 import weakref
 from dataclasses import dataclass
@@ -14,7 +18,7 @@ from typing import Protocol
 
 import numpy as np
 
-from openfer.geometry.model_file import FACE_LANDMARKER, find_model
+from openfer.geometry.model_file import FACE_LANDMARKER, find_model, verify_model
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,31 @@ class MeshModel(Protocol):
     def __call__(self, crop: np.ndarray) -> MeshResult | None: ...
 
 
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """Silence file descriptor 2 while MediaPipe builds its graph: its C++ logging prints half a dozen
+    informational warnings there that no setting turns off. Kept when this module's logger is at DEBUG."""
+    if log.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable fd 2 (e.g. some embedded interpreters): just run
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _close_quietly(landmarker) -> None:
     try:
         landmarker.close()
@@ -60,6 +89,7 @@ class MediaPipeMesh:
     Raises:
         ImportError: ``mediapipe`` is not installed (the message names the extra).
         openfer.geometry.ModelNotFoundError: no model file (the message says how to fetch it).
+        ValueError: the model file's SHA-256 is not the pinned one.
     """
 
     def __init__(self, model_path: str | Path | None = None, model_dir: str | Path | None = None,
@@ -72,13 +102,14 @@ class MediaPipeMesh:
         import mediapipe as mp
 
         self._mp = mp
-        path = Path(model_path) if model_path else find_model(FACE_LANDMARKER, model_dir)
+        path = verify_model(model_path) if model_path else find_model(FACE_LANDMARKER, model_dir)
         opts = vision.FaceLandmarkerOptions(
             base_options=base_options.BaseOptions(model_asset_path=str(path)),
             running_mode=vision.RunningMode.IMAGE, num_faces=max_faces,
             min_face_detection_confidence=min_confidence, min_face_presence_confidence=min_confidence,
             output_face_blendshapes=True, output_facial_transformation_matrixes=True)
-        self._landmarker = vision.FaceLandmarker.create_from_options(opts)
+        with _quiet_native_stderr():
+            self._landmarker = vision.FaceLandmarker.create_from_options(opts)
         # Close when collected, and at exit before Python stops its thread pools: MediaPipe's close needs one, and
         # its own __del__ fails with a traceback once they are gone.
         self._finalizer = weakref.finalize(self, _close_quietly, self._landmarker)

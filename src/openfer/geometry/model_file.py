@@ -53,44 +53,44 @@ def cache_dir() -> Path:
     return Path(base) / "openfer" / "models"
 
 
-def _candidates(spec: ModelFile, model_dir: str | Path | None) -> list[Path]:
-    places = [model_dir, os.environ.get(MODEL_DIR_ENV) or None, cache_dir()]
-    out = []
-    for p in places:
-        if p is None:
-            continue
-        p = Path(p).expanduser()
-        out.append(p if p.suffix == Path(spec.filename).suffix else p / spec.filename)
-    return out
+def model_location(spec: ModelFile = FACE_LANDMARKER, model_dir: str | Path | None = None) -> Path:
+    """Where ``spec``'s file is expected: in ``model_dir`` if given (a folder, or the file itself), else in
+    ``$OPENFER_MODEL_DIR`` if set, else in ``cache_dir()``. Only that one place is used, so a wrong
+    ``--model-dir`` is an error rather than a silent fall-back to another copy."""
+    place = Path(model_dir or os.environ.get(MODEL_DIR_ENV) or cache_dir()).expanduser()
+    return place if place.suffix == Path(spec.filename).suffix else place / spec.filename
+
+
+def verify_model(path: str | Path, spec: ModelFile = FACE_LANDMARKER) -> Path:
+    """``path`` after checking it exists and has ``spec``'s pinned SHA-256.
+
+    Raises:
+        ModelNotFoundError: no file at ``path`` (the message gives the command that fetches it).
+        ValueError: the file has a different SHA-256 (damaged, or a different version).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelNotFoundError(
+            f"{spec.filename} not found at {path}: run `openfer models fetch {spec.name}` to download it "
+            f"({spec.size / 1e6:.1f} MB, SHA-256 checked), or pass --model-dir / set {MODEL_DIR_ENV} to a folder "
+            "holding a copy")
+    digest = sha256_file(path)
+    if digest != spec.sha256:
+        raise ValueError(f"{path} has SHA-256 {digest}, expected {spec.sha256}: damaged or a different version; "
+                         f"delete it and run `openfer models fetch {spec.name}`")
+    return path
 
 
 def find_model(spec: ModelFile = FACE_LANDMARKER, model_dir: str | Path | None = None) -> Path:
-    """Path of ``spec``'s file, checked against its pinned SHA-256.
-
-    Looks in ``model_dir`` (a folder or the file itself), then ``$OPENFER_MODEL_DIR``, then ``cache_dir()``; the
-    first existing file is used.
-
-    Raises:
-        ModelNotFoundError: no copy in any of those places (the message gives the command that fetches it).
-        ValueError: the file found has a different SHA-256 (damaged or a different version).
-    """
-    places = _candidates(spec, model_dir)
-    for path in places:
-        if path.is_file():
-            digest = sha256_file(path)
-            if digest != spec.sha256:
-                raise ValueError(f"{path} has SHA-256 {digest}, expected {spec.sha256}: damaged or a different "
-                                 f"version; delete it and run `openfer models fetch {spec.name}`")
-            return path
-    raise ModelNotFoundError(
-        f"{spec.filename} not found (looked in {', '.join(str(p.parent) for p in places)}): run "
-        f"`openfer models fetch {spec.name}` to download it ({spec.size / 1e6:.1f} MB, SHA-256 checked), or pass "
-        f"--model-dir / set {MODEL_DIR_ENV} to a folder holding a copy")
+    """Path of ``spec``'s file at ``model_location(spec, model_dir)``, checked by ``verify_model``."""
+    return verify_model(model_location(spec, model_dir), spec)
 
 
 def fetch_model(spec: ModelFile = FACE_LANDMARKER, dest_dir: str | Path | None = None, url: str | None = None,
                 progress: Callable[[int, int], None] | None = None, timeout: float = 60.0) -> Path:
-    """Download ``spec``'s file into ``dest_dir`` (default ``cache_dir()``) and verify its SHA-256.
+    """Download ``spec``'s file into ``dest_dir`` and verify its SHA-256.
+
+    ``dest_dir`` defaults to where ``find_model`` looks: ``$OPENFER_MODEL_DIR`` if set, else ``cache_dir()``.
 
     An existing file with the right digest is kept (no download). The download goes to a temporary file in
     ``dest_dir`` that is renamed only after the digest matched, so an interrupted or wrong download never leaves
@@ -105,8 +105,8 @@ def fetch_model(spec: ModelFile = FACE_LANDMARKER, dest_dir: str | Path | None =
         ValueError: the downloaded bytes have a different SHA-256 (nothing is kept).
         OSError: the download or the write failed (``urllib.error.URLError`` is one).
     """
-    dest = Path(dest_dir).expanduser() if dest_dir else cache_dir()
-    target = dest / spec.filename
+    target = model_location(spec, Path(dest_dir) / spec.filename if dest_dir else None)
+    dest = target.parent
     if target.is_file() and sha256_file(target) == spec.sha256:
         return target
     dest.mkdir(parents=True, exist_ok=True)
@@ -125,6 +125,7 @@ def fetch_model(spec: ModelFile = FACE_LANDMARKER, dest_dir: str | Path | None =
         if digest != spec.sha256:
             raise ValueError(f"downloaded {spec.filename} has SHA-256 {digest}, expected {spec.sha256}: "
                              "not saved (a changed or corrupted file)")
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a model file is not secret
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
