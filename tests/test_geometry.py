@@ -518,3 +518,13 @@ def test_real_analyzer_many_small_faces(tmp_path):
     df = pd.read_csv(tmp_path / "faces.csv")
     assert df.shape[0] == 3 and df["mesh_ok"].tolist() == [1, 1, 1]
     assert df["pose_Rx"].abs().max() < 0.35 and {"x_0", "y_477", "proxy_AU12", "bs_jawOpen"} <= set(df.columns)
+
+
+def test_docs_list_every_column_family_and_proxy():
+    """docs/geometry.md documents the AU table exactly as the code has it, and every column family."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "geometry.md").read_text(encoding="utf-8")
+    for au, (desc, names) in AU_PROXY_TABLE.items():
+        assert f"| `{au}` | {desc} | {', '.join(names)} |" in doc
+    for col in ("gaze_0_x", "gaze_angle_x", "pose_Tx", "pose_Rx", "x_0", "y_477", "mesh_ok", "sharpness",
+                *(f"q_{q}" for q in QUALITY_FLAGS)):
+        assert f"`{col}`" in doc
