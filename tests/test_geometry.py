@@ -528,3 +528,34 @@ def test_docs_list_every_column_family_and_proxy():
     for col in ("gaze_0_x", "gaze_angle_x", "pose_Tx", "pose_Rx", "x_0", "y_477", "mesh_ok", "sharpness",
                 *(f"q_{q}" for q in QUALITY_FLAGS)):
         assert f"`{col}`" in doc
+
+
+@needs_model
+def test_real_cli_images_and_video(tmp_path):
+    """`openfer analyze --geometry` on an image (JSONL + CSV) and on a video (rows) gives the documented columns."""
+    import json
+
+    import pandas as pd
+
+    from conftest import moving_faces_video, save
+
+    img = save(tmp_path / "astro.png", astronaut())
+    runner = CliRunner()
+    res = runner.invoke(app, ["analyze", str(img), "--geometry", "--model-dir", str(model_dir()), "-q",
+                              "--jsonl", str(tmp_path / "out.jsonl"), "--csv", str(tmp_path / "out.csv")])
+    assert res.exit_code == 0, res.output
+    face = json.loads((tmp_path / "out.jsonl").read_text().splitlines()[0])["faces"][0]
+    assert set(face["geometry"]) == {"pose", "translation", "gaze", "gaze_angle", "au_proxies", "blendshapes",
+                                     "quality", "sharpness", "landmarks"}
+    assert len(face["geometry"]["landmarks"]) == 478 and face["geometry"]["au_proxies"]["AU12"] > 0.6
+    df = pd.read_csv(tmp_path / "out.csv")
+    assert list(df.columns[-len(GEOMETRY_COLUMNS):]) == list(GEOMETRY_COLUMNS) and df["mesh_ok"].tolist() == [1]
+    video = tmp_path / "v.avi"
+    moving_faces_video(video, {0: [(40 + 4 * i, 30, 150) for i in range(6)] + [None, None]})
+    res = runner.invoke(app, ["analyze", str(video), "--geometry", "--model-dir", str(model_dir()), "-q",
+                              "--out", str(tmp_path / "rows.csv")])
+    assert res.exit_code == 0, res.output
+    rows = pd.read_csv(tmp_path / "rows.csv")
+    assert rows["success"].tolist() == [1] * 6 + [0] * 2
+    assert rows["mesh_ok"].tolist()[:6] == [1] * 6 and rows["mesh_ok"].isna().tolist()[6:] == [True, True]
+    assert rows.loc[:5, "pose_Rz"].abs().max() < 0.3 and rows.loc[:5, "x_1"].is_monotonic_increasing  # moves right
