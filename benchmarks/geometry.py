@@ -229,30 +229,51 @@ def crafted(est: GeometryEstimator) -> dict:
 
 # ---- alignment for the classifier -------------------------------------------------------------------------------
 
+def mesh_points(g: Geometry, variant: str) -> np.ndarray:
+    """The points a mesh-based alignment uses: ``irises`` (MESH_FIVE), ``corners`` (eye centres as the mean of
+    each eye's corners, which do not move with gaze, then nose tip and mouth corners) or ``all`` 478 points."""
+    lm = g.landmarks[:, :2]
+    if variant == "irises":
+        return lm[list(MESH_FIVE)]
+    if variant == "corners":
+        return np.stack([lm[[33, 133]].mean(0), lm[[362, 263]].mean(0), lm[1], lm[61], lm[291]])
+    return lm
+
+
+def symmetric(t: np.ndarray, variant: str) -> np.ndarray:
+    """Average a five-point template with its mirror image (the all-points one is used as measured)."""
+    if variant == "all":
+        return t.astype(np.float32)
+    mirrored = t[[1, 0, 2, 4, 3]] * [-1, 1] + [1, 0]  # swap left/right, mirror x
+    return ((t + mirrored) / 2).astype(np.float32)
+
+
+VARIANTS = ("irises", "corners", "all")
+
+
 def align(est: GeometryEstimator, path: str, template_n: int, limit: int | None) -> dict:
     """PublicTest (FER+ majority) accuracy of the default classifier on (a) the crops as given, (b) crops
-    re-aligned from CenterFace's five landmarks (what ``Analyzer`` does on photos), (c) crops re-aligned from the
-    five matching mesh points onto a template measured the same way as ``FER_TEMPLATE`` (median over Training
-    crops, made symmetric). All on the faces where both CenterFace and the mesh found a face."""
+    re-aligned from CenterFace's five landmarks (what ``Analyzer`` does on photos), (c) crops re-aligned from
+    mesh points onto templates measured the same way as ``FER_TEMPLATE`` (median over Training crops, made
+    symmetric), for each of ``VARIANTS``. All on the faces where both CenterFace and the mesh found a face."""
     import openfer
     from openfer.align.similarity import FER_TEMPLATE, warp_face
     from openfer.datasets import load_npz
 
     det = openfer.load_detector("centerface", threshold=0.3, max_side=None)
     clf = openfer.load_classifier("default")
-    # mesh template: median mesh five-points over Training crops, as fractions of the 48 px crop
-    pts = []
-    for px in tqdm(fer_faces(path, "Training", template_n), desc="mesh template (Training)"):
+    pts: dict[str, list] = {v: [] for v in VARIANTS}
+    for px in tqdm(fer_faces(path, "Training", template_n), desc="mesh templates (Training)"):
         rgb, box = upscaled(px)
         g = measure(est, rgb, box)
         if g is not None:
-            pts.append(g.landmarks[list(MESH_FIVE), :2] / rgb.shape[0])
-    t = np.median(np.array(pts), 0)
-    mirrored = t[[1, 0, 2, 4, 3]] * [-1, 1] + [1, 0]  # swap left/right, mirror x
-    template = ((t + mirrored) / 2).astype(np.float32)
+            for v in VARIANTS:
+                pts[v].append(mesh_points(g, v) / rgb.shape[0])
+    templates = {v: symmetric(np.median(np.array(p), 0), v) for v, p in pts.items()}
     test = load_npz(path, "PublicTest", "ferplus")
     idx = np.arange(len(test))[:limit] if limit else np.arange(len(test))
-    raw, cf, mesh, keep = [], [], [], []
+    crops: dict[str, list] = {"as_given": [], "centerface_5pt": [], **{f"mesh_{v}": [] for v in VARIANTS}}
+    keep = []
     for i in tqdm(idx, desc="PublicTest alignments"):
         rgb, box = upscaled(test.pixels[i])
         grey = rgb[:, :, 0]
@@ -261,14 +282,16 @@ def align(est: GeometryEstimator, path: str, template_n: int, limit: int | None)
         if not faces or g is None:
             continue
         keep.append(i)
-        raw.append(test.pixels[i])
-        cf.append(warp_face(grey, faces[0].landmarks, 48, FER_TEMPLATE)[0])
-        mesh.append(warp_face(grey, g.landmarks[list(MESH_FIVE), :2], 48, template)[0])
+        crops["as_given"].append(test.pixels[i])
+        crops["centerface_5pt"].append(warp_face(grey, faces[0].landmarks, 48, FER_TEMPLATE)[0])
+        for v in VARIANTS:
+            crops[f"mesh_{v}"].append(warp_face(grey, mesh_points(g, v), 48, templates[v])[0])
     labels = test.labels[keep]
     out = {"publictest_ferplus": int(len(idx)), "both_found": int(len(keep)),
-           "mesh_template": np.round(template, 4).tolist(), "template_from_training_crops": len(pts)}
-    for name, crops in (("as_given", raw), ("centerface_5pt", cf), ("mesh_5pt", mesh)):
-        pred = clf.predict_proba(np.stack(crops)).argmax(1)
+           "template_from_training_crops": len(pts["irises"]),
+           "mesh_templates": {v: np.round(t, 4).tolist() for v, t in templates.items() if v != "all"}}
+    for name, c in crops.items():
+        pred = clf.predict_proba(np.stack(c)).argmax(1)
         out[f"accuracy_{name}"] = round(float((pred == labels).mean()), 4)
     full = clf.predict_proba(test.pixels[idx]).argmax(1)
     out["accuracy_as_given_all"] = round(float((full == test.labels[idx]).mean()), 4)

@@ -7,6 +7,7 @@ with the reason when the file or MediaPipe is missing.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import http.server
@@ -559,3 +560,28 @@ def test_real_cli_images_and_video(tmp_path):
     assert rows["success"].tolist() == [1] * 6 + [0] * 2
     assert rows["mesh_ok"].tolist()[:6] == [1] * 6 and rows["mesh_ok"].isna().tolist()[6:] == [True, True]
     assert rows.loc[:5, "pose_Rz"].abs().max() < 0.3 and rows.loc[:5, "x_1"].is_monotonic_increasing  # moves right
+
+
+def test_summary_and_annotation_use_geometry():
+    from openfer.report.annotate import annotate
+    from openfer.report.summary import VideoSummary
+
+    probs = dict.fromkeys(CLASSES, 1 / len(CLASSES))
+    faces = [Face(box=(0, 0, 50, 50), score=0.9, track_id=0, expression="neutral", probabilities=probs,
+                  geometry=make_geometry(pose=(p, 0.0, 0.0), quality={**dict.fromkeys(QUALITY_FLAGS, False),
+                                                                       "blurry": p > 0}))
+             for p in (0.0, 10.0)]
+    summary = VideoSummary(CLASSES)
+    for i, f in enumerate(faces):
+        summary.add(i, i / 25, [f])
+    stats = summary.to_dict()["tracks"][0]["stats"]
+    assert stats["pose_Rx"]["max"] == pytest.approx(math.radians(10), abs=1e-5)
+    assert stats["q_blurry"]["mean"] == 0.5 and stats["proxy_AU12"]["mean"] == pytest.approx(0.7)
+    assert "x_0" not in stats and "bs_jawOpen" not in stats
+    plain = VideoSummary(CLASSES)
+    plain.add(0, 0.0, [Face(box=(0, 0, 50, 50), score=0.9, track_id=0, expression="neutral", probabilities=probs)])
+    assert "pose_Rx" not in plain.to_dict()["tracks"][0]["stats"]
+    img = np.zeros((1600, 600, 3), np.uint8)
+    drawn = annotate(img, [faces[0]], bars=False)
+    assert drawn[1300:1400, 300:400].any()  # mesh point 350 is at (350, 1350)
+    assert not annotate(img, [dataclasses.replace(faces[0], geometry=None)], bars=False)[1300:1400, 300:400].any()

@@ -39,6 +39,12 @@ GEOMETRY_COLUMNS: tuple[str, ...] = (
     "mesh_ok", *GAZE_COLUMNS, *POSE_COLUMNS, *LANDMARK_COLUMNS, *(f"q_{q}" for q in QUALITY_FLAGS), "sharpness",
     *(f"proxy_{au}" for au in AU_PROXY_TABLE), *(f"bs_{b}" for b in BLENDSHAPE_NAMES),
 )
+#: Geometry columns that the video summary (``--summary``) gives per-person statistics for: pose, gaze angles,
+#: quality flags (their mean is the share of frames flagged), sharpness and AU proxies.
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    "gaze_angle_x", "gaze_angle_y", *POSE_COLUMNS, *(f"q_{q}" for q in QUALITY_FLAGS), "sharpness",
+    *(f"proxy_{au}" for au in AU_PROXY_TABLE),
+)
 #: Geometry columns holding integers (0/1); the rest are floats.
 INT_COLUMNS: frozenset[str] = frozenset({"mesh_ok", *(f"q_{q}" for q in QUALITY_FLAGS)})
 
@@ -59,3 +65,11 @@ def geometry_values(g: Geometry | None) -> dict[str, Any]:
     out.update((f"proxy_{au}", r(g.au_proxies[au], 4) if au in g.au_proxies else None) for au in AU_PROXY_TABLE)
     out.update((f"bs_{b}", r(g.blendshapes[b], 4) if b in g.blendshapes else None) for b in BLENDSHAPE_NAMES)
     return out
+
+
+def summary_values(g: Geometry | None) -> dict[str, float]:
+    """The ``SUMMARY_COLUMNS`` of one face's geometry (empty when it has none)."""
+    if g is None:
+        return {}
+    v = geometry_values(g)
+    return {c: float(v[c]) for c in SUMMARY_COLUMNS if v[c] is not None}
