@@ -124,6 +124,16 @@ def rotate_face(img: np.ndarray, g: Geometry, yaw: float = 0.0, pitch: float = 0
     return out
 
 
+def expected_after_in_plane(pose: tuple[float, float, float], ccw_deg: float) -> tuple[float, float, float]:
+    """(pitch, yaw, roll) degrees of a head with ``pose`` after the image is turned ``ccw_deg`` counter-clockwise
+    (OpenCV's sign): the rotation about the camera axis is composed with the head's, then read as Euler angles
+    again; with the head pitched, part of the turn shows in yaw too."""
+    from openfer.geometry.pose import euler_xyz, rotation_xyz
+
+    rot = rotation_xyz(0.0, 0.0, math.radians(-ccw_deg)) @ rotation_xyz(*(math.radians(v) for v in pose))
+    return tuple(math.degrees(v) for v in euler_xyz(rot))
+
+
 def pose_checks(est: GeometryEstimator, data: str | None, limit: int | None) -> dict:
     img = skimage.data.astronaut()
     g = measure(est, img)
@@ -135,20 +145,26 @@ def pose_checks(est: GeometryEstimator, data: str | None, limit: int | None) -> 
     for angle in (-45, -30, -15, 15, 30, 45):
         r = measure(est, cv2.warpAffine(img, cv2.getRotationMatrix2D(centre, angle, 1.0), (512, 512),
                                         borderMode=cv2.BORDER_REFLECT))
-        rolls[angle] = None if r is None else {"roll_change": round(r.pose[2] - g.pose[2], 2),
-                                               "yaw_change": round(r.pose[1] - g.pose[1], 2),
-                                               "pitch_change": round(r.pose[0] - g.pose[0], 2)}
+        want = expected_after_in_plane(g.pose, angle)
+        rolls[angle] = None if r is None else {
+            "measured_pitch_yaw_roll": [round(v, 2) for v in r.pose],
+            "expected_pitch_yaw_roll": [round(v, 2) for v in want],
+            "abs_error": [round(abs(a - b), 2) for a, b in zip(r.pose, want)]}
     res["in_plane_rotation_ccw_deg"] = rolls
     for axis, idx in (("yaw", 1), ("pitch", 0)):
-        sweep = {}
+        sweep, gaze = {}, {}
         for angle in (-30, -20, -10, 10, 20, 30):
             warped = rotate_face(img, g, **{axis: angle})
             r = measure(est, warped)
             sweep[angle] = None if r is None else round(r.pose[idx] - g.pose[idx], 2)
+            # the irises turn with the head, so the gaze should turn with it: gaze x ~ -yaw, gaze y ~ +pitch
+            gi = 0 if axis == "yaw" else 1
+            gaze[angle] = None if r is None else round(math.degrees(r.gaze_angle[gi] - g.gaze_angle[gi]), 2)
             if angle in (-30, 30):
                 cv2.imwrite(str(RESULTS / f"geometry-{axis}{angle:+d}.jpg"), cv2.cvtColor(warped[30:210, 130:320],
                                                                                          cv2.COLOR_RGB2BGR))
         res[f"warped_{axis}_change_deg"] = sweep
+        res[f"warped_{axis}_gaze_angle_{'x' if axis == 'yaw' else 'y'}_change_deg"] = gaze
     if data is not None or Path(default_npz()).is_file():
         res["fer2013_publictest_mirror"] = fer_mirror(est, data or default_npz(), limit)
     return res
