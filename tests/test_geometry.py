@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 from conftest import CLASSES, astronaut
 from openfer.cli import app
 from openfer.geometry import AU_PROXY_TABLE, GeometryEstimator, MeshResult, au_proxies, face_crop
-from openfer.geometry.gaze import EYE_INDICES, eye_gaze, gaze_angles
+from openfer.geometry.gaze import EYE_INDICES, IRIS_RADIUS, eye_gaze, gaze_angles
 from openfer.geometry.model_file import (FACE_LANDMARKER, MODEL_DIR_ENV, ModelFile, ModelNotFoundError, fetch_model,
                                          find_model)
 from openfer.geometry.pose import euler_xyz, head_translation, openface_focal, rotation_to_openface, rotation_xyz
@@ -138,8 +138,24 @@ def test_gaze_follows_the_iris(dx, dy, sign_x, sign_y):
         assert v[2] < 0  # towards the camera
     ax, ay = gaze_angles(*g)
     assert np.sign(round(ax, 6)) == sign_x and np.sign(round(ay, 6)) == sign_y
-    if dx:  # iris 5 px off centre on a 12 px eyeball radius: asin(5/12)
-        assert abs(ax) == pytest.approx(math.asin(5 / 12), abs=1e-6)
+    if dx:  # iris 5 px off centre on a sphere of IRIS_RADIUS x 30 px
+        assert abs(ax) == pytest.approx(math.asin(5 / (IRIS_RADIUS * 30)), abs=1e-6)
+
+
+def test_gaze_turns_with_the_head():
+    """Eyes fixed in a head turned by 20° about the vertical axis: the gaze turns by the same 20°."""
+    from openfer.geometry.gaze import CENTRE_DEPTH
+
+    rot = rotation_xyz(0, math.radians(20), 0)
+    lm = np.zeros((478, 3))
+    for (c1, c2, iris), x0 in zip(EYE_INDICES, (-50.0, 20.0)):
+        corners = np.array([[x0, 0, 0], [x0 + 30, 0, 0]])
+        centre = corners.mean(0) + [0, 0, CENTRE_DEPTH * 30]  # head frame: z into the head
+        pts = np.vstack([corners, centre + [0, 0, -IRIS_RADIUS * 30]]) @ rot.T
+        lm[[c1, c2, iris]] = pts
+    g = [eye_gaze(lm, rot, e) for e in (0, 1)]
+    assert np.allclose(g, rot @ [0, 0, -1.0], atol=1e-9)
+    assert gaze_angles(*g)[0] == pytest.approx(-math.radians(20))
 
 
 def test_gaze_iris_outside_the_eye_is_clamped():

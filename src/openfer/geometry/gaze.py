@@ -1,11 +1,14 @@
 """Gaze direction per eye from MediaPipe's iris landmarks, on a simple spherical eyeball model.
 
 For each eye, the eyeball centre sits behind the midpoint of the two eye corners, along the head's backward
-axis (from the head pose), by ``CENTRE_DEPTH`` eye widths; its radius is ``EYE_RADIUS`` eye widths (anatomy:
-an eyeball of about 12 mm radius behind an eye opening of about 30 mm). The iris centre's image position is
-lifted onto the front of that sphere, and the gaze is the unit vector from the eyeball centre through it.
-This is the model-based idea OpenFace also uses, with MediaPipe's iris landmarks in place of OpenFace's
-eye-region landmarks; the constants are anatomical averages, not fitted to gaze data (we have none).
+axis (from the head pose), by ``CENTRE_DEPTH`` eye widths; the iris centre lies on a sphere of ``IRIS_RADIUS``
+eye widths around it. The iris centre's image position is lifted onto the front of that sphere, and the gaze is
+the unit vector from the eyeball centre through it. The constants are anatomical averages for an eye opening of
+about 29 mm: an eyeball of 12 mm radius whose iris plane lies about 3.5 mm behind the corneal apex puts the iris
+centre 8.5 mm from the eyeball centre (0.29 widths); MediaPipe's mesh puts the iris centre about 0.08 widths in
+front of the corners' midpoint, so the eyeball centre is about 0.2 widths behind it. This is the model-based idea
+OpenFace also uses, with MediaPipe's iris landmarks in place of OpenFace's eye-region landmarks; the constants are
+not fitted to gaze data (we have none).
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ import numpy as np
 EYE_INDICES: tuple[tuple[int, int, int], tuple[int, int, int]] = ((33, 133, 468), (362, 263, 473))
 #: Upper and lower eyelid mid-points of eye 0 and eye 1 (for eye openness).
 LID_INDICES: tuple[tuple[int, int], tuple[int, int]] = ((159, 145), (386, 374))
-#: Eyeball radius as a fraction of the eye width (corner to corner).
-EYE_RADIUS = 0.4
+#: Distance from the eyeball centre to the iris centre, as a fraction of the eye width (corner to corner).
+IRIS_RADIUS = 0.29
 #: Depth of the eyeball centre behind the eye corners' midpoint, as a fraction of the eye width.
-CENTRE_DEPTH = 0.1
+CENTRE_DEPTH = 0.2
 
 
 def eye_gaze(landmarks: np.ndarray, rotation: np.ndarray, eye: int) -> np.ndarray:
@@ -38,7 +41,7 @@ def eye_gaze(landmarks: np.ndarray, rotation: np.ndarray, eye: int) -> np.ndarra
         return np.array([0.0, 0.0, -1.0])
     backward = rotation @ np.array([0.0, 0.0, 1.0])
     centre = (a + b) / 2.0 + CENTRE_DEPTH * width * backward
-    radius = EYE_RADIUS * width
+    radius = IRIS_RADIUS * width
     d = landmarks[iris_i, :2].astype(np.float64) - centre[:2]
     norm = float(np.hypot(*d))
     if norm > radius:  # the iris cannot be outside the eyeball's outline: clamp to its rim
