@@ -50,11 +50,12 @@ class GeometryEstimator:
             the whole head; much tighter crops lose the mesh on turned faces, much wider ones shrink the face.
         thresholds: when the quality flags are raised.
 
-    Example:
-        >>> est = GeometryEstimator()                              # doctest: +SKIP
-        >>> faces = est.estimate(rgb, detector.detect(rgb))        # doctest: +SKIP
-        >>> faces[0].geometry.pose                                 # doctest: +SKIP
-        (5.1, -2.3, 1.8)
+    Example (needs the model file, so not run as a doctest; the output is the astronaut portrait's):
+        >>> import openfer, skimage.data                                       # doctest: +SKIP
+        >>> rgb = skimage.data.astronaut()                                     # doctest: +SKIP
+        >>> faces = GeometryEstimator().estimate(rgb, openfer.load_detector().detect(rgb))  # doctest: +SKIP
+        >>> [round(a) for a in faces[0].geometry.pose]   # pitch, yaw, roll in degrees  # doctest: +SKIP
+        [8, 1, 3]
     """
 
     def __init__(self, mesh: MeshModel | None = None, model_dir: str | Path | None = None, crop_size: int = 256,
