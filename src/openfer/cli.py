@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -129,8 +130,8 @@ def _geometry_stage(model_dir: Path | None):
         from openfer.geometry import GeometryEstimator
 
         return GeometryEstimator(model_dir=model_dir)
-    except (ImportError, FileNotFoundError, ValueError) as e:
-        err.print(f"[red]error:[/red] {e}", soft_wrap=True)
+    except (ImportError, FileNotFoundError, ValueError) as e:  # escape: "[geometry]" is not rich markup
+        err.print(f"[red]error:[/red] {escape(str(e))}", soft_wrap=True)
         raise typer.Exit(2)
 
 
@@ -239,7 +240,8 @@ def models_fetch(
             path = fetch_model(spec, model_dir, url=url,
                                progress=lambda done, total: progress.update(task, completed=done, total=total))
     except (OSError, ValueError) as e:
-        err.print(f"[red]error:[/red] could not fetch {spec.name} from {url or spec.url}: {e}", soft_wrap=True)
+        err.print(f"[red]error:[/red] could not fetch {spec.name} from {url or spec.url}: {escape(str(e))}",
+                  soft_wrap=True)
         raise typer.Exit(1)
     err.print(f"{spec.name}: {path} (SHA-256 verified, licence {spec.licence})")
 
