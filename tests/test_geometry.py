@@ -604,3 +604,20 @@ def test_summary_and_annotation_use_geometry():
     drawn = annotate(img, [faces[0]], bars=False)
     assert drawn[1300:1400, 300:400].any()  # mesh point 350 is at (350, 1350)
     assert not annotate(img, [dataclasses.replace(faces[0], geometry=None)], bars=False)[1300:1400, 300:400].any()
+
+
+def test_analyzer_paths_carry_geometry(analyzer):
+    """analyze, analyze_batch and classify_frames (the video path) all add geometry when the stage is set."""
+    import openfer
+
+    mesh = FakeMesh()
+    an = openfer.Analyzer(detector=analyzer.detector, classifier=analyzer.classifier,
+                          geometry=GeometryEstimator(mesh=mesh))
+    img = astronaut()
+    one = an.analyze(img)
+    batch = an.analyze_batch([img, np.zeros((64, 64, 3), np.uint8)])
+    frames = an.classify_frames([(img, analyzer.detector.detect(img)), (img, [])])
+    for faces in (one, batch[0], frames[0]):
+        assert len(faces) == 1 and faces[0].geometry is not None and faces[0].expression
+    assert batch[1] == [] and frames[1] == [] and len(mesh.crops) == 3
+    assert analyzer.analyze(img)[0].geometry is None  # no stage, no geometry
