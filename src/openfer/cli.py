@@ -75,6 +75,8 @@ def analyze(
 
     items = list(paths or [])
     geo = _geometry_stage(model_dir) if geometry else None
+    if model_dir is not None and not geometry:
+        err.print("[yellow]warning:[/yellow] --model-dir only applies with --geometry")
     if camera is not None or sequence or any(is_video_input(i) for i in items):
         _analyze_video(items, camera=camera, sequence=sequence, out=out or (Path(csv) if csv else None) or (
             Path(jsonl) if jsonl and jsonl != "-" else None), summary=summary, annotate=annotate, model=model,
