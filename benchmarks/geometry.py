@@ -31,7 +31,7 @@ from openfer.geometry import GeometryEstimator
 from openfer.types import Face, Geometry
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from test_geometry import close_eyes  # noqa: E402 - the crafted closed eyes the tests use
+from test_geometry import close_eyes, view_pose  # noqa: E402 - the tests' crafted closed eyes and view pose
 
 RESULTS = Path(__file__).parent / "results"
 ASTRO_BOX = (181.5, 58.6, 269.9, 177.4)
@@ -125,9 +125,10 @@ def rotate_face(img: np.ndarray, g: Geometry, yaw: float = 0.0, pitch: float = 0
 
 
 def expected_after_in_plane(pose: tuple[float, float, float], ccw_deg: float) -> tuple[float, float, float]:
-    """(pitch, yaw, roll) degrees of a head with ``pose`` after the image is turned ``ccw_deg`` counter-clockwise
-    (OpenCV's sign): the rotation about the camera axis is composed with the head's, then read as Euler angles
-    again; with the head pitched, part of the turn shows in yaw too."""
+    """(pitch, yaw, roll) degrees of a head with view ``pose`` (relative to the line of sight) after the image is
+    turned ``ccw_deg`` counter-clockwise (OpenCV's sign) about the face: the turn about the line of sight is
+    composed with the head's rotation, then read as Euler angles again; with the head pitched, part of the turn
+    shows in yaw too."""
     from openfer.geometry.pose import euler_xyz, rotation_xyz
 
     rot = rotation_xyz(0.0, 0.0, math.radians(-ccw_deg)) @ rotation_xyz(*(math.radians(v) for v in pose))
@@ -137,7 +138,8 @@ def expected_after_in_plane(pose: tuple[float, float, float], ccw_deg: float) ->
 def pose_checks(est: GeometryEstimator, data: str | None, limit: int | None) -> dict:
     img = skimage.data.astronaut()
     g = measure(est, img)
-    res: dict = {"astronaut": {"pose_deg": [round(v, 2) for v in g.pose]}}
+    res: dict = {"astronaut": {"pose_deg": [round(v, 2) for v in g.pose],
+                               "view_pose_deg": [round(float(v), 2) for v in view_pose(g)]}}
     m = measure(est, img[:, ::-1].copy(), (512 - ASTRO_BOX[2], ASTRO_BOX[1], 512 - ASTRO_BOX[0], ASTRO_BOX[3]))
     res["astronaut"]["mirror_pose_deg"] = [round(v, 2) for v in m.pose]
     centre = ((ASTRO_BOX[0] + ASTRO_BOX[2]) / 2, (ASTRO_BOX[1] + ASTRO_BOX[3]) / 2)
@@ -145,12 +147,12 @@ def pose_checks(est: GeometryEstimator, data: str | None, limit: int | None) -> 
     for angle in (-45, -30, -15, 15, 30, 45):
         r = measure(est, cv2.warpAffine(img, cv2.getRotationMatrix2D(centre, angle, 1.0), (512, 512),
                                         borderMode=cv2.BORDER_REFLECT))
-        want = expected_after_in_plane(g.pose, angle)
+        want = expected_after_in_plane(tuple(view_pose(g)), angle)
         rolls[angle] = None if r is None else {
-            "measured_pitch_yaw_roll": [round(v, 2) for v in r.pose],
+            "measured_pitch_yaw_roll": [round(float(v), 2) for v in view_pose(r)],
             "expected_pitch_yaw_roll": [round(v, 2) for v in want],
-            "abs_error": [round(abs(a - b), 2) for a, b in zip(r.pose, want)]}
-    res["in_plane_rotation_ccw_deg"] = rolls
+            "abs_error": [round(float(abs(a - b)), 2) for a, b in zip(view_pose(r), want)]}
+    res["in_plane_rotation_ccw_deg_view_pose"] = rolls
     for axis, idx in (("yaw", 1), ("pitch", 0)):
         sweep, gaze = {}, {}
         for angle in (-30, -20, -10, 10, 20, 30):

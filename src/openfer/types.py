@@ -23,8 +23,9 @@ class Geometry:
             and edge of the image-left and image-right eye): x, y in pixels of the analysed image, z relative depth
             in the same pixel scale (larger = farther from the camera; 0 near the head's centre).
         pose: (pitch, yaw, roll) in degrees, OpenFace's ``pose_Rx, pose_Ry, pose_Rz`` (R = Rx Ry Rz), of the head
-            relative to a camera looking straight at it. Pitch > 0: face turned down, yaw > 0: face turned
-            towards the image left (the subject's right), roll > 0: head tilted clockwise in the image.
+            in the camera frame (OpenFace's default camera). Pitch > 0: face turned down, yaw > 0: face turned
+            towards the image left (the subject's right), roll > 0: head tilted clockwise in the image. A face off
+            the image centre that looks into the lens is turned towards the centre in these terms.
         translation: (x, y, z) of the head centre in millimetres from the camera, OpenFace's ``pose_T*``: an
             estimate that assumes an average head size and OpenFace's default camera (focal length from the image
             size, see ``openfer.geometry.pose.openface_focal``).

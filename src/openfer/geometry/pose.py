@@ -74,3 +74,22 @@ def head_translation(matrix: np.ndarray, crop_size: int, crop_to_frame: np.ndarr
     z = 10.0 * depth * f * scale / f_crop  # mm
     w, h = frame_size
     return float((u - w / 2.0) * z / f), float((v - h / 2.0) * z / f), float(z)
+
+
+def line_of_sight_rotation(position: tuple[float, float, float]) -> np.ndarray:
+    """The rotation that turns the camera's optical axis (+z) onto the ray to ``position`` (camera frame).
+
+    MediaPipe sees each face in a crop centred on it, as if the camera looked straight at the face, so its head
+    rotation is relative to that line of sight. A camera-frame rotation, OpenFace's convention, is this rotation
+    times that one: a face in the image corner that looks into the lens is, in camera terms, turned towards the
+    image centre.
+    """
+    d = np.asarray(position, np.float64)
+    d = d / max(np.linalg.norm(d), 1e-12)
+    axis = np.cross([0.0, 0.0, 1.0], d)
+    s, c = float(np.linalg.norm(axis)), float(d[2])
+    if s < 1e-12:
+        return np.eye(3)
+    k = axis / s
+    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + s * kx + (1 - c) * kx @ kx  # Rodrigues

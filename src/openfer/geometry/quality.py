@@ -50,7 +50,8 @@ def quality_flags(pose: tuple[float, float, float], blendshapes: dict[str, float
     """The flags of one face (True = problem present), in ``QUALITY_FLAGS`` order.
 
     Args:
-        pose: (pitch, yaw, roll) degrees.
+        pose: (pitch, yaw, roll) degrees relative to the line of sight to the face (how turned it looks in the
+            image; ``GeometryEstimator`` passes these, not the camera-frame ``Geometry.pose``).
         box_side: the shorter side of the detector box, pixels.
         sharp: ``sharpness`` of the face.
     """

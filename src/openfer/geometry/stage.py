@@ -12,7 +12,7 @@ import numpy as np
 from openfer.geometry.au import au_proxies
 from openfer.geometry.gaze import eye_gaze, gaze_angles
 from openfer.geometry.mesh import MediaPipeMesh, MeshModel, MeshResult
-from openfer.geometry.pose import euler_xyz, head_translation, rotation_to_openface
+from openfer.geometry.pose import euler_xyz, head_translation, line_of_sight_rotation, rotation_to_openface
 from openfer.geometry.quality import QualityThresholds, quality_flags, sharpness
 from openfer.types import Face, Geometry
 
@@ -85,17 +85,23 @@ class GeometryEstimator:
         scale = to_frame[0, 0]  # frame px per crop px
         lm_frame = np.column_stack([lm[:, 0] * scale + to_frame[0, 2], lm[:, 1] * scale + to_frame[1, 2],
                                     lm[:, 2] * scale])
-        rot = rotation_to_openface(res.matrix)
-        pose = tuple(math.degrees(a) for a in euler_xyz(rot))
-        gaze = np.stack([eye_gaze(lm_frame, rot, 0), eye_gaze(lm_frame, rot, 1)])
+        # MediaPipe's rotation is relative to the line of sight to the face (the crop's axis): the landmarks'
+        # geometry (gaze) and the face's look in the image (quality) use it; outputs are in the camera frame.
+        view = rotation_to_openface(res.matrix)
+        translation = head_translation(res.matrix, self.crop_size, to_frame, frame_size)
+        to_camera = line_of_sight_rotation(translation)
+        pose = tuple(math.degrees(a) for a in euler_xyz(to_camera @ view))
+        view_pose = tuple(math.degrees(a) for a in euler_xyz(view))
+        gaze = np.stack([to_camera @ eye_gaze(lm_frame, view, 0), to_camera @ eye_gaze(lm_frame, view, 1)])
         return Geometry(
             landmarks=lm_frame,
             pose=pose,
-            translation=head_translation(res.matrix, self.crop_size, to_frame, frame_size),
+            translation=translation,
             gaze=gaze,
             gaze_angle=gaze_angles(gaze[0], gaze[1]),
             blendshapes=dict(res.blendshapes),
             au_proxies=au_proxies(res.blendshapes),
-            quality=quality_flags(pose, res.blendshapes, min(face.width, face.height), sharp, self.thresholds),
+            quality=quality_flags(view_pose, res.blendshapes, min(face.width, face.height), sharp,
+                                  self.thresholds),
             sharpness=sharp,
         )
