@@ -55,6 +55,27 @@ def measure(est: GeometryEstimator, img: np.ndarray, box=ASTRO_BOX) -> Geometry 
 
 # ---- speed ------------------------------------------------------------------------------------------------------
 
+def breakdown(est: GeometryEstimator, rgb: np.ndarray, face: Face, repeats: int) -> dict:
+    """Median ms of the stage's three steps for one face: crop (warp to 256 px), MediaPipe, and the rest (pose,
+    gaze, proxies, sharpness, flags)."""
+    from openfer.geometry.quality import sharpness
+    from openfer.geometry.stage import face_crop
+
+    t = {"crop": [], "mediapipe": [], "maths": []}
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        crop, to_frame = face_crop(rgb, face.box, est.crop_size, est.context)
+        t1 = time.perf_counter()
+        res = est.mesh(crop)
+        t2 = time.perf_counter()
+        if res is not None:
+            est._geometry(res, to_frame, (rgb.shape[1], rgb.shape[0]), face, sharpness(rgb, face.box))
+        t3 = time.perf_counter()
+        for k, a, b in (("crop", t0, t1), ("mediapipe", t1, t2), ("maths", t2, t3)):
+            t[k].append(b - a)
+    return {k: round(1000 * float(np.median(v)), 2) for k, v in t.items()}
+
+
 def speed(est: GeometryEstimator, repeats: int) -> dict:
     """Median ms per face of the geometry stage (crop + mesh + maths) for faces of several sizes, and of
     ``Analyzer.analyze`` with and without it on a 640x480 frame with one face."""
@@ -78,6 +99,7 @@ def speed(est: GeometryEstimator, repeats: int) -> dict:
             est.estimate(canvas, faces[:1])
             times.append(time.perf_counter() - t0)
         out["per_face_ms"][f"head_{h}px"] = round(1000 * float(np.median(times)), 2)
+        out.setdefault("breakdown_ms", {})[f"head_{h}px"] = breakdown(est, canvas, faces[0], repeats)
     frame = np.full((480, 640, 3), 128, np.uint8)
     frame[100:280, 200:350] = head
     analyzers = {"analyze_ms": openfer.Analyzer(), "analyze_geometry_ms": openfer.Analyzer(geometry=est)}
