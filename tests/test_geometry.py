@@ -525,6 +525,21 @@ def test_real_closed_eyes_blink():
 
 
 @needs_model
+def test_real_blendshape_sides_are_the_subjects():
+    """Closing only the image-left eye (the subject's right) raises eyeBlinkRight: MediaPipe's Left/Right are the
+    subject's, as docs/geometry.md says."""
+    img = astronaut()
+    g = measure(img)
+    shut = close_eyes(img, g)
+    for cols, closed, other in ((slice(None, 225), "eyeBlinkRight", "eyeBlinkLeft"),
+                                (slice(225, None), "eyeBlinkLeft", "eyeBlinkRight")):
+        one = img.copy()
+        one[:, cols] = shut[:, cols]
+        b = measure(one).blendshapes
+        assert b[closed] > b[other] + 0.2
+
+
+@needs_model
 def test_real_smile_proxy_lower_on_a_straightened_mouth():
     """Paint the mouth corners' upturn away (a flat grey bar over the lips): the smile proxy (AU12) drops."""
     img = astronaut()
