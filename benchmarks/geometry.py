@@ -3,6 +3,7 @@ mirror pairs), blink and smile proxies on crafted faces, and the classifier with
 
 Usage:
     python benchmarks/geometry.py speed   [--model-dir DIR]
+    python benchmarks/geometry.py small   [--model-dir DIR]
     python benchmarks/geometry.py pose    [--model-dir DIR] [--data fer2013_dev.npz] [--limit N]
     python benchmarks/geometry.py crafted [--model-dir DIR]
     python benchmarks/geometry.py align   [--model-dir DIR] [--data fer2013_dev.npz] [--template-n N]
@@ -112,6 +113,38 @@ def speed(est: GeometryEstimator, repeats: int) -> dict:
                 times[name].append(time.perf_counter() - t0)
     out.update((name, round(1000 * float(np.median(t)), 2)) for name, t in times.items())
     return out
+
+
+def small_faces(est: GeometryEstimator) -> dict:
+    """How small a face still gets a mesh: the astronaut's head pasted at decreasing heights on a grey 640x480
+    frame, boxed by CenterFace (``--max-side 1280 --upscale`` settings, so the box exists); per size whether
+    a mesh is found, and the median landmark distance to the full-size mesh scaled down, as % of the box width."""
+    import openfer
+
+    det = openfer.load_detector("centerface", max_side=1280, upscale=True)
+    img = skimage.data.astronaut()
+    ref = measure(est, img)
+    hx1, hy1, hx2, hy2 = 150, 30, 300, 210
+    out = {}
+    for h in (24, 32, 40, 48, 64, 96, 128):
+        s = h / (hy2 - hy1)
+        canvas = np.full((480, 640, 3), 128, np.uint8)
+        w = round((hx2 - hx1) * s)
+        canvas[200:200 + h, 300:300 + w] = cv2.resize(img[hy1:hy2, hx1:hx2], (w, h), interpolation=cv2.INTER_AREA)
+        faces = det.detect(canvas)
+        if not faces:
+            out[h] = {"detected": False}
+            continue
+        g = est.measure(canvas, faces[0])
+        row = {"detected": True, "box_width_px": round(faces[0].width, 1), "mesh": g is not None}
+        if g is not None:
+            want = (ref.landmarks[:, :2] - [hx1, hy1]) * s + [300, 200]
+            err = np.linalg.norm(g.landmarks[:, :2] - want, axis=1)
+            row["median_error_pct_of_box"] = round(float(100 * np.median(err) / faces[0].width), 2)
+            row["AU12"] = round(g.au_proxies["AU12"], 3)
+            row["flags"] = [k for k, v in g.quality.items() if v]
+        out[h] = row
+    return {"head_height_px": out}
 
 
 # ---- pose -------------------------------------------------------------------------------------------------------
@@ -340,7 +373,7 @@ def align(est: GeometryEstimator, path: str, template_n: int, limit: int | None)
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["speed", "pose", "crafted", "align"])
+    ap.add_argument("what", choices=["speed", "small", "pose", "crafted", "align"])
     ap.add_argument("--model-dir", default=default_model_dir())
     ap.add_argument("--data", default=None, help="fer2013_dev.npz (default: $OPENFER_DATA or ../shared/data)")
     ap.add_argument("--limit", type=int, default=None, help="only the first N PublicTest faces")
@@ -354,6 +387,8 @@ def main() -> None:
             "load_note": "2-core machine shared with two training jobs and other helpers' work"}
     if args.what == "speed":
         write("speed", {**cond, **speed(est, args.repeats)})
+    elif args.what == "small":
+        write("small", {**cond, **small_faces(est)})
     elif args.what == "pose":
         write("pose", {**cond, **pose_checks(est, args.data, args.limit)})
     elif args.what == "crafted":
