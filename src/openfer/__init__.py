@@ -8,12 +8,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
-__all__ = ["Analyzer", "Face", "ImageReadError", "analyze_video", "load_classifier", "load_detector", "__version__"]
+__all__ = ["Analyzer", "Face", "GeometryEstimator", "ImageReadError", "analyze_video", "load_classifier",
+           "load_detector", "__version__"]
 
 if TYPE_CHECKING:
     from openfer.analyzer import Analyzer
     from openfer.classify import load_classifier
     from openfer.detect import load_detector
+    from openfer.geometry import GeometryEstimator
     from openfer.io.images import ImageReadError
     from openfer.types import Face
     from openfer.video import analyze_video
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "Analyzer": "openfer.analyzer",
     "Face": "openfer.types",
+    "GeometryEstimator": "openfer.geometry",
     "ImageReadError": "openfer.io.images",
     "load_classifier": "openfer.classify",
     "load_detector": "openfer.detect",
