@@ -59,7 +59,7 @@ def throughput(args) -> dict:
                 path = Path(tmp) / f"{size[0]}x{size[1]}-{people}.avi"
                 moving_faces_video(path, walkers(args.frames, size, people), size=size)
                 an = Analyzer(detector=CenterFaceDetector(max_side=args.max_side), classifier=args.model)
-                for prefetch in (4, 0):
+                for prefetch in args.prefetch:
                     t0 = time.perf_counter()
                     r = run_video(an, open_source(path), out=Path(tmp) / "rows.csv", summary_path=Path(tmp) / "s.json",
                                   prefetch=prefetch)
@@ -199,6 +199,8 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=5, help="memory: analyse every Nth frame")
     ap.add_argument("--max-side", type=int, default=640, help="throughput: detector's --max-side")
     ap.add_argument("--model", default="default", help="throughput: expression model (default, fast, ...)")
+    ap.add_argument("--prefetch", type=int, nargs="+", default=[4, 0],
+                    help="throughput: decode-thread queue sizes to run (0: decode in the main thread)")
     args = ap.parse_args()
     args.frames = args.frames or {"throughput": 300, "tracking": 120, "memory": 0}[args.what]
     result = {"throughput": throughput, "tracking": tracking, "memory": memory}[args.what](args)

@@ -43,6 +43,7 @@ class Slow:
     def __init__(self, real, delay: float) -> None:
         self.real, self.delay = real, delay
         self.classifier = real.classifier
+        self.geometry = real.geometry
         self.detector = self
 
     def detect(self, rgb):

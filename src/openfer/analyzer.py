@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -14,6 +15,9 @@ from openfer.detect import Detector, load_detector
 from openfer.io.images import read_image, to_rgb
 from openfer.types import Face
 
+if TYPE_CHECKING:
+    from openfer.geometry import GeometryEstimator
+
 
 class Analyzer:
     """Finds every face in an image and recognises its expression.
@@ -21,6 +25,8 @@ class Analyzer:
     Args:
         detector: a ``Detector`` or a detector name (``"centerface"``, ``"haar"``).
         classifier: an ``OnnxClassifier`` or a registered model name (``openfer models``).
+        geometry: an optional ``openfer.geometry.GeometryEstimator`` (``[geometry]`` extra); when given, every face
+            also gets ``Face.geometry`` (478 landmarks, head pose, gaze, blendshapes, AU proxies, quality flags).
 
     Example:
         >>> import openfer, skimage.data
@@ -29,9 +35,11 @@ class Analyzer:
         (1, 1.0)
     """
 
-    def __init__(self, detector: Detector | str = "centerface", classifier: OnnxClassifier | str = "default") -> None:
+    def __init__(self, detector: Detector | str = "centerface", classifier: OnnxClassifier | str = "default",
+                 geometry: GeometryEstimator | None = None) -> None:
         self.detector = load_detector(detector) if isinstance(detector, str) else detector
         self.classifier = load_classifier(classifier) if isinstance(classifier, str) else classifier
+        self.geometry = geometry
 
     def analyze(self, image: str | Path | np.ndarray) -> list[Face]:
         """Faces in ``image`` (a file path, or an RGB uint8 array [H, W, 3]; grey/RGBA arrays are converted).
@@ -57,14 +65,17 @@ class Analyzer:
         crops = [self._crops(rgb, faces) for rgb, faces in zip(rgbs, detected) if faces]
         if not crops:
             return [[] for _ in rgbs]
+        detected = [self._with_geometry(rgb, faces) for rgb, faces in zip(rgbs, detected)]
         probs = iter(self.classifier.predict_proba(np.concatenate(crops)))
         return [self._with_probs(faces, [next(probs) for _ in faces]) for faces in detected]
 
     def classify(self, rgb: np.ndarray, faces: list[Face]) -> list[Face]:
-        """New ``Face`` objects with expression and probabilities, for already-detected ``faces`` in ``rgb``."""
+        """New ``Face`` objects with expression and probabilities (and ``geometry`` when this analyzer has a
+        geometry stage), for already-detected ``faces`` in ``rgb``."""
         if not faces:
             return []
-        return self._with_probs(faces, self.classifier.predict_proba(self._crops(rgb, faces)))
+        probs = self.classifier.predict_proba(self._crops(rgb, faces))
+        return self._with_probs(self._with_geometry(rgb, faces), probs)
 
     def classify_frames(self, frames: list[tuple[np.ndarray, list[Face]]]) -> list[list[Face]]:
         """``classify`` for the faces of many frames (RGB image, its detected faces) in one batched model call.
@@ -76,7 +87,11 @@ class Analyzer:
         if not crops:
             return [[] for _ in frames]
         probs = iter(self.classifier.predict_proba(np.concatenate(crops)))
-        return [self._with_probs(faces, [next(probs) for _ in faces]) if faces else [] for _, faces in frames]
+        return [self._with_probs(self._with_geometry(rgb, faces), [next(probs) for _ in faces]) if faces else []
+                for rgb, faces in frames]
+
+    def _with_geometry(self, rgb: np.ndarray, faces: list[Face]) -> list[Face]:
+        return self.geometry.estimate(rgb, faces) if self.geometry is not None and faces else faces
 
     def explain(self, image: str | Path | np.ndarray, method: str = "occlusion", classifier=None,
                 target: str | None = None, **params) -> list[Face]:

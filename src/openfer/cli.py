@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -51,6 +52,11 @@ def analyze(
     smooth: Annotated[float, typer.Option(help="Video: weight of the newest frame in each face's moving average "
                                                "of probabilities (1 = off; 0.3 steadies flickering labels).")] = 1.0,
     preview: Annotated[bool, typer.Option(help="Video: show annotated frames in a window (q stops).")] = False,
+    geometry: Annotated[bool, typer.Option(help="Add 478 landmarks, head pose, gaze, blendshapes, AU proxies and "
+                                                "quality flags (OpenFace-style columns; [geometry] extra and "
+                                                "'openfer models fetch face-landmarker').")] = False,
+    model_dir: Annotated[Optional[Path], typer.Option(help="Folder holding face_landmarker.task for --geometry "
+                                                           "(default: $OPENFER_MODEL_DIR, then the user cache).")] = None,
 ) -> None:
     """Find every face in images or videos and recognise its expression.
 
@@ -69,11 +75,14 @@ def analyze(
     from openfer.video.sources import is_video_input
 
     items = list(paths or [])
+    geo = _geometry_stage(model_dir) if geometry else None
+    if model_dir is not None and not geometry:
+        err.print("[yellow]warning:[/yellow] --model-dir only applies with --geometry")
     if camera is not None or sequence or any(is_video_input(i) for i in items):
         _analyze_video(items, camera=camera, sequence=sequence, out=out or (Path(csv) if csv else None) or (
             Path(jsonl) if jsonl and jsonl != "-" else None), summary=summary, annotate=annotate, model=model,
             detector=detector, threshold=threshold, max_side=max_side, upscale=upscale, every=every, fps=fps,
-            start=start, end=end, smooth=smooth, preview=preview, recursive=recursive, quiet=quiet)
+            start=start, end=end, smooth=smooth, preview=preview, recursive=recursive, quiet=quiet, geometry=geo)
         return
     if demo:
         from openfer.demo import write_demo_images
@@ -96,7 +105,7 @@ def analyze(
     if detector == "centerface":  # --threshold and --max-side only apply to CenterFace (Haar has no score cut)
         det_kwargs = {"threshold": threshold, "max_side": max_side or None, "upscale": upscale}
     try:
-        analyzer = Analyzer(detector=load_detector(detector, **det_kwargs), classifier=model)
+        analyzer = Analyzer(detector=load_detector(detector, **det_kwargs), classifier=model, geometry=geo)
     except (KeyError, ImportError, FileNotFoundError, ValueError) as e:
         err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)
@@ -118,8 +127,20 @@ def analyze(
     raise typer.Exit(1 if summary.failed else 0)
 
 
+def _geometry_stage(model_dir: Path | None):
+    """The ``--geometry`` stage, or exit 2 with a one-line message (no MediaPipe, no model file)."""
+    try:
+        from openfer.geometry import GeometryEstimator
+
+        return GeometryEstimator(model_dir=model_dir)
+    except (ImportError, FileNotFoundError, ValueError) as e:  # escape: "[geometry]" is not rich markup
+        err.print(f"[red]error:[/red] {escape(str(e))}", soft_wrap=True)
+        raise typer.Exit(2)
+
+
 def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate, model, detector, threshold,
-                   max_side, upscale, every, fps, start, end, smooth, preview, recursive, quiet) -> None:
+                   max_side, upscale, every, fps, start, end, smooth, preview, recursive, quiet,
+                   geometry=None) -> None:
     """The video branch of ``analyze``: open one source, run the streaming pipeline, report."""
     from openfer.analyzer import Analyzer
     from openfer.detect import load_detector
@@ -147,7 +168,7 @@ def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate
             source = open_source(camera if camera is not None else items[0], sampling)
         det_kwargs = {"threshold": threshold, "max_side": max_side or None, "upscale": upscale} \
             if detector == "centerface" else {}
-        analyzer = Analyzer(detector=load_detector(detector, **det_kwargs), classifier=model)
+        analyzer = Analyzer(detector=load_detector(detector, **det_kwargs), classifier=model, geometry=geometry)
         smoother = EmaSmoother(alpha=smooth) if smooth < 1 else None
         tracker = FaceTracker(frame_rate=source.fps or 30.0)
     except (VideoOpenError, KeyError, ImportError, FileNotFoundError, ValueError) as e:
@@ -322,9 +343,44 @@ def _explain_exit(summary, out: Path, quiet: bool) -> None:
     raise typer.Exit(1 if summary.failed else 0)
 
 
-@app.command()
-def models() -> None:
+models_app = typer.Typer(help="List the expression models; 'openfer models fetch NAME' downloads an optional "
+                               "model file.", invoke_without_command=True, no_args_is_help=False)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("fetch")
+def models_fetch(
+    name: Annotated[str, typer.Argument(help="Model file to download: face-landmarker (MediaPipe, Apache-2.0).")],
+    model_dir: Annotated[Optional[Path], typer.Option(help="Save here instead of the user cache.")] = None,
+    url: Annotated[Optional[str], typer.Option(help="Download from this URL (a mirror, or file:// a local copy) "
+                                                    "instead of the official one; the SHA-256 is checked alike.")] = None,
+) -> None:
+    """Download an optional model file (only ever on this explicit command), verified by its pinned SHA-256."""
+    from openfer.geometry.model_file import MODEL_FILES, fetch_model
+
+    if name not in MODEL_FILES:
+        err.print(f"[red]error:[/red] unknown model file {name!r}; available: {', '.join(MODEL_FILES)}")
+        raise typer.Exit(2)
+    spec = MODEL_FILES[name]
+    progress = Progress(TextColumn(f"downloading {spec.filename}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=err)
+    try:
+        with progress:
+            task = progress.add_task("download", total=spec.size)
+            path = fetch_model(spec, model_dir, url=url,
+                               progress=lambda done, total: progress.update(task, completed=done, total=total))
+    except (OSError, ValueError) as e:
+        err.print(f"[red]error:[/red] could not fetch {spec.name} from {url or spec.url}: {escape(str(e))}",
+                  soft_wrap=True)
+        raise typer.Exit(1)
+    err.print(f"{spec.name}: {path} (SHA-256 verified, licence {spec.licence})")
+
+
+@models_app.callback()
+def models(ctx: typer.Context) -> None:
     """List the expression models with their measured accuracy and size."""
+    if ctx.invoked_subcommand is not None:
+        return
     from openfer.zoo.registry import MODELS, model_path
 
     table = Table(title="openfer expression models (accuracy: FER2013 PublicTest, see each model card)")

@@ -49,7 +49,7 @@ def run_images(analyzer: Analyzer, files: list[Path], jsonl: str | None = None, 
     """
     summary = BatchSummary()
     jw = JsonlWriter(jsonl) if jsonl else None
-    cw = CsvWriter(csv_path, analyzer.classifier.classes) if csv_path else None
+    cw = CsvWriter(csv_path, analyzer.classifier.classes, geometry=analyzer.geometry is not None) if csv_path else None
     taken: set[str] = set()
     if annotate_dir:
         Path(annotate_dir).mkdir(parents=True, exist_ok=True)

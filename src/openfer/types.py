@@ -67,6 +67,72 @@ class Explanation:
 
 
 @dataclass(frozen=True)
+class Geometry:
+    """What the geometry stage (``openfer.geometry``, ``[geometry]`` extra) measures on one face.
+
+    Coordinates follow OpenFace 2.x's camera frame: x to the image right, y down, z away from the camera.
+    Column by column reference (units, conventions, how each value is derived): docs/geometry.md.
+
+    Attributes:
+        landmarks: float32 [478, 3], MediaPipe's face mesh with irises (468-472 and 473-477 are the iris centre
+            and edge of the image-left and image-right eye): x, y in pixels of the analysed image, z relative depth
+            in the same pixel scale (larger = farther from the camera; 0 near the head's centre).
+        pose: (pitch, yaw, roll) in degrees, OpenFace's ``pose_Rx, pose_Ry, pose_Rz`` (R = Rx Ry Rz), of the head
+            in the camera frame (OpenFace's default camera). Pitch > 0: face turned down, yaw > 0: face turned
+            towards the image left (the subject's right), roll > 0: head tilted clockwise in the image. A face off
+            the image centre that looks into the lens is turned towards the centre in these terms.
+        translation: (x, y, z) of the head centre in millimetres from the camera, OpenFace's ``pose_T*``: an
+            estimate that assumes an average head size and OpenFace's default camera (focal length from the image
+            size, see ``openfer.geometry.pose.openface_focal``).
+        gaze: float32 [2, 3] unit gaze vectors (camera frame, z < 0 looks at the camera) of eye 0 (leftmost in
+            the image) and eye 1, as OpenFace's ``gaze_0_*`` and ``gaze_1_*``.
+        gaze_angle: (x, y) radians, OpenFace's ``gaze_angle_x, gaze_angle_y`` of the mean gaze vector: (0, 0)
+            looks at the camera, x > 0 towards the image right, y > 0 down.
+        blendshapes: MediaPipe's 52 blendshape scores in [0, 1], by name (``mouthSmileLeft`` ...).
+        au_proxies: ``AU01`` ... ``AU45`` -> score in [0, 1] derived from blendshapes by the table in
+            ``openfer.geometry.au``. Proxies, not FACS-coded action units or OpenFace's AU intensities.
+        quality: flag name -> True where the problem is present (``extreme_pose``, ``eyes_closed``,
+            ``too_small``, ``blurry``); thresholds in ``openfer.geometry.quality.QualityThresholds``.
+        sharpness: variance of the Laplacian of the face, grey, resized to 112 px (higher = sharper).
+    """
+
+    landmarks: np.ndarray
+    pose: tuple[float, float, float]
+    translation: tuple[float, float, float]
+    gaze: np.ndarray
+    gaze_angle: tuple[float, float]
+    blendshapes: dict[str, float]
+    au_proxies: dict[str, float]
+    quality: dict[str, bool]
+    sharpness: float
+
+    def __post_init__(self) -> None:
+        lm = np.asarray(self.landmarks, dtype=np.float32)
+        gz = np.asarray(self.gaze, dtype=np.float32)
+        if lm.shape != (478, 3):
+            raise ValueError(f"geometry landmarks must have shape (478, 3), got {lm.shape}")
+        if gz.shape != (2, 3):
+            raise ValueError(f"gaze must have shape (2, 3), got {gz.shape}")
+        object.__setattr__(self, "landmarks", lm)
+        object.__setattr__(self, "gaze", gz)
+
+    def to_dict(self, decimals: int = 4) -> dict[str, Any]:
+        """JSON-ready dict with the same keys as the attributes (landmarks rounded to 0.01 px)."""
+        r = lambda v: round(float(v), decimals)  # noqa: E731 - local shorthand
+        return {
+            "pose": {"pitch": r(self.pose[0]), "yaw": r(self.pose[1]), "roll": r(self.pose[2])},
+            "translation": [r(v) for v in self.translation],
+            "gaze": [[r(v) for v in g] for g in self.gaze],
+            "gaze_angle": [r(v) for v in self.gaze_angle],
+            "au_proxies": {k: r(v) for k, v in self.au_proxies.items()},
+            "blendshapes": {k: r(v) for k, v in self.blendshapes.items()},
+            "quality": {k: bool(v) for k, v in self.quality.items()},
+            "sharpness": round(float(self.sharpness), 2),
+            "landmarks": np.round(self.landmarks.astype(np.float64), 2).tolist(),
+        }
+
+
+@dataclass(frozen=True)
 class Face:
     """One face in one image, filled in stage by stage (stages return new ``Face`` objects, never mutate).
 
@@ -81,6 +147,8 @@ class Face:
             the same for one person through motion and short gaps; None for still images and for faces the
             tracker has not (yet) confirmed.
         explanation: why the classifier said what it said (``openfer.explain``), or None when not asked for.
+        geometry: landmarks, head pose, gaze, blendshapes, AU proxies and quality flags from the geometry stage
+            (``openfer.geometry``); None when that stage did not run or found no face mesh in the box.
     """
 
     box: tuple[float, float, float, float]
@@ -90,6 +158,7 @@ class Face:
     probabilities: dict[str, float] = field(default_factory=dict)
     track_id: int | None = None
     explanation: Explanation | None = None
+    geometry: Geometry | None = None
 
     def __post_init__(self) -> None:
         if len(self.box) != 4:
@@ -111,8 +180,8 @@ class Face:
         return self.box[3] - self.box[1]
 
     def to_dict(self, decimals: int = 4) -> dict[str, Any]:
-        """JSON-ready dict: box, score, landmarks ([[x, y] x5]), expression, probabilities (and ``track_id`` and
-        ``explanation`` when set, so image results keep their schema)."""
+        """JSON-ready dict: box, score, landmarks ([[x, y] x5]), expression, probabilities (and ``track_id`` when set,
+        so image results keep their schema; ``geometry`` and ``explanation`` likewise only when set)."""
         r = lambda v: round(float(v), decimals)  # noqa: E731 - local shorthand
         out = {
             "box": [r(v) for v in self.box],
@@ -125,4 +194,6 @@ class Face:
             out["track_id"] = int(self.track_id)
         if self.explanation is not None:
             out["explanation"] = self.explanation.to_dict(decimals)
+        if self.geometry is not None:
+            out["geometry"] = self.geometry.to_dict(decimals)
         return out

@@ -1,7 +1,8 @@
 """Per-frame, per-face rows of a video run and their streaming writers (CSV, JSON Lines, Parquet).
 
 Column names follow OpenFace 2.x where they mean the same thing (``frame``, ``face_id``, ``timestamp``,
-``confidence``, ``success``); the schema is in docs/video.md.
+``confidence``, ``success``, and with the geometry stage ``pose_*``, ``gaze_*``, ``x_*``/``y_*``); the schema is in
+docs/video.md, the geometry columns in docs/geometry.md.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from openfer.io.openface import GEOMETRY_COLUMNS, INT_COLUMNS, geometry_values
 from openfer.types import LANDMARK_NAMES, Face
 
 #: Columns before the probabilities, in order.
@@ -23,20 +25,22 @@ BASE_COLUMNS: tuple[str, ...] = (
 ROW_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 
 
-def row_columns(classes: tuple[str, ...]) -> list[str]:
-    """All columns: ``BASE_COLUMNS`` then ``p_<class>`` for each class."""
-    return [*BASE_COLUMNS, *(f"p_{c}" for c in classes)]
+def row_columns(classes: tuple[str, ...], geometry: bool = False) -> list[str]:
+    """All columns: ``BASE_COLUMNS``, ``p_<class>`` for each class, then (``geometry``) ``GEOMETRY_COLUMNS``."""
+    return [*BASE_COLUMNS, *(f"p_{c}" for c in classes), *(GEOMETRY_COLUMNS if geometry else ())]
 
 
-def frame_rows(frame_index: int, timestamp: float, faces: list[Face], classes: tuple[str, ...]) -> list[dict[str, Any]]:
+def frame_rows(frame_index: int, timestamp: float, faces: list[Face], classes: tuple[str, ...],
+               geometry: bool = False) -> list[dict[str, Any]]:
     """The rows of one frame: one per face, or a single ``success=0`` row when the frame has no face.
 
     ``frame`` is 1-based like OpenFace (source frame ``index + 1``); ``face_id`` is the track id, -1 for a face not
     (yet) tracked and for the no-face row; box, landmarks and probabilities are None (empty in CSV) without a face.
+    With ``geometry`` the rows also hold ``openfer.io.openface.geometry_values`` of each face's ``geometry``.
     """
     base = {"frame": frame_index + 1, "timestamp": round(float(timestamp), 4)}
     if not faces:
-        row = dict.fromkeys(row_columns(classes))
+        row = dict.fromkeys(row_columns(classes, geometry))
         row.update(base, face_id=-1, confidence=0.0, success=0)
         return [row]
     rows = []
@@ -48,6 +52,8 @@ def frame_rows(frame_index: int, timestamp: float, faces: list[Face], classes: t
         row.update(zip(BASE_COLUMNS[9:19], (round(float(v), 2) if math.isfinite(v) else None for v in lm)))
         row["expression"] = f.expression
         row.update((f"p_{c}", round(float(f.probabilities[c]), 5) if c in f.probabilities else None) for c in classes)
+        if geometry:
+            row.update(geometry_values(f.geometry))
         rows.append(row)
     return rows
 
@@ -60,13 +66,14 @@ class RowWriter:
     after ``close`` (which Ctrl-C still reaches). Memory stays bounded by ``parquet_rows``.
     """
 
-    def __init__(self, path: str | Path, classes: tuple[str, ...], parquet_rows: int = 4096) -> None:
+    def __init__(self, path: str | Path, classes: tuple[str, ...], parquet_rows: int = 4096,
+                 geometry: bool = False) -> None:
         self.path = Path(path)
         fmt = ROW_FORMATS.get(self.path.suffix.lower())
         if fmt is None:
             raise ValueError(f"unknown row format {self.path.suffix!r} for {self.path}: use one of "
                              f"{', '.join(sorted(ROW_FORMATS))}")
-        self.format, self.columns, self.rows_written = fmt, row_columns(classes), 0
+        self.format, self.columns, self.rows_written = fmt, row_columns(classes, geometry), 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._buffer: list[dict[str, Any]] = []
         self._parquet_rows, self._pq = parquet_rows, None
@@ -78,6 +85,7 @@ class RowWriter:
                 raise ImportError(f"Parquet output needs pyarrow: pip install 'openfer[video]' ({e})") from None
             floats = {c: pa.float64() for c in self.columns}
             floats.update(frame=pa.int64(), face_id=pa.int64(), success=pa.int8(), expression=pa.string())
+            floats.update((c, pa.int8()) for c in INT_COLUMNS if c in floats)
             self._schema = pa.schema([(c, floats[c]) for c in self.columns])
             self._pq = pq.ParquetWriter(str(self.path), self._schema)
             self.f = None

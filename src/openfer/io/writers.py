@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
+from openfer.io.openface import GEOMETRY_COLUMNS, geometry_values
 from openfer.types import LANDMARK_NAMES, Face
 
 
@@ -26,10 +27,12 @@ def image_record(path: str, faces: list[Face] | None, size: tuple[int, int] | No
     }
 
 
-def csv_columns(classes: tuple[str, ...]) -> list[str]:
-    """CSV header: input, face index, box, score, landmarks, top class, one probability column per class."""
+def csv_columns(classes: tuple[str, ...], geometry: bool = False) -> list[str]:
+    """CSV header: input, face index, box, score, landmarks, top class, one probability column per class, and
+    with ``geometry`` the geometry columns (``openfer.io.openface.GEOMETRY_COLUMNS``)."""
     lm = [f"{n}_{a}" for n in LANDMARK_NAMES for a in ("x", "y")]
-    return ["path", "face", "x1", "y1", "x2", "y2", "score", *lm, "expression", *[f"p_{c}" for c in classes]]
+    return ["path", "face", "x1", "y1", "x2", "y2", "score", *lm, "expression", *[f"p_{c}" for c in classes],
+            *(GEOMETRY_COLUMNS if geometry else ())]
 
 
 class _Sink:
@@ -60,17 +63,19 @@ class JsonlWriter(_Sink):
 
 
 class CsvWriter(_Sink):
-    """Writes one row per face, columns from ``csv_columns(classes)``."""
+    """Writes one row per face, columns from ``csv_columns(classes, geometry)``."""
 
-    def __init__(self, target: str | Path, classes: tuple[str, ...]) -> None:
+    def __init__(self, target: str | Path, classes: tuple[str, ...], geometry: bool = False) -> None:
         super().__init__(target)
-        self.classes = classes
+        self.classes, self.geometry = classes, geometry
         self.w = csv.writer(self.f)
-        self.w.writerow(csv_columns(classes))
+        self.w.writerow(csv_columns(classes, geometry))
 
     def write(self, path: str, faces: list[Face]) -> None:
         for i, f in enumerate(faces):
             lm = [round(float(v), 2) for v in f.landmarks.reshape(-1)]
             probs = [round(f.probabilities.get(c, float("nan")), 5) for c in self.classes]
-            self.w.writerow([path, i, *(round(v, 2) for v in f.box), round(f.score, 4), *lm, f.expression, *probs])
+            geo = list(geometry_values(f.geometry).values()) if self.geometry else []
+            self.w.writerow([path, i, *(round(v, 2) for v in f.box), round(f.score, 4), *lm, f.expression, *probs,
+                             *geo])
         self.f.flush()

@@ -26,6 +26,9 @@ def annotate(image: np.ndarray, faces: list[Face], bars: bool = True) -> np.ndar
         colour = CLASS_COLOURS.get(f.expression or "", (255, 255, 255))
         x1, y1, x2, y2 = (int(round(v)) for v in f.box)
         cv2.rectangle(out, (x1, y1), (x2, y2), colour, thick, cv2.LINE_AA)
+        if f.geometry is not None:  # the face mesh, one faint dot per point, under the 5 landmarks
+            for x, y in f.geometry.landmarks[:, :2]:
+                cv2.circle(out, (int(round(x)), int(round(y))), max(1, thick // 2), (120, 220, 255), -1)
         if np.isfinite(f.landmarks).all():
             for x, y in f.landmarks:
                 cv2.circle(out, (int(round(x)), int(round(y))), thick + 1, (0, 255, 0), -1, cv2.LINE_AA)

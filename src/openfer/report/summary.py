@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from openfer.io.openface import summary_values
 from openfer.types import Face
 
 
@@ -83,7 +84,8 @@ class VideoSummary:
             tr.frames += 1
             tr.last_frame, tr.end = frame_index + 1, timestamp
             tr.counts[f.expression] = tr.counts.get(f.expression, 0) + 1
-            for key, v in (("confidence", f.score), *((f"p_{c}", f.probabilities.get(c)) for c in self.classes)):
+            for key, v in (("confidence", f.score), *((f"p_{c}", f.probabilities.get(c)) for c in self.classes),
+                           *summary_values(f.geometry).items()):
                 if v is not None:
                     tr.stats.setdefault(key, _Stat()).add(float(v))
             self._segment(f.track_id, tr, f.expression, frame_index + 1, timestamp)

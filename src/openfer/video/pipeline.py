@@ -149,7 +149,7 @@ def run_video(
     try:  # outputs that cannot be opened (no display, bad suffix) end the run before any frame is read
         window = PreviewWindow() if preview else None
         video = AnnotatedVideoWriter(annotate_path, _analysed_fps(source)) if annotate_path else None
-        writer = RowWriter(out, classes) if out else None
+        writer = RowWriter(out, classes, geometry=analyzer.geometry is not None) if out else None
     except BaseException:
         for sink in (window, video, source):
             if sink is not None:
@@ -175,7 +175,7 @@ def run_video(
         for (fr, _), faces in zip(batch, classified):
             if smoother is not None:
                 faces = smoother.smooth(faces)
-            rows = frame_rows(fr.index, fr.timestamp, faces, classes)
+            rows = frame_rows(fr.index, fr.timestamp, faces, classes, geometry=analyzer.geometry is not None)
             if writer:
                 writer.write(rows)
             if video:
@@ -279,6 +279,6 @@ def analyze_video(source: FrameSource | str | Path | int, analyzer: Analyzer | N
     src = open_source(source) if isinstance(source, (str, Path, int)) else source
     rows: list[dict[str, Any]] = []
     result = run_video(analyzer, src, on_rows=rows.extend, **kwargs)
-    df = pd.DataFrame(rows, columns=row_columns(analyzer.classifier.classes))
+    df = pd.DataFrame(rows, columns=row_columns(analyzer.classifier.classes, analyzer.geometry is not None))
     df.attrs["result"] = result
     return df

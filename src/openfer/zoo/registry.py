@@ -69,6 +69,23 @@ MODELS: dict[str, ModelSpec] = {
                         "targets, seeds 0-2), flip TTA, one temperature",
         ),
         ModelSpec(
+            name="default-int8",
+            file="default_int8.onnx",
+            sha256="13a1b4b0e4a6726850fdcf9056c309e935341e80e8dacdfcba210b0044f3e7c0",
+            classes=CANONICAL8,
+            input_size=48,
+            channels=1,
+            arch="ensemble",
+            params=3 * 1_218_600,
+            macs=3 * 120_989_696,
+            # Measured once on FER2013 PublicTest (openfer evaluate); see the model card.
+            metrics={"publictest_ferplus_acc": 0.8762, "publictest_ferplus_macro_f1": 0.6666,
+                     "publictest_fer2013_acc": 0.5963},
+            card="default_int8.md",
+            description="the default ensemble quantized to int8 (openfer quantize): same accuracy, about 2.4x "
+                        "faster on CPUs with VNNI/AMX, a quarter of the size",
+        ),
+        ModelSpec(
             name="fer2013",
             file="fer2013.onnx",
             sha256="bac5e5f3af49bb150d57fc4cdaf4e7161c169126c8dc6dc8bb5c2eebcc6cd3ff",

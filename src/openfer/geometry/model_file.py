@@ -1,0 +1,132 @@
+"""The MediaPipe Face Landmarker model file: where it is looked for, and its explicit, verified download.
+
+Nothing here downloads on its own: ``find_model`` only looks on disk, and ``fetch_model`` is what
+``openfer models fetch face-landmarker`` calls.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from openfer.zoo.registry import sha256_file
+
+#: Environment variable naming a folder (or the file itself) that holds the model, for offline use.
+MODEL_DIR_ENV = "OPENFER_MODEL_DIR"
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """A third-party model file that openfer uses but does not ship: its name, source and pinned digest."""
+
+    name: str
+    filename: str
+    url: str
+    sha256: str
+    size: int
+    licence: str
+
+
+FACE_LANDMARKER = ModelFile(
+    name="face-landmarker",
+    filename="face_landmarker.task",
+    url="https://storage.googleapis.com/mediapipe-models/face_landmarker/face_landmarker/float16/1/face_landmarker.task",
+    sha256="64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff",
+    size=3_758_596,
+    licence="Apache-2.0 (Google MediaPipe)",
+)
+#: Fetchable model files by name (``openfer models fetch NAME``).
+MODEL_FILES = {FACE_LANDMARKER.name: FACE_LANDMARKER}
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """The model file is not on disk; the message says how to get it (one line)."""
+
+
+def cache_dir() -> Path:
+    """The user's model cache: ``$XDG_CACHE_HOME/openfer/models`` (default ``~/.cache/openfer/models``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "openfer" / "models"
+
+
+def model_location(spec: ModelFile = FACE_LANDMARKER, model_dir: str | Path | None = None) -> Path:
+    """Where ``spec``'s file is expected: in ``model_dir`` if given (a folder, or the file itself), else in
+    ``$OPENFER_MODEL_DIR`` if set, else in ``cache_dir()``. Only that one place is used, so a wrong
+    ``--model-dir`` is an error rather than a silent fall-back to another copy."""
+    place = Path(model_dir or os.environ.get(MODEL_DIR_ENV) or cache_dir()).expanduser()
+    return place if place.suffix == Path(spec.filename).suffix else place / spec.filename
+
+
+def verify_model(path: str | Path, spec: ModelFile = FACE_LANDMARKER) -> Path:
+    """``path`` after checking it exists and has ``spec``'s pinned SHA-256.
+
+    Raises:
+        ModelNotFoundError: no file at ``path`` (the message gives the command that fetches it).
+        ValueError: the file has a different SHA-256 (damaged, or a different version).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelNotFoundError(
+            f"{spec.filename} not found at {path}: run `openfer models fetch {spec.name}` to download it "
+            f"({spec.size / 1e6:.1f} MB, SHA-256 checked), or pass --model-dir / set {MODEL_DIR_ENV} to a folder "
+            "holding a copy")
+    digest = sha256_file(path)
+    if digest != spec.sha256:
+        raise ValueError(f"{path} has SHA-256 {digest}, expected {spec.sha256}: damaged or a different version; "
+                         f"delete it and run `openfer models fetch {spec.name}`")
+    return path
+
+
+def find_model(spec: ModelFile = FACE_LANDMARKER, model_dir: str | Path | None = None) -> Path:
+    """Path of ``spec``'s file at ``model_location(spec, model_dir)``, checked by ``verify_model``."""
+    return verify_model(model_location(spec, model_dir), spec)
+
+
+def fetch_model(spec: ModelFile = FACE_LANDMARKER, dest_dir: str | Path | None = None, url: str | None = None,
+                progress: Callable[[int, int], None] | None = None, timeout: float = 60.0) -> Path:
+    """Download ``spec``'s file into ``dest_dir`` and verify its SHA-256.
+
+    ``dest_dir`` defaults to where ``find_model`` looks: ``$OPENFER_MODEL_DIR`` if set, else ``cache_dir()``.
+
+    An existing file with the right digest is kept (no download). The download goes to a temporary file in
+    ``dest_dir`` that is renamed only after the digest matched, so an interrupted or wrong download never leaves
+    a file that ``find_model`` would pick up.
+
+    Args:
+        url: download from here instead of ``spec.url`` (a mirror, or ``file://`` for a local copy).
+        progress: called with (bytes so far, expected total) while downloading.
+        timeout: seconds without data before giving up.
+
+    Raises:
+        ValueError: the downloaded bytes have a different SHA-256 (nothing is kept).
+        OSError: the download or the write failed (``urllib.error.URLError`` is one).
+    """
+    target = model_location(spec, Path(dest_dir) / spec.filename if dest_dir else None)
+    dest = target.parent
+    if target.is_file() and sha256_file(target) == spec.sha256:
+        return target
+    dest.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{spec.filename}.", suffix=".part", dir=dest)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url or spec.url, timeout=timeout) as resp:
+            total = int(resp.headers.get("Content-Length") or spec.size)
+            done = 0
+            while chunk := resp.read(1 << 16):
+                out.write(chunk)
+                done += len(chunk)
+                if progress:
+                    progress(done, total)
+        digest = sha256_file(tmp)
+        if digest != spec.sha256:
+            raise ValueError(f"downloaded {spec.filename} has SHA-256 {digest}, expected {spec.sha256}: "
+                             "not saved (a changed or corrupted file)")
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a model file is not secret
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
