@@ -385,3 +385,76 @@ def eh_classes() -> tuple[str, ...]:
     from conftest import CLASSES
 
     return CLASSES
+
+
+# --- regions from the geometry stage's 478-point mesh ---------------------------------------------------------------
+
+def synthetic_mesh(size: int = 48) -> np.ndarray:
+    """A [478, 3] mesh in crop pixels with only the points ``MESH_GROUPS`` uses placed, around the template's
+    eyes, nose and mouth (every other point sits at the nose tip)."""
+    from openfer.explain.regions import MESH_GROUPS
+
+    t = TEMPLATE_48 * size / 48
+    mesh = np.zeros((478, 3))
+    mesh[:, :2] = t[2]
+    ring = lambda c, r, n: c + r * np.stack([np.cos(np.linspace(0, 2 * np.pi, n)), np.sin(np.linspace(0, 2 * np.pi, n))], 1)  # noqa: E731
+    for side, eye in zip(MESH_GROUPS["brows_eyes"], t[:2]):
+        mesh[list(side), :2] = ring(eye - [0, 2], 4, len(side))  # eye and brow around the eye
+    nose = MESH_GROUPS["nose"][0]
+    mesh[list(nose), :2] = ring(t[2] - [0, 3], 3, len(nose))
+    mouth = MESH_GROUPS["mouth_jaw"][0]
+    mesh[list(mouth), :2] = ring((t[3] + t[4]) / 2 + [0, 4], 7, len(mouth))
+    return mesh
+
+
+def test_mesh_regions_partition_the_crop_and_hold_their_features():
+    from openfer.explain.regions import mesh_region_masks
+
+    masks = mesh_region_masks(synthetic_mesh(), 48)
+    assert tuple(masks) == REGION_NAMES
+    assert (sum(m.astype(int) for m in masks.values()) == 1).all()
+    at = lambda p: tuple(int(v) for v in np.asarray(p)[::-1])  # noqa: E731
+    assert masks["brows_eyes"][at(TEMPLATE_48[0])] and masks["brows_eyes"][at(TEMPLATE_48[1])]
+    assert masks["nose"][at(TEMPLATE_48[2] - [0, 3])]
+    assert masks["mouth_jaw"][at((TEMPLATE_48[3] + TEMPLATE_48[4]) / 2)]
+    with pytest.raises(ValueError, match="478"):
+        mesh_region_masks(np.zeros((68, 2)), 48)
+
+
+def test_explain_faces_uses_the_mesh_when_geometry_is_there(fast_analyzer):
+    import dataclasses
+
+    from openfer.align import crop_face
+    from openfer.types import Geometry
+
+    img = astronaut()
+    face = fast_analyzer.detector.detect(img)[0]
+    _, inv = crop_face(img, face, 48)
+    mesh = synthetic_mesh()
+    mesh[:, :2] = mesh[:, :2] @ inv[:, :2].T + inv[:, 2]  # crop -> image pixels, as the geometry stage gives
+    geo = Geometry(landmarks=mesh, pose=(0.0, 0.0, 0.0), translation=(0.0, 0.0, 500.0), gaze=np.zeros((2, 3)),
+                   gaze_angle=(0.0, 0.0), blendshapes={}, au_proxies={}, quality={}, sharpness=100.0)
+    plain, meshed = explain_faces(img, [face, dataclasses.replace(face, geometry=geo)], fast_analyzer.classifier)
+    assert plain.explanation.regions_from == "landmarks" and meshed.explanation.regions_from == "mesh"
+    assert meshed.geometry is geo  # the face keeps what earlier stages measured
+    assert meshed.explanation.region_areas != plain.explanation.region_areas
+    assert sum(meshed.explanation.regions.values()) == pytest.approx(1.0)
+    assert meshed.to_dict()["explanation"]["regions_from"] == "mesh"
+
+
+def test_regions_from_the_real_face_mesh(fast_analyzer):
+    """With MediaPipe and the Face Landmarker file (../shared/models or OPENFER_MODEL_DIR), the smile's evidence
+    lands in the mesh's mouth/jaw region too."""
+    pytest.importorskip("mediapipe", reason="the face mesh needs the [geometry] extra")
+    import os
+
+    from openfer.geometry import GeometryEstimator
+
+    model_dir = Path(os.environ.get("OPENFER_MODEL_DIR", Path(__file__).resolve().parents[1] / "../shared/models"))
+    if not (model_dir / "face_landmarker.task").exists():
+        pytest.skip(f"face_landmarker.task not found in {model_dir} (openfer models fetch face-landmarker)")
+    import openfer
+
+    analyzer = openfer.Analyzer(classifier="fast", geometry=GeometryEstimator(model_dir=model_dir))
+    e = analyzer.explain(astronaut(), "occlusion")[0].explanation
+    assert e.regions_from == "mesh" and max(e.regions, key=e.regions.get) == "mouth_jaw"

@@ -124,7 +124,8 @@ def test_docs_example_script_runs(tmp_path):
     assert (tmp_path / "astronaut-occlusion.jpg").stat().st_size > 10_000
     rec = json.loads((tmp_path / "examples.json").read_text())
     assert "occlusion" in rec["explanations"] and "rise" in rec["explanations"]
-    assert Image.open(tmp_path / "methods.png").height == 180 * len(rec["explanations"])
+    methods = [k for k in rec["explanations"] if k in ("occlusion", "rise", "gradcam", "gradcam++")]
+    assert Image.open(tmp_path / "methods.png").height == 180 * len(methods)
 
 
 def test_cli_explain_video_every_nth_frame_per_track(tmp_path):
@@ -147,3 +148,9 @@ def test_cli_explain_video_every_nth_frame_per_track(tmp_path):
     assert len(per_track) == 2
     for frames in per_track.values():  # every 5th frame the person is tracked in: 3 of 12 (or 2 if confirmed late)
         assert len(frames) in (2, 3) and all(b - a == 5 for a, b in zip(frames, frames[1:]))
+
+
+def test_cli_explain_geometry_without_its_model_is_a_usage_error(tmp_path):
+    a = save(tmp_path / "astro.jpg", astronaut())
+    res = run_cli("explain", a, "--out", tmp_path / "out", "--geometry", "--model-dir", tmp_path / "nowhere")
+    assert res.exit_code == 2 and "error" in res.output

@@ -115,7 +115,8 @@ class Analyzer:
                 self._torch_twin = TorchClassifier.from_onnx(self.classifier)
             classifier = self._torch_twin
         rgb = read_image(image) if isinstance(image, (str, Path)) else to_rgb(image)
-        return explain_faces(rgb, self.detector.detect(rgb), classifier or self.classifier, method, target, **params)
+        faces = self._with_geometry(rgb, self.detector.detect(rgb))  # with a geometry stage: regions from the mesh
+        return explain_faces(rgb, faces, classifier or self.classifier, method, target, **params)
 
     def _crops(self, rgb: np.ndarray, faces: list[Face]) -> np.ndarray:
         src = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if self.classifier.spec.channels == 1 else rgb

@@ -240,6 +240,9 @@ def explain(
     every_track: Annotated[int, typer.Option(help="Video: explain each tracked person on every Nth analysed frame "
                                                   "they appear in.")] = 30,
     every: Annotated[int, typer.Option(help="Video: analyse every Nth frame.")] = 1,
+    geometry: Annotated[bool, typer.Option(help="Place the regions on MediaPipe's 478-point face mesh instead of "
+                                                "the 5 landmarks ([geometry] extra and its model file).")] = False,
+    model_dir: Annotated[Optional[Path], typer.Option(help="Folder holding face_landmarker.task for --geometry.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
 ) -> None:
     """Explain why the model gave each face its expression: heatmap, evidence per face region, one sentence.
@@ -259,17 +262,18 @@ def explain(
     from openfer.video.sources import is_video_input
 
     params = {"occlusion": {"patch": patch, "stride": stride}, "rise": {"n_masks": masks, "seed": seed}}.get(method, {})
+    geo = _geometry_stage(model_dir) if geometry else None
     try:
         if any(is_video_input(p) for p in paths):
             if len(paths) != 1:
                 raise ValueError("give one video per run")
             _explain_video(paths[0], out, method, model, checkpoint, target, params, detector, threshold,
-                           max_side, every_track, every, quiet)
+                           max_side, every_track, every, quiet, geo)
         files = expand_inputs(paths, recursive=recursive)
         if not files:
             raise ValueError("no image files found in the given inputs")
         det_kwargs = {"threshold": threshold, "max_side": max_side or None} if detector == "centerface" else {}
-        analyzer = Analyzer(detector=load_detector(detector, **det_kwargs), classifier=model)
+        analyzer = Analyzer(detector=load_detector(detector, **det_kwargs), classifier=model, geometry=geo)
         clf = _explain_classifier(analyzer, method, checkpoint)
         check_request(clf or analyzer.classifier, method, target)
         progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
@@ -300,7 +304,7 @@ def _explain_classifier(analyzer, method: str, checkpoint: Optional[Path]):
 
 
 def _explain_video(path, out, method, model, checkpoint, target, params, detector, threshold, max_side,
-                   every_track, every, quiet) -> None:
+                   every_track, every, quiet, geometry=None) -> None:
     """The video branch of ``explain``: raises typer.Exit with the exit code when done."""
     from openfer.analyzer import Analyzer
     from openfer.detect import load_detector
@@ -308,7 +312,7 @@ def _explain_video(path, out, method, model, checkpoint, target, params, detecto
     from openfer.video import Sampling, VideoOpenError, open_source
 
     det_kwargs = {"threshold": threshold, "max_side": max_side or None} if detector == "centerface" else {}
-    analyzer = Analyzer(detector=load_detector(detector, **det_kwargs), classifier=model)
+    analyzer = Analyzer(detector=load_detector(detector, **det_kwargs), classifier=model, geometry=geometry)
     clf = _explain_classifier(analyzer, method, checkpoint)
     try:
         source = open_source(path, Sampling(every=every))

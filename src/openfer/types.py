@@ -30,6 +30,8 @@ class Explanation:
             the heatmap has no positive evidence.
         region_areas: share of the crop's pixels in each region (same keys), to compare ``regions`` against.
         rationale: one plain sentence built only from ``regions`` and ``probability``.
+        regions_from: what placed the regions: ``mesh`` (the geometry stage's 478 points), ``landmarks`` (the
+            5 detector landmarks) or ``template`` (a face without landmarks).
     """
 
     method: str
@@ -40,6 +42,7 @@ class Explanation:
     regions: dict[str, float]
     region_areas: dict[str, float]
     rationale: str
+    regions_from: str = "landmarks"
 
     def __post_init__(self) -> None:
         hm = np.asarray(self.heatmap, dtype=np.float32)
@@ -59,6 +62,7 @@ class Explanation:
             "regions": {k: r(v) for k, v in self.regions.items()},
             "region_areas": {k: r(v) for k, v in self.region_areas.items()},
             "rationale": self.rationale,
+            "regions_from": self.regions_from,
             "crop_to_image": [[r(v) for v in row] for row in self.crop_to_image],
         }
         if heatmap:

@@ -11,7 +11,7 @@ from openfer.align import FER_TEMPLATE, crop_face
 from openfer.explain.base import channels_of, class_index
 from openfer.explain.occlusion import occlusion_map
 from openfer.explain.rationale import rationale
-from openfer.explain.regions import region_areas, region_masks, region_shares
+from openfer.explain.regions import mesh_region_masks, region_areas, region_masks, region_shares
 from openfer.explain.rise import rise_map
 from openfer.types import Explanation, Face
 
@@ -27,6 +27,17 @@ def crop_landmarks(face: Face, crop_to_image: np.ndarray, size: int) -> np.ndarr
     to_crop = cv2.invertAffineTransform(crop_to_image)
     pts = np.asarray(face.landmarks, np.float64) @ to_crop[:, :2].T + to_crop[:, 2]
     return pts if np.linalg.norm(pts[1] - pts[0]) >= 1 else FER_TEMPLATE * size
+
+
+def face_regions(face: Face, crop_to_image: np.ndarray, size: int) -> tuple[dict[str, np.ndarray], str]:
+    """Region masks of ``face`` in its crop and where they came from: ``mesh`` (the geometry stage's 478 points),
+    ``landmarks`` (the 5 detector landmarks) or ``template`` (no landmarks: the alignment template's)."""
+    to_crop = cv2.invertAffineTransform(crop_to_image)
+    if face.geometry is not None:
+        pts = np.asarray(face.geometry.landmarks[:, :2], np.float64) @ to_crop[:, :2].T + to_crop[:, 2]
+        return mesh_region_masks(pts, size), "mesh"
+    source = "landmarks" if np.isfinite(face.landmarks).all() else "template"
+    return region_masks(crop_landmarks(face, crop_to_image, size), size), source
 
 
 def check_request(classifier, method: str, target: str | None) -> None:
@@ -75,7 +86,7 @@ def explain_faces(image: np.ndarray, faces: list[Face], classifier, method: str 
     Args:
         image: RGB uint8 [H, W, 3] the faces were detected in.
         faces: detected faces (box and, ideally, landmarks; faces without landmarks are cropped by their box and
-            get the template's regions).
+            get the template's regions; faces with ``geometry`` get regions from the 478-point mesh).
         classifier: an ``OnnxClassifier`` (occlusion, rise) or ``TorchClassifier`` (any method).
         method: one of ``METHODS``.
         target: class to explain for every face; None explains each face's top class.
@@ -102,12 +113,12 @@ def explain_faces(image: np.ndarray, faces: list[Face], classifier, method: str 
     maps = heatmaps(classifier, crops, targets, method, **params)
     out = []
     for f, (_, inv), p, t, hm in zip(faces, cropped, probs, targets, maps):
-        masks = region_masks(crop_landmarks(f, inv, size), size)
+        masks, source = face_regions(f, inv, size)
         shares = region_shares(hm, masks)
         name = classifier.classes[t]
         expl = Explanation(method=method, target=name, probability=float(p[t]), heatmap=hm, crop_to_image=inv,
                            regions=shares, region_areas=region_areas(masks),
-                           rationale=rationale(name, float(p[t]), shares, method))
+                           rationale=rationale(name, float(p[t]), shares, method), regions_from=source)
         out.append(dataclasses.replace(f, expression=classifier.classes[int(p.argmax())],
                                        probabilities={c: float(v) for c, v in zip(classifier.classes, p)},
                                        explanation=expl))

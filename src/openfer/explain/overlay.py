@@ -7,9 +7,9 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from openfer.explain.core import crop_landmarks
+from openfer.explain.core import face_regions
 from openfer.explain.rationale import REGION_LABELS
-from openfer.explain.regions import REGION_NAMES, draw_region_outlines, region_masks
+from openfer.explain.regions import REGION_NAMES, draw_region_outlines
 from openfer.types import Face
 
 #: Colour of each region's bar (RGB), distinct for common colour-vision deficiencies.
@@ -77,7 +77,9 @@ def face_panel(image: np.ndarray, face: Face, index: int, width: int) -> np.ndar
     colour, alpha = colour_heatmap(e.heatmap)
     thumb = _blend(crop, colour, alpha)
     thumb = cv2.resize(thumb, (THUMB, THUMB), interpolation=cv2.INTER_CUBIC)
-    masks = region_masks(crop_landmarks(face, e.crop_to_image, size) * THUMB / size, THUMB)
+    thumb_to_image = e.crop_to_image.copy()
+    thumb_to_image[:, :2] *= size / THUMB
+    masks, _ = face_regions(face, thumb_to_image, THUMB)  # the regions at thumbnail scale
     thumb = draw_region_outlines(thumb, masks)
     panel = Image.new("RGB", (width, THUMB + 20), (24, 24, 24))
     panel.paste(Image.fromarray(thumb), (10, 10))

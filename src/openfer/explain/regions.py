@@ -10,8 +10,9 @@ from the left eye to the right eye and ``v`` down the face, so the regions follo
 - ``mouth_jaw``: from there down to 0.8 d below the mouth (lips and chin), 0.35 d beyond each mouth corner.
 - ``other``: every other pixel (forehead, cheeks, hair, background).
 
-The bands do not overlap, so the shares of a heatmap sum to 1. These are coarse boxes, not a face mesh: with
-5 landmarks the brows are placed by proportion, not detected.
+The bands do not overlap, so the shares of a heatmap sum to 1. These are coarse boxes: with 5 landmarks the brows
+are placed by proportion, not detected. When the geometry stage has measured MediaPipe's 478-point mesh
+(``Face.geometry``), ``mesh_region_masks`` uses the outlines of the brows, eyes, nose, lips and chin instead.
 """
 
 from __future__ import annotations
@@ -60,6 +61,44 @@ def region_masks(landmarks: np.ndarray, size: int) -> dict[str, np.ndarray]:
     qb = ((xs - origin[0]) * v[0] + (ys - origin[1]) * v[1]) / d
     masks = {name: (qa >= a0) & (qa < a1) & (qb >= b0) & (qb < b1) for name, (a0, a1, b0, b1) in boxes.items()}
     masks["other"] = ~(masks["brows_eyes"] | masks["nose"] | masks["mouth_jaw"])
+    return masks
+
+
+#: MediaPipe face-mesh indices of the points whose convex hulls form the regions (checked by drawing them on the
+#: astronaut's mesh): each side's eyebrow and eye contour; the nose bridge, tip and wings; outer lips and chin.
+MESH_GROUPS: dict[str, tuple[tuple[int, ...], ...]] = {
+    "brows_eyes": (
+        (70, 63, 105, 66, 107, 55, 65, 52, 53, 46, 33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160,
+         161, 246),
+        (300, 293, 334, 296, 336, 285, 295, 282, 283, 276, 263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385,
+         386, 387, 388, 466),
+    ),
+    "nose": ((168, 6, 197, 195, 5, 4, 1, 19, 94, 2, 98, 327, 64, 294, 48, 278, 129, 358),),
+    "mouth_jaw": ((61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185, 152, 148,
+                   176, 149, 150, 377, 400, 378, 379),),
+}
+
+
+def mesh_region_masks(mesh: np.ndarray, size: int) -> dict[str, np.ndarray]:
+    """Boolean [size, size] masks of ``REGION_NAMES`` from a 478-point face mesh ([478, 2+] crop pixels, x, y).
+
+    Each region is the union of the convex hulls of its ``MESH_GROUPS`` (so the skin between a brow and its eye
+    belongs to brows/eyes, and the lips down to the chin to mouth/jaw); where hulls meet, brows/eyes wins over
+    nose and nose over mouth/jaw, so the regions do not overlap.
+    """
+    pts = np.asarray(mesh, np.float64)
+    if pts.ndim != 2 or pts.shape[0] != 478 or not np.isfinite(pts[:, :2]).all():
+        raise ValueError(f"need a finite 478-point mesh, got shape {pts.shape}")
+    taken = np.zeros((size, size), bool)
+    masks: dict[str, np.ndarray] = {}
+    for name, groups in MESH_GROUPS.items():
+        canvas = np.zeros((size, size), np.uint8)
+        for idx in groups:
+            hull = cv2.convexHull(np.round(pts[list(idx), :2] * 16).astype(np.int32))
+            cv2.fillConvexPoly(canvas, hull, 1, cv2.LINE_8, shift=4)  # 1/16 px precision
+        masks[name] = canvas.astype(bool) & ~taken
+        taken |= masks[name]
+    masks["other"] = ~taken
     return masks
 
 

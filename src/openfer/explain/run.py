@@ -9,7 +9,7 @@ from typing import Callable
 from PIL import Image
 
 from openfer.analyzer import Analyzer
-from openfer.explain.core import check_request, explain_faces
+from openfer.explain.core import check_request
 from openfer.explain.overlay import render_explanations
 from openfer.io.images import ImageReadError, read_image
 from openfer.io.writers import JsonlWriter, image_record
@@ -29,12 +29,17 @@ def run_explain(analyzer: Analyzer, files: list[Path], out_dir: str | Path, meth
     with ``error`` and the run goes on; Ctrl-C stops after closing the outputs.
 
     Args:
-        analyzer: its detector finds the faces; its classifier is explained unless ``classifier`` is given.
+        analyzer: its detector finds the faces (and its geometry stage, when it has one, places the regions on
+            the face mesh); its classifier is explained unless ``classifier`` is given.
         classifier: the model to explain instead (e.g. a ``TorchClassifier`` for Grad-CAM).
         heatmap_json: include each S x S heatmap in the JSON records (about 15 kB per face at 48 px).
         **params: method settings, see ``openfer.explain.heatmaps``.
     """
     clf = classifier or analyzer.classifier
+    if classifier is None and method.startswith("gradcam"):  # the ONNX model run in PyTorch
+        from openfer.explain.torch_model import TorchClassifier
+
+        clf = TorchClassifier.from_onnx(analyzer.classifier)
     check_request(clf, method, target)  # a wrong setting fails once, before any file
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -47,7 +52,7 @@ def run_explain(analyzer: Analyzer, files: list[Path], out_dir: str | Path, meth
             try:
                 rgb = read_image(path)
                 size = (rgb.shape[1], rgb.shape[0])
-                faces = explain_faces(rgb, analyzer.detector.detect(rgb), clf, method, target, **params)
+                faces = analyzer.explain(rgb, method, classifier=clf, target=target, **params)
                 picture = out_dir / _annotated_name(Path(path), taken, ".png")
                 Image.fromarray(render_explanations(rgb, faces)).save(picture)
             except ImageReadError as e:

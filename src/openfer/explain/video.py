@@ -72,6 +72,8 @@ def explain_video(analyzer: Analyzer, source, out_dir: str | Path, every_track: 
                         due.append(f)
                     seen[f.track_id] = seen.get(f.track_id, 0) + 1
                 if due:
+                    if analyzer.geometry is not None:  # regions from the face mesh
+                        due = analyzer.geometry.estimate(frame.image, due)
                     explained = explain_faces(frame.image, due, clf, method, target, **params)
                     records = [f.to_dict() for f in explained]
                     if not heatmap_json:
