@@ -45,29 +45,40 @@ def walkers(n_frames: int, size: tuple[int, int], people: int) -> dict[int, list
     return out
 
 
-def environment() -> dict:
+def environment(note: str = "") -> dict:
+    """Machine facts and the 1-minute load average at the start (other work on the machine slows every number)."""
     load = os.getloadavg()
     return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "load_avg_1m_at_start": load[0],
-            "note": "machine shared with a model-training run (about 1.5-2 cores busy); numbers are under that load"}
+            "note": note}
 
 
 def throughput(args) -> dict:
-    res = {"environment": environment(), "max_side": args.max_side, "model": args.model, "runs": {}}
+    """frames/s per video size, face count, model and decode-thread setting. With several ``--model``s the models
+    run in turn, ``--repeats`` rounds, so they share the machine's load; the best and median round are kept."""
+    res = {"environment": environment(args.note), "max_side": args.max_side, "models": args.model, "runs": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for size in ((640, 480), (1280, 720)):
             for people in (1, 3):
                 path = Path(tmp) / f"{size[0]}x{size[1]}-{people}.avi"
                 moving_faces_video(path, walkers(args.frames, size, people), size=size)
-                an = Analyzer(detector=CenterFaceDetector(max_side=args.max_side), classifier=args.model)
+                analyzers = {m: Analyzer(detector=CenterFaceDetector(max_side=args.max_side), classifier=m)
+                             for m in args.model}
                 for prefetch in args.prefetch:
-                    t0 = time.perf_counter()
-                    r = run_video(an, open_source(path), out=Path(tmp) / "rows.csv", summary_path=Path(tmp) / "s.json",
-                                  prefetch=prefetch)
-                    secs = time.perf_counter() - t0
-                    key = f"{size[0]}x{size[1]} faces={people} prefetch={prefetch}"
-                    res["runs"][key] = {"frames": r.frames, "faces": r.faces, "tracks": r.tracks,
-                                        "seconds": round(secs, 2), "frames_per_s": round(r.frames / secs, 1)}
-                    print(key, res["runs"][key], flush=True)
+                    rounds: dict[str, list[float]] = {m: [] for m in args.model}
+                    for _ in range(args.repeats):
+                        for model, an in analyzers.items():
+                            t0 = time.perf_counter()
+                            r = run_video(an, open_source(path), out=Path(tmp) / "rows.csv",
+                                          summary_path=Path(tmp) / "s.json", prefetch=prefetch)
+                            rounds[model].append(r.frames / (time.perf_counter() - t0))
+                    for model, fps in rounds.items():
+                        key = f"{size[0]}x{size[1]} faces={people} prefetch={prefetch} model={model}"
+                        res["runs"][key] = {"frames": r.frames, "faces_per_frame": people,
+                                            "frames_per_s_best": round(max(fps), 1),
+                                            "frames_per_s_median": round(float(np.median(fps)), 1),
+                                            "rounds": [round(f, 1) for f in fps]}
+                        print(key, res["runs"][key], flush=True)
+    res["load_avg_1m_at_end"] = os.getloadavg()[0]
     return res
 
 
@@ -99,7 +110,7 @@ def scenes(n: int) -> dict[str, dict[int, list]]:
 
 
 def tracking(args) -> dict:
-    res = {"environment": environment(), "scenes": {}}
+    res = {"environment": environment(args.note), "scenes": {}}
     an = Analyzer()
     with tempfile.TemporaryDirectory() as tmp:
         for name, people in scenes(args.frames).items():
@@ -150,7 +161,7 @@ def _rss_mb() -> float:
 def memory(args) -> dict:
     fps, size = 15, (320, 240)
     n = int(args.minutes * 60 * fps)
-    res = {"environment": environment(), "video": {"minutes": args.minutes, "fps": fps, "size": list(size),
+    res = {"environment": environment(args.note), "video": {"minutes": args.minutes, "fps": fps, "size": list(size),
                                                    "frames": n, "every": args.every}}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "long.mp4"
@@ -198,7 +209,10 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=60)
     ap.add_argument("--every", type=int, default=5, help="memory: analyse every Nth frame")
     ap.add_argument("--max-side", type=int, default=640, help="throughput: detector's --max-side")
-    ap.add_argument("--model", default="default", help="throughput: expression model (default, fast, ...)")
+    ap.add_argument("--model", nargs="+", default=["default"],
+                    help="throughput: expression models (default, fast, ...); several run in turn")
+    ap.add_argument("--repeats", type=int, default=1, help="throughput: rounds per model")
+    ap.add_argument("--note", default="", help="what else ran on the machine (stored with the results)")
     ap.add_argument("--prefetch", type=int, nargs="+", default=[4, 0],
                     help="throughput: decode-thread queue sizes to run (0: decode in the main thread)")
     args = ap.parse_args()
@@ -207,7 +221,7 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = {"memory": f"video-memory-every{args.every}", "tracking": "video-tracking",
             "throughput": "video-throughput" + ("" if args.max_side == 640 else f"-max-side{args.max_side}")
-            + ("" if args.model == "default" else f"-{args.model}")}[args.what]
+            + ("" if args.model == ["default"] else "-" + "-".join(args.model))}[args.what]
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2))
 
 
