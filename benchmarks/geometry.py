@@ -379,12 +379,13 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="only the first N PublicTest faces")
     ap.add_argument("--template-n", type=int, default=3000, help="Training crops for the mesh template")
     ap.add_argument("--repeats", type=int, default=30)
+    ap.add_argument("--note", default="", help="what else ran on the machine (stored with the results)")
     args = ap.parse_args()
     est = GeometryEstimator(model_dir=args.model_dir)
     RESULTS.mkdir(exist_ok=True)
     threads = os.environ.get("OMP_NUM_THREADS", "unset")
     cond = {"omp_num_threads": threads, "cpu_count": os.cpu_count(),
-            "load_note": "2-core machine shared with two training jobs and other helpers' work"}
+            "load_note": args.note, "load_avg_1m_at_start": os.getloadavg()[0]}
     if args.what == "speed":
         write("speed", {**cond, **speed(est, args.repeats)})
     elif args.what == "small":
