@@ -262,3 +262,19 @@ def test_every_config_in_the_repo_is_valid(path):
     net = build(cfg.arch, n_cls, **cfg.arch_kwargs).eval()
     with torch.no_grad():
         assert net(torch.zeros(1, 1, cfg.input_size, cfg.input_size)).shape == (1, n_cls)
+
+
+def test_a_shipped_onnx_model_can_teach():
+    """An exported classifier (here the shipped `fast`) works as a distillation teacher: its probabilities in
+    PyTorch match ONNX Runtime's on the same crops, and a teacher with other classes is refused."""
+    from openfer.train.loop import Teacher
+    from openfer.zoo.registry import model_path
+
+    spec = get_spec("fast")
+    teacher = Teacher([str(model_path(spec))], list(CANONICAL8), 48, torch.device("cpu"))
+    faces = np.random.default_rng(1).integers(0, 256, (6, 48, 48), dtype=np.uint8)
+    x = (torch.from_numpy(faces.astype(np.float32))[:, None] / 255.0 - 0.5) / 0.5
+    p = teacher.probs(x, {"device_type": "cpu", "enabled": False}).numpy()
+    np.testing.assert_allclose(p, OnnxClassifier(spec, threads=1).predict_proba(faces), atol=1e-4)
+    with pytest.raises(ValueError, match="the student needs"):
+        Teacher([str(model_path(get_spec("fer2013")))], list(CANONICAL8), 48, torch.device("cpu"))

@@ -61,7 +61,7 @@ class TrainConfig:
     cutmix_alpha: float = 0.0
     class_weighting: str = "none"
     sam_rho: float = 0.0  # > 0: sharpness-aware minimisation with this neighbourhood radius (2 passes per step)
-    teachers: list = field(default_factory=list)  # checkpoints (best.pt or ensemble.pt) to distil from
+    teachers: list = field(default_factory=list)  # best.pt / ensemble.pt checkpoints or exported .onnx to distil from
     kd_weight: float = 0.0  # share of the teachers' probabilities in the training targets
     device: str = "auto"  # auto (CUDA when available), cpu or cuda
 
@@ -120,19 +120,41 @@ def resolve_device(name: str) -> torch.device:
 
 
 class Teacher:
-    """Averaged calibrated probabilities of one or more trained checkpoints, for knowledge distillation."""
+    """Averaged calibrated probabilities of one or more trained models, for knowledge distillation.
+
+    A teacher is a checkpoint (``best.pt``, ``ensemble.pt``) or an exported ONNX classifier such as a shipped
+    ``default.onnx`` (run in PyTorch by ``openfer.explain.onnx_torch``, its mirror-image averaging and temperatures
+    included), so a new session can distil from the shipped ensemble without retraining its members.
+    """
 
     def __init__(self, paths: list[str], classes: list[str], input_size: int, device: torch.device) -> None:
-        from openfer.train.export import load_checkpoint_model
-
         self.nets, self.temps = [], []
         for p in paths:
-            net, ck = load_checkpoint_model(p)
-            if list(ck["classes"]) != list(classes) or ck["config"]["input_size"] != input_size:
-                raise ValueError(f"teacher {p} predicts {ck['classes']} at {ck['config']['input_size']} px; "
-                                 f"the student needs {classes} at {input_size} px")
+            net, teacher_classes, size, temperature = self._load(p)
+            if list(teacher_classes) != list(classes) or size != input_size:
+                raise ValueError(f"teacher {p} predicts {list(teacher_classes)} at {size} px; "
+                                 f"the student needs {list(classes)} at {input_size} px")
             self.nets.append(net.to(device).to(memory_format=torch.channels_last))
-            self.temps.append(float(ck.get("temperature", 1.0)))
+            self.temps.append(temperature)
+
+    @staticmethod
+    def _load(path: str) -> tuple[torch.nn.Module, list[str], int, float]:
+        """(network, classes, input size, temperature) of a checkpoint or an ONNX classifier."""
+        if str(path).endswith(".onnx"):
+            import onnx
+
+            from openfer.explain.onnx_torch import onnx_to_torch
+
+            meta = {m.key: m.value for m in onnx.load(str(path), load_external_data=False).metadata_props}
+            if "classes" not in meta or "input_size" not in meta:
+                raise ValueError(f"teacher {path} has no openfer metadata (classes, input_size): export it with "
+                                 "openfer export")
+            # the module returns calibrated logits (temperatures inside), so its own temperature is 1
+            return onnx_to_torch(path), json.loads(meta["classes"]), int(meta["input_size"]), 1.0
+        from openfer.train.export import load_checkpoint_model
+
+        net, ck = load_checkpoint_model(path)
+        return net, list(ck["classes"]), ck["config"]["input_size"], float(ck.get("temperature", 1.0))
 
     @torch.no_grad()
     def probs(self, x: torch.Tensor, autocast: dict) -> torch.Tensor:
