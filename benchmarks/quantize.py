@@ -20,7 +20,7 @@ import numpy as np
 from openfer.classify import OnnxClassifier
 from openfer.datasets import load_dataset, stratified_split
 from openfer.evaluate import evaluate_set
-from openfer.train.quantize import METHODS, quantize_classifier
+from openfer.train.quantize import METHODS, calibration_images, quantize_classifier
 from openfer.zoo.registry import get_spec, model_path
 
 
@@ -50,10 +50,8 @@ def main() -> None:
     spec = get_spec(args.model)
     protocol = "ferplus" if len(spec.classes) == 8 else "fer2013"
     full = load_dataset(args.data, "Training", protocol)
-    train_idx, val_idx = stratified_split(full.labels, 0.1, 0)
-    val = full.subset(val_idx)
-    pick = np.sort(np.random.default_rng(0).choice(train_idx, size=args.samples, replace=False))
-    calibration = full.pixels[pick].astype(np.float32)[:, None]
+    val = full.subset(stratified_split(full.labels, 0.1, 0)[1])  # the split every shipped model validated on
+    calibration = calibration_images(full, args.samples)
 
     classifiers = {"float32": OnnxClassifier(spec)}
     res = {"model": args.model, "protocol": protocol, "validation_images": len(val), "methods": {}}

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -525,8 +524,8 @@ def quantize(
     seed: Annotated[int, typer.Option(help="Which calibration images are drawn.")] = 0,
 ) -> None:
     """Write an int8 copy of a classifier, calibrated on Training images outside the validation split (no PyTorch)."""
-    from openfer.datasets import load_dataset, stratified_split
-    from openfer.train.quantize import quantize_classifier
+    from openfer.datasets import load_dataset
+    from openfer.train.quantize import calibration_images, quantize_classifier
     from openfer.zoo.registry import sha256_file
 
     if not onnx_in.is_file():
@@ -537,10 +536,7 @@ def quantize(
     except (FileNotFoundError, ValueError) as e:
         err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)
-    train_idx, _ = stratified_split(full.labels, 0.1, 0)  # the split every shipped model validated on
-    rng = np.random.default_rng(seed)
-    pick = np.sort(rng.choice(train_idx, size=min(samples, len(train_idx)), replace=False))
-    images = full.pixels[pick].astype(np.float32)[:, None]
+    images = calibration_images(full, samples, seed)
     with err.status(f"calibrating on {len(images)} Training images ({method})"):
         report = quantize_classifier(onnx_in, onnx_out, images, method=method)
     report["sha256"] = sha256_file(onnx_out)

@@ -20,6 +20,17 @@ import numpy as np
 METHODS = ("minmax", "percentile", "entropy")
 
 
+def calibration_images(train_set, samples: int = 256, seed: int = 0) -> np.ndarray:
+    """float32 [N, 1, S, S] images (0..255) for calibration: ``samples`` rows of a Training ``FaceSet`` drawn
+    from outside the validation split every shipped model was chosen on (10 %, stratified, seed 0), so
+    validation stays unseen by the quantized model too."""
+    from openfer.datasets import stratified_split
+
+    train_idx, _ = stratified_split(train_set.labels, 0.1, 0)
+    pick = np.sort(np.random.default_rng(seed).choice(train_idx, size=min(samples, len(train_idx)), replace=False))
+    return train_set.pixels[pick].astype(np.float32)[:, None]
+
+
 def quantize_classifier(src: str | Path, dst: str | Path, calibration: np.ndarray, method: str = "percentile",
                         percentile: float = 99.99, batch_size: int = 64) -> dict:
     """Write an int8 copy of the ONNX classifier ``src`` to ``dst`` and return a report.
