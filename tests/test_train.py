@@ -171,6 +171,35 @@ def test_tiny_training_resume_and_export(tmp_path):
     assert (p.argmax(1) == y).mean() > 0.6
 
 
+@pytest.mark.slow
+def test_multitask_fer2013_with_auxiliary_ferplus_head(tmp_path):
+    """aux_ferplus_weight: a 7-way FER2013 head plus an 8-way head on the FER+ votes; the auxiliary head learns
+    the votes, and only the 7-way head reaches best.pt and the ONNX export."""
+    data = make_npz(tmp_path / "toy.npz")
+    no_geometry = {"rotate_deg": 0.0, "scale": [1.0, 1.0], "translate": 0.0, "erase_p": 0.0, "lowres_p": 0.0}
+    cfg = TrainConfig(protocol="fer2013", soft_labels=False, aux_ferplus_weight=1.0, epochs=4, batch_size=16,
+                      lr=0.05, arch_kwargs={"width": 0.25}, val_fraction=0.25, threads=1, bf16=False,
+                      ema_decay=0.5, augment=no_geometry)
+    s = train(cfg, tmp_path / "run", data)
+    assert s["best_val_acc"] > 0.6, s
+    last = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    assert last["ema"]["head.3.weight"].shape[0] == 7 + 8, "training carries both heads"
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=False)
+    assert best["ema"]["head.3.weight"].shape[0] == 7 and best["ema"]["head.3.bias"].shape == (7,)
+    net = build("fer_resnet", 15, width=0.25)
+    net.load_state_dict(last["ema"])
+    with np.load(data) as d:
+        x = torch.from_numpy(d["pixels"][:64]).float().div(255).sub(0.5).div(0.5)[:, None]
+        votes_top = d["ferplus_votes"][:64, :8].argmax(1)
+    with torch.no_grad():
+        aux = net.eval()(x)[:, 7:]
+    assert (aux.argmax(1).numpy() == votes_top).mean() > 0.6, "the auxiliary head should learn the FER+ votes"
+    report = export_onnx(tmp_path / "run" / "best.pt", tmp_path / "m.onnx")
+    assert report["max_abs_diff"] < 1e-4
+    with pytest.raises(ValueError, match="aux_ferplus_weight"):
+        train(TrainConfig(aux_ferplus_weight=1.0, epochs=1, max_train_samples=16), tmp_path / "bad", data)
+
+
 def test_mix_batch_keeps_target_mass_and_mixes():
     from openfer.train.loop import mix_batch
 

@@ -464,11 +464,25 @@ def train(
 
 @app.command()
 def ensemble(
-    out: Annotated[Path, typer.Argument(help="Ensemble checkpoint to write, e.g. runs/default_ens/ensemble.pt.")],
-    runs: Annotated[list[Path], typer.Argument(help="Run folders (their best.pt) or checkpoint files to combine.")],
+    out: Annotated[Path, typer.Argument(help="What to write: an ensemble checkpoint (runs/x/ensemble.pt, from runs) "
+                                            "or an ONNX file (x.onnx, from exported .onnx members).")],
+    runs: Annotated[list[Path], typer.Argument(help="Run folders (their best.pt) or checkpoints; or exported .onnx "
+                                                    "classifiers when OUT is .onnx.")],
     data: Annotated[Optional[Path], typer.Option(help="fer2013_dev.npz (default: $OPENFER_DATA or ../shared/data).")] = None,
+    split_seed: Annotated[Optional[int], typer.Option(help=".onnx members: validation split seed (default: from "
+                                                           "their metadata, else 0).")] = None,
+    val_fraction: Annotated[Optional[float], typer.Option(help=".onnx members: validation fraction (default: from "
+                                                               "their metadata, else 0.1).")] = None,
 ) -> None:
-    """Average several runs into one model, calibrated on their shared validation split (\\[train] extra)."""
+    """Average several models into one, calibrated on their shared validation split.
+
+    Checkpoints need the \\[train] extra; .onnx members (e.g. a shipped model plus a new run's export) do not."""
+    if out.suffix == ".onnx":
+        _ensemble_onnx(out, runs, data, split_seed, val_fraction)
+        return
+    if any(p.suffix == ".onnx" for p in runs):
+        err.print("[red]error:[/red] .onnx members make an .onnx ensemble: give OUT a .onnx name")
+        raise typer.Exit(2)
     try:
         from openfer.train.ensemble import make_ensemble
         from openfer.train.loop import TrainConfig, validation_set
@@ -488,6 +502,42 @@ def ensemble(
     except (ValueError, FileNotFoundError) as e:
         err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)
+    print(json.dumps(report, indent=2))
+
+
+def _ensemble_onnx(out: Path, members: list[Path], data: Optional[Path], split_seed: Optional[int],
+                   val_fraction: Optional[float]) -> None:
+    """``openfer ensemble x.onnx a.onnx b.onnx``: merge exported classifiers (openfer.train.combine)."""
+    from openfer.datasets import load_dataset, stratified_split
+    from openfer.labels import CANONICAL8, FER2013_CLASSES
+    from openfer.train.combine import combine_onnx, metadata
+    from openfer.zoo.registry import sha256_file
+
+    bad = [str(p) for p in members if p.suffix != ".onnx" or not p.is_file()]
+    if bad:
+        err.print(f"[red]error:[/red] an .onnx ensemble needs exported .onnx members; not found or not .onnx: "
+                  f"{', '.join(bad)} (export runs first with openfer export)")
+        raise typer.Exit(2)
+    meta = metadata(members[0])
+    classes = tuple(json.loads(meta.get("classes", "[]")))
+    protocol = meta.get("protocol") or {CANONICAL8: "ferplus", FER2013_CLASSES: "fer2013"}.get(classes)
+    if protocol is None:
+        err.print(f"[red]error:[/red] {members[0]} predicts {list(classes)}: not a FER+ or FER2013 classifier, "
+                  "so there is no validation split to calibrate on")
+        raise typer.Exit(2)
+    split = {"protocol": protocol,
+             "split_seed": split_seed if split_seed is not None else int(meta.get("split_seed", 0)),
+             "val_fraction": val_fraction if val_fraction is not None else float(meta.get("val_fraction", 0.1))}
+    try:
+        full = load_dataset(data, "Training", protocol)
+        val = full.subset(stratified_split(full.labels, split["val_fraction"], split["split_seed"])[1])
+        report = combine_onnx(members, val, out, split)
+    except (ValueError, FileNotFoundError) as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2)
+    for w in report["warnings"]:
+        err.print(f"[yellow]warning:[/yellow] {w}")
+    report["sha256"] = sha256_file(out)
     print(json.dumps(report, indent=2))
 
 

@@ -34,19 +34,23 @@ class FaceSet:
         labels: int64 [N] hard label (index into ``classes``).
         targets: float32 [N, C] training target distribution (one-hot or FER+ votes), rows sum to 1.
         classes: class names in canonical form.
+        aux: float32 [N, 8] FER+ vote distribution of a ``fer2013``-protocol set read with its votes (all-zero
+            rows: no votes for that face), the target of an optional second head (multi-task training); else None.
     """
 
     pixels: np.ndarray
     labels: np.ndarray
     targets: np.ndarray
     classes: tuple[str, ...]
+    aux: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def subset(self, idx: np.ndarray) -> "FaceSet":
         """Rows ``idx`` of this set."""
-        return FaceSet(self.pixels[idx], self.labels[idx], self.targets[idx], self.classes)
+        aux = None if self.aux is None else self.aux[idx]
+        return FaceSet(self.pixels[idx], self.labels[idx], self.targets[idx], self.classes, aux)
 
 
 def from_labels(pixels: np.ndarray, emotion: np.ndarray | None, votes: np.ndarray | None, protocol: str) -> FaceSet:
@@ -55,7 +59,7 @@ def from_labels(pixels: np.ndarray, emotion: np.ndarray | None, votes: np.ndarra
     Args:
         pixels: uint8 [N, H, W].
         emotion: original FER2013 labels [N] (0..6), needed for ``"fer2013"``.
-        votes: FER+ votes [N, 10], needed for ``"ferplus"``.
+        votes: FER+ votes [N, 10], needed for ``"ferplus"``; with ``"fer2013"`` kept as the ``aux`` target.
         protocol: ``"ferplus"`` (8 classes, majority rule, images without a majority dropped, targets are the
             vote distribution) or ``"fer2013"`` (7 original labels, one-hot targets).
     """
@@ -70,7 +74,8 @@ def from_labels(pixels: np.ndarray, emotion: np.ndarray | None, votes: np.ndarra
             raise ValueError("the fer2013 protocol needs the original emotion labels")
         labels = np.asarray(emotion).astype(np.int64)
         targets = np.eye(len(FER2013_CLASSES), dtype=np.float32)[labels]
-        return FaceSet(pixels, labels, targets, FER2013_CLASSES)
+        aux = None if votes is None else ferplus_soft(votes)
+        return FaceSet(pixels, labels, targets, FER2013_CLASSES, aux)
     raise ValueError(f"unknown protocol {protocol!r}; use 'ferplus' or 'fer2013'")
 
 

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from openfer.train.archs import build, count_params
 from openfer.train.augment import AugmentConfig, augment
+from openfer.train.combine import fit_temperature
 from openfer.train.ensemble import member_tta
 from openfer.train.sam import sam_step
 from openfer.train.tta import TTA_MODES, tta_logits
@@ -63,6 +64,7 @@ class TrainConfig:
     sam_rho: float = 0.0  # > 0: sharpness-aware minimisation with this neighbourhood radius (2 passes per step)
     teachers: list = field(default_factory=list)  # best.pt / ensemble.pt checkpoints or exported .onnx to distil from
     kd_weight: float = 0.0  # share of the teachers' probabilities in the training targets
+    aux_ferplus_weight: float = 0.0  # > 0 (fer2013 protocol): a second 8-way head learns the FER+ votes; not exported
     device: str = "auto"  # auto (CUDA when available), cpu or cuda
 
     @property
@@ -167,15 +169,6 @@ class Teacher:
         return out / len(self.nets)
 
 
-def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Temperature minimising validation NLL (grid search 0.2..5), for calibrated probabilities."""
-    lt = torch.from_numpy(logits)
-    yt = torch.from_numpy(labels)
-    grid = np.arange(0.2, 5.001, 0.02)
-    nll = [F.cross_entropy(lt / t, yt).item() for t in grid]
-    return float(grid[int(np.argmin(nll))])
-
-
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """``sgd`` (Nesterov momentum 0.9) or ``adamw``; weight decay is not applied to norms and biases with AdamW."""
     if cfg.optimizer == "sgd":
@@ -252,7 +245,10 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
         train_set = train_set.subset(np.arange(min(cfg.max_train_samples, len(train_set))))
     log.info("train %d, val %d images, %d classes", len(train_set), len(val_set), len(classes))
 
-    model = build(cfg.arch, len(classes), **cfg.arch_kwargs).to(device).to(memory_format=torch.channels_last)
+    n_cls = len(classes)
+    aux = aux_targets(train_set, cfg)
+    n_out = n_cls + (0 if aux is None else aux.shape[1])
+    model = build(cfg.arch, n_out, **cfg.arch_kwargs).to(device).to(memory_format=torch.channels_last)
     teacher = Teacher(cfg.teachers, classes, cfg.input_size, device) if cfg.kd_weight > 0 else None
     ema = copy.deepcopy(model).eval()
     opt = make_optimizer(model, cfg)
@@ -271,9 +267,10 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
     steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
     total_steps = cfg.epochs * steps_per_epoch
     x_all = to_input(train_set.pixels, cfg.input_size)
-    y_soft = torch.from_numpy(train_set.targets if cfg.soft_labels else np.eye(len(classes), dtype=np.float32)[train_set.labels])
-    n_cls = y_soft.shape[1]
+    y_soft = torch.from_numpy(train_set.targets if cfg.soft_labels else np.eye(n_cls, dtype=np.float32)[train_set.labels])
     y_soft = y_soft * (1 - cfg.label_smoothing) + cfg.label_smoothing / n_cls
+    if aux is not None:  # mixed together with the labels, split again in the loss
+        y_soft = torch.cat([y_soft, aux], dim=1)
     class_w = class_weights(train_set.labels, n_cls, cfg.class_weighting).to(device)
     metrics_path = out / "metrics.csv"
     params = [p for p in model.parameters() if p.requires_grad]
@@ -293,13 +290,16 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
             x = normalize(augment(x_all[idx].clone(), aug_cfg, gen))
             x, y = mix_batch(x, y_soft[idx], cfg.mixup_alpha, cfg.cutmix_alpha, gen)
             x, y = x.to(device).contiguous(memory_format=torch.channels_last), y.to(device)
+            y, y_aux = y[:, :n_cls], y[:, n_cls:]
             if teacher is not None:
                 y = (1 - cfg.kd_weight) * y + cfg.kd_weight * teacher.probs(x, autocast)
 
             def closure() -> torch.Tensor:
                 with torch.autocast(**autocast):
-                    logits = model(x)
-                loss = -(y * class_w * F.log_softmax(logits.float(), dim=1)).sum(1).mean()
+                    logits = model(x).float()
+                loss = -(y * class_w * F.log_softmax(logits[:, :n_cls], dim=1)).sum(1).mean()
+                if y_aux.shape[1]:  # faces without FER+ votes have all-zero rows and add nothing
+                    loss = loss + cfg.aux_ferplus_weight * -(y_aux * F.log_softmax(logits[:, n_cls:], dim=1)).sum(1).mean()
                 loss.backward()
                 return loss
 
@@ -319,7 +319,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
             loss_sum += loss.item() * len(idx)
             seen += len(idx)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", lr=f"{lr:.4f}", refresh=False)
-        val_logits = predict_logits(ema, val_set.pixels, cfg.input_size)
+        val_logits = predict_logits(ema, val_set.pixels, cfg.input_size)[:, :n_cls]
         val_acc = float((val_logits.argmax(1) == val_set.labels).mean())
         row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "val_acc": val_acc,
                "lr": lr, "seconds": time.time() - t0}
@@ -334,7 +334,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
             f.write(json.dumps(row) + "\n")
         if val_acc > best["val_acc"]:
             best = {"val_acc": val_acc, "epoch": epoch + 1}
-            torch.save({"ema": ema.state_dict(), "config": asdict(cfg), "classes": classes,
+            torch.save({"ema": drop_extra_outputs(ema, n_cls), "config": asdict(cfg), "classes": classes,
                         "epoch": epoch + 1, "val_acc": val_acc}, out / "best.pt")
         torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
                     "epoch": epoch, "best": best, "config": asdict(cfg)}, out / "tmp.pt")
@@ -346,6 +346,31 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
     summary.update(calibrate(out, val_set))
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def aux_targets(train_set: FaceSet, cfg: TrainConfig) -> torch.Tensor | None:
+    """FER+ vote distributions [N, 8] for the auxiliary head, or None when ``aux_ferplus_weight`` is 0.
+
+    Multi-task training: the original FER2013 label is one annotator's call, the FER+ votes are ten; learning
+    both from the same features gives the 7-way head a cleaner signal. Only the 7-way head is kept.
+    """
+    if cfg.aux_ferplus_weight <= 0:
+        return None
+    if cfg.protocol != "fer2013" or train_set.aux is None:
+        raise ValueError("aux_ferplus_weight needs protocol = 'fer2013' and data with FER+ votes "
+                         "(fer2013_dev.npz, or fer2013.csv with fer2013new.csv)")
+    return torch.from_numpy(train_set.aux)
+
+
+def drop_extra_outputs(model: torch.nn.Module, n_cls: int) -> dict:
+    """``model``'s state dict with its final linear layer cut to the first ``n_cls`` outputs (the auxiliary head's
+    rows dropped), so the checkpoint loads into the plain architecture that ``openfer export`` builds."""
+    state = dict(model.state_dict())
+    name = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)][-1]
+    for key in (f"{name}.weight", f"{name}.bias"):
+        if key in state:
+            state[key] = state[key][:n_cls].clone()
+    return state
 
 
 def _total_seconds(metrics_path: Path) -> float:

@@ -1,0 +1,186 @@
+"""Ensembles of exported classifiers: several ``.onnx`` files merged into one ONNX graph, calibrated on a
+validation split. Needs no PyTorch.
+
+Training runs do not travel between machines, exported models do: this is how a new member (trained today) joins a
+shipped ensemble (trained in an earlier session) without retraining it. Members' calibrated log-probabilities are
+averaged (a geometric mean, as ``openfer.train.ensemble`` does with checkpoints), each weighted by the number of
+networks it holds (a shipped 3-member ensemble counts 3, a new single run 1, so every network has an equal say), and
+one temperature, fitted on the validation split, turns the mean back into probabilities.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+#: Metadata keys that say which validation split a model was chosen on (``openfer export`` writes them).
+SPLIT_KEYS = ("protocol", "split_seed", "val_fraction")
+
+
+def metadata(path: str | Path) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX file."""
+    import onnx
+
+    return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Temperature minimising the NLL of ``softmax(logits / T)`` on labelled data (grid 0.2..5, step 0.02)."""
+    grid = np.arange(0.2, 5.001, 0.02)
+    return float(grid[int(np.argmin([nll(logits / t, labels) for t in grid]))])
+
+
+def nll(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Mean negative log-likelihood of integer ``labels`` under ``softmax(logits)``."""
+    z = logits - logits.max(1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(1, keepdims=True))
+    return float(-logp[np.arange(len(labels)), labels].mean())
+
+
+def member_log_probs(path: str | Path, pixels: np.ndarray, batch: int = 256, threads: int = 0) -> np.ndarray:
+    """log p [N, K] of one exported classifier on uint8 [N, S, S] grey crops (its own TTA and temperature)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    out = [sess.run(None, {"faces": pixels[i : i + batch].astype(np.float32)[:, None]})[0]
+           for i in range(0, len(pixels), batch)]
+    return np.log(np.maximum(np.concatenate(out), 1e-12))
+
+
+def check_members(paths: list[Path]) -> tuple[dict[str, str], list[str]]:
+    """The first member's metadata, and warnings; raises ValueError when members are not interchangeable (classes,
+    input) or were chosen on different validation splits."""
+    metas = [metadata(p) for p in paths]
+    first = metas[0]
+    for p, m in zip(paths, metas):
+        if m.get("producer") != "openfer" or "classes" not in m:
+            raise ValueError(f"{p} is not an openfer classifier (no classes metadata): export it with openfer export")
+        for key in ("classes", "input_size", "channels"):
+            if m.get(key) != first.get(key):
+                raise ValueError(f"{p}: {key} {m.get(key)} differs from {paths[0]}'s {first.get(key)}; "
+                                 "members must be interchangeable")
+    warnings = []
+    known = [(p, tuple(m.get(k) for k in SPLIT_KEYS)) for p, m in zip(paths, metas) if all(k in m for k in SPLIT_KEYS)]
+    if any(split != known[0][1] for _, split in known):
+        raise ValueError("members were chosen on different validation splits: "
+                         + "; ".join(f"{p}: {dict(zip(SPLIT_KEYS, s))}" for p, s in known))
+    if len(known) < len(paths):
+        warnings.append("some members do not record their validation split (exported before openfer recorded it): "
+                        "make sure they were all chosen on the split used here")
+    return first, warnings
+
+
+def network_count(path: str | Path) -> int:
+    """How many networks an exported classifier averages (an ensemble's members, else 1): its weight in a merge."""
+    m = metadata(path)
+    return len(json.loads(m["members"])) if m.get("arch") == "ensemble" and "members" in m else 1
+
+
+def merge_graph(paths: list[Path], weights: list[float], temperature: float,
+                extra_meta: dict[str, str]) -> "onnx.ModelProto":  # noqa: F821
+    """One ONNX model: input ``faces`` fed to every member, output ``probabilities`` = softmax(weighted mean of the
+    members' log p / T)."""
+    import onnx
+    from onnx import compose, helper, numpy_helper
+
+    models = [onnx.load(str(p)) for p in paths]
+    nodes, inits, opsets = [], [], {}
+    outs = []
+    for i, m in enumerate(models):
+        m = compose.add_prefix(m, f"m{i}_")
+        nodes.append(helper.make_node("Identity", ["faces"], [f"m{i}_faces"], name=f"m{i}_in"))
+        nodes.extend(m.graph.node)
+        inits.extend(m.graph.initializer)
+        for o in m.opset_import:
+            opsets[o.domain] = max(opsets.get(o.domain, 0), o.version)
+        eps, w, logp = f"m{i}_eps", f"m{i}_weight", f"m{i}_wlogp"
+        inits += [numpy_helper.from_array(np.array(1e-12, np.float32), eps),
+                  numpy_helper.from_array(np.array(weights[i], np.float32), w)]
+        nodes += [helper.make_node("Max", [f"m{i}_probabilities", eps], [f"m{i}_pclip"]),
+                  helper.make_node("Log", [f"m{i}_pclip"], [f"m{i}_logp"]),
+                  helper.make_node("Mul", [f"m{i}_logp", w], [logp])]
+        outs.append(logp)
+    inits.append(numpy_helper.from_array(np.array(1.0 / (sum(weights) * temperature), np.float32), "ens_scale"))
+    nodes += [helper.make_node("Sum", outs, ["ens_sum"]),
+              helper.make_node("Mul", ["ens_sum", "ens_scale"], ["ens_logits"]),
+              helper.make_node("Softmax", ["ens_logits"], ["probabilities"], axis=1)]
+    graph = helper.make_graph(nodes, "openfer_ensemble", [models[0].graph.input[0]], [models[0].graph.output[0]],
+                              inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()],
+                              producer_name="openfer")
+    model.ir_version = max(m.ir_version for m in models)
+    meta = {k: v for k, v in metadata(paths[0]).items() if k in ("classes", "input_size", "channels")}
+    members = []
+    for p in paths:  # flattened, so a merged file can itself be merged with the right weight
+        m = metadata(p)
+        members += json.loads(m["members"]) if m.get("arch") == "ensemble" and "members" in m else [_describe(p, m)]
+    meta.update({"arch": "ensemble", "tta": "none", "producer": "openfer", "temperature": str(temperature),
+                 "members": json.dumps(members), **extra_meta})
+    for k, v in meta.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = k, v
+    onnx.checker.check_model(model)
+    return model
+
+
+def _describe(path: Path, m: dict[str, str]) -> str:
+    """``arch:tta`` as ``openfer export`` lists ensemble members."""
+    return f"{m.get('arch', '?')}:{m.get('tta', 'flip' if m.get('tta_flip') == 'True' else 'none')}"
+
+
+def combine_onnx(paths: list[str | Path], val_set, out_path: str | Path, split: dict | None = None,
+                 threads: int = 0) -> dict:
+    """Merge exported classifiers into ``out_path``, calibrated on ``val_set`` (a ``FaceSet`` none of the members
+    trained on: the validation split they were chosen on). Returns validation accuracy and NLL of every member and
+    of the ensemble, the temperature and any warnings.
+
+    ``split`` (``protocol``, ``split_seed``, ``val_fraction``) is recorded in the output's metadata.
+    """
+    import onnxruntime as ort
+
+    paths = [Path(p) for p in paths]
+    if len(paths) < 2:
+        raise ValueError("an ensemble needs at least two members")
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"no ONNX file at {', '.join(missing)}")
+    first, warnings = check_members(paths)
+    if tuple(json.loads(first["classes"])) != tuple(val_set.classes):
+        raise ValueError(f"members predict {json.loads(first['classes'])}, the validation set has {list(val_set.classes)}")
+    labels = val_set.labels
+    weights = [float(network_count(p)) for p in paths]
+    report: dict = {"members": [], "warnings": warnings}
+    total = 0.0
+    for p, w in zip(paths, weights):
+        lp = member_log_probs(p, val_set.pixels, threads=threads)
+        total = total + w * lp
+        report["members"].append({"onnx": str(p), "weight": w, "val_acc": float((lp.argmax(1) == labels).mean()),
+                                  "val_nll": nll(lp, labels)})
+    mean = total / sum(weights)
+    t = fit_temperature(mean, labels)
+    extra = {k: str(v) for k, v in (split or {}).items()}
+    model = merge_graph(paths, weights, t, extra)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    import onnx
+
+    onnx.save(model, str(out_path))
+    # parity: the merged graph must give what the members give, averaged and re-tempered, here in NumPy
+    probe = val_set.pixels[:64]
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    sess = ort.InferenceSession(str(out_path), opts, providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"faces": probe.astype(np.float32)[:, None]})[0]
+    z = mean[:64] / t
+    want = np.exp(z - z.max(1, keepdims=True))
+    want /= want.sum(1, keepdims=True)
+    report.update({"val_acc": float((mean.argmax(1) == labels).mean()), "val_nll_t1": nll(mean, labels),
+                   "temperature": t, "val_nll": nll(mean / t, labels), "n_val": int(len(labels)),
+                   "max_abs_diff": float(np.abs(got - want).max()), "bytes": out_path.stat().st_size})
+    return report

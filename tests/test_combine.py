@@ -1,0 +1,120 @@
+"""Ensembles of exported classifiers (`openfer ensemble x.onnx a.onnx b.onnx`, `openfer.train.combine`): no PyTorch."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from typer.testing import CliRunner
+
+from openfer.classify import OnnxClassifier
+from openfer.cli import app
+from openfer.datasets import FaceSet, stratified_split
+from openfer.labels import CANONICAL8
+from openfer.train.combine import combine_onnx, metadata, network_count
+from openfer.zoo.registry import get_spec, model_path
+
+from test_quantize import lfw_faces
+
+
+def run(path, pixels) -> np.ndarray:
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return sess.run(None, {"faces": pixels.astype(np.float32)[:, None]})[0]
+
+
+@pytest.fixture(scope="module")
+def faces_and_labels():
+    """100 LFW faces labelled by the `fast` model's answers flipped on every third face: a labelled set on which
+    the two shipped 8-class models disagree often enough to matter."""
+    faces = lfw_faces(100)
+    labels = run(model_path(get_spec("fast")), faces).argmax(1)
+    labels[::3] = run(model_path(get_spec("default")), faces[::3]).argsort(1)[:, -2]
+    return faces, labels
+
+
+def test_merged_graph_is_the_weighted_geometric_mean_of_its_members(tmp_path, faces_and_labels):
+    faces, labels = faces_and_labels
+    default, fast = model_path(get_spec("default")), model_path(get_spec("fast"))
+    val = FaceSet(faces, labels, np.eye(8, dtype=np.float32)[labels], CANONICAL8)
+    out = tmp_path / "merged.onnx"
+    report = combine_onnx([default, fast], val, out, {"protocol": "ferplus", "split_seed": 0, "val_fraction": 0.1})
+    assert network_count(default) == 3 and network_count(fast) == 1
+    assert [m["weight"] for m in report["members"]] == [3.0, 1.0]
+    assert report["max_abs_diff"] < 1e-5 and report["n_val"] == 100
+    # recompute independently: members run on their own, log-probabilities weighted 3:1, re-tempered
+    t = report["temperature"]
+    logit = (3 * np.log(run(default, faces)) + np.log(run(fast, faces))) / 4 / t
+    want = np.exp(logit - logit.max(1, keepdims=True))
+    want /= want.sum(1, keepdims=True)
+    np.testing.assert_allclose(run(out, faces), want, atol=1e-5)
+    # the temperature minimises validation NLL: nudging it either way does not help
+    nll = lambda tt: float(-np.log(np.take_along_axis(  # noqa: E731
+        np.exp(logit * t / tt) / np.exp(logit * t / tt).sum(1, keepdims=True), labels[:, None], 1)).mean())
+    assert nll(t) <= min(nll(t * 1.2), nll(t / 1.2)) + 1e-6
+    assert report["val_acc"] == pytest.approx(float((want.argmax(1) == labels).mean()))
+    meta = metadata(out)
+    assert json.loads(meta["classes"]) == list(CANONICAL8) and meta["arch"] == "ensemble"
+    assert len(json.loads(meta["members"])) == 4 and meta["protocol"] == "ferplus" and meta["split_seed"] == "0"
+    assert network_count(out) == 4, "a merged file counts all its networks when merged again"
+    p = OnnxClassifier(get_spec("default"), path=out, threads=1).predict_proba(faces[:5])
+    np.testing.assert_allclose(p.sum(1), 1, atol=1e-5)
+
+
+def _with_meta(src, dst, **changes):
+    m = onnx.load(str(src))
+    for p in m.metadata_props:
+        if p.key in changes:
+            p.value = str(changes.pop(p.key))
+    for k, v in changes.items():
+        e = m.metadata_props.add()
+        e.key, e.value = k, str(v)
+    onnx.save(m, str(dst))
+    return dst
+
+
+def test_members_must_be_interchangeable_and_share_a_split(tmp_path, faces_and_labels):
+    faces, labels = faces_and_labels
+    val = FaceSet(faces, labels, np.eye(8, dtype=np.float32)[labels], CANONICAL8)
+    fast = model_path(get_spec("fast"))
+    with pytest.raises(ValueError, match="classes"):
+        combine_onnx([fast, model_path(get_spec("fer2013"))], val, tmp_path / "x.onnx")
+    a = _with_meta(fast, tmp_path / "a.onnx", protocol="ferplus", split_seed=0, val_fraction=0.1)
+    b = _with_meta(fast, tmp_path / "b.onnx", protocol="ferplus", split_seed=1, val_fraction=0.1)
+    with pytest.raises(ValueError, match="different validation splits"):
+        combine_onnx([a, b], val, tmp_path / "x.onnx")
+    with pytest.raises(ValueError, match="at least two"):
+        combine_onnx([a], val, tmp_path / "x.onnx")
+    stranger = _with_meta(fast, tmp_path / "s.onnx", producer="someone")
+    with pytest.raises(ValueError, match="not an openfer classifier"):
+        combine_onnx([a, stranger], val, tmp_path / "x.onnx")
+    report = combine_onnx([a, fast], val, tmp_path / "ok.onnx")
+    assert report["warnings"] and "do not record" in report["warnings"][0]
+    assert not (tmp_path / "x.onnx").exists(), "a refused merge writes nothing"
+
+
+def test_cli_merges_exported_models_on_the_validation_split(tmp_path, faces_and_labels):
+    faces, labels = faces_and_labels
+    votes = np.zeros((len(faces), 10), np.uint8)
+    votes[np.arange(len(faces)), labels] = 9
+    n = len(faces)
+    data = tmp_path / "toy.npz"
+    np.savez(data, pixels=faces, emotion=np.zeros(n, np.int8), usage=np.array(["Training"] * n), row=np.arange(n),
+             ferplus_votes=votes, ferplus_name=np.array([f"fer{i:07d}.png" for i in range(n)]),
+             lossless=np.ones(n, bool))
+    fast = shutil.copy(model_path(get_spec("fast")), tmp_path / "fast.onnx")
+    default = model_path(get_spec("default"))
+    out = tmp_path / "ens.onnx"
+    r = CliRunner().invoke(app, ["ensemble", str(out), str(default), str(fast), "--data", str(data)])
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.stdout[r.stdout.index("{"):])
+    n_val = len(stratified_split(labels, 0.1, 0)[1])  # the split every shipped model was chosen on
+    assert report["n_val"] == n_val and len(report["sha256"]) == 64 and out.exists()
+    bad = CliRunner().invoke(app, ["ensemble", str(tmp_path / "e.onnx"), str(default), str(tmp_path / "nope.onnx"),
+                                   "--data", str(data)])
+    assert bad.exit_code == 2 and "nope.onnx" in bad.output
+    mixed = CliRunner().invoke(app, ["ensemble", str(tmp_path / "e.pt"), str(default), "--data", str(data)])
+    assert mixed.exit_code == 2 and ".onnx" in mixed.output
