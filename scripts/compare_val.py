@@ -1,27 +1,47 @@
-"""Compare training runs on their own validation split (carved from Training), never on PublicTest.
+"""Compare models on the validation split carved from Training, never on PublicTest.
 
-Usage: python scripts/compare_val.py runs/fast runs/fast_balanced [--data ../shared/data/fer2013_dev.npz]
-Prints accuracy, macro-F1 and per-class recall of each run's best checkpoint (with its test-time augmentation);
-an ensemble checkpoint (openfer ensemble) works too.
+Usage: python scripts/compare_val.py runs/fast runs/fast_balanced src/openfer/models/fast.onnx [--tta tencrop]
+       [--data ../shared/data/fer2013_dev.npz]
+Prints accuracy, macro-F1, NLL and per-class recall of each run's best checkpoint (with its own test-time
+augmentation, or ``--tta``), an ensemble checkpoint, or an exported .onnx (split seed 0, 10 %, protocol from its
+classes or metadata).
 """
 
 import argparse
+import json
 
+import numpy as np
+
+from openfer.datasets import load_dataset, stratified_split
 from openfer.evaluate import classification_metrics
-from openfer.train.ensemble import member_tta
-from openfer.train.export import load_checkpoint_model
-from openfer.train.loop import TrainConfig, predict_logits, validation_set
+from openfer.labels import CANONICAL8
+from openfer.train.combine import member_log_probs, metadata, nll
 
 ap = argparse.ArgumentParser()
 ap.add_argument("runs", nargs="+")
 ap.add_argument("--data", default=None)
+ap.add_argument("--tta", default=None, help="override a checkpoint's test-time augmentation (none, flip, tencrop)")
 args = ap.parse_args()
 for run in args.runs:
-    path = run if run.endswith(".pt") else f"{run}/best.pt"
-    net, ck = load_checkpoint_model(path)
-    cfg = TrainConfig(**ck["config"])
-    val = validation_set(cfg, args.data)
-    logits = predict_logits(net, val.pixels, cfg.input_size, tta=member_tta(ck["config"]))
+    if run.endswith(".onnx"):
+        meta = metadata(run)
+        protocol = meta.get("protocol") or ("ferplus" if tuple(json.loads(meta["classes"])) == CANONICAL8 else "fer2013")
+        full = load_dataset(args.data, "Training", protocol)
+        val = full.subset(stratified_split(full.labels, float(meta.get("val_fraction", 0.1)),
+                                           int(meta.get("split_seed", 0)))[1])
+        logits = member_log_probs(run, val.pixels)
+    else:
+        from openfer.train.ensemble import member_tta
+        from openfer.train.export import load_checkpoint_model
+        from openfer.train.loop import TrainConfig, predict_logits, validation_set
+
+        path = run if run.endswith(".pt") else f"{run}/best.pt"
+        net, ck = load_checkpoint_model(path)
+        cfg = TrainConfig(**ck["config"])
+        val = validation_set(cfg, args.data)
+        logits = predict_logits(net, val.pixels, cfg.input_size, tta=args.tta or member_tta(ck["config"]))
+        logits = logits / ck.get("temperature", 1.0)
     m = classification_metrics(val.labels, logits.argmax(1), val.classes)
     recall = " ".join(f"{c[:4]} {r:.2f}" for c, r in m["per_class_recall"].items())
-    print(f"{run}: val acc {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  n={m['n']}  | {recall}")
+    print(f"{run}: val acc {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  NLL {nll(logits, val.labels):.3f}  "
+          f"n={m['n']}  | {recall}")
