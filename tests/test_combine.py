@@ -118,3 +118,18 @@ def test_cli_merges_exported_models_on_the_validation_split(tmp_path, faces_and_
     assert bad.exit_code == 2 and "nope.onnx" in bad.output
     mixed = CliRunner().invoke(app, ["ensemble", str(tmp_path / "e.pt"), str(default), "--data", str(data)])
     assert mixed.exit_code == 2 and ".onnx" in mixed.output
+
+
+def test_half_weights_halve_the_file_and_keep_the_answers(tmp_path, faces_and_labels):
+    faces, labels = faces_and_labels
+    val = FaceSet(faces, labels, np.eye(8, dtype=np.float32)[labels], CANONICAL8)
+    members = [model_path(get_spec("default")), model_path(get_spec("fast"))]
+    full = combine_onnx(members, val, tmp_path / "fp32.onnx")
+    half = combine_onnx(members, val, tmp_path / "fp16.onnx", half=True)
+    assert half["bytes"] < 0.55 * full["bytes"]
+    assert metadata(tmp_path / "fp16.onnx")["weights"] == "float16"
+    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in onnx.load(str(tmp_path / "fp16.onnx")).graph.initializer)
+    p32, p16 = run(tmp_path / "fp32.onnx", faces), run(tmp_path / "fp16.onnx", faces)
+    assert 0 < np.abs(p32 - p16).max() < 5e-3, "float16 storage rounds the weights a little, no more"
+    assert (p32.argmax(1) == p16.argmax(1)).mean() >= 0.98
+    assert half["file_val_acc"] == pytest.approx(float((p16.argmax(1) == labels).mean()))

@@ -473,12 +473,14 @@ def ensemble(
                                                            "their metadata, else 0).")] = None,
     val_fraction: Annotated[Optional[float], typer.Option(help=".onnx members: validation fraction (default: from "
                                                                "their metadata, else 0.1).")] = None,
+    half_weights: Annotated[bool, typer.Option(help=".onnx members: store the weights as float16 (half the file, "
+                                                    "float32 arithmetic).")] = False,
 ) -> None:
     """Average several models into one, calibrated on their shared validation split.
 
     Checkpoints need the \\[train] extra; .onnx members (e.g. a shipped model plus a new run's export) do not."""
     if out.suffix == ".onnx":
-        _ensemble_onnx(out, runs, data, split_seed, val_fraction)
+        _ensemble_onnx(out, runs, data, split_seed, val_fraction, half_weights)
         return
     if any(p.suffix == ".onnx" for p in runs):
         err.print("[red]error:[/red] .onnx members make an .onnx ensemble: give OUT a .onnx name")
@@ -506,7 +508,7 @@ def ensemble(
 
 
 def _ensemble_onnx(out: Path, members: list[Path], data: Optional[Path], split_seed: Optional[int],
-                   val_fraction: Optional[float]) -> None:
+                   val_fraction: Optional[float], half: bool = False) -> None:
     """``openfer ensemble x.onnx a.onnx b.onnx``: merge exported classifiers (openfer.train.combine)."""
     from openfer.datasets import load_dataset, stratified_split
     from openfer.labels import CANONICAL8, FER2013_CLASSES
@@ -531,7 +533,7 @@ def _ensemble_onnx(out: Path, members: list[Path], data: Optional[Path], split_s
     try:
         full = load_dataset(data, "Training", protocol)
         val = full.subset(stratified_split(full.labels, split["val_fraction"], split["split_seed"])[1])
-        report = combine_onnx(members, val, out, split)
+        report = combine_onnx(members, val, out, split, half=half)
     except (ValueError, FileNotFoundError) as e:
         err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)
