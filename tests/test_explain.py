@@ -327,7 +327,11 @@ def test_shipped_onnx_models_run_in_pytorch(name):
     x = np.random.default_rng(0).integers(0, 256, (6, 48, 48)).astype(np.uint8)
     np.testing.assert_allclose(twin.predict_proba(x), onnx_clf.predict_proba(x), atol=1e-5)
     layers = cam_layers(twin)
-    members = 3 if name == "default" else 1
+    from openfer.train.combine import network_count
+    from openfer.zoo.registry import get_spec, model_path
+
+    members = network_count(model_path(get_spec(name)))  # default and fer2013 are 3-network ensembles
+    assert members == (1 if name == "fast" else 3)
     assert len(layers) == 2 * members and sum(m for _, _, m in layers) == members  # mirror view of each
 
 

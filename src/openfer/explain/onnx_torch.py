@@ -1,8 +1,9 @@
 """Run an openfer ONNX classifier as a differentiable PyTorch module, so Grad-CAM works on the shipped models.
 
 A small interpreter for the operators our exported classifiers use (convolutions, pooling, ReLU, residual adds,
-the mirror-image slice of test-time augmentation, ensemble averaging, softmax); any other operator is refused with
-a clear error. It returns the logits that go into the graph's final Softmax (temperature already applied) and
+the mirror-image slice of test-time augmentation, ensemble averaging, including the log-probability averaging
+and float16 weight storage of ``openfer ensemble x.onnx``, softmax); any other operator is refused with a clear
+error. It returns the logits that go into the graph's final Softmax (temperature already applied) and
 passes every ``GlobalAveragePool`` input through a named identity module (``tap0``, ``tap1``, ...): the last
 convolutional maps of each network and each test-time view, where Grad-CAM looks. A tap fed by the mirrored view
 is listed in ``mirrored`` so its map can be flipped back.
@@ -52,7 +53,7 @@ def onnx_to_torch(path: str | Path):
     proto = onnx.load(str(path))
     graph = proto.graph
     supported = {"Identity", "Constant", "Div", "Sub", "Add", "Mul", "Conv", "Relu", "MaxPool", "GlobalAveragePool",
-                 "Flatten", "Gemm", "Slice", "Unsqueeze", "Concat", "ReduceMean", "Softmax"}
+                 "Flatten", "Gemm", "Slice", "Unsqueeze", "Concat", "ReduceMean", "Softmax", "Cast", "Log", "Max", "Sum"}
     unknown = sorted({n.op_type for n in graph.node} - supported)
     if unknown:
         raise ValueError(f"{path}: Grad-CAM cannot run ONNX operators {', '.join(unknown)}; export the checkpoint "
@@ -61,10 +62,10 @@ def onnx_to_torch(path: str | Path):
     for n in graph.node:
         if n.op_type == "Constant":
             consts[n.output[0]] = numpy_helper.to_array(_attrs(n)["value"])
-    softmax = [n for n in graph.node if n.op_type == "Softmax"]
-    if len(softmax) != 1 or softmax[0].output[0] != graph.output[0].name:
+    softmax = [n for n in graph.node if n.op_type == "Softmax" and n.output[0] == graph.output[0].name]
+    if len(softmax) != 1:
         raise ValueError(f"{path}: expected one final Softmax producing the probabilities")
-    logits_name = softmax[0].input[0]
+    logits_name = softmax[0].input[0]  # members' own Softmaxes (a merged ensemble) are computed like any operator
     # which tensors descend from the mirror-image Slice
     producer = {o: n for n in graph.node for o in n.output}
     mirrored_memo: dict[str, bool] = {}
@@ -83,9 +84,9 @@ def onnx_to_torch(path: str | Path):
             self.params = nn.ParameterDict()
             self.names: dict[str, str] = {}
             for i, (k, v) in enumerate(consts.items()):
-                if v.dtype == np.float32 and v.size > 1 and k in {x.name for x in graph.initializer}:
-                    key = f"w{i}"
-                    self.params[key] = nn.Parameter(torch.from_numpy(v.copy()))
+                if v.dtype in (np.float32, np.float16) and v.size > 1 and k in {x.name for x in graph.initializer}:
+                    key = f"w{i}"  # float16-stored weights become float32 parameters (their Cast is then a no-op)
+                    self.params[key] = nn.Parameter(torch.from_numpy(v.astype(np.float32)))
                     self.names[k] = key
             gaps = [n for n in graph.node if n.op_type == "GlobalAveragePool"]
             self.tap_of = {n.input[0]: f"tap{i}" for i, n in enumerate(gaps)}
@@ -145,8 +146,20 @@ def onnx_to_torch(path: str | Path):
                 elif op == "ReduceMean":
                     axes = a.get("axes") or (ins[1].tolist() if len(ins) > 1 else None)
                     y = ins[0].mean(tuple(axes), keepdim=bool(a.get("keepdims", 1)))
+                elif op == "Cast":
+                    if a["to"] != onnx.TensorProto.FLOAT:
+                        raise ValueError(f"unsupported ONNX Cast to type {a['to']}")
+                    y = ins[0].float()
+                elif op == "Log":
+                    y = torch.log(ins[0])
+                elif op in ("Max", "Sum"):
+                    y = ins[0]
+                    for other in ins[1:]:
+                        y = torch.maximum(y, other) if op == "Max" else y + other
                 elif op == "Softmax":
-                    continue
+                    if n.output[0] == graph.output[0].name:
+                        continue
+                    y = torch.softmax(ins[0], a.get("axis", -1))
                 env[n.output[0]] = y
             return env[logits_name]
 

@@ -54,10 +54,11 @@ def export_onnx(ckpt_path: str | Path, out_path: str | Path, opset: int = 17) ->
     proto = onnx.load(str(out_path))
     meta = {"classes": json.dumps(list(ck["classes"])), "input_size": str(size), "channels": str(chans),
             "arch": cfg["arch"], "temperature": str(ck.get("temperature", 1.0)),
-            "tta": tta, "producer": "openfer",
-            # the validation split it was chosen on, so ensembles of exported files can check their members agree
-            "protocol": cfg["protocol"], "split_seed": str(cfg.get("split_seed", 0)),
-            "val_fraction": str(cfg["val_fraction"])}
+            "tta": tta, "producer": "openfer"}
+    if "protocol" in cfg and "val_fraction" in cfg:
+        # the validation split it was chosen on, so ensembles of exported files can check their members agree
+        meta.update({"protocol": cfg["protocol"], "split_seed": str(cfg.get("split_seed", 0)),
+                     "val_fraction": str(cfg["val_fraction"])})
     if ck.get("kind") == "ensemble":
         meta["members"] = json.dumps([f"{m['config']['arch']}:{member_tta(m['config'])}" for m in ck["members"]])
     for k, v in meta.items():
