@@ -330,8 +330,8 @@ def test_shipped_onnx_models_run_in_pytorch(name):
     from openfer.train.combine import network_count
     from openfer.zoo.registry import get_spec, model_path
 
-    members = network_count(model_path(get_spec(name)))  # default and fer2013 are 3-network ensembles
-    assert members == (1 if name == "fast" else 3)
+    members = network_count(model_path(get_spec(name)))  # default: 5 networks, fer2013: 3
+    assert members == {"fast": 1, "fer2013": 3, "default": 5}[name]
     assert len(layers) == 2 * members and sum(m for _, _, m in layers) == members  # mirror view of each
 
 
