@@ -8,14 +8,9 @@ classes or metadata).
 """
 
 import argparse
-import json
 
-import numpy as np
-
-from openfer.datasets import load_dataset, stratified_split
 from openfer.evaluate import classification_metrics
-from openfer.labels import CANONICAL8
-from openfer.train.combine import member_log_probs, metadata, nll
+from openfer.train.combine import member_log_probs, metadata, nll, split_of, validation_faces
 
 ap = argparse.ArgumentParser()
 ap.add_argument("runs", nargs="+")
@@ -24,11 +19,7 @@ ap.add_argument("--tta", default=None, help="override a checkpoint's test-time a
 args = ap.parse_args()
 for run in args.runs:
     if run.endswith(".onnx"):
-        meta = metadata(run)
-        protocol = meta.get("protocol") or ("ferplus" if tuple(json.loads(meta["classes"])) == CANONICAL8 else "fer2013")
-        full = load_dataset(args.data, "Training", protocol)
-        val = full.subset(stratified_split(full.labels, float(meta.get("val_fraction", 0.1)),
-                                           int(meta.get("split_seed", 0)))[1])
+        val = validation_faces(split_of(metadata(run)), args.data)
         logits = member_log_probs(run, val.pixels)
     else:
         from openfer.train.ensemble import member_tta

@@ -510,9 +510,7 @@ def ensemble(
 def _ensemble_onnx(out: Path, members: list[Path], data: Optional[Path], split_seed: Optional[int],
                    val_fraction: Optional[float], half: bool = False) -> None:
     """``openfer ensemble x.onnx a.onnx b.onnx``: merge exported classifiers (openfer.train.combine)."""
-    from openfer.datasets import load_dataset, stratified_split
-    from openfer.labels import CANONICAL8, FER2013_CLASSES
-    from openfer.train.combine import combine_onnx, metadata
+    from openfer.train.combine import combine_onnx, metadata, split_of, validation_faces
     from openfer.zoo.registry import sha256_file
 
     bad = [str(p) for p in members if p.suffix != ".onnx" or not p.is_file()]
@@ -520,20 +518,9 @@ def _ensemble_onnx(out: Path, members: list[Path], data: Optional[Path], split_s
         err.print(f"[red]error:[/red] an .onnx ensemble needs exported .onnx members; not found or not .onnx: "
                   f"{', '.join(bad)} (export runs first with openfer export)")
         raise typer.Exit(2)
-    meta = metadata(members[0])
-    classes = tuple(json.loads(meta.get("classes", "[]")))
-    protocol = meta.get("protocol") or {CANONICAL8: "ferplus", FER2013_CLASSES: "fer2013"}.get(classes)
-    if protocol is None:
-        err.print(f"[red]error:[/red] {members[0]} predicts {list(classes)}: not a FER+ or FER2013 classifier, "
-                  "so there is no validation split to calibrate on")
-        raise typer.Exit(2)
-    split = {"protocol": protocol,
-             "split_seed": split_seed if split_seed is not None else int(meta.get("split_seed", 0)),
-             "val_fraction": val_fraction if val_fraction is not None else float(meta.get("val_fraction", 0.1))}
     try:
-        full = load_dataset(data, "Training", protocol)
-        val = full.subset(stratified_split(full.labels, split["val_fraction"], split["split_seed"])[1])
-        report = combine_onnx(members, val, out, split, half=half)
+        split = split_of(metadata(members[0]), split_seed, val_fraction)
+        report = combine_onnx(members, validation_faces(split, data), out, split, half=half)
     except (ValueError, FileNotFoundError) as e:
         err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
+import numpy as np
 from PIL import Image
 
 from openfer.analyzer import Analyzer
@@ -26,6 +27,37 @@ class BatchSummary:
     faces: int = 0
     interrupted: bool = False
     records: list[dict] = field(default_factory=list)
+
+    def add(self, rec: dict) -> None:
+        """Count one image's record (``image_record``) and keep it."""
+        self.records.append(rec)
+        self.done += 1
+        self.failed += rec.get("error") is not None
+        self.faces += rec["num_faces"]
+
+
+def each_image(files: list[Path], find: Callable[[np.ndarray], list],
+               draw: Callable[[Path, np.ndarray, list], str] | None,
+               summary: BatchSummary) -> Iterator[tuple[dict, list | None]]:
+    """Read every file, ``find(rgb)`` its faces and ``draw(path, rgb, faces)`` a picture (its path) when asked;
+    yield the file's record and faces, counted in ``summary``. A file that cannot be read or processed yields a
+    record with ``error`` (and the faces found before a drawing failed), and the batch goes on. The shared loop
+    of ``run_images`` and ``openfer.explain.run_explain``."""
+    for path in files:
+        faces, size, error, picture = None, None, None, None
+        try:
+            rgb = read_image(path)
+            size = (rgb.shape[1], rgb.shape[0])
+            faces = find(rgb)
+            picture = draw(Path(path), rgb, faces) if draw else None
+        except ImageReadError as e:
+            error = str(e)
+        except Exception as e:  # noqa: BLE001 - one bad file must not end the batch; the error is reported
+            log.debug("failed on %s", path, exc_info=True)
+            error = f"{type(e).__name__}: {e}"
+        rec = image_record(str(path), faces, size, error, picture)
+        summary.add(rec)
+        yield rec, faces
 
 
 def _annotated_name(path: Path, taken: set[str], ext: str = ".jpg") -> str:
@@ -53,31 +85,21 @@ def run_images(analyzer: Analyzer, files: list[Path], jsonl: str | None = None, 
     taken: set[str] = set()
     if annotate_dir:
         Path(annotate_dir).mkdir(parents=True, exist_ok=True)
+
+    def draw(path: Path, rgb: np.ndarray, faces: list) -> str:
+        target = Path(annotate_dir) / _annotated_name(path, taken)
+        Image.fromarray(annotate(rgb, faces)).save(target, quality=90)
+        return str(target)
+
+    def find(rgb: np.ndarray) -> list:
+        return analyzer.classify(rgb, analyzer.detector.detect(rgb))
+
     try:
-        for path in files:
-            faces, size, error, ann = None, None, None, None
-            try:
-                rgb = read_image(path)
-                size = (rgb.shape[1], rgb.shape[0])
-                faces = analyzer.classify(rgb, analyzer.detector.detect(rgb))
-                if annotate_dir:
-                    target = Path(annotate_dir) / _annotated_name(path, taken)
-                    Image.fromarray(annotate(rgb, faces)).save(target, quality=90)
-                    ann = str(target)
-            except ImageReadError as e:
-                error = str(e)
-            except Exception as e:  # noqa: BLE001 - one bad file must not end the batch; the error is reported
-                log.debug("failed on %s", path, exc_info=True)
-                error = f"{type(e).__name__}: {e}"
-            rec = image_record(str(path), faces, size, error, ann)
-            summary.records.append(rec)
-            summary.done += 1
-            summary.failed += error is not None
-            summary.faces += rec["num_faces"]
+        for rec, faces in each_image(files, find, draw if annotate_dir else None, summary):
             if jw:
                 jw.write(rec)
             if cw and faces:
-                cw.write(str(path), faces)
+                cw.write(rec["path"], faces)
             if on_done:
                 on_done(rec)
     except KeyboardInterrupt:

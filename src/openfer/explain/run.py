@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Callable
 
@@ -11,11 +10,8 @@ from PIL import Image
 from openfer.analyzer import Analyzer
 from openfer.explain.core import check_request
 from openfer.explain.overlay import render_explanations
-from openfer.io.images import ImageReadError, read_image
-from openfer.io.writers import JsonlWriter, image_record
-from openfer.pipeline import BatchSummary, _annotated_name
-
-log = logging.getLogger(__name__)
+from openfer.io.writers import JsonlWriter
+from openfer.pipeline import BatchSummary, _annotated_name, each_image
 
 
 def run_explain(analyzer: Analyzer, files: list[Path], out_dir: str | Path, method: str = "occlusion",
@@ -45,29 +41,21 @@ def run_explain(analyzer: Analyzer, files: list[Path], out_dir: str | Path, meth
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = BatchSummary()
     taken: set[str] = set()
+
+    def draw(path: Path, rgb, faces: list) -> str:
+        picture = out_dir / _annotated_name(path, taken, ".png")
+        Image.fromarray(render_explanations(rgb, faces)).save(picture)
+        return str(picture)
+
+    def find(rgb) -> list:
+        return analyzer.explain(rgb, method, classifier=clf, target=target, **params)
+
     jw = JsonlWriter(out_dir / "explanations.jsonl")
     try:
-        for path in files:
-            faces, size, error, picture = None, None, None, None
-            try:
-                rgb = read_image(path)
-                size = (rgb.shape[1], rgb.shape[0])
-                faces = analyzer.explain(rgb, method, classifier=clf, target=target, **params)
-                picture = out_dir / _annotated_name(Path(path), taken, ".png")
-                Image.fromarray(render_explanations(rgb, faces)).save(picture)
-            except ImageReadError as e:
-                error = str(e)
-            except Exception as e:  # noqa: BLE001 - one bad file must not end the batch; the error is reported
-                log.debug("failed on %s", path, exc_info=True)
-                error = f"{type(e).__name__}: {e}"
-            rec = image_record(str(path), faces, size, error, str(picture) if picture else None)
+        for rec, _ in each_image(files, find, draw, summary):
             if not heatmap_json:
                 for f in rec["faces"]:
                     f["explanation"].pop("heatmap", None)
-            summary.records.append(rec)
-            summary.done += 1
-            summary.failed += error is not None
-            summary.faces += rec["num_faces"]
             jw.write(rec)
             if on_done:
                 on_done(rec)

@@ -32,11 +32,39 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(grid[int(np.argmin([nll(logits / t, labels) for t in grid]))])
 
 
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax, computed stably."""
+    z = logits - logits.max(1, keepdims=True)
+    return z - np.log(np.exp(z).sum(1, keepdims=True))
+
+
 def nll(logits: np.ndarray, labels: np.ndarray) -> float:
     """Mean negative log-likelihood of integer ``labels`` under ``softmax(logits)``."""
-    z = logits - logits.max(1, keepdims=True)
-    logp = z - np.log(np.exp(z).sum(1, keepdims=True))
-    return float(-logp[np.arange(len(labels)), labels].mean())
+    return float(-log_softmax(logits)[np.arange(len(labels)), labels].mean())
+
+
+def split_of(meta: dict[str, str], split_seed: int | None = None, val_fraction: float | None = None) -> dict:
+    """The validation split an exported classifier was chosen on: ``protocol``, ``split_seed``, ``val_fraction``
+    from its metadata (explicit arguments win; files exported before openfer recorded them: the protocol follows
+    from the classes, seed 0 and 10 %, the split of every shipped model)."""
+    from openfer.labels import CANONICAL8, FER2013_CLASSES
+
+    classes = tuple(json.loads(meta.get("classes", "[]")))
+    protocol = meta.get("protocol") or {CANONICAL8: "ferplus", FER2013_CLASSES: "fer2013"}.get(classes)
+    if protocol is None:
+        raise ValueError(f"the model predicts {list(classes)}: not a FER+ or FER2013 classifier, so there is no "
+                         "validation split to calibrate on")
+    return {"protocol": protocol,
+            "split_seed": split_seed if split_seed is not None else int(meta.get("split_seed", 0)),
+            "val_fraction": val_fraction if val_fraction is not None else float(meta.get("val_fraction", 0.1))}
+
+
+def validation_faces(split: dict, data: str | Path | None = None):
+    """The ``FaceSet`` of a ``split_of`` split, carved from Training as ``openfer train`` carves it."""
+    from openfer.datasets import load_dataset, stratified_split
+
+    full = load_dataset(data, "Training", split["protocol"])
+    return full.subset(stratified_split(full.labels, split["val_fraction"], split["split_seed"])[1])
 
 
 def member_log_probs(path: str | Path, pixels: np.ndarray, batch: int = 256, threads: int = 0) -> np.ndarray:
@@ -52,10 +80,9 @@ def member_log_probs(path: str | Path, pixels: np.ndarray, batch: int = 256, thr
     return np.log(np.maximum(np.concatenate(out), 1e-12))
 
 
-def check_members(paths: list[Path]) -> tuple[dict[str, str], list[str]]:
-    """The first member's metadata, and warnings; raises ValueError when members are not interchangeable (classes,
-    input) or were chosen on different validation splits."""
-    metas = [metadata(p) for p in paths]
+def check_members(paths: list[Path], metas: list[dict[str, str]]) -> list[str]:
+    """Warnings about the members (``metas``: their metadata); raises ValueError when they are not
+    interchangeable (classes, input) or were chosen on different validation splits."""
     first = metas[0]
     for p, m in zip(paths, metas):
         if m.get("producer") != "openfer" or "classes" not in m:
@@ -72,16 +99,23 @@ def check_members(paths: list[Path]) -> tuple[dict[str, str], list[str]]:
     if len(known) < len(paths):
         warnings.append("some members do not record their validation split (exported before openfer recorded it): "
                         "make sure they were all chosen on the split used here")
-    return first, warnings
+    return warnings
+
+
+def networks(meta: dict[str, str]) -> list[str]:
+    """The networks (``arch:tta``) an exported classifier averages, from its metadata: an ensemble's members, else
+    the model itself. Their count is the model's weight in a merge."""
+    if meta.get("arch") == "ensemble" and "members" in meta:
+        return json.loads(meta["members"])
+    return [f"{meta.get('arch', '?')}:{meta.get('tta', 'flip' if meta.get('tta_flip') == 'True' else 'none')}"]
 
 
 def network_count(path: str | Path) -> int:
-    """How many networks an exported classifier averages (an ensemble's members, else 1): its weight in a merge."""
-    m = metadata(path)
-    return len(json.loads(m["members"])) if m.get("arch") == "ensemble" and "members" in m else 1
+    """How many networks the exported classifier at ``path`` averages (``networks``)."""
+    return len(networks(metadata(path)))
 
 
-def merge_graph(paths: list[Path], weights: list[float], temperature: float,
+def merge_graph(paths: list[Path], metas: list[dict[str, str]], weights: list[float], temperature: float,
                 extra_meta: dict[str, str]) -> "onnx.ModelProto":  # noqa: F821
     """One ONNX model: input ``faces`` fed to every member, output ``probabilities`` = softmax(weighted mean of the
     members' log p / T)."""
@@ -114,11 +148,8 @@ def merge_graph(paths: list[Path], weights: list[float], temperature: float,
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()],
                               producer_name="openfer")
     model.ir_version = max(m.ir_version for m in models)
-    meta = {k: v for k, v in metadata(paths[0]).items() if k in ("classes", "input_size", "channels")}
-    members = []
-    for p in paths:  # flattened, so a merged file can itself be merged with the right weight
-        m = metadata(p)
-        members += json.loads(m["members"]) if m.get("arch") == "ensemble" and "members" in m else [_describe(p, m)]
+    meta = {k: v for k, v in metas[0].items() if k in ("classes", "input_size", "channels")}
+    members = [n for m in metas for n in networks(m)]  # flattened: a merged file merges again with the right weight
     meta.update({"arch": "ensemble", "tta": "none", "producer": "openfer", "temperature": str(temperature),
                  "members": json.dumps(members), **extra_meta})
     for k, v in meta.items():
@@ -153,11 +184,6 @@ def half_weights(model: "onnx.ModelProto", min_size: int = 1024) -> "onnx.ModelP
     return model
 
 
-def _describe(path: Path, m: dict[str, str]) -> str:
-    """``arch:tta`` as ``openfer export`` lists ensemble members."""
-    return f"{m.get('arch', '?')}:{m.get('tta', 'flip' if m.get('tta_flip') == 'True' else 'none')}"
-
-
 def combine_onnx(paths: list[str | Path], val_set, out_path: str | Path, split: dict | None = None,
                  threads: int = 0, half: bool = False) -> dict:
     """Merge exported classifiers into ``out_path``, calibrated on ``val_set`` (a ``FaceSet`` none of the members
@@ -168,7 +194,7 @@ def combine_onnx(paths: list[str | Path], val_set, out_path: str | Path, split: 
     stores the weights as float16 (``half_weights``); the report then also gives the written file's own validation
     accuracy and NLL.
     """
-    import onnxruntime as ort
+    import onnx
 
     paths = [Path(p) for p in paths]
     if len(paths) < 2:
@@ -176,11 +202,13 @@ def combine_onnx(paths: list[str | Path], val_set, out_path: str | Path, split: 
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise FileNotFoundError(f"no ONNX file at {', '.join(missing)}")
-    first, warnings = check_members(paths)
-    if tuple(json.loads(first["classes"])) != tuple(val_set.classes):
-        raise ValueError(f"members predict {json.loads(first['classes'])}, the validation set has {list(val_set.classes)}")
+    metas = [metadata(p) for p in paths]
+    warnings = check_members(paths, metas)
+    if tuple(json.loads(metas[0]["classes"])) != tuple(val_set.classes):
+        raise ValueError(f"members predict {json.loads(metas[0]['classes'])}, the validation set has "
+                         f"{list(val_set.classes)}")
     labels = val_set.labels
-    weights = [float(network_count(p)) for p in paths]
+    weights = [float(len(networks(m))) for m in metas]
     report: dict = {"members": [], "warnings": warnings}
     total = 0.0
     for p, w in zip(paths, weights):
@@ -191,29 +219,20 @@ def combine_onnx(paths: list[str | Path], val_set, out_path: str | Path, split: 
     mean = total / sum(weights)
     t = fit_temperature(mean, labels)
     extra = {k: str(v) for k, v in (split or {}).items()}
-    model = merge_graph(paths, weights, t, extra)
+    model = merge_graph(paths, metas, weights, t, extra)
     if half:
         model = half_weights(model)
         entry = model.metadata_props.add()
         entry.key, entry.value = "weights", "float16"
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    import onnx
-
     onnx.save(model, str(out_path))
-    # parity: the merged graph must give what the members give, averaged and re-tempered, here in NumPy
-    probe = val_set.pixels[:64]
-    opts = ort.SessionOptions()
-    if threads:
-        opts.intra_op_num_threads = threads
-    sess = ort.InferenceSession(str(out_path), opts, providers=["CPUExecutionProvider"])
-    got = sess.run(None, {"faces": probe.astype(np.float32)[:, None]})[0]
-    z = mean[:64] / t
-    want = np.exp(z - z.max(1, keepdims=True))
-    want /= want.sum(1, keepdims=True)
-    if half:  # the file's own answers, rounding included
-        lp = member_log_probs(out_path, val_set.pixels, threads=threads)
+    # parity: the written file must give what the members give, averaged and re-tempered here in NumPy; with float16
+    # weights it runs on the whole split, so the report also has the file's own answers, rounding included
+    lp = member_log_probs(out_path, val_set.pixels if half else val_set.pixels[:64], threads=threads)
+    if half:
         report.update({"file_val_acc": float((lp.argmax(1) == labels).mean()), "file_val_nll": nll(lp, labels)})
+    got, want = np.exp(lp[:64]), np.exp(log_softmax(mean[:64] / t))
     report.update({"val_acc": float((mean.argmax(1) == labels).mean()), "val_nll_t1": nll(mean, labels),
                    "temperature": t, "val_nll": nll(mean / t, labels), "n_val": int(len(labels)),
                    "max_abs_diff": float(np.abs(got - want).max()), "bytes": out_path.stat().st_size})

@@ -143,11 +143,10 @@ class Teacher:
     def _load(path: str) -> tuple[torch.nn.Module, list[str], int, float]:
         """(network, classes, input size, temperature) of a checkpoint or an ONNX classifier."""
         if str(path).endswith(".onnx"):
-            import onnx
-
             from openfer.explain.onnx_torch import onnx_to_torch
+            from openfer.train.combine import metadata
 
-            meta = {m.key: m.value for m in onnx.load(str(path), load_external_data=False).metadata_props}
+            meta = metadata(path)
             if "classes" not in meta or "input_size" not in meta:
                 raise ValueError(f"teacher {path} has no openfer metadata (classes, input_size): export it with "
                                  "openfer export")
