@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from openfer.train.faceres import FaceresMobileNet
+
 
 class ConvBNAct(nn.Sequential):
     """3x3 convolution, batch norm, ReLU."""
@@ -250,7 +252,8 @@ class SESwin(nn.Module):
         return self.head(f * self.se(f))
 
 
-ARCHS = {"fer_resnet": FerResNet, "resemotenet": ResEmoteNet, "gimefive": GiMeFive, "se_swin": SESwin}
+ARCHS = {"fer_resnet": FerResNet, "resemotenet": ResEmoteNet, "gimefive": GiMeFive, "se_swin": SESwin,
+         "faceres_mobilenet": FaceresMobileNet}
 
 
 def build(name: str, num_classes: int, **kwargs) -> nn.Module:

@@ -1,7 +1,8 @@
 """Batch augmentations on CPU tensors: geometry, photometry, resolution loss and random erasing.
 
 They model what the inference pipeline meets: imperfect alignment (shift, scale, rotation), mirrored faces,
-lighting, small/blurred faces and partial occlusion.
+lighting, small/blurred/noisy faces and partial occlusion (random boxes, and bands where sunglasses, VR headsets
+and face masks sit on a face aligned to the FER2013 template).
 """
 
 from __future__ import annotations
@@ -27,6 +28,16 @@ class AugmentConfig:
     lowres_min: int = 16
     erase_p: float = 0.5
     erase_area: tuple[float, float] = (0.02, 0.2)
+    blur_p: float = 0.0  # Gaussian blur (defocus, motion-free), sigma up to blur_sigma pixels of a 48 px face
+    blur_sigma: float = 1.5
+    noise_p: float = 0.0  # additive Gaussian sensor noise, std up to noise_std (0..1 scale)
+    noise_std: float = 0.06
+    band_p: float = 0.0  # an occluding band: eyes (sunglasses), eyes+brows (headset) or mouth+jaw (mask)
+
+
+#: Vertical extent (fractions of the crop side) of the occluders ``band_p`` draws, on the FER2013 template
+#: (eyes at y = 0.40, mouth corners at y = 0.75): sunglasses, a head-mounted display, a face mask.
+BANDS: tuple[tuple[float, float], ...] = ((0.31, 0.49), (0.18, 0.55), (0.58, 1.0))
 
 
 def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
@@ -54,6 +65,24 @@ def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.
             small = F.interpolate(x[sel], size=(side, side), mode="area")
             x[sel] = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
 
+    if cfg.blur_p > 0:
+        sel = torch.nonzero(r(b) < cfg.blur_p).flatten()
+        if len(sel):
+            sigma = max(0.3, r(1).item() * cfg.blur_sigma) * h / 48
+            x[sel] = _gaussian_blur(x[sel], sigma)
+
+    if cfg.noise_p > 0:
+        sel = (r(b, 1, 1, 1) < cfg.noise_p).float() * r(b, 1, 1, 1) * cfg.noise_std
+        x = (x + sel * torch.randn(x.shape, generator=gen)).clamp(0, 1)
+
+    if cfg.band_p > 0:
+        for i in torch.nonzero(r(b) < cfg.band_p).flatten().tolist():
+            top, bottom = BANDS[int(r(1).item() * len(BANDS))]
+            shift = (r(1).item() * 2 - 1) * 0.04
+            y0, y1 = int((top + shift) * h), int(min(bottom + shift, 1.0) * h)
+            margin = int(r(1).item() * 0.12 * w)
+            x[i, :, max(y0, 0) : y1, margin : w - margin] = r(1).item() * 0.35  # dark glasses, grey/black fabric
+
     if cfg.erase_p > 0:
         for i in torch.nonzero(r(b) < cfg.erase_p).flatten().tolist():
             area = (cfg.erase_area[0] + r(1).item() * (cfg.erase_area[1] - cfg.erase_area[0])) * h * w
@@ -64,3 +93,15 @@ def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.
             x0 = int(r(1).item() * (w - ew + 1))
             x[i, :, y0 : y0 + eh, x0 : x0 + ew] = r(1, eh, ew)
     return x
+
+
+def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of [B, C, H, W] with standard deviation ``sigma`` pixels (reflect padding)."""
+    radius = max(1, int(math.ceil(2.5 * sigma)))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    c = x.shape[1]
+    x = F.pad(x, (radius, radius, radius, radius), mode="reflect")
+    x = F.conv2d(x, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    return F.conv2d(x, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)

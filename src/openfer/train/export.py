@@ -59,6 +59,10 @@ def export_onnx(ckpt_path: str | Path, out_path: str | Path, opset: int = 17) ->
         # the validation split it was chosen on, so ensembles of exported files can check their members agree
         meta.update({"protocol": cfg["protocol"], "split_seed": str(cfg.get("split_seed", 0)),
                      "val_fraction": str(cfg["val_fraction"])})
+    if "class_prior" in ck:  # what --prior balanced divides out
+        meta["class_prior"] = json.dumps([round(float(v), 6) for v in ck["class_prior"]])
+    if ck.get("pretrained"):
+        meta["pretrained"] = json.dumps(ck["pretrained"])
     if ck.get("kind") == "ensemble":
         meta["members"] = json.dumps([f"{m['config']['arch']}:{member_tta(m['config'])}" for m in ck["members"]])
     for k, v in meta.items():

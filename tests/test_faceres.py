@@ -1,0 +1,275 @@
+"""faceres converter (tfjs weights -> PyTorch MobileNet-v1), batch-norm re-inflation, balanced objective, and a tiny
+fine-tuning run from generated faceres-format weights. The real-file checks skip without ../shared."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the faceres converter needs the [train] extra (PyTorch)")
+
+from openfer.train import faceres  # noqa: E402
+from openfer.train.faceres import BLOCKS, FaceresMobileNet, load_faceres, read_tfjs_weights  # noqa: E402
+from openfer.train.loop import (  # noqa: E402
+    TrainConfig, class_prior, prior_offset, train, uar, with_offset,
+)
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+REAL = SHARED / "models" / "faceres"
+MUXSPACE = SHARED / "data" / "muxspace"
+
+
+def write_tfjs(folder: Path, weights: dict[str, np.ndarray], quant: dict[str, str] | None = None,
+               strides: list[int] | None = None, shards: int = 1) -> Path:
+    """Write ``weights`` as a tfjs graph model (``model.json`` + binary shards) the way tfjs-converter does:
+    float16 (or affine uint8) quantised float32 weights, int32 raw, and depthwise nodes that carry strides."""
+    quant = quant or {}
+    entries, blobs = [], []
+    for name, w in weights.items():
+        entry = {"name": name, "shape": list(w.shape), "dtype": "int32" if w.dtype == np.int32 else "float32"}
+        q = quant.get(name, "float16" if w.dtype != np.int32 else None)
+        if q == "float16":
+            entry["quantization"] = {"dtype": "float16", "original_dtype": "float32"}
+            blobs.append(w.astype(np.float16).tobytes())
+        elif q == "uint8":
+            lo, hi = float(w.min()), float(w.max())
+            scale = (hi - lo) / 255 or 1.0
+            entry["quantization"] = {"dtype": "uint8", "min": lo, "scale": scale, "original_dtype": "float32"}
+            blobs.append(np.round((w - lo) / scale).astype(np.uint8).tobytes())
+        else:
+            blobs.append(w.tobytes())
+        entries.append(entry)
+    data = b"".join(blobs)
+    cut = [round(i * len(data) / shards) for i in range(shards + 1)]
+    paths = []
+    for i in range(shards):
+        paths.append(f"group1-shard{i + 1}of{shards}.bin")
+        (folder / paths[-1]).write_bytes(data[cut[i] : cut[i + 1]])
+    nodes = [{"name": f"conv_dw_{i + 1}/depthwise", "op": "DepthwiseConv2dNative",
+              "attr": {"strides": {"list": {"i": ["1", str(s), str(s), "1"]}}}} for i, s in enumerate(strides or [])]
+    path = folder / "faceres.json"
+    path.write_text(json.dumps({"format": "graph-model", "modelTopology": {"node": nodes},
+                                "weightsManifest": [{"paths": paths, "weights": entries}]}))
+    return path
+
+
+def random_faceres(seed: int = 0) -> dict[str, np.ndarray]:
+    """MobileNet-v1 weights under faceres's names and TensorFlow layouts (folded batch norms), random values
+    scaled so activations neither vanish nor saturate through 27 layers."""
+    rng = np.random.default_rng(seed)
+    w: dict[str, np.ndarray] = {}
+
+    def add(name, *shape, scale=1.0):
+        w[name] = (rng.standard_normal(shape) * scale).astype(np.float32)
+
+    add("conv1/convolution/merged_input", 3, 3, 3, 32, scale=1 / 255 / 3)
+    add("conv1_bn/batchnorm_1/sub", 32, scale=0.1)
+    w["conv1_relu/Cast"] = np.float32(6.0).reshape(())
+    cin = 32
+    for i, (cout, _) in enumerate(BLOCKS, start=1):
+        add(f"conv_dw_{i}/depthwise_kernel", 3, 3, cin, 1, scale=1 / 3)
+        add(f"conv_dw_{i}_bn/batchnorm_1/mul", cin, scale=0.3)
+        w[f"conv_dw_{i}_bn/batchnorm_1/mul"] = np.abs(w[f"conv_dw_{i}_bn/batchnorm_1/mul"]) + 0.5
+        add(f"conv_dw_{i}_bn/batchnorm_1/sub", cin, scale=0.1)
+        w[f"conv_dw_{i}_relu/Cast"] = np.float32(6.0).reshape(())
+        add(f"conv_pw_{i}/convolution/merged_input", 1, 1, cin, cout, scale=1.5 / np.sqrt(cin))
+        add(f"conv_pw_{i}_bn/batchnorm_1/sub", cout, scale=0.1)
+        w[f"conv_pw_{i}_relu/Cast"] = np.float32(6.0).reshape(())
+        cin = cout
+    # round-trip through float16 now, so the reference below sees exactly the stored values
+    return {k: v.astype(np.float16).astype(np.float32) for k, v in w.items()}
+
+
+def tf_same(x: np.ndarray, k: int, s: int) -> np.ndarray:
+    """TensorFlow's SAME zero padding of an NHWC array for a k x k window with stride s."""
+    pads = []
+    for size in x.shape[1:3]:
+        total = max((-(-size // s) - 1) * s + k - size, 0)
+        pads.append((total // 2, total - total // 2))
+    return np.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
+
+
+def reference_embedding(w: dict[str, np.ndarray], rgb: np.ndarray) -> np.ndarray:
+    """The frozen tfjs graph recomputed in NumPy with TensorFlow's semantics (NHWC, HWIO kernels, SAME padding,
+    conv -> +sub -> ReLU6; depthwise -> *mul -> +sub -> ReLU6), on 0..255 RGB [N, H, W, 3]: the last feature map
+    [N, H/32, W/32, 1024] before global pooling."""
+    def depthwise(x, kern, s):
+        xp = tf_same(x, 3, s)
+        oh, ow = -(-x.shape[1] // s), -(-x.shape[2] // s)
+        return sum(xp[:, dy : dy + s * oh : s, dx : dx + s * ow : s, :] * kern[dy, dx, :, 0]
+                   for dy in range(3) for dx in range(3))
+
+    def full(x, kern, s):
+        k = kern.shape[0]
+        xp = tf_same(x, k, s)
+        oh, ow = -(-x.shape[1] // s), -(-x.shape[2] // s)
+        return sum(xp[:, dy : dy + s * oh : s, dx : dx + s * ow : s, :] @ kern[dy, dx]
+                   for dy in range(k) for dx in range(k))
+
+    relu6 = lambda v: np.clip(v, 0, 6)  # noqa: E731
+    x = relu6(full(rgb.astype(np.float64), w["conv1/convolution/merged_input"], 2) + w["conv1_bn/batchnorm_1/sub"])
+    for i, (_, s) in enumerate(BLOCKS, start=1):
+        x = depthwise(x, w[f"conv_dw_{i}/depthwise_kernel"], s)
+        x = relu6(x * w[f"conv_dw_{i}_bn/batchnorm_1/mul"] + w[f"conv_dw_{i}_bn/batchnorm_1/sub"])
+        x = relu6(full(x, w[f"conv_pw_{i}/convolution/merged_input"], 1) + w[f"conv_pw_{i}_bn/batchnorm_1/sub"])
+    return x
+
+
+def test_read_tfjs_weights_decodes_float16_uint8_int32_across_shards(tmp_path):
+    rng = np.random.default_rng(1)
+    weights = {"a/kernel": rng.standard_normal((3, 3, 2, 4)).astype(np.float32),
+               "b/bias": rng.uniform(-1, 1, 7).astype(np.float32),
+               "c/idx": np.array([1, 2], np.int32),
+               "d/scalar": np.float32(6.0).reshape(())}
+    path = write_tfjs(tmp_path, weights, quant={"b/bias": "uint8"}, shards=3)
+    got = read_tfjs_weights(path)
+    assert list(got) == list(weights)
+    np.testing.assert_array_equal(got["a/kernel"], weights["a/kernel"].astype(np.float16).astype(np.float32))
+    np.testing.assert_allclose(got["b/bias"], weights["b/bias"], atol=2 / 255)  # 8-bit affine steps
+    assert not np.array_equal(got["b/bias"], weights["b/bias"])  # really dequantised, not passed through
+    assert got["c/idx"].dtype == np.int32 and got["c/idx"].tolist() == [1, 2]
+    assert got["d/scalar"].shape == () and float(got["d/scalar"]) == 6.0
+    # a manifest that promises more bytes than the shards hold is an error, not garbage weights
+    (tmp_path / "group1-shard3of3.bin").write_bytes(b"")
+    with pytest.raises(ValueError, match="past the end"):
+        read_tfjs_weights(path)
+
+
+@pytest.mark.parametrize("in_chans", [3, 1])
+def test_converted_network_matches_tensorflow_semantics(tmp_path, in_chans):
+    """Kernel layouts, folded scales, ReLU6 and TF's asymmetric SAME padding: the PyTorch network equals an
+    independent NumPy recomputation of the frozen graph (grey input = grey on R, G and B)."""
+    w = random_faceres()
+    write_tfjs(tmp_path, w, strides=[s for _, s in BLOCKS])
+    net = FaceresMobileNet(8, in_chans=in_chans)
+    record = load_faceres(net, tmp_path)
+    assert record["sha256"]["faceres.json"] != faceres.SHA256["faceres.json"]  # the file used is recorded
+    rng = np.random.default_rng(2)
+    img = rng.integers(0, 256, (2, 34, 34, 3)).astype(np.float32)  # even: pad 0/1 at stride 2; 17, 9, 5: odd
+    if in_chans == 1:
+        img = np.repeat(img.mean(-1, keepdims=True), 3, axis=-1)
+    want = reference_embedding(w, img).transpose(0, 3, 1, 2)  # [N, 1024, 2, 2]
+    assert want.std() > 0.05, "the reference must not be all-dead ReLUs"
+    x = torch.from_numpy(img[..., :in_chans].transpose(0, 3, 1, 2).copy()) / 127.5 - 1
+    with torch.no_grad():
+        net.eval()
+        got = net.features((x + 1) * 127.5).double().numpy()
+        pooled = net.embed(x).double().numpy()
+    # tight: a one-pixel shift of the stride-2 padding (PyTorch's symmetric padding) changes values by ~1e-4
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    np.testing.assert_allclose(pooled, want.mean((2, 3)), rtol=1e-5, atol=1e-6)
+
+
+def test_load_refuses_wrong_layout(tmp_path):
+    w = random_faceres()
+    write_tfjs(tmp_path, w, strides=[1] * len(BLOCKS))
+    with pytest.raises(ValueError, match="strides"):
+        load_faceres(FaceresMobileNet(8), tmp_path)
+    with pytest.raises(FileNotFoundError, match="OPENFER_FACERES"):
+        load_faceres(FaceresMobileNet(8), tmp_path / "missing")
+
+
+def test_reinflated_batchnorm_keeps_the_function_and_normalises_training_batches(tmp_path):
+    w = random_faceres()
+    write_tfjs(tmp_path, w, strides=[s for _, s in BLOCKS])
+    net = FaceresMobileNet(8, in_chans=1)
+    load_faceres(net, tmp_path)
+    x = torch.rand(16, 1, 32, 32) * 2 - 1
+    with torch.no_grad():
+        before = net.eval().embed(x)
+        faceres.reinflate_batchnorm(net, [x[:8], x[8:]])
+        after = net.eval().embed(x)
+        torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4)
+        # in training mode the batch statistics now match the stored ones: the function barely moves
+        train_mode = net.train().embed(x)
+    assert (train_mode - before).abs().max() < 0.05 * before.abs().max() + 1e-3
+    bn = net.features[0][1]
+    assert bn.running_var.mean() > 0 and not torch.allclose(bn.weight, torch.ones_like(bn.weight))
+
+
+def test_logit_adjustment_offsets_and_uar():
+    targets = np.array([[1, 0, 0]] * 8 + [[0, 1, 0]] * 2 + [[0, 0.5, 0.5]] * 2, np.float32)
+    prior = class_prior(targets)
+    np.testing.assert_allclose(prior, [8 / 12, 3 / 12, 1 / 12], rtol=1e-6)
+    la = TrainConfig(balance="logit_adjust", balance_tau=0.5)
+    np.testing.assert_allclose(prior_offset(la, prior).numpy(), 0.5 * np.log(prior), rtol=1e-6)
+    assert prior_offset(TrainConfig(), prior).abs().sum() == 0
+    with pytest.raises(ValueError, match="logit_adjust"):
+        prior_offset(TrainConfig(balance="focal"), prior)
+    # the saved head outputs training-prior logits: f + offset
+    net = FaceresMobileNet(3)
+    offset = torch.tensor([1.0, -2.0, 0.5])
+    state = with_offset(net, net.state_dict(), offset)
+    torch.testing.assert_close(state["head.1.bias"], net.state_dict()["head.1.bias"] + offset)
+    # UAR: mean recall over present classes; a majority-class guesser scores 1/k, not its accuracy
+    y = np.array([0] * 8 + [1] * 2 + [2] * 2)
+    assert uar(y, np.zeros_like(y), 3) == pytest.approx(1 / 3)
+    assert uar(y, np.array([0] * 6 + [1] * 2 + [1] * 2 + [2] * 2), 4) == pytest.approx((6 / 8 + 1 + 1) / 3)
+
+
+@pytest.mark.slow
+def test_tiny_faceres_finetuning_run_with_balanced_objective(tmp_path):
+    """End to end: generated faceres weights -> fine-tuned on an imbalanced toy set with logit adjustment ->
+    best.pt chosen on UAR, training-prior head, export with prior and source in the ONNX metadata."""
+    from test_train import make_npz
+
+    from openfer.train.combine import metadata
+    from openfer.train.export import export_onnx
+
+    write_tfjs(tmp_path, random_faceres(), strides=[s for _, s in BLOCKS])
+    data = make_npz(tmp_path / "toy.npz", n_train=192, n_test=16)
+    no_geometry = {"rotate_deg": 0.0, "scale": [1.0, 1.0], "translate": 0.0, "erase_p": 0.0, "lowres_p": 0.0,
+                   "band_p": 0.3, "noise_p": 0.3, "blur_p": 0.3}
+    cfg = TrainConfig(arch="faceres_mobilenet", pretrained=str(tmp_path), input_size=32, epochs=4, batch_size=16,
+                      optimizer="adamw", lr=3e-3, backbone_lr_mult=0.3, weight_decay=0.01, balance="logit_adjust",
+                      select_metric="uar", val_fraction=0.25, threads=1, bf16=False, ema_decay=0.5,
+                      augment=no_geometry)
+    s = train(cfg, tmp_path / "run", data)
+    assert s["best_val_uar"] > 0.6 and s["select_metric"] == "uar", s
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=False)
+    assert best["pretrained"]["sha256"]["group1-shard1of1.bin"] and len(best["class_prior"]) == 8
+    report = export_onnx(tmp_path / "run" / "best.pt", tmp_path / "m.onnx")
+    assert report["max_abs_diff"] < 1e-4
+    meta = metadata(tmp_path / "m.onnx")
+    assert json.loads(meta["class_prior"]) == pytest.approx(best["class_prior"], abs=1e-5)
+    assert "group1-shard1of1.bin" in json.loads(meta["pretrained"])["sha256"]
+
+
+# --- the real faceres files (skip without ../shared) -----------------------------------------------------------
+
+needs_real = pytest.mark.skipif(not (REAL / "faceres.json").is_file(),
+                                reason=f"faceres weights not found at {REAL} (../shared/models/faceres)")
+
+
+@needs_real
+def test_real_faceres_files_are_the_published_ones():
+    assert faceres.file_hashes(REAL) == faceres.SHA256
+    assert faceres.graph_strides(REAL / "faceres.json") == [s for _, s in BLOCKS]
+
+
+@needs_real
+@pytest.mark.slow
+@pytest.mark.skipif(not (MUXSPACE / "labels.csv").is_file(), reason=f"muxspace not found at {MUXSPACE}")
+def test_real_faceres_descriptors_verify_lfw_identities():
+    """The converted network's 1024-d descriptors tell same-person from different-person LFW pairs (ROC AUC;
+    the full check in scripts/faceres_check.py measured 0.97 on 600 pairs), which random weights cannot."""
+    import cv2
+
+    rows = [r for r in csv.DictReader(open(MUXSPACE / "labels.csv")) if r["source"] == "lfw"]
+    by_person: dict[str, list[str]] = {}
+    for r in rows:
+        by_person.setdefault(r["person"], []).append(r["file"])
+    same, diff = faceres.identity_pairs(by_person, 60, seed=0)
+    files = sorted({f for pair in same + diff for f in pair})
+    img = np.stack([cv2.resize(cv2.imread(str(MUXSPACE / f), cv2.IMREAD_GRAYSCALE), (112, 112),
+                               interpolation=cv2.INTER_AREA) for f in files])
+    x = torch.from_numpy(img).float()[:, None] / 127.5 - 1
+    net = FaceresMobileNet(8, in_chans=1)
+    load_faceres(net, REAL)
+    auc = faceres.pair_auc(net, x, files, same, diff)
+    assert auc > 0.9, f"LFW verification AUC {auc:.3f}"
+    assert faceres.pair_auc(FaceresMobileNet(8, in_chans=1), x, files, same, diff) < 0.75
