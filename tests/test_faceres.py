@@ -273,3 +273,26 @@ def test_real_faceres_descriptors_verify_lfw_identities():
     auc = faceres.pair_auc(net, x, files, same, diff)
     assert auc > 0.9, f"LFW verification AUC {auc:.3f}"
     assert faceres.pair_auc(FaceresMobileNet(8, in_chans=1), x, files, same, diff) < 0.75
+
+
+def test_exported_faceres_network_runs_in_onnx_runtime_and_back_in_pytorch(tmp_path):
+    """Export keeps TF padding (Pad) and ReLU6 (Clip); the ONNX->PyTorch interpreter behind Grad-CAM and ONNX
+    distillation teachers runs them and matches ONNX Runtime."""
+    import onnxruntime as ort
+
+    from openfer.explain.onnx_torch import onnx_to_torch
+    from openfer.train.export import export_onnx
+
+    write_tfjs(tmp_path, random_faceres(), strides=[s for _, s in BLOCKS])
+    net = FaceresMobileNet(8, in_chans=1)
+    load_faceres(net, tmp_path)
+    torch.save({"ema": net.state_dict(), "classes": ["c%d" % i for i in range(8)], "temperature": 1.0,
+                "config": {"arch": "faceres_mobilenet", "arch_kwargs": {}, "input_size": 32, "tta": "flip"},
+                "class_prior": [0.125] * 8}, tmp_path / "best.pt")
+    assert export_onnx(tmp_path / "best.pt", tmp_path / "m.onnx")["max_abs_diff"] < 1e-4
+    x = np.random.default_rng(3).uniform(0, 255, (3, 1, 32, 32)).astype(np.float32)
+    p_ort = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(None, {"faces": x})[0]
+    assert p_ort.std() > 1e-3, "the generated weights must give non-trivial probabilities"
+    with torch.no_grad():
+        logits = onnx_to_torch(tmp_path / "m.onnx")(torch.from_numpy(x) / 127.5 - 1)
+    np.testing.assert_allclose(torch.softmax(logits, 1).numpy(), p_ort, atol=1e-5)

@@ -300,10 +300,17 @@ def test_a_shipped_onnx_model_can_teach():
     from openfer.zoo.registry import model_path
 
     spec = get_spec("fast")
-    teacher = Teacher([str(model_path(spec))], list(CANONICAL8), 48, torch.device("cpu"))
+    teacher = Teacher([str(model_path(spec))], list(CANONICAL8), torch.device("cpu"))
     faces = np.random.default_rng(1).integers(0, 256, (6, 48, 48), dtype=np.uint8)
     x = (torch.from_numpy(faces.astype(np.float32))[:, None] / 255.0 - 0.5) / 0.5
     p = teacher.probs(x, {"device_type": "cpu", "enabled": False}).numpy()
     np.testing.assert_allclose(p, OnnxClassifier(spec, threads=1).predict_proba(faces), atol=1e-4)
+    # a 96 px student batch reaches this 48 px teacher resized to 48 px: close to its answers on the 48 px faces
+    # (0.07 here, resampling blur), while the network run on 96 px as it is answers very differently (0.5)
+    smooth = torch.nn.functional.interpolate(torch.rand(6, 1, 6, 6, generator=torch.Generator().manual_seed(0)) * 2 - 1,
+                                             size=(48, 48), mode="bilinear", align_corners=False)
+    x96 = torch.nn.functional.interpolate(smooth, size=(96, 96), mode="nearest")
+    off = {"device_type": "cpu", "enabled": False}
+    np.testing.assert_allclose(teacher.probs(x96, off).numpy(), teacher.probs(smooth, off).numpy(), atol=0.12)
     with pytest.raises(ValueError, match="the student needs"):
-        Teacher([str(model_path(get_spec("fer2013")))], list(CANONICAL8), 48, torch.device("cpu"))
+        Teacher([str(model_path(get_spec("fer2013")))], list(CANONICAL8), torch.device("cpu"))

@@ -53,7 +53,7 @@ def onnx_to_torch(path: str | Path):
     proto = onnx.load(str(path))
     graph = proto.graph
     supported = {"Identity", "Constant", "Div", "Sub", "Add", "Mul", "Conv", "Relu", "MaxPool", "GlobalAveragePool",
-                 "Flatten", "Gemm", "Slice", "Unsqueeze", "Concat", "ReduceMean", "Softmax", "Cast", "Log", "Max", "Sum"}
+                 "Flatten", "Gemm", "Slice", "Unsqueeze", "Concat", "ReduceMean", "Softmax", "Cast", "Log", "Max", "Sum", "Pad", "Clip", "ConstantOfShape", "Reshape", "Transpose"}
     unknown = sorted({n.op_type for n in graph.node} - supported)
     if unknown:
         raise ValueError(f"{path}: Grad-CAM cannot run ONNX operators {', '.join(unknown)}; export the checkpoint "
@@ -121,6 +121,26 @@ def onnx_to_torch(path: str | Path):
                                  a.get("dilations", 1), a.get("group", 1))
                 elif op == "Relu":
                     y = F.relu(ins[0])
+                elif op == "Clip":  # ReLU6 (MobileNet); min/max are inputs from opset 11, attributes before
+                    lo = ins[1] if len(ins) > 1 and ins[1] is not None else a.get("min")
+                    hi = ins[2] if len(ins) > 2 and ins[2] is not None else a.get("max")
+                    y = torch.clamp(ins[0], lo, hi)
+                elif op == "ConstantOfShape":  # with Reshape/Transpose: how the exporter spells a Pad's pads
+                    fill = onnx.numpy_helper.to_array(a["value"]) if "value" in a else np.zeros(1, np.float32)
+                    y = torch.full([int(v) for v in ins[0].tolist()], fill.item(), dtype=torch.from_numpy(fill).dtype)
+                elif op == "Reshape":
+                    shape = [int(v) if int(v) != 0 else ins[0].shape[i] for i, v in enumerate(ins[1].tolist())]
+                    y = ins[0].reshape(shape)
+                elif op == "Transpose":
+                    y = ins[0].permute(*a.get("perm", list(reversed(range(ins[0].dim())))))
+                elif op == "Pad":  # TensorFlow-style SAME padding of the faceres network: constant zeros
+                    if a.get("mode", b"constant") not in (b"constant", "constant"):
+                        raise ValueError(f"unsupported ONNX Pad mode {a['mode']!r}")
+                    p = [int(v) for v in ins[1].tolist()]
+                    half = len(p) // 2
+                    torch_pads = [v for d in reversed(range(half)) for v in (p[d], p[d + half])]
+                    fill = float(ins[2]) if len(ins) > 2 and ins[2] is not None else 0.0
+                    y = F.pad(ins[0], torch_pads, value=fill)
                 elif op == "MaxPool":
                     p = a.get("pads", [0, 0, 0, 0])
                     y = F.max_pool2d(ins[0], a["kernel_shape"], a.get("strides", a["kernel_shape"]), p[:2],
@@ -147,9 +167,12 @@ def onnx_to_torch(path: str | Path):
                     axes = a.get("axes") or (ins[1].tolist() if len(ins) > 1 else None)
                     y = ins[0].mean(tuple(axes), keepdim=bool(a.get("keepdims", 1)))
                 elif op == "Cast":
-                    if a["to"] != onnx.TensorProto.FLOAT:
+                    if a["to"] == onnx.TensorProto.INT64:  # pads computed in the graph (faceres's Pad)
+                        y = ins[0].long()
+                    elif a["to"] == onnx.TensorProto.FLOAT:
+                        y = ins[0].float()
+                    else:
                         raise ValueError(f"unsupported ONNX Cast to type {a['to']}")
-                    y = ins[0].float()
                 elif op == "Log":
                     y = torch.log(ins[0])
                 elif op in ("Max", "Sum"):

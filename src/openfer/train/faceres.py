@@ -103,15 +103,21 @@ def file_hashes(folder: str | Path) -> dict[str, str]:
 
 class SameConv(nn.Conv2d):
     """A convolution with TensorFlow's ``SAME`` padding: for stride 2 on an even input, TF pads one pixel at the
-    bottom/right only, which PyTorch's symmetric ``padding`` cannot express; the pad is computed per input."""
+    bottom/right only, which PyTorch's symmetric ``padding`` cannot express. The pad is worked out from the input
+    size as Python ints (constants in an exported graph, whose input size is fixed); symmetric pads go to the
+    convolution itself, only the asymmetric ones need a separate ``Pad``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pads = []
         for size, k, s in zip(x.shape[-2:], self.kernel_size, self.stride):
+            size = int(size)
             total = max((-(-size // s) - 1) * s + k - size, 0)
             pads.append((total // 2, total - total // 2))
         (top, bottom), (left, right) = pads
-        return super().forward(F.pad(x, (left, right, top, bottom)))
+        if top == bottom and left == right:
+            return F.conv2d(x, self.weight, self.bias, self.stride, (top, left), self.dilation, self.groups)
+        return F.conv2d(F.pad(x, (left, right, top, bottom)), self.weight, self.bias, self.stride, 0,
+                        self.dilation, self.groups)
 
 
 def _conv_bn(cin: int, cout: int, k: int, stride: int, groups: int = 1) -> nn.Sequential:
@@ -148,7 +154,7 @@ class FaceresMobileNet(nn.Module):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """1024-d global-average-pooled features (faceres's identity descriptor) of faces in [-1, 1]."""
-        return self.features((x + 1) * 127.5).mean((2, 3))
+        return F.adaptive_avg_pool2d(self.features((x + 1) * 127.5), 1).flatten(1)  # GlobalAveragePool in ONNX
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.embed(x))

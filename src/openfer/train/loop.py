@@ -135,15 +135,15 @@ class Teacher:
     included), so a new session can distil from the shipped ensemble without retraining its members.
     """
 
-    def __init__(self, paths: list[str], classes: list[str], input_size: int, device: torch.device) -> None:
-        self.nets, self.temps = [], []
+    def __init__(self, paths: list[str], classes: list[str], device: torch.device) -> None:
+        self.nets, self.temps, self.sizes = [], [], []
         for p in paths:
             net, teacher_classes, size, temperature = self._load(p)
-            if list(teacher_classes) != list(classes) or size != input_size:
-                raise ValueError(f"teacher {p} predicts {list(teacher_classes)} at {size} px; "
-                                 f"the student needs {list(classes)} at {input_size} px")
+            if list(teacher_classes) != list(classes):
+                raise ValueError(f"teacher {p} predicts {list(teacher_classes)}; the student needs {list(classes)}")
             self.nets.append(net.to(device).to(memory_format=torch.channels_last))
             self.temps.append(temperature)
+            self.sizes.append(size)  # a teacher of another input size sees the student's batch resized
 
     @staticmethod
     def _load(path: str) -> tuple[torch.nn.Module, list[str], int, float]:
@@ -167,9 +167,11 @@ class Teacher:
     def probs(self, x: torch.Tensor, autocast: dict) -> torch.Tensor:
         """Teacher probabilities [B, C] for a normalised (augmented) batch."""
         out = 0.0
-        for net, t in zip(self.nets, self.temps):
+        for net, t, size in zip(self.nets, self.temps, self.sizes):
+            xs = x if x.shape[-1] == size else F.interpolate(x, size=(size, size), mode="bilinear",
+                                                             align_corners=False, antialias=size < x.shape[-1])
             with torch.autocast(**autocast):
-                logits = net(x)
+                logits = net(xs)
             out = out + torch.softmax(logits.float() / t, dim=1)
         return out / len(self.nets)
 
@@ -301,7 +303,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
     x_all = to_input(train_set.pixels, cfg.input_size)
     source = init_pretrained(model, cfg, x_all)
     model = model.to(device).to(memory_format=torch.channels_last)
-    teacher = Teacher(cfg.teachers, classes, cfg.input_size, device) if cfg.kd_weight > 0 else None
+    teacher = Teacher(cfg.teachers, classes, device) if cfg.kd_weight > 0 else None
     ema = copy.deepcopy(model).eval()
     opt = make_optimizer(model, cfg)
     aug_cfg = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.augment.items()})
