@@ -289,10 +289,20 @@ def test_exported_faceres_network_runs_in_onnx_runtime_and_back_in_pytorch(tmp_p
     torch.save({"ema": net.state_dict(), "classes": ["c%d" % i for i in range(8)], "temperature": 1.0,
                 "config": {"arch": "faceres_mobilenet", "arch_kwargs": {}, "input_size": 32, "tta": "flip"},
                 "class_prior": [0.125] * 8}, tmp_path / "best.pt")
-    assert export_onnx(tmp_path / "best.pt", tmp_path / "m.onnx")["max_abs_diff"] < 1e-4
-    x = np.random.default_rng(3).uniform(0, 255, (3, 1, 32, 32)).astype(np.float32)
-    p_ort = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(None, {"faces": x})[0]
-    assert p_ort.std() > 1e-3, "the generated weights must give non-trivial probabilities"
-    with torch.no_grad():
-        logits = onnx_to_torch(tmp_path / "m.onnx")(torch.from_numpy(x) / 127.5 - 1)
-    np.testing.assert_allclose(torch.softmax(logits, 1).numpy(), p_ort, atol=1e-5)
+    for size in (32, 16):  # 16: the file takes 16 px faces and upsamples them to the network's 32 in the graph
+        out = tmp_path / f"m{size}.onnx"
+        assert export_onnx(tmp_path / "best.pt", out, input_size=size)["max_abs_diff"] < 1e-4
+        x = np.random.default_rng(3).uniform(0, 255, (3, 1, size, size)).astype(np.float32)
+        p_ort = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"faces": x})[0]
+        assert p_ort.std() > 1e-3, "the generated weights must give non-trivial probabilities"
+        with torch.no_grad():
+            logits = onnx_to_torch(out)(torch.from_numpy(x) / 127.5 - 1)
+        np.testing.assert_allclose(torch.softmax(logits, 1).numpy(), p_ort, atol=1e-5)
+    with torch.no_grad():  # the upsampling in the graph is the one training used (to_input): same answers
+        from openfer.train.loop import to_input
+        faces = np.random.default_rng(4).integers(0, 256, (3, 16, 16)).astype(np.uint8)
+        x32 = to_input(faces, 32) * 2 - 1
+        want = torch.softmax((net.eval()(x32) + net(torch.flip(x32, dims=[3]))) / 2, 1)  # flip TTA, T = 1
+    got = ort.InferenceSession(str(tmp_path / "m16.onnx"), providers=["CPUExecutionProvider"]).run(
+        None, {"faces": faces[:, None].astype(np.float32)})[0]
+    np.testing.assert_allclose(got, want.numpy(), atol=1e-4)

@@ -534,6 +534,8 @@ def _ensemble_onnx(out: Path, members: list[Path], data: Optional[Path], split_s
 def export(
     checkpoint: Annotated[Path, typer.Argument(help="best.pt of a training run, or an ensemble.pt.")],
     out: Annotated[Path, typer.Argument(help="ONNX file to write.")],
+    input_size: Annotated[Optional[int], typer.Option(min=8, help="Face size the file takes, resized in the graph "
+                                                      "to the network's (default: the training size).")] = None,
 ) -> None:
     """Export a checkpoint to ONNX and check it against PyTorch (\\[train] extra)."""
     try:
@@ -543,7 +545,7 @@ def export(
         raise typer.Exit(2)
     from openfer.zoo.registry import sha256_file
 
-    report = export_onnx(checkpoint, out)
+    report = export_onnx(checkpoint, out, input_size=input_size)
     report["sha256"] = sha256_file(out)
     print(report)
     if report["max_abs_diff"] > 1e-4:

@@ -53,7 +53,7 @@ def onnx_to_torch(path: str | Path):
     proto = onnx.load(str(path))
     graph = proto.graph
     supported = {"Identity", "Constant", "Div", "Sub", "Add", "Mul", "Conv", "Relu", "MaxPool", "GlobalAveragePool",
-                 "Flatten", "Gemm", "Slice", "Unsqueeze", "Concat", "ReduceMean", "Softmax", "Cast", "Log", "Max", "Sum", "Pad", "Clip", "ConstantOfShape", "Reshape", "Transpose"}
+                 "Flatten", "Gemm", "Slice", "Unsqueeze", "Concat", "ReduceMean", "Softmax", "Cast", "Log", "Max", "Sum", "Pad", "Clip", "ConstantOfShape", "Reshape", "Transpose", "Resize"}
     unknown = sorted({n.op_type for n in graph.node} - supported)
     if unknown:
         raise ValueError(f"{path}: Grad-CAM cannot run ONNX operators {', '.join(unknown)}; export the checkpoint "
@@ -133,6 +133,16 @@ def onnx_to_torch(path: str | Path):
                     y = ins[0].reshape(shape)
                 elif op == "Transpose":
                     y = ins[0].permute(*a.get("perm", list(reversed(range(ins[0].dim())))))
+                elif op == "Resize":  # faces taken at another size than the network's (openfer export --input-size)
+                    mode = a.get("mode", b"nearest")
+                    how = a.get("coordinate_transformation_mode", b"half_pixel")
+                    if mode != b"linear" or how not in (b"half_pixel", b"pytorch_half_pixel"):
+                        raise ValueError(f"unsupported ONNX Resize ({mode!r}, {how!r})")
+                    if len(ins) > 3 and ins[3] is not None and ins[3].numel():
+                        size = [int(v) for v in ins[3].tolist()[2:]]
+                    else:
+                        size = [int(d * float(s)) for d, s in zip(ins[0].shape[2:], ins[2].tolist()[2:])]
+                    y = F.interpolate(ins[0], size=size, mode="bilinear", align_corners=False)
                 elif op == "Pad":  # TensorFlow-style SAME padding of the faceres network: constant zeros
                     if a.get("mode", b"constant") not in (b"constant", "constant"):
                         raise ValueError(f"unsupported ONNX Pad mode {a['mode']!r}")

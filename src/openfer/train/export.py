@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from openfer.train.ensemble import build_from_checkpoint, member_tta
@@ -17,14 +18,20 @@ class _Deployable(nn.Module):
     """Raw 0..255 pixels in, calibrated probabilities out: normalisation, test-time augmentation (mirror image or
     ten crops, chosen on validation) and temperature live in the graph."""
 
-    def __init__(self, net: nn.Module, temperature: float, tta: str = "none") -> None:
+    def __init__(self, net: nn.Module, temperature: float, tta: str = "none", net_size: int = 0) -> None:
         super().__init__()
         self.net = net
         self.temperature = float(temperature)
         self.tta = tta
+        self.net_size = net_size  # > 0: faces arrive at another size and are resized to this one in the graph
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = (x / 255.0 - 0.5) / 0.5
+        if self.net_size and x.shape[-1] != self.net_size:
+            scale = self.net_size / int(x.shape[-1])  # a constant scale (a fixed size would trace Shape ops)
+            x = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
+            if int(x.shape[-1]) != self.net_size:
+                raise ValueError(f"cannot resize {int(x.shape[-1] / scale)} px faces to {self.net_size} px exactly")
         return torch.softmax(tta_logits(self.net, x, self.tta) / self.temperature, dim=1)
 
 
@@ -34,17 +41,23 @@ def load_checkpoint_model(ckpt_path: str | Path) -> tuple[nn.Module, dict]:
     return build_from_checkpoint(ck), ck
 
 
-def export_onnx(ckpt_path: str | Path, out_path: str | Path, opset: int = 17) -> dict:
+def export_onnx(ckpt_path: str | Path, out_path: str | Path, opset: int = 17, input_size: int | None = None) -> dict:
     """Write ``out_path`` (ONNX, dynamic batch, input ``faces`` float32 [N, C, S, S] of 0..255 values, output
-    ``probabilities`` [N, K]) and return a parity report: max |p_onnx - p_torch| on random and flat inputs."""
+    ``probabilities`` [N, K]) and return a parity report: max |p_onnx - p_torch| on random and flat inputs.
+
+    ``input_size`` (default: the training size) lets the file take faces of another size and resize them to the
+    network's inside the graph: e.g. 48 px crops, upsampled to 96 px exactly as training upsampled FER2013's
+    48 px faces, so photos reach the network with the sharpness it learnt on.
+    """
     import onnx
     import onnxruntime as ort
 
     net, ck = load_checkpoint_model(ckpt_path)
     cfg = ck["config"]
-    size, chans = cfg["input_size"], cfg.get("in_chans", 1)
+    net_size, chans = cfg["input_size"], cfg.get("in_chans", 1)
+    size = input_size or net_size
     tta = member_tta(cfg)
-    model = _Deployable(net, ck.get("temperature", 1.0), tta).eval()
+    model = _Deployable(net, ck.get("temperature", 1.0), tta, net_size if size != net_size else 0).eval()
     example = torch.rand(2, chans, size, size) * 255
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -54,7 +67,7 @@ def export_onnx(ckpt_path: str | Path, out_path: str | Path, opset: int = 17) ->
     proto = onnx.load(str(out_path))
     meta = {"classes": json.dumps(list(ck["classes"])), "input_size": str(size), "channels": str(chans),
             "arch": cfg["arch"], "temperature": str(ck.get("temperature", 1.0)),
-            "tta": tta, "producer": "openfer"}
+            "tta": tta, "producer": "openfer", "network_input_size": str(net_size)}
     if "protocol" in cfg and "val_fraction" in cfg:
         # the validation split it was chosen on, so ensembles of exported files can check their members agree
         meta.update({"protocol": cfg["protocol"], "split_seed": str(cfg.get("split_seed", 0)),
