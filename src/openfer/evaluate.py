@@ -78,11 +78,17 @@ def evaluate_dataset(classifier, path: str | Path | None = None, protocol: str =
     """Evaluate on a dataset file or folder (see ``datasets.load_dataset``); ``protocol`` applies to FER2013.
 
     ``ferplus``: 8 classes, FER+ majority labels, unknown/NF dropped. ``fer2013``: the 7 original labels.
-    ``split`` defaults to ``PublicTest``.
+    A photo folder with a ``labels.csv`` (muxspace, london) is scored through face detection and alignment
+    (``openfer.crossdomain``; ``split`` all, train or test). ``split`` defaults to ``PublicTest`` for FER2013 files
+    and ``all`` for photo folders.
     """
+    from openfer.crossdomain import evaluate_photo_folder, is_photo_folder
+
     path = Path(path) if path else default_npz_path()
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: pass --data or set OPENFER_DATA to fer2013_dev.npz")
+    if is_photo_folder(path):
+        return evaluate_photo_folder(classifier, path, split or "all", **load_kwargs)
     split = split or "PublicTest"
     result = evaluate_set(classifier, load_dataset(path, split, protocol, **load_kwargs))
     result.update({"protocol": protocol if not path.is_dir() else "folder", "split": split, "data": str(path)})
