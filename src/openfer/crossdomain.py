@@ -178,12 +178,13 @@ def detect_photos(photos: PhotoSet, detector, cache: str | Path | None = None,
     known: dict[str, tuple] = {}
     cache = Path(cache) if cache else None
     if cache and cache.is_file():
-        with np.load(cache, allow_pickle=False) as d:
-            if str(d["detector"]) == key and str(d["root"]) == str(photos.root.resolve()):
-                known = {f: (d["found"][i], d["boxes"][i], d["scores"][i], d["landmarks"][i])
-                         for i, f in enumerate(d["files"])}
-            else:
-                log.warning("%s was written for another folder or detector settings: detecting again", cache)
+        with np.load(cache, allow_pickle=False) as npz:
+            d = {k: npz[k] for k in npz.files}  # each npz[k] access decompresses again: read every array once
+        if str(d["detector"]) == key and str(d["root"]) == str(photos.root.resolve()):
+            known = {f: (d["found"][i], d["boxes"][i], d["scores"][i], d["landmarks"][i])
+                     for i, f in enumerate(d["files"])}
+        else:
+            log.warning("%s was written for another folder or detector settings: detecting again", cache)
     n = len(photos)
     found, scores = np.zeros(n, bool), np.zeros(n, np.float32)
     boxes, landmarks = np.full((n, 4), np.nan, np.float32), np.full((n, 5, 2), np.nan, np.float32)
