@@ -228,9 +228,15 @@ def test_analyze_summary_on_stderr(tmp_path):
 
 
 def test_models_lists_default():
-    res = run_cli("models")
+    res = CliRunner().invoke(app, ["models"], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
-    assert "default" in res.stdout
+    assert "default" in res.stdout and "FER+ UAR" in res.stdout
+    from openfer.zoo.registry import MODELS
+
+    for spec in MODELS.values():  # UAR printed next to accuracy wherever the registry states it
+        for key in ("publictest_ferplus_uar", "publictest_fer2013_uar"):
+            if key in spec.metrics:
+                assert f"{spec.metrics[key]:.2%}" in res.stdout
 
 
 def test_no_command_shows_help():

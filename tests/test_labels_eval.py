@@ -114,7 +114,33 @@ def test_classification_metrics_hand_computed():
     assert m["per_class_recall"] == pytest.approx({"a": 0.5, "b": 1.0, "c": 0.0})
     # precision a=1/2, b=2/3, c=0 -> F1 a=0.5, b=0.8, c=0 -> macro over present classes (a, b, c)
     assert m["macro_f1"] == pytest.approx((0.5 + 0.8 + 0.0) / 3)
+    assert m["uar"] == pytest.approx((0.5 + 1.0 + 0.0) / 3)
+    assert m["support"] == {"a": 2, "b": 2, "c": 1, "d": 0}
     json.dumps(m)
+
+
+# Confusions worked out by hand (rows true, columns predicted): expected accuracy, UAR and per-class support.
+UAR_CASES = [
+    # a majority-class guesser: high accuracy, UAR 1/3
+    ("majority-guesser", [[90, 0, 0], [5, 0, 0], [5, 0, 0]], 0.90, (1.0 + 0.0 + 0.0) / 3),
+    # the rare classes right, the common class half wrong: lower accuracy, higher UAR
+    ("rare-right", [[45, 45, 0], [0, 5, 0], [0, 0, 5]], 0.55, (0.5 + 1.0 + 1.0) / 3),
+    # a class absent from y_true is left out of the mean (not counted as recall 0)
+    ("absent-class", [[3, 1, 0], [0, 0, 0], [2, 0, 2]], 5 / 8, (0.75 + 0.5) / 2),
+    ("perfect", [[2, 0, 0], [0, 7, 0], [0, 0, 1]], 1.0, 1.0),
+]
+
+
+@pytest.mark.parametrize("name,cm,acc,uar", UAR_CASES, ids=[c[0] for c in UAR_CASES])
+def test_uar_from_confusion(name, cm, acc, uar):
+    cm = np.array(cm)
+    y_true = np.repeat(np.repeat(np.arange(3), 3), cm.ravel())
+    y_pred = np.repeat(np.tile(np.arange(3), 3), cm.ravel())
+    m = classification_metrics(y_true, y_pred, ("x", "y", "z"))
+    assert m["confusion"]["matrix"] == cm.tolist()
+    assert m["accuracy"] == pytest.approx(acc)
+    assert m["uar"] == pytest.approx(uar)
+    assert m["support"] == dict(zip(("x", "y", "z"), cm.sum(1).tolist()))
 
 
 def test_classification_metrics_perfect_and_empty():
@@ -124,7 +150,7 @@ def test_classification_metrics_perfect_and_empty():
     assert m["per_class_recall"] == {"x": 1.0, "y": 1.0, "z": 1.0}
     assert np.array(m["confusion"]["matrix"]).trace() == 4
     empty = classification_metrics(np.array([], int), np.array([], int), ("x", "y"))
-    assert empty["n"] == 0 and np.isnan(empty["accuracy"]) and np.isnan(empty["macro_f1"])
+    assert empty["n"] == 0 and np.isnan(empty["accuracy"]) and np.isnan(empty["macro_f1"]) and np.isnan(empty["uar"])
     assert empty["per_class_recall"] == {}
 
 
@@ -300,10 +326,18 @@ def test_cli_evaluate(npz, tmp_path):
     from openfer.cli import app
 
     out = tmp_path / "metrics.json"
-    res = CliRunner().invoke(app, ["evaluate", "--data", str(npz), "--split", "PublicTest", "--out", str(out)])
+    res = CliRunner().invoke(app, ["evaluate", "--data", str(npz), "--split", "PublicTest", "--json", str(out)])
     assert res.exit_code == 0, res.output
     metrics = json.loads(out.read_text())
-    assert metrics["n"] == 3 and metrics["protocol"] == "ferplus"
+    assert metrics["n"] == 3 and metrics["protocol"] == "ferplus" and metrics["model"] == "default"
+    # the default output is a table: headline metrics, per-class recall with n, confusion rows
+    for word in ("accuracy", "macro-F1", "UAR", "NLL", "ECE", "per-class recall", "confusion"):
+        assert word in res.output
+    assert f"{metrics['uar']:.2%}" in res.output and f"{metrics['accuracy']:.2%}" in res.output
+    assert len(res.output.splitlines()) < 60
+    res = CliRunner().invoke(app, ["evaluate", "--data", str(npz), "--json", "-"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["uar"] == pytest.approx(metrics["uar"])
     res = CliRunner().invoke(app, ["evaluate", "--data", str(tmp_path / "missing.npz")])
     assert res.exit_code == 2 and "OPENFER_DATA" in res.output
 

@@ -119,8 +119,7 @@ class Analyzer:
         return explain_faces(rgb, faces, classifier or self.classifier, method, target, **params)
 
     def _crops(self, rgb: np.ndarray, faces: list[Face]) -> np.ndarray:
-        src = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if self.classifier.spec.channels == 1 else rgb
-        return align_faces(src, faces, self.classifier.input_size)
+        return face_crops(rgb, faces, self.classifier.input_size, self.classifier.spec.channels)
 
     def _with_probs(self, faces: list[Face], probs) -> list[Face]:
         classes = self.classifier.classes
@@ -129,3 +128,11 @@ class Analyzer:
                                 probabilities={c: float(v) for c, v in zip(classes, p)})
             for f, p in zip(faces, probs)
         ]
+
+
+def face_crops(rgb: np.ndarray, faces: list[Face], size: int, channels: int) -> np.ndarray:
+    """The crops ``Analyzer`` feeds a classifier: each face aligned to ``size`` px, grey (uint8 [N, S, S]) when
+    ``channels`` is 1, else RGB [N, S, S, 3]. Evaluations that reuse detections call this to crop as a user's
+    ``Analyzer`` would."""
+    src = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if channels == 1 else rgb
+    return align_faces(src, faces, size)

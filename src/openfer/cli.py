@@ -386,15 +386,17 @@ def models(ctx: typer.Context) -> None:
         return
     from openfer.zoo.registry import MODELS, model_path
 
-    table = Table(title="openfer expression models (accuracy: FER2013 PublicTest, see each model card)")
-    for col in ("name", "classes", "input", "params", "MACs", "size", "FER+ acc", "FER2013 acc"):
+    table = Table(title="openfer expression models (FER2013 PublicTest; UAR: mean per-class recall; see each "
+                        "model card)")
+    for col in ("name", "classes", "input", "params", "MACs", "size", "FER+ acc", "FER+ UAR", "FER2013 acc",
+                "FER2013 UAR"):
         table.add_column(col)
     for spec in MODELS.values():
         try:
             size = f"{model_path(spec).stat().st_size / 1e6:.1f} MB"
         except (FileNotFoundError, ValueError) as e:
             size = f"[red]{e}[/red]"
-        acc = [spec.metrics.get(f"publictest_{p}_acc") for p in ("ferplus", "fer2013")]
+        acc = [spec.metrics.get(f"publictest_{p}_{m}") for p in ("ferplus", "fer2013") for m in ("acc", "uar")]
         table.add_row(spec.name, str(len(spec.classes)), f"{spec.input_size}px", f"{spec.params / 1e6:.2f} M",
                       f"{spec.macs / 1e6:.0f} M", size, *(f"{a:.2%}" if a is not None else "-" for a in acc))
     Console().print(table)
@@ -405,36 +407,63 @@ def evaluate(
     model: Annotated[str, typer.Option(help="Registered model name.")] = "default",
     onnx: Annotated[Optional[Path], typer.Option(help="Evaluate this ONNX file instead (classes of --model).")] = None,
     data: Annotated[Optional[Path], typer.Option(
-        help="fer2013_dev.npz, fer2013.csv, or a folder of class folders (default: $OPENFER_DATA or ../shared/data).")] = None,
+        help="fer2013_dev.npz, fer2013.csv, a folder of class folders, or a photo folder with a labels.csv "
+             "(muxspace, london: faces are detected and aligned first) (default: $OPENFER_DATA or ../shared/data).")] = None,
     protocol: Annotated[str, typer.Option(help="ferplus (8-class majority) or fer2013 (7 original labels).")] = "ferplus",
-    split: Annotated[str, typer.Option(help="Usage value (or sub-folder) of the rows to evaluate.")] = "PublicTest",
+    split: Annotated[Optional[str], typer.Option(help="Usage value (or sub-folder) of the rows to evaluate "
+                                                      "(default PublicTest); photo folders: all (default), or the "
+                                                      "person-disjoint train / test part.")] = None,
     ferplus_csv: Annotated[Optional[Path], typer.Option(help="fer2013new.csv to join with a fer2013.csv.")] = None,
     layout: Annotated[Optional[str], typer.Option(help="Class-folder naming of a folder dataset: raf-db, affectnet.")] = None,
+    detections: Annotated[Optional[Path], typer.Option(help="Photo folders: cache of the detected faces (.npz; "
+                                                            "written on the first run, reused after).")] = None,
+    min_images: Annotated[int, typer.Option(help="Photo folders: score only classes with at least this many "
+                                                 "images in the whole set.")] = 50,
     confusion: Annotated[Optional[Path], typer.Option(help="Write the confusion matrix as a PNG here.")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Write the metrics as JSON here.")] = None,
+    json_out: Annotated[Optional[str], typer.Option("--json", "--out", help="Write the full result as JSON to this "
+                                                                         "file ('-' = stdout, instead of the tables).")] = None,
 ) -> None:
-    """Accuracy, macro-F1, per-class recall and confusion of a model on a labelled dataset (no PyTorch needed).
+    """Accuracy, macro-F1, UAR (mean per-class recall), NLL, ECE, per-class recall and confusion of a model on a
+    labelled dataset (no PyTorch needed).
 
-    The model's argmax is restricted to the dataset's classes (e.g. 7 for FER2013 or RAF-DB).
+    The model's argmax is restricted to the dataset's classes (e.g. 7 for FER2013 or RAF-DB). On a photo folder
+    an image where no face is found counts as wrong; the metrics over detected faces are shown too.
     """
     from openfer.classify import load_classifier
+    from openfer.crossdomain import evaluate_photo_folder, is_photo_folder, load_photo_set
     from openfer.evaluate import evaluate_dataset
+    from openfer.io.images import ImageReadError
+    from openfer.report.metrics import metrics_view
 
     try:
-        result = evaluate_dataset(load_classifier(model, path=onnx), data, protocol=protocol, split=split,
-                                  ferplus_csv=ferplus_csv, mapping=layout)
-    except (FileNotFoundError, KeyError, ValueError) as e:
+        classifier = load_classifier(model, path=onnx)
+        if data is not None and is_photo_folder(data):
+            total = len(load_photo_set(data, split or "all", min_images))
+            progress = Progress(TextColumn("detecting faces"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                TimeRemainingColumn(), console=err, disable=json_out == "-")
+            with progress:
+                task = progress.add_task("detect", total=total)
+                result = evaluate_photo_folder(classifier, data, split or "all", cache=detections,
+                                               on_done=lambda: progress.advance(task), min_images=min_images)
+        else:
+            result = evaluate_dataset(classifier, data, protocol=protocol, split=split, ferplus_csv=ferplus_csv,
+                                      mapping=layout)
+    except (FileNotFoundError, KeyError, ValueError, ImageReadError) as e:
         err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)
+    result["model"] = str(onnx) if onnx else model
+    title = f"{result['model']} on {Path(result['data']).name} {result['split']} ({result['protocol']})"
     if confusion:
         from openfer.report.confusion import save_confusion
 
-        title = f"{model} on {Path(result['data']).name} {split} ({result['protocol']}): {result['accuracy']:.2%}"
-        save_confusion(result["confusion"]["matrix"], result["confusion"]["classes"], confusion, title)
-    text = json.dumps(result, indent=2)
-    if out:
-        out.write_text(text)
-    print(text)
+        save_confusion(result["confusion"]["matrix"], result["confusion"]["classes"], confusion,
+                       f"{title}: {result['accuracy']:.2%}")
+    if json_out == "-":
+        print(json.dumps(result, indent=2))
+        return
+    if json_out:
+        Path(json_out).write_text(json.dumps(result, indent=2))
+    Console().print(metrics_view(result, title))
 
 
 @app.command()

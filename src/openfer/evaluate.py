@@ -1,4 +1,4 @@
-"""Evaluate a classifier on FER2013 / FER+ with ONNX Runtime: accuracy, macro-F1, per-class recall, confusion."""
+"""Evaluate a classifier on FER2013 / FER+ with ONNX Runtime: accuracy, macro-F1, UAR, per-class recall, confusion."""
 
 from __future__ import annotations
 
@@ -10,7 +10,11 @@ from openfer.datasets import FaceSet, default_npz_path, load_dataset
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...]) -> dict:
-    """Accuracy, macro-F1 over classes present in ``y_true``, per-class recall and the confusion matrix."""
+    """Accuracy, macro-F1 and UAR over classes present in ``y_true``, per-class recall and support, confusion.
+
+    UAR (unweighted average recall) is the mean of the per-class recalls: a model that ignores rare classes scores
+    high accuracy on an unbalanced set but not high UAR.
+    """
     k = len(classes)
     cm = np.zeros((k, k), np.int64)
     np.add.at(cm, (y_true, y_pred), 1)
@@ -25,9 +29,21 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: tupl
         "n": int(len(y_true)),
         "accuracy": float((y_true == y_pred).mean()) if len(y_true) else float("nan"),
         "macro_f1": float(f1[present].mean()) if present.any() else float("nan"),
+        "uar": float(recall[present].mean()) if present.any() else float("nan"),
         "per_class_recall": {c: float(r) for c, r, p in zip(classes, recall, present) if p},
+        "support": {c: int(n) for c, n in zip(classes, support)},
         "confusion": {"classes": list(classes), "matrix": cm.tolist()},
     }
+
+
+def restrict(probs: np.ndarray, model_classes: tuple[str, ...], classes: tuple[str, ...]) -> np.ndarray:
+    """Probabilities [N, len(classes)] of the dataset's ``classes`` only, renormalised to sum to 1 (the model's other
+    outputs are dropped, so its argmax is taken among the classes the dataset scores)."""
+    missing = [c for c in classes if c not in model_classes]
+    if missing:
+        raise ValueError(f"model has no output for {missing}; it cannot be evaluated on this label set")
+    p = probs[:, [model_classes.index(c) for c in classes]]
+    return p / np.maximum(p.sum(1, keepdims=True), 1e-12)
 
 
 def evaluate_set(classifier, data: FaceSet) -> dict:
@@ -36,10 +52,7 @@ def evaluate_set(classifier, data: FaceSet) -> dict:
     missing = [c for c in data.classes if c not in classifier.classes]
     if missing:
         raise ValueError(f"model has no output for {missing}; it cannot be evaluated on this label set")
-    probs = classifier.predict_proba(data.pixels)
-    cols = [classifier.classes.index(c) for c in data.classes]
-    p = probs[:, cols]
-    p = p / np.maximum(p.sum(1, keepdims=True), 1e-12)  # renormalised over the dataset's classes
+    p = restrict(classifier.predict_proba(data.pixels), classifier.classes, data.classes)
     result = classification_metrics(data.labels, p.argmax(1), data.classes)
     result.update(calibration_metrics(p, data.labels))
     return result
@@ -61,14 +74,22 @@ def calibration_metrics(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -
 
 
 def evaluate_dataset(classifier, path: str | Path | None = None, protocol: str = "ferplus",
-                     split: str = "PublicTest", **load_kwargs) -> dict:
+                     split: str | None = None, **load_kwargs) -> dict:
     """Evaluate on a dataset file or folder (see ``datasets.load_dataset``); ``protocol`` applies to FER2013.
 
     ``ferplus``: 8 classes, FER+ majority labels, unknown/NF dropped. ``fer2013``: the 7 original labels.
+    A photo folder with a ``labels.csv`` (muxspace, london) is scored through face detection and alignment
+    (``openfer.crossdomain``; ``split`` all, train or test). ``split`` defaults to ``PublicTest`` for FER2013 files
+    and ``all`` for photo folders.
     """
+    from openfer.crossdomain import evaluate_photo_folder, is_photo_folder
+
     path = Path(path) if path else default_npz_path()
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: pass --data or set OPENFER_DATA to fer2013_dev.npz")
+    if is_photo_folder(path):
+        return evaluate_photo_folder(classifier, path, split or "all", **load_kwargs)
+    split = split or "PublicTest"
     result = evaluate_set(classifier, load_dataset(path, split, protocol, **load_kwargs))
     result.update({"protocol": protocol if not path.is_dir() else "folder", "split": split, "data": str(path)})
     return result

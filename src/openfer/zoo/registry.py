@@ -28,7 +28,7 @@ class ModelSpec:
         macs: multiply-accumulates of one forward pass per face (all members; test-time augmentation multiplies
             it, e.g. x2 for the mirror pass).
         metrics: measured numbers, copied from the model card; keys ``<split>_<protocol>_<metric>`` (e.g.
-            ``publictest_ferplus_acc``) so tests can re-measure them.
+            ``publictest_ferplus_acc``; ``uar`` is the mean per-class recall) so tests can re-measure them.
         card: model card file name inside ``openfer/models``.
         licence: licence of the weights.
     """
@@ -60,7 +60,7 @@ _DEFAULT = ModelSpec(
     macs=5 * 120_989_696,
     # Measured once on FER2013 PublicTest (openfer evaluate); see the model card.
     metrics={"publictest_ferplus_acc": 0.8806, "publictest_ferplus_macro_f1": 0.6752,
-             "publictest_fer2013_acc": 0.5949},
+             "publictest_ferplus_uar": 0.6447, "publictest_fer2013_acc": 0.5949, "publictest_fer2013_uar": 0.5023},
     card="default.md",
     description="8-class FER+ model: ensemble of five compact residual CNNs (48x48 grey, FER+ vote "
                 "targets, seeds 0-4), flip TTA, float16-stored weights",
@@ -80,7 +80,8 @@ MODELS: dict[str, ModelSpec] = {
             sha256="13a1b4b0e4a6726850fdcf9056c309e935341e80e8dacdfcba210b0044f3e7c0",
             # Measured once on FER2013 PublicTest (openfer evaluate); see the model card.
             metrics={"publictest_ferplus_acc": 0.8762, "publictest_ferplus_macro_f1": 0.6666,
-                     "publictest_fer2013_acc": 0.5963},
+                     "publictest_ferplus_uar": 0.6339, "publictest_fer2013_acc": 0.5963,
+                     "publictest_fer2013_uar": 0.5058},
             card="default_int8.md",
             description="the earlier 3-network default ensemble quantized to int8 (openfer quantize): 87.62 %, "
                         "about 3x faster than default on CPUs with VNNI/AMX, a third of the size",
@@ -95,7 +96,8 @@ MODELS: dict[str, ModelSpec] = {
             arch="ensemble",
             params=3 * 1_218_343,
             macs=3 * 120_989_440,
-            metrics={"publictest_fer2013_acc": 0.6810, "publictest_fer2013_macro_f1": 0.6473},
+            metrics={"publictest_fer2013_acc": 0.6810, "publictest_fer2013_macro_f1": 0.6473,
+                     "publictest_fer2013_uar": 0.6293},
             card="fer2013.md",
             description="7-class model on FER2013's original labels: ensemble of three compact residual CNNs "
                         "(seeds 0 and 1, and a multi-task run), flip TTA, float16-stored weights",
@@ -111,7 +113,8 @@ MODELS: dict[str, ModelSpec] = {
             params=305_944,
             macs=30_413_824,
             metrics={"publictest_ferplus_acc": 0.8600, "publictest_ferplus_macro_f1": 0.6409,
-                     "publictest_fer2013_acc": 0.5834},
+                     "publictest_ferplus_uar": 0.6127, "publictest_fer2013_acc": 0.5834,
+                     "publictest_fer2013_uar": 0.4900},
             card="fast.md",
             description="real-time 8-class FER+ model: the default CNN at half width, flip TTA",
         ),
