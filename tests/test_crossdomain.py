@@ -32,8 +32,8 @@ def test_person_split_is_stable_disjoint_and_about_a_fifth():
     names = [f"person_{i}" for i in range(2000)]
     first = [person_split(n) for n in names]
     assert first == [person_split(n) for n in names]
-    assert set(first) == {"train", "test"}
-    assert 0.17 < first.count("test") / len(names) < 0.23
+    assert set(first) == {"train", "val", "test"}
+    assert 0.17 < first.count("test") / len(names) < 0.23 and 0.07 < first.count("val") / len(names) < 0.13
 
 
 def test_load_photo_set_scores_common_classes_and_splits_by_person(tmp_path):
@@ -46,8 +46,9 @@ def test_load_photo_set_scores_common_classes_and_splits_by_person(tmp_path):
     assert len(full) == 80 and full.split == "all"
     assert full.labels[:2].tolist() == [1, 0]  # happy -> happiness (index 1), neutral (0)
     test, train = load_photo_set(root, "test", min_images=5), load_photo_set(root, "train", min_images=5)
-    assert len(test) + len(train) == 80 and len(test) > 0 and len(train) > 0
-    assert not set(test.persons) & set(train.persons)
+    val = load_photo_set(root, "val", min_images=5)
+    assert len(test) + len(train) + len(val) == 80 and len(test) > 0 and len(train) > 0 and len(val) > 0
+    assert not set(test.persons) & set(train.persons) and not set(val.persons) & (set(train.persons) | set(test.persons))
     assert all(person_split(p) == "test" for p in test.persons)
     with pytest.raises(ValueError, match="PublicTest"):
         load_photo_set(root, "PublicTest")

@@ -306,3 +306,54 @@ def test_exported_faceres_network_runs_in_onnx_runtime_and_back_in_pytorch(tmp_p
     got = ort.InferenceSession(str(tmp_path / "m16.onnx"), providers=["CPUExecutionProvider"]).run(
         None, {"faces": faces[:, None].astype(np.float32)})[0]
     np.testing.assert_allclose(got, want.numpy(), atol=1e-4)
+
+
+@pytest.mark.slow
+def test_second_stage_from_a_checkpoint_with_a_photo_folder(tmp_path):
+    """init_checkpoint resumes from a balanced run's balanced logits (its prior offset taken out of the head), and
+    extra_train adds the person-disjoint train part of a photo folder as aligned 48 px crops (CenterFace finds
+    the pasted astronaut faces; blank photos and excluded classes are dropped; val/test people stay out)."""
+    from conftest import astronaut
+    from test_crossdomain import write_photo_folder
+    from test_train import make_npz
+
+    from openfer.crossdomain import person_split
+    from openfer.train.loop import init_from_checkpoint, photo_training_set
+
+    data = make_npz(tmp_path / "toy.npz", n_train=96, n_test=8)
+    la = TrainConfig(arch="fer_resnet", arch_kwargs={"width": 0.25}, epochs=1, batch_size=16, balance="logit_adjust",
+                     val_fraction=0.25, threads=1, bf16=False)
+    train(la, tmp_path / "stage1", data)
+    best = torch.load(tmp_path / "stage1" / "best.pt", weights_only=False)
+    from openfer.train.archs import build
+
+    net = build("fer_resnet", 8, width=0.25)
+    record = init_from_checkpoint(net, str(tmp_path / "stage1" / "best.pt"))
+    offset = prior_offset(la, np.asarray(best["class_prior"]))
+    torch.testing.assert_close(net.state_dict()["head.3.bias"] + offset, best["ema"]["head.3.bias"])
+    assert record["init_checkpoint"].endswith("best.pt")
+
+    people = [f"person{i}" for i in range(30)]
+    face = astronaut()[20:240, 130:320]
+    rows = [(f"{p}.png", "happy" if i % 3 else "surprise", p) for i, p in enumerate(people)]
+    rows += [("blank.png", "happy", "nobody"), ("fear.png", "fear", "person0")]
+    images = {f: face for f, _, _ in rows if f not in ("blank.png",)}
+    root = write_photo_folder(tmp_path / "photos", rows, images)
+    got = photo_training_set(root, tuple(CANONICAL8_), ["surprise"], tmp_path)
+    in_train = [r for r in rows if person_split(r[2]) == "train" and r[1] != "surprise" and r[0] != "blank.png"]
+    assert len(got) == len(in_train) > 0  # only train people, no surprise (excluded), no blank photo
+    assert got.pixels.shape[1:] == (48, 48)
+    assert sorted(got.labels.tolist()) == sorted(CANONICAL8_.index({"happy": "happiness"}.get(r[1], r[1]))
+                                                 for r in in_train)
+    assert (tmp_path / "detections-photos.npz").is_file()
+
+    stage2 = TrainConfig(arch="fer_resnet", arch_kwargs={"width": 0.25}, epochs=1, batch_size=16,
+                         balance="logit_adjust", val_fraction=0.25, threads=1, bf16=False,
+                         init_checkpoint=str(tmp_path / "stage1" / "best.pt"), extra_train=[str(root)],
+                         extra_exclude=["surprise"])
+    s = train(stage2, tmp_path / "stage2", data)
+    assert s["train_images"] == 72 + len(in_train)
+    assert torch.load(tmp_path / "stage2" / "best.pt", weights_only=False)["pretrained"]["init_checkpoint"]
+
+
+CANONICAL8_ = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")

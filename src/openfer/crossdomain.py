@@ -28,14 +28,16 @@ log = logging.getLogger(__name__)
 
 #: ``$OPENFER_SHARED`` (default ``../shared``) holds ``data/<name>`` for the photo sets.
 SHARED_ENV = "OPENFER_SHARED"
-#: Share of people (percent, by a stable hash of the person's name) in the person-disjoint ``test`` split.
+#: Share of people (percent, by a stable hash of the person's name) in the person-disjoint ``test`` split, and
+#: the next ``VAL_PERCENT`` in ``val`` (for choices made on this domain when its ``train`` part is trained on).
 TEST_PERCENT = 20
+VAL_PERCENT = 10
 #: A class is scored only when the whole set has at least this many images of it (muxspace's fear, 21 images,
 #: and contempt, 9, are too few for a recall that means anything; they are reported as left out).
 MIN_IMAGES = 50
 #: Prediction index of an image without a detected face, one past the scored classes.
 NO_FACE = "(no face)"
-SPLITS = ("all", "train", "test")
+SPLITS = ("all", "train", "val", "test")
 
 
 def shared_data_path(name: str) -> Path:
@@ -44,9 +46,11 @@ def shared_data_path(name: str) -> Path:
 
 
 def person_split(person: str) -> str:
-    """``"test"`` for about ``TEST_PERCENT`` % of people, else ``"train"``: sha1 of the name, mod 100. Stable across
-    runs, machines and dataset versions, and never splits one person's images."""
-    return "test" if int(hashlib.sha1(person.encode("utf-8")).hexdigest(), 16) % 100 < TEST_PERCENT else "train"
+    """``"test"`` for about ``TEST_PERCENT`` % of people, ``"val"`` for the next ``VAL_PERCENT`` %, else ``"train"``:
+    sha1 of the name, mod 100. Stable across runs, machines and dataset versions, and never splits one person's
+    images. ``split="train"`` (70 %) is what a model may train on; ``test`` is never trained on or chosen on."""
+    bucket = int(hashlib.sha1(person.encode("utf-8")).hexdigest(), 16) % 100
+    return "test" if bucket < TEST_PERCENT else "val" if bucket < TEST_PERCENT + VAL_PERCENT else "train"
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,7 @@ class PhotoSet:
         labels: int64 [N] index into ``classes``.
         persons: who is in each image (splits keep a person on one side).
         classes: the scored classes, canonical order.
-        split: ``all``, ``train`` or ``test`` (person-disjoint, ``person_split``).
+        split: ``all``, ``train``, ``val`` or ``test`` (person-disjoint, ``person_split``).
         left_out: classes not scored (fewer than ``MIN_IMAGES`` images in the whole set) -> images dropped.
     """
 
@@ -101,7 +105,8 @@ def load_photo_set(path: str | Path, split: str = "all", min_images: int = MIN_I
 
     Args:
         path: the folder, e.g. ``shared_data_path("muxspace")``.
-        split: ``all``, or the person-disjoint ``train`` / ``test`` part (rows without a person are their own).
+        split: ``all``, or the person-disjoint ``train`` / ``val`` / ``test`` part (rows without a person are
+            their own).
         min_images: classes with fewer images in the whole set are left out of scoring (``PhotoSet.left_out``).
     """
     root = Path(path)

@@ -71,6 +71,9 @@ class TrainConfig:
     balance_tau: float = 1.0
     drw_epoch: int = 0  # deferred re-weighting: class_weighting applies from this epoch on (0: from the start)
     select_metric: str = "acc"  # validation metric that picks best.pt: "acc" or "uar" (mean per-class recall)
+    init_checkpoint: str = ""  # start from this best.pt's weights (a second stage; its prior offset is taken out)
+    extra_train: list = field(default_factory=list)  # photo folders (labels.csv: muxspace layout) added to training
+    extra_exclude: list = field(default_factory=list)  # classes of the extra folders left out (e.g. noisy labels)
     device: str = "auto"  # auto (CUDA when available), cpu or cuda
 
     @property
@@ -179,10 +182,12 @@ class Teacher:
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """``sgd`` (Nesterov momentum 0.9) or ``adamw``; weight decay is not applied to norms and biases with AdamW.
 
-    Each parameter group carries ``lr_mult``: ``backbone_lr_mult`` for a pretrained network's ``features``, 1
-    for the rest (the new head), so the schedule scales both.
+    Each parameter group carries ``lr_mult``: ``backbone_lr_mult`` for the ``features`` of a network that starts
+    from trained weights (``pretrained`` or ``init_checkpoint``), 1 for the rest (the head), so the schedule scales
+    both.
     """
-    backbone = set(map(id, model.features.parameters())) if cfg.pretrained and hasattr(model, "features") else set()
+    warm = (cfg.pretrained or cfg.init_checkpoint) and hasattr(model, "features")
+    backbone = set(map(id, model.features.parameters())) if warm else set()
     groups = []
     for is_backbone in (True, False):
         params = [p for p in model.parameters() if (id(p) in backbone) == is_backbone]
@@ -294,6 +299,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
     classes = train_set.classes
     if cfg.max_train_samples:
         train_set = train_set.subset(np.arange(min(cfg.max_train_samples, len(train_set))))
+    for folder in cfg.extra_train:
+        train_set = concat_sets(train_set, photo_training_set(folder, classes, cfg.extra_exclude, out))
     log.info("train %d, val %d images, %d classes", len(train_set), len(val_set), len(classes))
 
     n_cls = len(classes)
@@ -301,7 +308,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
     n_out = n_cls + (0 if aux is None else aux.shape[1])
     model = build(cfg.arch, n_out, **cfg.arch_kwargs)
     x_all = to_input(train_set.pixels, cfg.input_size)
-    source = init_pretrained(model, cfg, x_all)
+    source = init_from_checkpoint(model, cfg.init_checkpoint) if cfg.init_checkpoint else init_pretrained(model, cfg, x_all)
     model = model.to(device).to(memory_format=torch.channels_last)
     teacher = Teacher(cfg.teachers, classes, device) if cfg.kd_weight > 0 else None
     ema = copy.deepcopy(model).eval()
@@ -436,6 +443,53 @@ def init_pretrained(model: torch.nn.Module, cfg: TrainConfig, x_all: torch.Tenso
     sample = normalize(x_all[torch.randperm(len(x_all), generator=torch.Generator().manual_seed(0))[:256]])
     reinflate_batchnorm(model, list(sample.split(64)))
     return source
+
+
+def init_from_checkpoint(model: torch.nn.Module, path: str) -> dict:
+    """Load a ``best.pt``'s weights into ``model`` (a second training stage) and return its source record.
+
+    A checkpoint trained with a balanced objective stores training-prior logits (``with_offset``); that offset is
+    subtracted again, so training resumes from the balanced logits the new objective adds its own prior to.
+    """
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    state = dict(ck["ema"])
+    prev = TrainConfig(**{k: v for k, v in ck["config"].items() if k in TrainConfig.__dataclass_fields__})
+    if "class_prior" in ck:
+        state = with_offset(model, state, -prior_offset(prev, np.asarray(ck["class_prior"])))
+    model.load_state_dict(state)
+    return {**(ck.get("pretrained") or {}), "init_checkpoint": str(path), "init_val_acc": ck.get("val_acc"),
+            "init_val_uar": ck.get("val_uar")}
+
+
+def photo_training_set(folder: str | Path, classes: tuple[str, ...], exclude: list[str], out: Path) -> FaceSet:
+    """The person-disjoint ``train`` part of a labelled photo folder as 48 px grey training crops: CenterFace's
+    best face per photo aligned to the FER2013 template (what ``Analyzer`` feeds a 48 px model), one-hot targets.
+
+    Photos without a face and classes in ``exclude`` or unknown to the model are dropped; detections are cached
+    in ``out/detections-<folder>.npz``. The ``val`` and ``test`` people stay unseen (``openfer.crossdomain``).
+    """
+    from openfer.crossdomain import detect_photos, load_photo_set, photo_crops
+    from openfer.detect import load_detector
+
+    photos = load_photo_set(folder, "train", min_images=1)  # rare classes too: scoring needs 50, training not
+    found = detect_photos(photos, load_detector("centerface"), out / f"detections-{Path(folder).name}.npz")
+    pixels = photo_crops(photos, found, 48, 1)
+    names = [photos.classes[i] for i in photos.labels[found.found]]
+    keep = np.array([n in classes and n not in exclude for n in names], bool)
+    labels = np.array([classes.index(n) for n, k in zip(names, keep) if k], np.int64)
+    log.info("%s: %d training photos (%d without a face, %d of excluded classes)", folder, len(labels),
+             int((~found.found).sum()), int((~keep).sum()))
+    return FaceSet(pixels[keep], labels, np.eye(len(classes), dtype=np.float32)[labels], classes)
+
+
+def concat_sets(a: FaceSet, b: FaceSet) -> FaceSet:
+    """Rows of ``a`` then ``b`` (same classes, same crop size); an auxiliary target of ``a`` gets zero rows."""
+    if a.classes != b.classes or a.pixels.shape[1:] != b.pixels.shape[1:]:
+        raise ValueError(f"cannot join sets of classes {a.classes} / {b.classes}, crops {a.pixels.shape[1:]} / "
+                         f"{b.pixels.shape[1:]}")
+    aux = None if a.aux is None else np.concatenate([a.aux, np.zeros((len(b), a.aux.shape[1]), a.aux.dtype)])
+    return FaceSet(np.concatenate([a.pixels, b.pixels]), np.concatenate([a.labels, b.labels]),
+                   np.concatenate([a.targets, b.targets]), a.classes, aux)
 
 
 def with_offset(model: torch.nn.Module, state: dict, offset: torch.Tensor) -> dict:
