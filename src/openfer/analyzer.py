@@ -27,6 +27,9 @@ class Analyzer:
         classifier: an ``OnnxClassifier`` or a registered model name (``openfer models``).
         geometry: an optional ``openfer.geometry.GeometryEstimator`` (``[geometry]`` extra); when given, every face
             also gets ``Face.geometry`` (478 landmarks, head pose, gaze, blendshapes, AU proxies, quality flags).
+        prior: decision prior of a classifier given by name: ``"training"`` (default, best accuracy on everyday
+            faces) or ``"balanced"`` (every expression equally likely a priori: rare ones such as disgust, fear and
+            contempt are found more often, at some cost in accuracy; ``openfer.classify.prior``).
 
     Example:
         >>> import openfer, skimage.data
@@ -36,9 +39,14 @@ class Analyzer:
     """
 
     def __init__(self, detector: Detector | str = "centerface", classifier: OnnxClassifier | str = "default",
-                 geometry: GeometryEstimator | None = None) -> None:
+                 geometry: GeometryEstimator | None = None, prior: str | None = None) -> None:
         self.detector = load_detector(detector) if isinstance(detector, str) else detector
-        self.classifier = load_classifier(classifier) if isinstance(classifier, str) else classifier
+        if isinstance(classifier, str):
+            classifier = load_classifier(classifier, prior=prior or "training")
+        elif prior is not None and prior != getattr(classifier, "prior", "training"):
+            raise ValueError(f"the classifier given uses prior {getattr(classifier, 'prior', 'training')!r}, not "
+                             f"{prior!r}: pass prior= to load_classifier instead")
+        self.classifier = classifier
         self.geometry = geometry
 
     def analyze(self, image: str | Path | np.ndarray) -> list[Face]:

@@ -18,6 +18,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="openfer: facial expression analysis for images and video (offline, CPU).")
 err = Console(stderr=True)
 log = logging.getLogger("openfer")
+PRIOR_HELP = ("Decision prior: training (best accuracy on everyday faces) or balanced (every expression equally "
+              "likely a priori: finds rare ones such as disgust, fear, contempt more often, at some accuracy).")
 
 
 @app.command()
@@ -30,6 +32,7 @@ def analyze(
     annotate: Annotated[Optional[Path], typer.Option(help="Folder for annotated copies of the images (for a video: "
                                                           "the annotated video file, .mp4 or .avi).")] = None,
     model: Annotated[str, typer.Option(help="Expression model (see 'openfer models').")] = "default",
+    prior: Annotated[str, typer.Option(help=PRIOR_HELP)] = "training",
     detector: Annotated[str, typer.Option(help="Face detector: centerface or haar.")] = "centerface",
     threshold: Annotated[float, typer.Option(help="Minimum face detection score (lower: more small faces, more false alarms).")] = 0.3,
     max_side: Annotated[int, typer.Option(help="Detect on a copy downscaled to this longer side (0 = full size).")] = 640,
@@ -73,6 +76,7 @@ def analyze(
 
     from openfer.video.sources import is_video_input
 
+    _check_prior(prior)
     items = list(paths or [])
     geo = _geometry_stage(model_dir) if geometry else None
     if model_dir is not None and not geometry:
@@ -81,7 +85,8 @@ def analyze(
         _analyze_video(items, camera=camera, sequence=sequence, out=out or (Path(csv) if csv else None) or (
             Path(jsonl) if jsonl and jsonl != "-" else None), summary=summary, annotate=annotate, model=model,
             detector=detector, threshold=threshold, max_side=max_side, upscale=upscale, every=every, fps=fps,
-            start=start, end=end, smooth=smooth, preview=preview, recursive=recursive, quiet=quiet, geometry=geo)
+            start=start, end=end, smooth=smooth, preview=preview, recursive=recursive, quiet=quiet, geometry=geo,
+            prior=prior)
         return
     if demo:
         from openfer.demo import write_demo_images
@@ -104,7 +109,8 @@ def analyze(
     if detector == "centerface":  # --threshold and --max-side only apply to CenterFace (Haar has no score cut)
         det_kwargs = {"threshold": threshold, "max_side": max_side or None, "upscale": upscale}
     try:
-        analyzer = Analyzer(detector=load_detector(detector, **det_kwargs), classifier=model, geometry=geo)
+        analyzer = Analyzer(detector=load_detector(detector, **det_kwargs), classifier=model, geometry=geo,
+                            prior=prior)
     except (KeyError, ImportError, FileNotFoundError, ValueError) as e:
         err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)
@@ -126,6 +132,17 @@ def analyze(
     raise typer.Exit(1 if summary.failed else 0)
 
 
+def _check_prior(prior: str) -> None:
+    """Exit 2 with a one-line message for a ``--prior`` that is not one of ``PRIORS``."""
+    from openfer.classify.prior import check_prior
+
+    try:
+        check_prior(prior)
+    except ValueError as e:
+        err.print(f"[red]error:[/red] --prior: {e}")
+        raise typer.Exit(2)
+
+
 def _geometry_stage(model_dir: Path | None):
     """The ``--geometry`` stage, or exit 2 with a one-line message (no MediaPipe, no model file)."""
     try:
@@ -139,7 +156,7 @@ def _geometry_stage(model_dir: Path | None):
 
 def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate, model, detector, threshold,
                    max_side, upscale, every, fps, start, end, smooth, preview, recursive, quiet,
-                   geometry=None) -> None:
+                   geometry=None, prior: str = "training") -> None:
     """The video branch of ``analyze``: open one source, run the streaming pipeline, report."""
     from openfer.analyzer import Analyzer
     from openfer.detect import load_detector
@@ -167,7 +184,8 @@ def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate
             source = open_source(camera if camera is not None else items[0], sampling)
         det_kwargs = {"threshold": threshold, "max_side": max_side or None, "upscale": upscale} \
             if detector == "centerface" else {}
-        analyzer = Analyzer(detector=load_detector(detector, **det_kwargs), classifier=model, geometry=geometry)
+        analyzer = Analyzer(detector=load_detector(detector, **det_kwargs), classifier=model, geometry=geometry,
+                            prior=prior)
         smoother = EmaSmoother(alpha=smooth) if smooth < 1 else None
         tracker = FaceTracker(frame_rate=source.fps or 30.0)
     except (VideoOpenError, KeyError, ImportError, FileNotFoundError, ValueError) as e:
@@ -406,6 +424,7 @@ def models(ctx: typer.Context) -> None:
 def evaluate(
     model: Annotated[str, typer.Option(help="Registered model name.")] = "default",
     onnx: Annotated[Optional[Path], typer.Option(help="Evaluate this ONNX file instead (classes of --model).")] = None,
+    prior: Annotated[str, typer.Option(help=PRIOR_HELP + " With --onnx: --model's prior and exponent.")] = "training",
     data: Annotated[Optional[Path], typer.Option(
         help="fer2013_dev.npz, fer2013.csv, a folder of class folders, or a photo folder with a labels.csv "
              "(muxspace, london: faces are detected and aligned first) (default: $OPENFER_DATA or ../shared/data).")] = None,
@@ -435,8 +454,9 @@ def evaluate(
     from openfer.io.images import ImageReadError
     from openfer.report.metrics import metrics_view
 
+    _check_prior(prior)
     try:
-        classifier = load_classifier(model, path=onnx)
+        classifier = load_classifier(model, path=onnx, prior=prior)
         if data is not None and is_photo_folder(data):
             total = len(load_photo_set(data, split or "all", min_images))
             progress = Progress(TextColumn("detecting faces"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -452,7 +472,9 @@ def evaluate(
         err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)
     result["model"] = str(onnx) if onnx else model
-    title = f"{result['model']} on {Path(result['data']).name} {result['split']} ({result['protocol']})"
+    result["prior"] = prior
+    title = (f"{result['model']} ({prior} prior) on {Path(result['data']).name} {result['split']} "
+             f"({result['protocol']})")
     if confusion:
         from openfer.report.confusion import save_confusion
 

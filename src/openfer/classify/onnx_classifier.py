@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from openfer.classify.prior import check_prior, rebalance
 from openfer.runtime import make_session
 from openfer.zoo.registry import ModelSpec, get_spec, model_path
 
@@ -20,10 +21,18 @@ class OnnxClassifier:
         threads: ONNX Runtime intra-op threads (0: all cores).
         batch_size: crops per ``session.run``; bounds memory for huge N.
         session: an already-made ``onnxruntime.InferenceSession`` (tests inject fakes here).
+        prior: ``"training"``: probabilities as calibrated on the training class balance (best accuracy on data
+            as unbalanced as FER2013). ``"balanced"``: re-weighted as if every class were equally common
+            (``openfer.classify.prior``; higher recall of rare expressions such as disgust, fear, contempt, lower
+            accuracy on mostly neutral or happy faces).
     """
 
     def __init__(self, spec: ModelSpec, path: str | Path | None = None, threads: int = 0,
-                 batch_size: int = 256, session=None) -> None:
+                 batch_size: int = 256, session=None, prior: str = "training") -> None:
+        self.prior = check_prior(prior)
+        if prior == "balanced" and len(spec.train_prior) != len(spec.classes):
+            raise ValueError(f"model {spec.name!r} declares no training class prior, so it cannot be balanced; "
+                             "use prior='training'")
         self.spec = spec
         self.path = Path(path) if path else None  # None: the shipped file of ``spec`` (or an injected session)
         self.batch_size = batch_size
@@ -55,7 +64,15 @@ class OnnxClassifier:
         out = [self.session.run(None, {self._input: x[i : i + self.batch_size]})[0]
                for i in range(0, len(x), self.batch_size)]
         p = np.concatenate(out).astype(np.float32)
-        return p / p.sum(axis=1, keepdims=True)
+        return self.apply_prior(p / p.sum(axis=1, keepdims=True))
+
+    def apply_prior(self, probs: np.ndarray, prior: str | None = None) -> np.ndarray:
+        """Probabilities [N, K] computed under the training prior, re-weighted to ``prior`` (default: this
+        classifier's): unchanged for ``"training"``, ``rebalance`` with the model's declared prior and exponent
+        for ``"balanced"``."""
+        if check_prior(prior or self.prior) == "training":
+            return probs
+        return rebalance(probs, self.spec.train_prior, self.spec.balance_tau)
 
     def predict(self, faces: np.ndarray) -> list[str]:
         """Top class name per crop."""
@@ -88,7 +105,8 @@ def to_network_input(faces: np.ndarray, size: int, channels: int) -> np.ndarray:
     return out
 
 
-def load_classifier(name: str = "default", *, path: str | Path | None = None, threads: int = 0) -> OnnxClassifier:
+def load_classifier(name: str = "default", *, path: str | Path | None = None, threads: int = 0,
+                    prior: str = "training") -> OnnxClassifier:
     """Load a registered classifier by name (``openfer models`` lists them).
 
     Args:
@@ -96,6 +114,7 @@ def load_classifier(name: str = "default", *, path: str | Path | None = None, th
         path: use this ONNX file instead of the shipped one (same architecture/classes as ``name``; not
             hash-checked, so a retrained or fine-tuned export can be tried).
         threads: ONNX Runtime threads (0: all cores).
+        prior: ``"training"`` or ``"balanced"`` decision prior (see ``OnnxClassifier``).
 
     Example:
         >>> import numpy as np, openfer
@@ -103,4 +122,4 @@ def load_classifier(name: str = "default", *, path: str | Path | None = None, th
         >>> clf.predict_proba(np.zeros((2, 48, 48), np.uint8)).shape
         (2, 8)
     """
-    return OnnxClassifier(get_spec(name), path=path, threads=threads)
+    return OnnxClassifier(get_spec(name), path=path, threads=threads, prior=prior)

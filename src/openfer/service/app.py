@@ -91,7 +91,8 @@ class _Service:
         from openfer.detect import load_detector
 
         try:
-            self.analyzer = Analyzer(detector=load_detector(self.config.detector), classifier=self.config.model)
+            self.analyzer = Analyzer(detector=load_detector(self.config.detector), classifier=self.config.model,
+                                     prior=self.config.prior)
             self.analyzer.analyze(_warmup_image())  # first runs of ONNX Runtime are slow: pay that now
         except Exception as e:  # noqa: BLE001 - reported by /readyz and every request
             log.error("could not load the models: %s", e)

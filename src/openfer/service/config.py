@@ -15,6 +15,7 @@ class ServiceConfig:
 
     Attributes:
         model: expression model name (``openfer models``).
+        prior: its decision prior, ``training`` or ``balanced`` (``OPENFER_PRIOR``; ``openfer.classify.prior``).
         detector: face detector name (``centerface`` or ``haar``).
         api_key: when set, every ``/v1`` request must send it (``X-API-Key`` header, or ``Authorization: Bearer``);
             from ``OPENFER_API_KEY``. None leaves the API open, which is only safe on 127.0.0.1.
@@ -41,6 +42,7 @@ class ServiceConfig:
     """
 
     model: str = "default"
+    prior: str = "training"
     detector: str = "centerface"
     api_key: str | None = None
     cors_origins: tuple[str, ...] = ()
@@ -60,6 +62,9 @@ class ServiceConfig:
     jobs_dir: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        from openfer.classify.prior import check_prior
+
+        check_prior(self.prior)
         for name in ("max_image_bytes", "max_video_bytes", "max_pixels", "max_video_frames", "workers",
                      "job_workers", "max_streams"):
             if getattr(self, name) < 1:
