@@ -2,15 +2,29 @@
 
 Usage: python scripts/compare_val.py runs/fast runs/fast_balanced src/openfer/models/fast.onnx [--tta tencrop]
        [--data ../shared/data/fer2013_dev.npz]
-Prints accuracy, macro-F1, NLL and per-class recall of each run's best checkpoint (with its own test-time
-augmentation, or ``--tta``), an ensemble checkpoint, or an exported .onnx (split seed 0, 10 %, protocol from its
+Prints accuracy, UAR, macro-F1, NLL and per-class recall, also under the balanced decision prior (tau 1), of
+each run's best checkpoint (with its own test-time augmentation, or ``--tta``), an ensemble checkpoint, or an exported .onnx (split seed 0, 10 %, protocol from its
 classes or metadata).
 """
 
 import argparse
+import json
+
+import numpy as np
 
 from openfer.evaluate import classification_metrics
 from openfer.train.combine import member_log_probs, metadata, nll, split_of, validation_faces
+
+
+
+def training_shares(val, data) -> np.ndarray:
+    """Class shares of the hard labels of all Training rows under the validation set's protocol."""
+    from openfer.datasets import load_dataset
+
+    protocol = "ferplus" if len(val.classes) == 8 else "fer2013"
+    labels = load_dataset(data, "Training", protocol).labels
+    return np.bincount(labels, minlength=len(val.classes)) / len(labels)
+
 
 ap = argparse.ArgumentParser()
 ap.add_argument("runs", nargs="+")
@@ -19,7 +33,9 @@ ap.add_argument("--tta", default=None, help="override a checkpoint's test-time a
 args = ap.parse_args()
 for run in args.runs:
     if run.endswith(".onnx"):
-        val = validation_faces(split_of(metadata(run)), args.data)
+        meta = metadata(run)
+        declared = json.loads(meta["class_prior"]) if "class_prior" in meta else None
+        val = validation_faces(split_of(meta), args.data)
         logits = member_log_probs(run, val.pixels)
     else:
         from openfer.train.ensemble import member_tta
@@ -32,7 +48,15 @@ for run in args.runs:
         val = validation_set(cfg, args.data)
         logits = predict_logits(net, val.pixels, cfg.input_size, tta=args.tta or member_tta(ck["config"]))
         logits = logits / ck.get("temperature", 1.0)
+        declared = ck.get("class_prior")
     m = classification_metrics(val.labels, logits.argmax(1), val.classes)
     recall = " ".join(f"{c[:4]} {r:.2f}" for c, r in m["per_class_recall"].items())
-    print(f"{run}: val acc {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  NLL {nll(logits, val.labels):.3f}  "
-          f"n={m['n']}  | {recall}")
+    print(f"{run}: val acc {m['accuracy']:.4f}  UAR {m['uar']:.4f}  macro-F1 {m['macro_f1']:.4f}  "
+          f"NLL {nll(logits, val.labels):.3f}  n={m['n']}  | {recall}")
+    # the balanced decision (prior="balanced", tau 1): divide by the training prior the model declares, else the
+    # label shares of the training part of this split
+    prior = np.array(declared) if declared is not None else training_shares(val, args.data)
+    b = classification_metrics(val.labels, (logits - np.log(prior)).argmax(1), val.classes)
+    recall = " ".join(f"{c[:4]} {r:.2f}" for c, r in b["per_class_recall"].items())
+    print(f"{' ' * len(run)}  balanced: acc {b['accuracy']:.4f}  UAR {b['uar']:.4f}  macro-F1 {b['macro_f1']:.4f}  "
+          f"| {recall}")
