@@ -1,7 +1,8 @@
 """Balanced and cross-domain evaluation of every registered model: FER2013 PublicTest (accuracy, UAR, macro-F1,
 rare-class recall), the muxspace photos (person-disjoint test split and all) and the London portraits.
 
-Usage: python benchmarks/crossdomain.py [--onnx new=runs/x/model.onnx --like default] [--prior both] [--threads 1]
+Usage: python benchmarks/crossdomain.py [--models default fast] [--onnx new=runs/x/model.onnx --like default]
+       [--prior both] [--threads 1]
 
 The photo sets are scored as a user meets them (``openfer.crossdomain``): CenterFace, the best face per image,
 aligned at each model's input size; a miss counts as wrong. Detections are cached under
@@ -33,9 +34,9 @@ RARE = ("disgust", "fear", "contempt")
 CACHE = Path("benchmarks/results/cache")
 
 
-def classifiers(extra: list[str], like: str, threads: int) -> dict[str, OnnxClassifier]:
-    """Every registered model, plus ``name=path.onnx`` files run with the spec of ``like``."""
-    out = {name: OnnxClassifier(spec, threads=threads) for name, spec in MODELS.items()}
+def classifiers(names: list[str], extra: list[str], like: str, threads: int) -> dict[str, OnnxClassifier]:
+    """The registered models ``names``, plus ``name=path.onnx`` files run with the spec of ``like``."""
+    out = {name: OnnxClassifier(get_spec(name), threads=threads) for name in names}
     for item in extra:
         name, _, path = item.partition("=")
         if not path:
@@ -73,6 +74,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--prior", choices=(*PRIORS, "both"), default="both")
     ap.add_argument("--out", default="benchmarks/results/crossdomain.json")
+    ap.add_argument("--models", nargs="*", default=list(MODELS),
+                    help="registered models to score (default: all); rows of others already in --out are kept")
     args = ap.parse_args()
 
     npz = Path(args.data) if args.data else default_npz_path()
@@ -96,7 +99,7 @@ def main() -> None:
     crops: dict[tuple, dict] = {}
     priors = PRIORS if args.prior == "both" else (args.prior,)
     results = {}
-    for name, base in classifiers(args.onnx, args.like, args.threads).items():
+    for name, base in classifiers(args.models, args.onnx, args.like, args.threads).items():
         t0 = time.perf_counter()
         memo: dict = {}
         protocol = "ferplus" if "contempt" in base.classes else "fer2013"
@@ -115,8 +118,10 @@ def main() -> None:
                 row[set_name] = {**brief(r), "detected_only": brief(r["detected_only"])}
             results[f"{name}/{prior}"] = row
         print(f"{name}: {time.perf_counter() - t0:.0f} s", flush=True)
-    print_tables(results)
     out = Path(args.out)
+    if out.is_file():  # keep the rows of models not scored this time
+        results = {**json.loads(out.read_text())["models"], **results}
+    print_tables(results)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"models": results, "left_out": photos["muxspace"].left_out,
                                "extra_onnx": args.onnx, "like": args.like}, indent=2))

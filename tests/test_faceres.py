@@ -291,7 +291,11 @@ def test_exported_faceres_network_runs_in_onnx_runtime_and_back_in_pytorch(tmp_p
                 "class_prior": [0.125] * 8}, tmp_path / "best.pt")
     for size in (32, 16):  # 16: the file takes 16 px faces and upsamples them to the network's 32 in the graph
         out = tmp_path / f"m{size}.onnx"
-        assert export_onnx(tmp_path / "best.pt", out, input_size=size)["max_abs_diff"] < 1e-4
+        report = export_onnx(tmp_path / "best.pt", out, input_size=size, half=size == 16)
+        assert report["max_abs_diff"] < 1e-4
+        if size == 16:  # float16-stored weights: about half the file, answers within rounding
+            assert report["bytes"] < 0.6 * (tmp_path / "m32.onnx").stat().st_size
+            assert 0 < report["half_max_abs_diff"] < 5e-3
         x = np.random.default_rng(3).uniform(0, 255, (3, 1, size, size)).astype(np.float32)
         p_ort = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"faces": x})[0]
         assert p_ort.std() > 1e-3, "the generated weights must give non-trivial probabilities"
@@ -305,7 +309,7 @@ def test_exported_faceres_network_runs_in_onnx_runtime_and_back_in_pytorch(tmp_p
         want = torch.softmax((net.eval()(x32) + net(torch.flip(x32, dims=[3]))) / 2, 1)  # flip TTA, T = 1
     got = ort.InferenceSession(str(tmp_path / "m16.onnx"), providers=["CPUExecutionProvider"]).run(
         None, {"faces": faces[:, None].astype(np.float32)})[0]
-    np.testing.assert_allclose(got, want.numpy(), atol=1e-4)
+    np.testing.assert_allclose(got, want.numpy(), atol=5e-3)  # m16 stores float16 weights
 
 
 @pytest.mark.slow

@@ -587,6 +587,8 @@ def export(
     out: Annotated[Path, typer.Argument(help="ONNX file to write.")],
     input_size: Annotated[Optional[int], typer.Option(min=8, help="Face size the file takes, resized in the graph "
                                                       "to the network's (default: the training size).")] = None,
+    half_weights: Annotated[bool, typer.Option(help="Store the weights as float16 (half the file, float32 "
+                                                    "arithmetic).")] = False,
 ) -> None:
     """Export a checkpoint to ONNX and check it against PyTorch (\\[train] extra)."""
     try:
@@ -596,7 +598,7 @@ def export(
         raise typer.Exit(2)
     from openfer.zoo.registry import sha256_file
 
-    report = export_onnx(checkpoint, out, input_size=input_size)
+    report = export_onnx(checkpoint, out, input_size=input_size, half=half_weights)
     report["sha256"] = sha256_file(out)
     print(report)
     if report["max_abs_diff"] > 1e-4:

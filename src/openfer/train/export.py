@@ -41,13 +41,15 @@ def load_checkpoint_model(ckpt_path: str | Path) -> tuple[nn.Module, dict]:
     return build_from_checkpoint(ck), ck
 
 
-def export_onnx(ckpt_path: str | Path, out_path: str | Path, opset: int = 17, input_size: int | None = None) -> dict:
+def export_onnx(ckpt_path: str | Path, out_path: str | Path, opset: int = 17, input_size: int | None = None,
+                half: bool = False) -> dict:
     """Write ``out_path`` (ONNX, dynamic batch, input ``faces`` float32 [N, C, S, S] of 0..255 values, output
     ``probabilities`` [N, K]) and return a parity report: max |p_onnx - p_torch| on random and flat inputs.
 
     ``input_size`` (default: the training size) lets the file take faces of another size and resize them to the
     network's inside the graph: e.g. 48 px crops, upsampled to 96 px exactly as training upsampled FER2013's
-    48 px faces, so photos reach the network with the sharpness it learnt on.
+    48 px faces, so photos reach the network with the sharpness it learnt on. ``half`` stores the weights as
+    float16 (``openfer.train.combine.half_weights``); the parity check is made before, on float32 weights.
     """
     import onnx
     import onnxruntime as ort
@@ -91,4 +93,11 @@ def export_onnx(ckpt_path: str | Path, out_path: str | Path, opset: int = 17, in
     p_onnx = sess.run(None, {"faces": x})[0]
     with torch.no_grad():
         p_torch = model(torch.from_numpy(x)).numpy()
-    return {"max_abs_diff": float(np.abs(p_onnx - p_torch).max()), "n": len(x), "bytes": out_path.stat().st_size}
+    report = {"max_abs_diff": float(np.abs(p_onnx - p_torch).max()), "n": len(x)}
+    if half:  # float16 storage, float32 arithmetic: half the file; how far its answers move is reported
+        from openfer.train.combine import half_weights
+
+        onnx.save(half_weights(onnx.load(str(out_path))), str(out_path))
+        p_half = ort.InferenceSession(str(out_path), providers=["CPUExecutionProvider"]).run(None, {"faces": x})[0]
+        report["half_max_abs_diff"] = float(np.abs(p_half - p_onnx).max())
+    return {**report, "bytes": out_path.stat().st_size}
