@@ -2,8 +2,9 @@
 
 Usage: python scripts/fit_prior.py [default fast ...] [--data ../shared/data/fer2013_dev.npz]
 
-For every model: the training class prior pi (class shares of the hard labels of all FER2013 Training rows under the
-model's protocol: FER+ majority for the 8-class models, the original labels for fer2013; the validation rows are
+For every model: the training class prior pi (the registry's ``train_prior`` when set, e.g. the mean FER+ vote
+distribution a logit-adjusted model was trained with; else the class shares of the hard labels of all FER2013
+Training rows under the model's protocol: FER+ majority for the 8-class models, the original labels for fer2013; the validation rows are
 included, their shares equal the training part's to within rounding since the split is stratified), then
 accuracy, UAR, macro-F1 and the rare classes' recall on the validation split (rebuilt from the ONNX metadata as
 ``openfer ensemble`` rebuilds it: split_seed 0, val_fraction 0.1) for each tau of the grid. The tau with the best
@@ -23,7 +24,7 @@ from openfer.evaluate import classification_metrics
 from openfer.train.combine import metadata, split_of, validation_faces
 from openfer.zoo.registry import MODELS, model_path
 
-GRID = tuple(np.round(np.arange(0, 1.51, 0.25), 2))
+GRID = tuple(np.round(np.arange(0, 2.01, 0.25), 2))  # 0-1.5 when the first four models were fitted
 RARE = ("disgust", "fear", "contempt")
 
 
@@ -44,7 +45,9 @@ def main() -> None:
         split = split_of(metadata(model_path(spec)))
         if split["protocol"] not in priors:
             priors[split["protocol"]] = training_prior(split["protocol"], args.data)
-        pi = priors[split["protocol"]]
+        # a model that declares the prior it was trained with (class_prior: a balanced objective's prior, the
+        # mean FER+ vote distribution) is re-weighted by that one
+        pi = np.asarray(spec.train_prior) if spec.train_prior else priors[split["protocol"]]
         val = validation_faces(split, args.data)
         probs = OnnxClassifier(spec, threads=1).predict_proba(val.pixels)
         print(f"\n{name}: {split}, {len(val)} validation images")
