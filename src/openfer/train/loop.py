@@ -383,7 +383,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
             seen += len(idx)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", lr=f"{lr:.4f}", refresh=False)
         val_logits = predict_logits(ema, val_set.pixels, cfg.input_size)[:, :n_cls]
-        val_acc = float((val_logits + offset.cpu().numpy()).argmax(1).__eq__(val_set.labels).mean())
+        val_acc = float(((val_logits + offset.cpu().numpy()).argmax(1) == val_set.labels).mean())  # training prior
         val_uar = uar(val_set.labels, val_logits.argmax(1), n_cls)  # balanced decision (no prior offset)
         row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "val_acc": val_acc, "val_uar": val_uar,
                "lr": lr, "seconds": time.time() - t0}
