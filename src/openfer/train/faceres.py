@@ -162,7 +162,7 @@ class FaceresMobileNet(nn.Module):
 
 @dataclass(frozen=True)
 class Folded:
-    """One frozen conv-BN pair of the tfjs graph: kernel in PyTorch layout, per-channel scale and shift."""
+    """One frozen conv-BN pair of the tfjs graph: the kernel in PyTorch layout (BN scale folded in) and the shift."""
 
     kernel: np.ndarray
     shift: np.ndarray
