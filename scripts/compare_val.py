@@ -3,8 +3,8 @@
 Usage: python scripts/compare_val.py runs/fast runs/fast_balanced src/openfer/models/fast.onnx [--tta tencrop]
        [--data ../shared/data/fer2013_dev.npz]
 Prints accuracy, UAR, macro-F1, NLL and per-class recall, also under the balanced decision prior (tau 1), of
-each run's best checkpoint (with its own test-time augmentation, or ``--tta``), an ensemble checkpoint, or an exported .onnx (split seed 0, 10 %, protocol from its
-classes or metadata).
+each run's best checkpoint (with its own test-time augmentation, or ``--tta``), an ensemble checkpoint, or an
+exported .onnx (split seed 0, 10 %, protocol from its classes or metadata).
 """
 
 import argparse
@@ -12,19 +12,9 @@ import json
 
 import numpy as np
 
+from openfer.datasets import label_shares
 from openfer.evaluate import classification_metrics
 from openfer.train.combine import member_log_probs, metadata, nll, split_of, validation_faces
-
-
-
-def training_shares(val, data) -> np.ndarray:
-    """Class shares of the hard labels of all Training rows under the validation set's protocol."""
-    from openfer.datasets import load_dataset
-
-    protocol = "ferplus" if len(val.classes) == 8 else "fer2013"
-    labels = load_dataset(data, "Training", protocol).labels
-    return np.bincount(labels, minlength=len(val.classes)) / len(labels)
-
 
 ap = argparse.ArgumentParser()
 ap.add_argument("runs", nargs="+")
@@ -55,7 +45,8 @@ for run in args.runs:
           f"NLL {nll(logits, val.labels):.3f}  n={m['n']}  | {recall}")
     # the balanced decision (prior="balanced", tau 1): divide by the training prior the model declares, else the
     # label shares of the training part of this split
-    prior = np.array(declared) if declared is not None else training_shares(val, args.data)
+    protocol = "ferplus" if len(val.classes) == 8 else "fer2013"
+    prior = np.array(declared) if declared is not None else label_shares(args.data, protocol)
     b = classification_metrics(val.labels, (logits - np.log(prior)).argmax(1), val.classes)
     recall = " ".join(f"{c[:4]} {r:.2f}" for c, r in b["per_class_recall"].items())
     print(f"{' ' * len(run)}  balanced: acc {b['accuracy']:.4f}  UAR {b['uar']:.4f}  macro-F1 {b['macro_f1']:.4f}  "

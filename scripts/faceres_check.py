@@ -7,13 +7,9 @@ Run: python scripts/faceres_check.py [--pairs 300] [--size 112] [--faceres ../sh
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from pathlib import Path
 
-import cv2
-import numpy as np
-import torch
 
 from openfer.train import faceres
 
@@ -25,18 +21,10 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=300)
     ap.add_argument("--size", type=int, default=112, help="network input side (the 144 px photo is resized)")
     args = ap.parse_args()
-    rows = [r for r in csv.DictReader(open(args.muxspace / "labels.csv")) if r["source"] == "lfw"]
-    by_person: dict[str, list[str]] = {}
-    for r in rows:
-        by_person.setdefault(r["person"], []).append(r["file"])
-    same, diff = faceres.identity_pairs(by_person, args.pairs, seed=0)
-    files = sorted({f for pair in same + diff for f in pair})
-    img = np.stack([cv2.resize(cv2.imread(str(args.muxspace / f), cv2.IMREAD_GRAYSCALE), (args.size, args.size),
-                               interpolation=cv2.INTER_AREA) for f in files])
-    x = torch.from_numpy(img).float()[:, None] / 127.5 - 1
+    x, files, same, diff = faceres.lfw_faces(args.muxspace, args.pairs, args.size)
     net = faceres.FaceresMobileNet(8, in_chans=1)
     record = faceres.load_faceres(net, args.faceres)
-    result = {"pairs": len(same), "people": len(by_person), "size": args.size,
+    result = {"pairs": len(same), "photos": len(files), "size": args.size,
               "auc_faceres": faceres.pair_auc(net, x, files, same, diff),
               "auc_random_weights": faceres.pair_auc(faceres.FaceresMobileNet(8, in_chans=1), x, files, same, diff),
               "weights": record}

@@ -19,19 +19,13 @@ import numpy as np
 
 from openfer.classify import OnnxClassifier
 from openfer.classify.prior import rebalance
-from openfer.datasets import load_dataset
+from openfer.datasets import label_shares
 from openfer.evaluate import classification_metrics
 from openfer.train.combine import metadata, split_of, validation_faces
 from openfer.zoo.registry import MODELS, model_path
 
 GRID = tuple(np.round(np.arange(0, 2.01, 0.25), 2))  # 0-1.5 when the first four models were fitted
 RARE = ("disgust", "fear", "contempt")
-
-
-def training_prior(protocol: str, data: str | None) -> np.ndarray:
-    """Class shares of the hard labels of all Training rows under ``protocol``."""
-    train = load_dataset(data, "Training", protocol)
-    return np.bincount(train.labels, minlength=len(train.classes)) / len(train.labels)
 
 
 def main() -> None:
@@ -44,7 +38,7 @@ def main() -> None:
         spec = MODELS[name]
         split = split_of(metadata(model_path(spec)))
         if split["protocol"] not in priors:
-            priors[split["protocol"]] = training_prior(split["protocol"], args.data)
+            priors[split["protocol"]] = label_shares(args.data, split["protocol"])
         # a model that declares the prior it was trained with (class_prior: a balanced objective's prior, the
         # mean FER+ vote distribution) is re-weighted by that one
         pi = np.asarray(spec.train_prior) if spec.train_prior else priors[split["protocol"]]

@@ -3,7 +3,6 @@ fine-tuning run from generated faceres-format weights. The real-file checks skip
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -14,9 +13,9 @@ torch = pytest.importorskip("torch", reason="the faceres converter needs the [tr
 
 from openfer.train import faceres  # noqa: E402
 from openfer.train.faceres import BLOCKS, FaceresMobileNet, load_faceres, read_tfjs_weights  # noqa: E402
-from openfer.train.loop import (  # noqa: E402
-    TrainConfig, class_prior, prior_offset, train, uar, with_offset,
-)
+from openfer.evaluate import classification_metrics  # noqa: E402
+from openfer.labels import CANONICAL8  # noqa: E402
+from openfer.train.loop import TrainConfig, class_prior, prior_offset, train, with_offset  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 REAL = SHARED / "models" / "faceres"
@@ -207,8 +206,9 @@ def test_logit_adjustment_offsets_and_uar():
     torch.testing.assert_close(state["head.1.bias"], net.state_dict()["head.1.bias"] + offset)
     # UAR: mean recall over present classes; a majority-class guesser scores 1/k, not its accuracy
     y = np.array([0] * 8 + [1] * 2 + [2] * 2)
-    assert uar(y, np.zeros_like(y), 3) == pytest.approx(1 / 3)
-    assert uar(y, np.array([0] * 6 + [1] * 2 + [1] * 2 + [2] * 2), 4) == pytest.approx((6 / 8 + 1 + 1) / 3)
+    uar = lambda pred, k: classification_metrics(y, pred, tuple("abcd"[:k]))["uar"]  # noqa: E731 - what train() logs
+    assert uar(np.zeros_like(y), 3) == pytest.approx(1 / 3)
+    assert uar(np.array([0] * 6 + [1] * 2 + [1] * 2 + [2] * 2), 4) == pytest.approx((6 / 8 + 1 + 1) / 3)
 
 
 @pytest.mark.slow
@@ -257,17 +257,7 @@ def test_real_faceres_files_are_the_published_ones():
 def test_real_faceres_descriptors_verify_lfw_identities():
     """The converted network's 1024-d descriptors tell same-person from different-person LFW pairs (ROC AUC;
     the full check in scripts/faceres_check.py measured 0.97 on 600 pairs), which random weights cannot."""
-    import cv2
-
-    rows = [r for r in csv.DictReader(open(MUXSPACE / "labels.csv")) if r["source"] == "lfw"]
-    by_person: dict[str, list[str]] = {}
-    for r in rows:
-        by_person.setdefault(r["person"], []).append(r["file"])
-    same, diff = faceres.identity_pairs(by_person, 60, seed=0)
-    files = sorted({f for pair in same + diff for f in pair})
-    img = np.stack([cv2.resize(cv2.imread(str(MUXSPACE / f), cv2.IMREAD_GRAYSCALE), (112, 112),
-                               interpolation=cv2.INTER_AREA) for f in files])
-    x = torch.from_numpy(img).float()[:, None] / 127.5 - 1
+    x, files, same, diff = faceres.lfw_faces(MUXSPACE, 60, 112)
     net = FaceresMobileNet(8, in_chans=1)
     load_faceres(net, REAL)
     auc = faceres.pair_auc(net, x, files, same, diff)
@@ -343,11 +333,11 @@ def test_second_stage_from_a_checkpoint_with_a_photo_folder(tmp_path):
     rows += [("blank.png", "happy", "nobody"), ("fear.png", "fear", "person0")]
     images = {f: face for f, _, _ in rows if f not in ("blank.png",)}
     root = write_photo_folder(tmp_path / "photos", rows, images)
-    got = photo_training_set(root, tuple(CANONICAL8_), ["surprise"], tmp_path)
+    got = photo_training_set(root, CANONICAL8, ["surprise"], tmp_path)
     in_train = [r for r in rows if person_split(r[2]) == "train" and r[1] != "surprise" and r[0] != "blank.png"]
     assert len(got) == len(in_train) > 0  # only train people, no surprise (excluded), no blank photo
     assert got.pixels.shape[1:] == (48, 48)
-    assert sorted(got.labels.tolist()) == sorted(CANONICAL8_.index({"happy": "happiness"}.get(r[1], r[1]))
+    assert sorted(got.labels.tolist()) == sorted(CANONICAL8.index({"happy": "happiness"}.get(r[1], r[1]))
                                                  for r in in_train)
     assert (tmp_path / "detections-photos.npz").is_file()
 
@@ -359,5 +349,3 @@ def test_second_stage_from_a_checkpoint_with_a_photo_folder(tmp_path):
     assert s["train_images"] == 72 + len(in_train)
     assert torch.load(tmp_path / "stage2" / "best.pt", weights_only=False)["pretrained"]["init_checkpoint"]
 
-
-CANONICAL8_ = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")

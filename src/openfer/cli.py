@@ -431,7 +431,7 @@ def evaluate(
     protocol: Annotated[str, typer.Option(help="ferplus (8-class majority) or fer2013 (7 original labels).")] = "ferplus",
     split: Annotated[Optional[str], typer.Option(help="Usage value (or sub-folder) of the rows to evaluate "
                                                       "(default PublicTest); photo folders: all (default), or the "
-                                                      "person-disjoint train / test part.")] = None,
+                                                      "person-disjoint train / val / test part.")] = None,
     ferplus_csv: Annotated[Optional[Path], typer.Option(help="fer2013new.csv to join with a fer2013.csv.")] = None,
     layout: Annotated[Optional[str], typer.Option(help="Class-folder naming of a folder dataset: raf-db, affectnet.")] = None,
     detections: Annotated[Optional[Path], typer.Option(help="Photo folders: cache of the detected faces (.npz; "
@@ -449,7 +449,7 @@ def evaluate(
     an image where no face is found counts as wrong; the metrics over detected faces are shown too.
     """
     from openfer.classify import load_classifier
-    from openfer.crossdomain import evaluate_photo_folder, is_photo_folder, load_photo_set
+    from openfer.crossdomain import is_photo_folder, load_photo_set
     from openfer.evaluate import evaluate_dataset
     from openfer.io.images import ImageReadError
     from openfer.report.metrics import metrics_view
@@ -463,8 +463,8 @@ def evaluate(
                                 TimeRemainingColumn(), console=err, disable=json_out == "-")
             with progress:
                 task = progress.add_task("detect", total=total)
-                result = evaluate_photo_folder(classifier, data, split or "all", cache=detections,
-                                               on_done=lambda: progress.advance(task), min_images=min_images)
+                result = evaluate_dataset(classifier, data, split=split, cache=detections,
+                                          on_done=lambda: progress.advance(task), min_images=min_images)
         else:
             result = evaluate_dataset(classifier, data, protocol=protocol, split=split, ferplus_csv=ferplus_csv,
                                       mapping=layout)

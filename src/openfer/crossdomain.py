@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from openfer.evaluate import calibration_metrics, classification_metrics, restrict
+from openfer.evaluate import calibration_metrics, check_outputs, classification_metrics, restrict
 from openfer.labels import CANONICAL8, canonical
 from openfer.types import Face
 
@@ -265,5 +265,6 @@ def evaluate_photo_folder(classifier, path: str | Path, split: str = "all", dete
     from openfer.detect import load_detector
 
     photos = load_photo_set(path, split, min_images)
+    check_outputs(classifier.classes, photos.classes)  # before the slow part, not after it
     detections = detect_photos(photos, detector or load_detector("centerface"), cache, on_done)
     return evaluate_photos(classifier, photos, detections)

@@ -206,6 +206,12 @@ def load_dataset(path: str | Path | None, usage: str = "Training", protocol: str
     return load_npz(path, usage, protocol)
 
 
+def label_shares(path: str | Path | None, protocol: str, usage: str = "Training") -> np.ndarray:
+    """Class shares of the hard labels of all ``usage`` rows under ``protocol`` (a model's training prior)."""
+    data = load_dataset(path, usage, protocol)
+    return np.bincount(data.labels, minlength=len(data.classes)) / len(data.labels)
+
+
 def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split indices into (train, val), keeping each class's share; deterministic for a seed."""
     rng = np.random.default_rng(seed)

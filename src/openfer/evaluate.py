@@ -36,12 +36,17 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: tupl
     }
 
 
-def restrict(probs: np.ndarray, model_classes: tuple[str, ...], classes: tuple[str, ...]) -> np.ndarray:
-    """Probabilities [N, len(classes)] of the dataset's ``classes`` only, renormalised to sum to 1 (the model's other
-    outputs are dropped, so its argmax is taken among the classes the dataset scores)."""
+def check_outputs(model_classes: tuple[str, ...], classes: tuple[str, ...]) -> None:
+    """ValueError unless the model has an output for every class a dataset scores (checked before any work)."""
     missing = [c for c in classes if c not in model_classes]
     if missing:
         raise ValueError(f"model has no output for {missing}; it cannot be evaluated on this label set")
+
+
+def restrict(probs: np.ndarray, model_classes: tuple[str, ...], classes: tuple[str, ...]) -> np.ndarray:
+    """Probabilities [N, len(classes)] of the dataset's ``classes`` only, renormalised to sum to 1 (the model's other
+    outputs are dropped, so its argmax is taken among the classes the dataset scores)."""
+    check_outputs(model_classes, classes)
     p = probs[:, [model_classes.index(c) for c in classes]]
     return p / np.maximum(p.sum(1, keepdims=True), 1e-12)
 
@@ -49,9 +54,7 @@ def restrict(probs: np.ndarray, model_classes: tuple[str, ...], classes: tuple[s
 def evaluate_set(classifier, data: FaceSet) -> dict:
     """Metrics of ``classifier`` on a labelled set; the argmax is restricted to the set's classes, so an
     8-class model is scored fairly on a 7-class dataset (cross-dataset protocol)."""
-    missing = [c for c in data.classes if c not in classifier.classes]
-    if missing:
-        raise ValueError(f"model has no output for {missing}; it cannot be evaluated on this label set")
+    check_outputs(classifier.classes, data.classes)
     p = restrict(classifier.predict_proba(data.pixels), classifier.classes, data.classes)
     result = classification_metrics(data.labels, p.argmax(1), data.classes)
     result.update(calibration_metrics(p, data.labels))
@@ -79,7 +82,7 @@ def evaluate_dataset(classifier, path: str | Path | None = None, protocol: str =
 
     ``ferplus``: 8 classes, FER+ majority labels, unknown/NF dropped. ``fer2013``: the 7 original labels.
     A photo folder with a ``labels.csv`` (muxspace, london) is scored through face detection and alignment
-    (``openfer.crossdomain``; ``split`` all, train or test). ``split`` defaults to ``PublicTest`` for FER2013 files
+    (``openfer.crossdomain``; ``split`` all, train, val or test). ``split`` defaults to ``PublicTest`` for FER2013 files
     and ``all`` for photo folders.
     """
     from openfer.crossdomain import evaluate_photo_folder, is_photo_folder

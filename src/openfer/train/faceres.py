@@ -284,6 +284,27 @@ def identity_pairs(files_by_person: dict[str, list[str]], n: int, seed: int = 0
     return same, diff
 
 
+def lfw_faces(muxspace: str | Path, n: int, size: int, seed: int = 0
+              ) -> tuple[torch.Tensor, list[str], list[tuple[str, str]], list[tuple[str, str]]]:
+    """The LFW photos of muxspace behind ``n`` same- and ``n`` different-person pairs (``identity_pairs``), grey,
+    resized to ``size`` px and scaled to [-1, 1]: (faces [M, 1, S, S], their files, same pairs, different pairs)."""
+    import csv
+
+    import cv2
+
+    muxspace = Path(muxspace)
+    with open(muxspace / "labels.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["source"] == "lfw"]
+    by_person: dict[str, list[str]] = {}
+    for r in rows:
+        by_person.setdefault(r["person"], []).append(r["file"])
+    same, diff = identity_pairs(by_person, n, seed)
+    files = sorted({f for pair in same + diff for f in pair})
+    img = np.stack([cv2.resize(cv2.imread(str(muxspace / f), cv2.IMREAD_GRAYSCALE), (size, size),
+                               interpolation=cv2.INTER_AREA) for f in files])
+    return torch.from_numpy(img).float()[:, None] / 127.5 - 1, files, same, diff
+
+
 @torch.no_grad()
 def pair_auc(model: FaceresMobileNet, faces: torch.Tensor, files: list[str], same: list[tuple[str, str]],
              diff: list[tuple[str, str]]) -> float:

@@ -26,6 +26,7 @@ from openfer.train.ensemble import member_tta
 from openfer.train.sam import sam_step
 from openfer.train.tta import TTA_MODES, tta_logits
 from openfer.datasets import FaceSet, load_dataset, stratified_split
+from openfer.evaluate import classification_metrics
 
 log = logging.getLogger(__name__)
 
@@ -232,12 +233,6 @@ def smoothing_target(offset: torch.Tensor) -> torch.Tensor:
     return torch.softmax(offset, dim=0)
 
 
-def uar(labels: np.ndarray, pred: np.ndarray, n_cls: int) -> float:
-    """Unweighted average recall: mean over the classes present in ``labels`` of the share predicted right."""
-    present = [c for c in range(n_cls) if (labels == c).any()]
-    return float(np.mean([(pred[labels == c] == c).mean() for c in present])) if present else float("nan")
-
-
 def class_weights(labels: np.ndarray, n_cls: int, scheme: str) -> torch.Tensor:
     """Per-class loss weights [n_cls]: ``none`` (all 1) or ``inverse_sqrt`` (1/sqrt(class frequency)),
     scaled so the average weight over training images is 1. Rare classes (contempt, disgust) gain weight."""
@@ -308,20 +303,25 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
     n_out = n_cls + (0 if aux is None else aux.shape[1])
     model = build(cfg.arch, n_out, **cfg.arch_kwargs)
     x_all = to_input(train_set.pixels, cfg.input_size)
-    source = init_from_checkpoint(model, cfg.init_checkpoint) if cfg.init_checkpoint else init_pretrained(model, cfg, x_all)
+    last = out / "last.pt"
+    resume = torch.load(last, map_location=device, weights_only=False) if last.exists() else None
+    if resume:  # its weights replace any initialisation: only the record of where they came from is needed
+        source = resume.get("source", {})
+    elif cfg.init_checkpoint:
+        source = init_from_checkpoint(model, cfg.init_checkpoint)
+    else:
+        source = init_pretrained(model, cfg, x_all)
     model = model.to(device).to(memory_format=torch.channels_last)
     teacher = Teacher(cfg.teachers, classes, device) if cfg.kd_weight > 0 else None
     ema = copy.deepcopy(model).eval()
     opt = make_optimizer(model, cfg)
     aug_cfg = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.augment.items()})
     start_epoch, best = 0, {"val_acc": -1.0, "epoch": -1}
-    last = out / "last.pt"
-    if last.exists():
-        ck = torch.load(last, map_location=device, weights_only=False)
-        model.load_state_dict(ck["model"])
-        ema.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["opt"])
-        start_epoch, best = ck["epoch"] + 1, ck["best"]
+    if resume:
+        model.load_state_dict(resume["model"])
+        ema.load_state_dict(resume["ema"])
+        opt.load_state_dict(resume["opt"])
+        start_epoch, best = resume["epoch"] + 1, resume["best"]
         log.info("resumed from %s at epoch %d", last, start_epoch)
 
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -384,7 +384,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", lr=f"{lr:.4f}", refresh=False)
         val_logits = predict_logits(ema, val_set.pixels, cfg.input_size)[:, :n_cls]
         val_acc = float(((val_logits + offset.cpu().numpy()).argmax(1) == val_set.labels).mean())  # training prior
-        val_uar = uar(val_set.labels, val_logits.argmax(1), n_cls)  # balanced decision (no prior offset)
+        # balanced decision (no prior offset)
+        val_uar = classification_metrics(val_set.labels, val_logits.argmax(1), val_set.classes)["uar"]
         row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "val_acc": val_acc, "val_uar": val_uar,
                "lr": lr, "seconds": time.time() - t0}
         log.info("epoch %d: loss %.4f val_acc %.4f val_uar %.4f (%.0fs)", epoch + 1, row["train_loss"], val_acc,
@@ -404,7 +405,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
                         "classes": classes, "epoch": epoch + 1, "val_acc": val_acc, "val_uar": val_uar,
                         "class_prior": prior.tolist(), "pretrained": source}, out / "best.pt")
         torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-                    "epoch": epoch, "best": best, "config": asdict(cfg)}, out / "tmp.pt")
+                    "epoch": epoch, "best": best, "config": asdict(cfg), "source": source}, out / "tmp.pt")
         (out / "tmp.pt").replace(last)
 
     summary = {"best_val_acc": best["val_acc"], "best_val_uar": best.get("val_uar"), "best_epoch": best["epoch"],
