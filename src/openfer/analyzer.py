@@ -30,6 +30,8 @@ class Analyzer:
         prior: decision prior of a classifier given by name: ``"training"`` (default, best accuracy on everyday
             faces) or ``"balanced"`` (every expression equally likely a priori: rare ones such as disgust, fear and
             contempt are found more often, at some cost in accuracy; ``openfer.classify.prior``).
+        embed: also give every face its ``embedding`` (the expression network's features, same pass; for
+            ``openfer embed``, heads and adaptation).
 
     Example:
         >>> import openfer, skimage.data
@@ -39,7 +41,7 @@ class Analyzer:
     """
 
     def __init__(self, detector: Detector | str = "centerface", classifier: OnnxClassifier | str = "default",
-                 geometry: GeometryEstimator | None = None, prior: str | None = None) -> None:
+                 geometry: GeometryEstimator | None = None, prior: str | None = None, embed: bool = False) -> None:
         self.detector = load_detector(detector) if isinstance(detector, str) else detector
         if isinstance(classifier, str):
             classifier = load_classifier(classifier, prior=prior or "training")
@@ -48,6 +50,7 @@ class Analyzer:
                              f"{prior!r}: pass prior= to load_classifier instead")
         self.classifier = classifier
         self.geometry = geometry
+        self.embed_faces = embed
 
     def analyze(self, image: str | Path | np.ndarray) -> list[Face]:
         """Faces in ``image`` (a file path, or an RGB uint8 array [H, W, 3]; grey/RGBA arrays are converted).
@@ -74,7 +77,7 @@ class Analyzer:
         if not crops:
             return [[] for _ in rgbs]
         detected = [self._with_geometry(rgb, faces) for rgb, faces in zip(rgbs, detected)]
-        probs = iter(self.classifier.predict_proba(np.concatenate(crops)))
+        probs = iter(zip(*self._predict(np.concatenate(crops))))
         return [self._with_probs(faces, [next(probs) for _ in faces]) for faces in detected]
 
     def classify(self, rgb: np.ndarray, faces: list[Face]) -> list[Face]:
@@ -82,8 +85,16 @@ class Analyzer:
         geometry stage), for already-detected ``faces`` in ``rgb``."""
         if not faces:
             return []
-        probs = self.classifier.predict_proba(self._crops(rgb, faces))
-        return self._with_probs(self._with_geometry(rgb, faces), probs)
+        return self._with_probs(self._with_geometry(rgb, faces), list(zip(*self._predict(self._crops(rgb, faces)))))
+
+    def embed(self, image: str | Path | np.ndarray) -> list[Face]:
+        """``analyze`` with every face's ``embedding`` (float32 [D], the expression network's features) filled in."""
+        rgb = read_image(image) if isinstance(image, (str, Path)) else to_rgb(image)
+        faces = self.detector.detect(rgb)
+        if not faces:
+            return []
+        probs, feats = self.classifier.predict_features(self._crops(rgb, faces))
+        return self._with_probs(self._with_geometry(rgb, faces), list(zip(probs, feats)))
 
     def classify_frames(self, frames: list[tuple[np.ndarray, list[Face]]]) -> list[list[Face]]:
         """``classify`` for the faces of many frames (RGB image, its detected faces) in one batched model call.
@@ -94,9 +105,15 @@ class Analyzer:
         crops = [self._crops(rgb, faces) for rgb, faces in frames if faces]
         if not crops:
             return [[] for _ in frames]
-        probs = iter(self.classifier.predict_proba(np.concatenate(crops)))
+        probs = iter(zip(*self._predict(np.concatenate(crops))))
         return [self._with_probs(self._with_geometry(rgb, faces), [next(probs) for _ in faces]) if faces else []
                 for rgb, faces in frames]
+
+    def _predict(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | list[None]]:
+        """Probabilities [N, K] and, when this analyzer embeds, features [N, D] (else N Nones)."""
+        if self.embed_faces:
+            return self.classifier.predict_features(crops)
+        return self.classifier.predict_proba(crops), [None] * len(crops)
 
     def _with_geometry(self, rgb: np.ndarray, faces: list[Face]) -> list[Face]:
         return self.geometry.estimate(rgb, faces) if self.geometry is not None and faces else faces
@@ -129,12 +146,14 @@ class Analyzer:
     def _crops(self, rgb: np.ndarray, faces: list[Face]) -> np.ndarray:
         return face_crops(rgb, faces, self.classifier.input_size, self.classifier.spec.channels)
 
-    def _with_probs(self, faces: list[Face], probs) -> list[Face]:
+    def _with_probs(self, faces: list[Face], outputs) -> list[Face]:
+        """New faces with expression and probabilities from ``outputs``: one (probabilities, features or None)
+        pair per face."""
         classes = self.classifier.classes
         return [
             dataclasses.replace(f, expression=classes[int(p.argmax())],
-                                probabilities={c: float(v) for c, v in zip(classes, p)})
-            for f, p in zip(faces, probs)
+                                probabilities={c: float(v) for c, v in zip(classes, p)}, embedding=e)
+            for f, (p, e) in zip(faces, outputs)
         ]
 
 

@@ -679,6 +679,10 @@ def serve(
                 ws_max_size=config.max_image_bytes, timeout_graceful_shutdown=5)
 
 
+# The commands for a user's own data (embed, fit, adapt) live in their own module and register on ``app``.
+from openfer import cli_own  # noqa: E402, F401
+
+
 def main() -> None:
     """Console-script entry point."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -153,6 +153,9 @@ class Face:
         explanation: why the classifier said what it said (``openfer.explain``), or None when not asked for.
         geometry: landmarks, head pose, gaze, blendshapes, AU proxies and quality flags from the geometry stage
             (``openfer.geometry``); None when that stage did not run or found no face mesh in the box.
+        embedding: float32 [D] features of the face from the expression network (``Analyzer.embed``,
+            ``openfer embed``; ``openfer.classify.features``), None unless asked for. Not part of ``to_dict``:
+            ``openfer embed`` writes them to NPZ/Parquet tables instead.
     """
 
     box: tuple[float, float, float, float]
@@ -163,6 +166,7 @@ class Face:
     track_id: int | None = None
     explanation: Explanation | None = None
     geometry: Geometry | None = None
+    embedding: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if len(self.box) != 4:

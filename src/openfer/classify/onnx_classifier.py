@@ -9,7 +9,7 @@ import numpy as np
 
 from openfer.classify.prior import check_prior, rebalance
 from openfer.runtime import make_session
-from openfer.zoo.registry import ModelSpec, get_spec, model_path
+from openfer.zoo.registry import ModelSpec, get_spec, model_path, spec_from_onnx
 
 
 class OnnxClassifier:
@@ -36,6 +36,8 @@ class OnnxClassifier:
         self.spec = spec
         self.path = Path(path) if path else None  # None: the shipped file of ``spec`` (or an injected session)
         self.batch_size = batch_size
+        self.threads = threads
+        self._feature_session = None
         if session is None:
             session = make_session(path or model_path(spec), threads)
         self.session = session
@@ -65,6 +67,35 @@ class OnnxClassifier:
                for i in range(0, len(x), self.batch_size)]
         p = np.concatenate(out).astype(np.float32)
         return self.apply_prior(p / p.sum(axis=1, keepdims=True))
+
+    def predict_features(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities [N, K] (as ``predict_proba``) and the network's face features float32 [N, D] from one pass.
+
+        The features are the pooled descriptor before the last linear layer (``openfer.classify.features``:
+        mirror passes averaged, ensemble members concatenated); heads for new tasks (``openfer fit``) and
+        adaptation (``openfer adapt``) are built on them.
+        """
+        if self._feature_session is None:
+            self._feature_session, self.feature_dim = self._make_feature_session()
+        faces = np.asarray(faces)
+        if faces.ndim >= 1 and len(faces) == 0:
+            return np.zeros((0, len(self.classes)), np.float32), np.zeros((0, self.feature_dim), np.float32)
+        x = self.preprocess(faces)
+        outs = [self._feature_session.run(None, {self._input: x[i : i + self.batch_size]})
+                for i in range(0, len(x), self.batch_size)]
+        p = np.concatenate([o[0] for o in outs]).astype(np.float32)
+        feats = np.concatenate([o[1] for o in outs]).astype(np.float32)
+        return self.apply_prior(p / p.sum(axis=1, keepdims=True)), feats
+
+    def _make_feature_session(self):
+        import onnx
+
+        from openfer.classify.features import with_features
+
+        if self.path is None and self.spec.file == "":
+            raise ValueError("this classifier was given a session without a file: its features cannot be read")
+        model, dim = with_features(onnx.load(str(self.path or model_path(self.spec))), len(self.classes))
+        return make_session(model.SerializeToString(), self.threads), dim
 
     def apply_prior(self, probs: np.ndarray, prior: str | None = None) -> np.ndarray:
         """Probabilities [N, K] computed under the training prior, re-weighted to ``prior`` (default: this
@@ -110,7 +141,8 @@ def load_classifier(name: str = "default", *, path: str | Path | None = None, th
     """Load a registered classifier by name (``openfer models`` lists them).
 
     Args:
-        name: registry name, e.g. ``"default"``.
+        name: registry name, e.g. ``"default"``; or the path of an ``.onnx`` classifier written by openfer
+            (``openfer export``, ``openfer fit``, ``openfer adapt``), which declares its classes in its metadata.
         path: use this ONNX file instead of the shipped one (same architecture/classes as ``name``; not
             hash-checked, so a retrained or fine-tuned export can be tried).
         threads: ONNX Runtime threads (0: all cores).
@@ -122,4 +154,6 @@ def load_classifier(name: str = "default", *, path: str | Path | None = None, th
         >>> clf.predict_proba(np.zeros((2, 48, 48), np.uint8)).shape
         (2, 8)
     """
+    if path is None and name.endswith(".onnx"):
+        return OnnxClassifier(spec_from_onnx(name), path=name, threads=threads, prior=prior)
     return OnnxClassifier(get_spec(name), path=path, threads=threads, prior=prior)

@@ -117,6 +117,7 @@ def run_video(
     preview: bool = False,
     on_rows: Callable[[list[dict[str, Any]]], None] | None = None,
     on_frame: Callable[[VideoRunResult], None] | None = None,
+    on_faces: Callable[[Frame, list[Face]], None] | None = None,
 ) -> VideoRunResult:
     """Analyse every sampled frame of ``source``, streaming rows, annotated frames and finally the summary.
 
@@ -134,6 +135,7 @@ def run_video(
         preview: show annotated frames in a window (q or Esc stops).
         on_rows: called with each frame's rows as they are written (e.g. to collect a DataFrame).
         on_frame: called with the running result after each frame is written (progress bars).
+        on_faces: called with each frame and its finished faces (e.g. to collect ``Face.embedding``).
 
     Returns:
         What was done; ``problems`` lists what could not be read (the run itself does not raise for bad frames).
@@ -191,6 +193,8 @@ def run_video(
             result.seconds = time.perf_counter() - t0
             if on_rows:
                 on_rows(rows)
+            if on_faces:
+                on_faces(fr, faces)
             if on_frame:
                 on_frame(result)
         return keep_going

@@ -157,6 +157,35 @@ def get_spec(name: str) -> ModelSpec:
     return MODELS[name]
 
 
+def spec_from_onnx(path: str | Path) -> ModelSpec:
+    """The spec of a classifier file that is not registered (a user's export, fitted head or adapted model), read
+    from the metadata openfer writes into every ONNX file it makes (classes, input size, channels; a training
+    prior when the file declares one, so ``prior="balanced"`` works for it too).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file lacks openfer's metadata.
+    """
+    import json
+
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: model file not found")
+    meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    missing = [k for k in ("classes", "input_size", "channels") if k not in meta]
+    if missing:
+        raise ValueError(f"{path} has no {', '.join(missing)} metadata: only classifiers written by openfer "
+                         "(export, ensemble, fit, adapt) can be loaded by path")
+    prior = tuple(json.loads(meta.get("train_prior", "[]")))
+    return ModelSpec(name=path.stem, file=path.name, sha256=sha256_file(path), classes=tuple(json.loads(meta["classes"])),
+                     input_size=int(meta["input_size"]), channels=int(meta["channels"]), arch=meta.get("arch", ""),
+                     params=0, macs=0, licence=meta.get("licence", "see the file's model card"),
+                     description=meta.get("description", f"classifier file {path}"), train_prior=prior,
+                     balance_tau=float(meta.get("balance_tau", 1.0)))
+
+
 def model_path(spec: ModelSpec) -> Path:
     """Path of a shipped model file, after checking its pinned SHA-256."""
     path = Path(str(resources.files("openfer.models").joinpath(spec.file)))

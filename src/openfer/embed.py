@@ -1,0 +1,114 @@
+"""Face features for photos and videos (``openfer embed``): every face found, its probabilities and features.
+
+Photos give one row per face (``face_id`` = its index in the photo, best detection first); videos one row per
+tracked face per analysed frame (``face_id`` = track id), so features line up with the rows ``openfer analyze``
+writes. A file that cannot be read is reported and skipped; Ctrl-C keeps every finished file.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from openfer.analyzer import Analyzer
+from openfer.io.features import FeatureTable
+from openfer.types import Face
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EmbedResult:
+    """What an embedding run produced: the table, the files that failed (path, reason), and whether Ctrl-C
+    stopped it (the table then holds every file finished before)."""
+
+    table: FeatureTable
+    files: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    interrupted: bool = False
+
+
+def embed_inputs(analyzer: Analyzer, images: list[Path], videos: list[str] | None = None, sampling=None,
+                 model: str = "", on_file: Callable[[str], None] | None = None,
+                 on_frame: Callable[[int], None] | None = None) -> EmbedResult:
+    """Embed every face of ``images`` and of each video in ``videos`` (sampled by ``openfer.video.Sampling``).
+
+    Args:
+        analyzer: an ``Analyzer(embed=True)``.
+        model: name recorded in the table (default: the classifier's spec name).
+        on_file: called with each finished file (progress).
+        on_frame: called with the number of frames done in the current video (progress).
+
+    Raises:
+        ValueError: the analyzer does not embed.
+    """
+    if not analyzer.embed_faces:
+        raise ValueError("embed_inputs needs Analyzer(embed=True)")
+    from openfer.pipeline import BatchSummary, each_image
+
+    clf = analyzer.classifier
+    rows: list[tuple[str, int, float, int, Face]] = []
+    result = EmbedResult(table=None)  # type: ignore[arg-type]
+    try:
+        summary = BatchSummary()
+        for rec, faces in each_image(images, lambda rgb: analyzer.classify(rgb, analyzer.detector.detect(rgb)),
+                                     None, summary):
+            result.files += 1
+            if rec.get("error"):
+                result.failed.append((rec["path"], rec["error"]))
+            for i, f in enumerate(faces or []):
+                rows.append((rec["path"], 0, float("nan"), i, f))
+            if on_file:
+                on_file(rec["path"])
+        for video in videos or []:
+            done = _embed_video(analyzer, video, sampling, rows, result, on_frame)
+            result.files += 1
+            if on_file:
+                on_file(video)
+            if not done:
+                break
+    except KeyboardInterrupt:
+        result.interrupted = True
+    dim = getattr(clf, "feature_dim", None) or (len(rows[0][4].embedding) if rows else 0)
+    result.table = FeatureTable.from_faces(rows, clf.classes, model or clf.spec.name, dim)
+    return result
+
+
+def _embed_video(analyzer: Analyzer, video: str, sampling, rows: list, result: EmbedResult,
+                 on_frame: Callable[[int], None] | None) -> bool:
+    """Append the rows of one video; False when the run was interrupted (stop the batch)."""
+    from openfer.video import Sampling, VideoOpenError, open_source, run_video
+
+    try:
+        source = open_source(video, sampling or Sampling())
+    except VideoOpenError as e:
+        result.failed.append((video, str(e)))
+        return True
+
+    def keep(frame, faces: list[Face]) -> None:
+        for f in faces:
+            rows.append((video, frame.index + 1, float(frame.timestamp), -1 if f.track_id is None else
+                         int(f.track_id), f))
+
+    run = run_video(analyzer, source, on_faces=keep,
+                    on_frame=(lambda r: on_frame(r.frames)) if on_frame else None)
+    if run.problems:
+        result.failed.extend((video, p) for p in run.problems)
+    if run.interrupted:
+        result.interrupted = True
+    return not run.interrupted
+
+
+def largest_face(table: FeatureTable) -> FeatureTable:
+    """One row per source file and frame: the face with the largest box (the labelled person of a photo in a
+    ``openfer fit`` CSV)."""
+    area = (table.box[:, 2] - table.box[:, 0]) * (table.box[:, 3] - table.box[:, 1])
+    best: dict[tuple[str, int], int] = {}
+    for i, key in enumerate(zip(table.path, table.frame.tolist())):
+        if key not in best or area[i] > area[best[key]]:
+            best[key] = i
+    return table.take(np.array(sorted(best.values()), np.int64))

@@ -1,0 +1,132 @@
+"""A fitted head composed with its expression network into one ONNX classifier: face crops in, the user's classes
+out, usable wherever a model name is (``--model head.onnx``, ``load_classifier("head.onnx")``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from openfer.classify.features import FEATURES, with_features
+
+#: Output name of a composed classifier.
+OUTPUT = "head_probabilities"
+
+
+def head_layers(pipe) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+    """(mean [D], scale [D], layers): the standardisation and the (W [out, in], b [out]) of each layer of a
+    ``make_head`` pipeline, ReLU between layers, softmax after the last. A two-class logistic output (one
+    logit z) becomes two logits [0, z], whose softmax is the same probability."""
+    scaler, clf = pipe.steps[0][1], pipe.steps[-1][1]
+    if hasattr(clf, "coefs_"):  # MLPClassifier
+        layers = [(w.T, b) for w, b in zip(clf.coefs_, clf.intercepts_)]
+    else:
+        layers = [(clf.coef_, clf.intercept_)]
+    w, b = layers[-1]
+    if w.shape[0] == 1:  # binary: sigmoid(z) == softmax([0, z])
+        layers[-1] = (np.vstack([np.zeros_like(w), w]), np.concatenate([[0.0], b]))
+    scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
+    return scaler.mean_.astype(np.float32), scale.astype(np.float32), [
+        (np.asarray(w, np.float32), np.asarray(b, np.float32)) for w, b in layers]
+
+
+def prune(model: onnx.ModelProto, outputs: list[str]) -> onnx.ModelProto:
+    """Keep only the nodes and initializers ``outputs`` depend on, and make them the graph's outputs."""
+    g = model.graph
+    needed, keep = set(outputs), []
+    for node in reversed(list(g.node)):
+        if any(o in needed for o in node.output):
+            keep.append(node)
+            needed.update(i for i in node.input if i)
+    keep.reverse()
+    inits = [i for i in g.initializer if i.name in needed]
+    del g.node[:]
+    g.node.extend(keep)
+    del g.initializer[:]
+    g.initializer.extend(inits)
+    del g.output[:]
+    g.output.extend(helper.make_tensor_value_info(o, TensorProto.FLOAT, ["N", f"K{i}"])
+                    for i, o in enumerate(outputs))
+    del g.value_info[:]
+    return model
+
+
+def compose(base: onnx.ModelProto, base_classes: int, pipe, classes: tuple[str, ...],
+            metadata: dict[str, str]) -> onnx.ModelProto:
+    """``base``'s features -> standardise -> head layers -> softmax, as one graph whose only output is
+    ``OUTPUT`` [N, len(classes)]; ``metadata`` (plus classes) is written into the file."""
+    model, dim = with_features(base, base_classes)
+    mean, scale, layers = head_layers(pipe)
+    if mean.shape != (dim,):
+        raise ValueError(f"the head was fitted on {mean.shape[0]} features, the model gives {dim}: fit it on "
+                         "features of the same model")
+    if layers[-1][0].shape[0] != len(classes):
+        raise ValueError(f"the head has {layers[-1][0].shape[0]} outputs for {len(classes)} classes")
+    g = model.graph
+
+    def const(name: str, value: np.ndarray) -> str:
+        g.initializer.append(numpy_helper.from_array(np.asarray(value, np.float32), name))
+        return name
+
+    g.node.append(helper.make_node("Sub", [FEATURES, const("head_mean", mean)], ["head_centred"]))
+    g.node.append(helper.make_node("Div", ["head_centred", const("head_scale", scale)], ["head_z"]))
+    x = "head_z"
+    for i, (w, b) in enumerate(layers):
+        out = f"head_logits{i}"
+        g.node.append(helper.make_node("Gemm", [x, const(f"head_w{i}", w), const(f"head_b{i}", b)], [out],
+                                       transB=1))
+        if i < len(layers) - 1:
+            g.node.append(helper.make_node("Relu", [out], [f"head_relu{i}"]))
+            out = f"head_relu{i}"
+        x = out
+    g.node.append(helper.make_node("Softmax", [x], [OUTPUT], axis=1))
+    model = prune(model, [OUTPUT])
+    meta = {p.key: p.value for p in base.metadata_props}
+    del model.metadata_props[:]
+    values = {"producer": "openfer", "input_size": meta.get("input_size", ""), "channels": meta.get("channels", ""),
+              "classes": json.dumps(list(classes)), **metadata}
+    for k, v in values.items():
+        model.metadata_props.append(onnx.StringStringEntryProto(key=k, value=str(v)))
+    onnx.checker.check_model(model)
+    return model
+
+
+def head_only(pipe, classes: tuple[str, ...], metadata: dict[str, str], input_name: str = "clip_features"
+              ) -> onnx.ModelProto:
+    """The head alone as an ONNX graph, features [N, D] in, probabilities [N, K] out (clip-level heads, whose
+    input is ``clip_statistics`` of a clip's frame features rather than one face crop)."""
+    mean, scale, layers = head_layers(pipe)
+    inits = [numpy_helper.from_array(mean, "head_mean"), numpy_helper.from_array(scale, "head_scale")]
+    nodes = [helper.make_node("Sub", [input_name, "head_mean"], ["head_centred"]),
+             helper.make_node("Div", ["head_centred", "head_scale"], ["head_z"])]
+    x = "head_z"
+    for i, (w, b) in enumerate(layers):
+        inits += [numpy_helper.from_array(w, f"head_w{i}"), numpy_helper.from_array(b, f"head_b{i}")]
+        nodes.append(helper.make_node("Gemm", [x, f"head_w{i}", f"head_b{i}"], [f"head_logits{i}"], transB=1))
+        x = f"head_logits{i}"
+        if i < len(layers) - 1:
+            nodes.append(helper.make_node("Relu", [x], [f"head_relu{i}"]))
+            x = f"head_relu{i}"
+    nodes.append(helper.make_node("Softmax", [x], [OUTPUT], axis=1))
+    graph = helper.make_graph(nodes, "openfer_head",
+                              [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [None, len(mean)])],
+                              [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, [None, len(classes)])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="openfer")
+    model.ir_version = 8
+    for k, v in {"producer": "openfer", "classes": json.dumps(list(classes)), **metadata}.items():
+        model.metadata_props.append(onnx.StringStringEntryProto(key=k, value=str(v)))
+    onnx.checker.check_model(model)
+    return model
+
+
+def save_model(model: onnx.ModelProto, path: str | Path) -> Path:
+    """Write ``model`` via a temporary file and a rename (an interrupted write leaves no half file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_bytes(model.SerializeToString())
+    tmp.replace(path)
+    return path
