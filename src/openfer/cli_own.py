@@ -237,3 +237,172 @@ def _print_cv(cv: dict, classes: tuple[str, ...]) -> None:
     for c, row in zip(classes, cv["confusion"]["matrix"]):
         cm.add_row(c, *(str(v) for v in row))
     err.print(cm)
+
+
+@app.command()
+def adapt(
+    paths: Annotated[Optional[list[str]], typer.Argument(help="Unlabelled target photos, folders, globs and videos "
+                                                              "(or give --features).")] = None,
+    out: Annotated[Path, typer.Option(help="Adapted classifier to write (.onnx; card beside it as .md).")] = Path("adapted.onnx"),
+    model: Annotated[str, typer.Option(help="Model to adapt (a name or an openfer .onnx that declares its "
+                                            "training prior).")] = "default",
+    features: Annotated[Optional[Path], typer.Option(help="Target features from 'openfer embed' (skips "
+                                                          "detection).")] = None,
+    method: Annotated[str, typer.Option(help="em (class shares only, cheap and safe), clusters (pseudo-labelled "
+                                             "head) or both.")] = "both",
+    keep: Annotated[float, typer.Option(help="clusters: share of target faces to pseudo-label, purest clusters "
+                                             "first.")] = 0.5,
+    source_val: Annotated[Optional[Path], typer.Option(help="clusters: the model's source data (e.g. "
+                                                            "fer2013_dev.npz): its validation split bounds the "
+                                                            "head's blend weight.")] = None,
+    margin: Annotated[float, typer.Option(help="clusters: largest allowed drop of source validation accuracy "
+                                               "(0.01 = 1 point).")] = 0.01,
+    eval_labels: Annotated[Optional[Path], typer.Option("--eval", help="CSV path,label of some target faces: "
+                                                                       "scores before and after.")] = None,
+    fps: Annotated[float, typer.Option(help="Videos: frames analysed per second.")] = 5.0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or tables.")] = False,
+) -> None:
+    """Adapt an expression model to your setting from unlabelled faces (source-free): re-estimate how common
+    each expression is there (EM) and/or blend in a head trained on pseudo-labelled clusters of the faces. Writes a
+    new ONNX model with a card saying what it adapted to; the original is untouched."""
+    import datetime
+
+    import onnx
+
+    from openfer.adapt import METHODS, adapted_model
+    from openfer.adapt import adapt as run_adapt
+    from openfer.classify import load_classifier
+    from openfer.heads.export import save_model
+    from openfer.zoo.registry import model_path
+
+    if out.suffix.lower() != ".onnx" or method not in METHODS or not 0 < keep <= 1:
+        _usage(f"--out must be .onnx, --method one of {', '.join(METHODS)}, --keep in (0, 1]")
+    try:
+        clf = load_classifier(model)
+    except (KeyError, FileNotFoundError, ValueError) as e:
+        _usage(str(e.args[0] if isinstance(e, KeyError) and e.args else e))
+    if len(clf.spec.train_prior) != len(clf.classes):
+        _usage(f"{model} declares no training class prior: it cannot be adapted by prior re-estimation")
+    if features is None and not paths:
+        _usage("give target photos/videos or --features")
+    if paths and features is None:
+        from openfer.io.images import expand_inputs
+        from openfer.video.sources import is_video_input
+
+        files = [str(p) for p in expand_inputs([p for p in paths if not is_video_input(p)])]
+        files += [p for p in paths if is_video_input(p)]
+    else:
+        files = []
+    table = _embedded(files, features, model, ("training", "centerface", 0.3, 640), fps, quiet,
+                      out.with_suffix(".features.npz"))
+    if len(table) < 20:
+        _usage(f"only {len(table)} target faces: adaptation needs at least 20 (better hundreds)")
+    source = None
+    if source_val is not None and method != "em":
+        from openfer.train.combine import split_of, validation_faces
+
+        meta = {p.key: p.value for p in onnx.load(str(clf.path or model_path(clf.spec))).metadata_props}
+        try:
+            val = validation_faces(split_of(meta), source_val)
+        except (OSError, ValueError) as e:
+            _usage(f"--source-val: {e}")
+        with _progress(quiet) as progress:
+            progress.add_task(f"source validation faces ({len(val)})", total=None)
+            sp, sf = clf.predict_features(val.pixels)
+        source = (sp, sf, val.labels)
+    try:
+        result = run_adapt(table.probabilities, table.features, clf.spec.train_prior, method, keep, source, margin)
+    except ValueError as e:
+        _usage(str(e))
+    base = onnx.load(str(clf.path or model_path(clf.spec)))
+    note = {"base_model": model, "base_sha256": clf.spec.sha256, "method": method, "alpha": f"{result.alpha:g}",
+            "adapted_to": f"{len(table)} faces of {len(set(table.path))} files",
+            "description": f"{model} adapted ({method}) to {len(table)} unlabelled faces"}
+    evaluation = _eval_adapted(eval_labels, table, result.probabilities) if eval_labels else None
+    try:
+        save_model(adapted_model(base, clf.classes, clf.spec.train_prior, result.target_prior, result.head,
+                                 result.alpha, note), out)
+        out.with_suffix(".md").write_text(_adapt_card(out.stem, model, clf, result, table, evaluation,
+                                                      datetime.date.today().isoformat()), encoding="utf-8")
+    except OSError as e:
+        _usage(f"cannot write {out}: {e}")
+    if not quiet:
+        _print_adapt(result, clf.classes, evaluation)
+        err.print(f"wrote {out} and its card {out.with_suffix('.md')}; use it with --model {out}")
+
+
+def _eval_adapted(labels_csv: Path, table, adapted: np.ndarray) -> dict:
+    """Accuracy / UAR before and after on the target photos named in a ``path,label`` CSV (largest face each)."""
+    from openfer.embed import largest_face_rows, path_key
+    from openfer.evaluate import classification_metrics
+    from openfer.heads import LabelFileError, read_labels
+
+    try:
+        labels = read_labels(labels_csv, min_per_class=1)
+    except (FileNotFoundError, LabelFileError) as e:
+        _usage(f"--eval: {e}")
+    unknown = sorted(set(labels.label) - set(table.classes))
+    if unknown:
+        _usage(f"--eval labels {unknown} are not classes of the model ({', '.join(table.classes)})")
+    row_of = {path_key(table.path[i]): i for i in largest_face_rows(table)}
+    pick = [(row_of[path_key(p)], table.classes.index(lab)) for p, lab in zip(labels.path, labels.label)
+            if path_key(p) in row_of]
+    if not pick:
+        _usage("--eval: none of its files is among the target faces")
+    rows, y = np.array([r for r, _ in pick]), np.array([c for _, c in pick])
+    return {"n": len(y), "before": classification_metrics(y, table.probabilities[rows].argmax(1), table.classes),
+            "after": classification_metrics(y, adapted[rows].argmax(1), table.classes)}
+
+
+def _print_adapt(result, classes, evaluation) -> None:
+    from rich.table import Table
+
+    t = Table(title="class shares: training -> estimated for the target")
+    for c in classes:
+        t.add_column(c)
+    t.add_row(*(f"{v:.1%}" for v in result.train_prior))
+    t.add_row(*(f"{v:.1%}" for v in result.target_prior))
+    err.print(t)
+    if result.pseudo is not None:
+        err.print(f"clusters: {result.pseudo.coverage:.0%} of target faces pseudo-labelled from "
+                  f"{int(result.pseudo.kept.sum())} of {len(result.pseudo.kept)} clusters; head blend weight "
+                  f"{result.alpha:g}" + ("" if result.source_checks else " (not checked on source data)"))
+        for chk in result.source_checks:
+            err.print(f"  weight {chk['alpha']:g}: source validation accuracy {chk['accuracy']:.2%} "
+                      f"(unadapted {chk['source_accuracy']:.2%}), UAR {chk['uar']:.2%}")
+    if evaluation:
+        b, a = evaluation["before"], evaluation["after"]
+        err.print(f"--eval ({evaluation['n']} faces): accuracy {b['accuracy']:.2%} -> {a['accuracy']:.2%}, "
+                  f"UAR {b['uar']:.2%} -> {a['uar']:.2%}")
+
+
+def _adapt_card(name: str, model: str, clf, result, table, evaluation, created: str) -> str:
+    """Markdown card of an adapted model."""
+    lines = [f"# {name}: `{model}` adapted with openfer adapt", "",
+             f"Created {created}. Base model: `{model}` (SHA-256 `{clf.spec.sha256}`, see its card); weights of "
+             "the base are unchanged.", "",
+             "## Adapted to", "",
+             f"{len(table)} unlabelled faces in {len(set(table.path))} files (labels never used). Method: "
+             f"`{result.method}`.", "",
+             "| class | training share | estimated target share |", "|---|---|---|",
+             *(f"| {c} | {a:.2%} | {b:.2%} |" for c, a, b in zip(clf.classes, result.train_prior,
+                                                                 result.target_prior))]
+    if result.pseudo is not None:
+        lines += ["", f"Cluster pseudo-labels: {result.pseudo.coverage:.0%} of faces from "
+                      f"{int(result.pseudo.kept.sum())} of {len(result.pseudo.kept)} k-means clusters (purest first); "
+                      f"a logistic-regression head on them is blended in log space with weight {result.alpha:g}."]
+        if result.source_checks:
+            lines += ["Stop rule on the source validation split (largest weight within the margin):", "",
+                      "| weight | source accuracy | unadapted | source UAR |", "|---|---|---|---|",
+                      *(f"| {c['alpha']:g} | {c['accuracy']:.2%} | {c['source_accuracy']:.2%} | {c['uar']:.2%} |"
+                        for c in result.source_checks)]
+        else:
+            lines.append("The blend weight was not checked on source data (no --source-val).")
+    if evaluation:
+        b, a = evaluation["before"], evaluation["after"]
+        lines += ["", f"## Scored on {evaluation['n']} labelled target faces (--eval)", "",
+                  "| | accuracy | UAR | macro-F1 |", "|---|---|---|---|",
+                  f"| before | {b['accuracy']:.2%} | {b['uar']:.2%} | {b['macro_f1']:.3f} |",
+                  f"| after | {a['accuracy']:.2%} | {a['uar']:.2%} | {a['macro_f1']:.3f} |"]
+    lines += ["", "The probabilities follow the estimated target shares; `prior=balanced` still removes them."]
+    return "\n".join(lines) + "\n"

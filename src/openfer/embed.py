@@ -103,12 +103,22 @@ def _embed_video(analyzer: Analyzer, video: str, sampling, rows: list, result: E
     return not run.interrupted
 
 
-def largest_face(table: FeatureTable) -> FeatureTable:
-    """One row per source file and frame: the face with the largest box (the labelled person of a photo in a
-    ``openfer fit`` CSV)."""
+def path_key(path: str) -> str:
+    """The absolute, resolved form of a file name, so a CSV's paths match the paths a table was embedded under."""
+    return str(Path(path).resolve())
+
+
+def largest_face_rows(table: FeatureTable) -> np.ndarray:
+    """Row indices of ``table``, one per source file and frame: the face with the largest box (the labelled
+    person of a photo in a ``openfer fit`` CSV), in table order."""
     area = (table.box[:, 2] - table.box[:, 0]) * (table.box[:, 3] - table.box[:, 1])
     best: dict[tuple[str, int], int] = {}
     for i, key in enumerate(zip(table.path, table.frame.tolist())):
         if key not in best or area[i] > area[best[key]]:
             best[key] = i
-    return table.take(np.array(sorted(best.values()), np.int64))
+    return np.array(sorted(best.values()), np.int64)
+
+
+def largest_face(table: FeatureTable) -> FeatureTable:
+    """``table`` reduced to its ``largest_face_rows``."""
+    return table.take(largest_face_rows(table))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from openfer.embed import largest_face
+from openfer.embed import largest_face, path_key
 from openfer.evaluate import classification_metrics
 from openfer.heads.labels import LabelSet
 from openfer.io.features import FeatureTable
@@ -40,10 +40,10 @@ def _rows_of(labels: LabelSet, table: FeatureTable) -> tuple[list[np.ndarray], F
     faces = largest_face(table)
     by_path: dict[str, list[int]] = {}
     for i, p in enumerate(faces.path):
-        by_path.setdefault(p, []).append(i)
+        by_path.setdefault(path_key(p), []).append(i)
     out = []
     for path, start, end in zip(labels.path, labels.start, labels.end):
-        idx = np.array(by_path.get(path, []), np.int64)
+        idx = np.array(by_path.get(path_key(path), []), np.int64)
         if len(idx) and (np.isfinite(start) or np.isfinite(end)):
             t = faces.timestamp[idx]
             keep = (t >= (start if np.isfinite(start) else -np.inf)) & (t <= (end if np.isfinite(end) else np.inf))

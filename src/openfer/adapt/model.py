@@ -1,0 +1,102 @@
+"""Write an adapted classifier as one ONNX file: the source network, its probabilities moved to the target's class
+shares, optionally blended with a head trained on cluster pseudo-labels of the target's faces."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from openfer.classify.features import FEATURES, with_features
+from openfer.heads.export import head_layers, prune
+
+#: Output name of an adapted classifier.
+OUTPUT = "adapted_probabilities"
+
+
+def full_head_layers(pipe, n_classes: int):
+    """``head_layers`` of a head fitted on a subset of the classes, its last layer widened to all ``n_classes``
+    (a class it never saw gets zero weights and a bias far below the others: it keeps a tiny probability)."""
+    mean, scale, layers = head_layers(pipe)
+    seen = np.asarray(pipe.classes_, np.int64)
+    w, b = layers[-1]
+    full_w = np.zeros((n_classes, w.shape[1]), np.float32)
+    full_b = np.full(n_classes, float(b.min()) - 8.0, np.float32)
+    full_w[seen], full_b[seen] = w, b
+    return mean, scale, [*layers[:-1], (full_w, full_b)]
+
+
+def head_probabilities(pipe, features: np.ndarray, n_classes: int) -> np.ndarray:
+    """What the adapted graph's head computes: ``full_head_layers`` applied to ``features`` [N, D], softmax."""
+    mean, scale, layers = full_head_layers(pipe, n_classes)
+    x = (np.asarray(features, np.float64) - mean) / scale
+    for i, (w, b) in enumerate(layers):
+        x = x @ w.T.astype(np.float64) + b
+        if i < len(layers) - 1:
+            x = np.maximum(x, 0)
+    x = np.exp(x - x.max(1, keepdims=True))
+    return x / x.sum(1, keepdims=True)
+
+
+def adapted_model(base: onnx.ModelProto, classes: tuple[str, ...], train_prior: np.ndarray,
+                  target_prior: np.ndarray, head=None, alpha: float = 0.0,
+                  metadata: dict[str, str] | None = None) -> onnx.ModelProto:
+    """``base`` with its probabilities re-weighted to ``target_prior`` and, with a ``head`` (fitted on the base's
+    features, ``openfer.heads.make_head``) and ``alpha`` > 0, blended with it in log space:
+    ``softmax((1 - alpha) log p_prior + alpha log p_head)``."""
+    k = len(classes)
+    if head is not None and alpha > 0:
+        model, _ = with_features(base, k)
+    else:
+        model = onnx.ModelProto()
+        model.CopyFrom(base)
+    g = model.graph
+    source = base.graph.output[0].name
+
+    def const(name: str, value) -> str:
+        g.initializer.append(numpy_helper.from_array(np.asarray(value, np.float32), name))
+        return name
+
+    w = np.asarray(target_prior, np.float64) / np.asarray(train_prior, np.float64)
+    g.node.append(helper.make_node("Mul", [source, const("adapt_w", w / w.max())], ["adapt_pw"]))
+    g.node.append(helper.make_node("ReduceSum", ["adapt_pw", const_i64(g, "adapt_axes", [1])], ["adapt_sum"],
+                                   keepdims=1))
+    if head is None or alpha <= 0:
+        g.node.append(helper.make_node("Div", ["adapt_pw", "adapt_sum"], [OUTPUT]))
+    else:
+        g.node.append(helper.make_node("Div", ["adapt_pw", "adapt_sum"], ["adapt_prior_p"]))
+        g.node.append(helper.make_node("Max", ["adapt_prior_p", const("adapt_eps", 1e-12)], ["adapt_pclip"]))
+        g.node.append(helper.make_node("Log", ["adapt_pclip"], ["adapt_logp"]))
+        mean, scale, layers = full_head_layers(head, k)
+        g.node.append(helper.make_node("Sub", [FEATURES, const("adapt_mean", mean)], ["adapt_c"]))
+        g.node.append(helper.make_node("Div", ["adapt_c", const("adapt_scale", scale)], ["adapt_z"]))
+        x = "adapt_z"
+        for i, (lw, lb) in enumerate(layers):
+            g.node.append(helper.make_node("Gemm", [x, const(f"adapt_hw{i}", lw), const(f"adapt_hb{i}", lb)],
+                                           [f"adapt_h{i}"], transB=1))
+            x = f"adapt_h{i}"
+            if i < len(layers) - 1:
+                g.node.append(helper.make_node("Relu", [x], [f"adapt_hr{i}"]))
+                x = f"adapt_hr{i}"
+        g.node.append(helper.make_node("LogSoftmax", [x], ["adapt_logh"], axis=1))
+        g.node.append(helper.make_node("Mul", ["adapt_logp", const("adapt_a0", 1.0 - alpha)], ["adapt_l0"]))
+        g.node.append(helper.make_node("Mul", ["adapt_logh", const("adapt_a1", alpha)], ["adapt_l1"]))
+        g.node.append(helper.make_node("Add", ["adapt_l0", "adapt_l1"], ["adapt_logits"]))
+        g.node.append(helper.make_node("Softmax", ["adapt_logits"], [OUTPUT], axis=1))
+    model = prune(model, [OUTPUT])
+    meta = {p.key: p.value for p in base.metadata_props}
+    del model.metadata_props[:]
+    values = {"producer": "openfer", "input_size": meta.get("input_size", ""), "channels": meta.get("channels", ""),
+              "classes": json.dumps(list(classes)), "arch": f"adapted:{meta.get('arch', '')}",
+              "train_prior": json.dumps([float(v) for v in target_prior]), **(metadata or {})}
+    for key, value in values.items():
+        model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=str(value)))
+    onnx.checker.check_model(model)
+    return model
+
+
+def const_i64(g: onnx.GraphProto, name: str, value) -> str:
+    g.initializer.append(numpy_helper.from_array(np.asarray(value, np.int64), name))
+    return name
