@@ -98,17 +98,28 @@ def test_adapted_onnx_computes_what_adapt_computed(fast, tmp_path):
                                openfer.load_classifier("fast", prior="balanced").predict_proba(crops), atol=2e-4)
 
 
-def test_stop_rule_drops_a_head_that_hurts_the_source(fast):
+@pytest.mark.parametrize("sure", [0.005, 0.2])
+def test_stop_rule_keeps_the_largest_weight_within_the_margin(fast, sure):
+    from openfer.adapt import ALPHAS
+
     _, probs, feats = toy_target(fast)
     rng = np.random.default_rng(0)
-    # Source faces whose labels the source model gets right but a head trained on the target cannot read.
+    # Source faces the source model gets right (by ``sure`` above the rest) and a head trained on the target
+    # (neutral / happiness only) reads as one of those two: the more weight it gets, the more source faces it
+    # gets wrong.
     source_feats = rng.normal(size=(50, feats.shape[1])).astype(np.float32) * feats.std(0) + feats.mean(0)
-    source_probs = np.eye(8, dtype=np.float32)[rng.integers(2, 8, 50)] * 0.2 + 0.1  # right, not sure
+    source_probs = np.eye(8, dtype=np.float32)[rng.integers(2, 8, 50)] * sure + (1 - sure) / 8
     result = adapt(probs, feats, fast.spec.train_prior, method="clusters", keep=0.6,
                    source=(source_probs, source_feats, source_probs.argmax(1)), margin=0.0)
-    assert result.alpha == 0.0 and len(result.source_checks) == 4
-    assert np.allclose(result.probabilities, probs, atol=1e-6)  # nothing blended, no prior step
-    assert all(c["accuracy"] < c["source_accuracy"] for c in result.source_checks)
+    checks = result.source_checks
+    assert [c["alpha"] for c in checks] == list(ALPHAS[:len(checks)])
+    assert all(c["accuracy"] < c["source_accuracy"] for c in checks[:-1])  # every larger weight was refused
+    if result.alpha == 0:
+        assert len(checks) == len(ALPHAS) and checks[-1]["accuracy"] < checks[-1]["source_accuracy"]
+        np.testing.assert_allclose(result.probabilities, probs, atol=1e-6)  # nothing blended, no prior step
+    else:
+        assert checks[-1]["alpha"] == result.alpha and checks[-1]["accuracy"] == checks[-1]["source_accuracy"]
+    assert (result.alpha == 0) == (sure == 0.005)  # a barely sure source model keeps no head at all
 
 
 def test_blend_endpoints():

@@ -250,13 +250,13 @@ def adapt(
                                                           "detection).")] = None,
     method: Annotated[str, typer.Option(help="em (class shares only, cheap and safe), clusters (pseudo-labelled "
                                              "head) or both.")] = "both",
-    keep: Annotated[float, typer.Option(help="clusters: share of target faces to pseudo-label, purest clusters "
-                                             "first.")] = 0.5,
+    keep: Annotated[float, typer.Option(help="clusters: share of each expression's target faces to pseudo-label, "
+                                             "purest clusters first.")] = 0.8,
     source_val: Annotated[Optional[Path], typer.Option(help="clusters: the model's source data (e.g. "
                                                             "fer2013_dev.npz): its validation split bounds the "
                                                             "head's blend weight.")] = None,
     margin: Annotated[float, typer.Option(help="clusters: largest allowed drop of source validation accuracy "
-                                               "(0.01 = 1 point).")] = 0.01,
+                                               "(0.02 = 2 points).")] = 0.02,
     eval_labels: Annotated[Optional[Path], typer.Option("--eval", help="CSV path,label of some target faces: "
                                                                        "scores before and after.")] = None,
     fps: Annotated[float, typer.Option(help="Videos: frames analysed per second.")] = 5.0,

@@ -19,7 +19,7 @@ from openfer.adapt.prior_em import em_prior, reweight
 #: What ``adapt`` can do: the prior only, the cluster head only, or both.
 METHODS = ("em", "clusters", "both")
 #: Blend weights of the cluster head tried by the stop rule, largest first.
-ALPHAS = (1.0, 0.75, 0.5, 0.25)
+ALPHAS = (1.0, 0.75, 0.5, 0.25, 0.1)
 
 __all__ = ["ALPHAS", "AdaptResult", "METHODS", "PseudoLabels", "adapt", "adapted_model", "blend",
            "cluster_pseudo_labels", "em_prior", "reweight"]
@@ -49,15 +49,17 @@ def blend(prior_probs: np.ndarray, head_probs: np.ndarray, alpha: float) -> np.n
     return (z / z.sum(1, keepdims=True)).astype(np.float32)
 
 
-def adapt(probs: np.ndarray, features: np.ndarray, train_prior, method: str = "both", keep: float = 0.5,
-          source: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None, margin: float = 0.01,
+def adapt(probs: np.ndarray, features: np.ndarray, train_prior, method: str = "both", keep: float = 0.8,
+          source: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None, margin: float = 0.02,
           seed: int = 0) -> AdaptResult:
     """Adapt to target faces given the model's ``probs`` [N, K] and ``features`` [N, D] for them.
 
     Args:
         train_prior: the class shares the model's probabilities are calibrated to.
-        method: ``em``, ``clusters`` or ``both`` (EM first, then the clusters use the re-weighted answers).
-        keep: share of target faces pseudo-labelled (purest clusters first).
+        method: ``em``, ``clusters`` or ``both``. The clusters are labelled with the source model's own answers
+            (the EM shares would tilt them further towards the common expressions); the EM shares then set the
+            prior of the blended model.
+        keep: share of each class's target faces pseudo-labelled (purest clusters first).
         source: (probabilities, features, labels) of source validation faces: the stop rule keeps the largest
             blend weight whose source accuracy is at most ``margin`` below the unadapted model's (and 0, the
             prior step alone, if none is). Without it the weight is 0.5 and the card says it was not checked.
@@ -74,12 +76,12 @@ def adapt(probs: np.ndarray, features: np.ndarray, train_prior, method: str = "b
     if method in ("clusters", "both"):
         from openfer.heads.fit import make_head
 
-        pseudo = cluster_pseudo_labels(features, p, keep=keep, seed=seed)
+        pseudo = cluster_pseudo_labels(features, probs, keep=keep, seed=seed)
         chosen = pseudo.labels >= 0
         if len(set(pseudo.labels[chosen].tolist())) < 2:
             raise ValueError("the kept clusters hold a single expression: too few or too alike target faces to "
                              "train a head; use method='em' or give more faces")
-        head = make_head("linear", C=0.1, balanced=False, seed=seed).fit(features[chosen], pseudo.labels[chosen])
+        head = make_head("linear", C=0.1, balanced=True, seed=seed).fit(features[chosen], pseudo.labels[chosen])
         result.pseudo, result.head = pseudo, head
         result.alpha = 0.5
         if source is not None:
@@ -93,7 +95,7 @@ def adapt(probs: np.ndarray, features: np.ndarray, train_prior, method: str = "b
                 recall = [float((pred[sy == c] == c).mean()) for c in np.unique(sy)]
                 result.source_checks.append({"alpha": a, "accuracy": acc, "uar": float(np.mean(recall)),
                                              "source_accuracy": base_acc})
-                if acc >= base_acc - margin:
+                if acc >= base_acc - margin - 1e-9:
                     result.alpha = a
                     break
         if result.alpha > 0:

@@ -35,9 +35,12 @@ def cluster_pseudo_labels(features: np.ndarray, probs: np.ndarray, n_clusters: i
     Args:
         features: float [N, D] (``openfer embed``), probs: [N, K] the model's probabilities for the same faces
             (after any prior re-estimation).
-        n_clusters: k-means clusters (default: 3 per class, at most N / 10).
-        keep: share of faces to pseudo-label: clusters are taken purest first until they hold this share. Lower
-            is safer (fewer wrong labels), higher teaches the head more of the new domain.
+        n_clusters: k-means clusters (default: one per 30 faces, at least 3 per class, at most 200). Many small
+            clusters are purer, and a rare expression more often forms a cluster of its own.
+        keep: share of faces to pseudo-label, per class: for each class, the clusters it is the majority of are
+            taken purest first until they hold this share of that class's clusters' faces. Per class, so the
+            common expressions' very pure clusters do not crowd out the rare ones. Lower is safer (fewer wrong
+            labels), higher teaches the head more of the new domain.
         pca: features are standardised and reduced to this many principal components before clustering
             (k-means in 1,280 dimensions mostly measures noise).
     """
@@ -48,7 +51,7 @@ def cluster_pseudo_labels(features: np.ndarray, probs: np.ndarray, n_clusters: i
     n, k = probs.shape
     if len(features) != n or n < 2:
         raise ValueError(f"need at least 2 faces with features and probabilities, got {len(features)} and {n}")
-    n_clusters = n_clusters or max(2, min(3 * k, n // 10))
+    n_clusters = min(n_clusters or min(max(n // 30, 3 * k), 200), n)
     z = StandardScaler().fit_transform(np.asarray(features, np.float64))
     z = PCA(n_components=min(pca, z.shape[1], n), random_state=seed).fit_transform(z)
     cluster = KMeans(n_clusters=n_clusters, n_init=4, random_state=seed).fit_predict(z)
@@ -59,11 +62,13 @@ def cluster_pseudo_labels(features: np.ndarray, probs: np.ndarray, n_clusters: i
     majority = votes.argmax(1)
     purity = votes.max(1) / np.maximum(sizes, 1)
     kept = np.zeros(n_clusters, bool)
-    covered = 0
-    for c in np.argsort(-purity, kind="stable"):
-        if covered >= keep * n:
-            break
-        kept[c] = True
-        covered += sizes[c]
+    for cls in np.unique(majority[sizes > 0]):
+        mine = np.flatnonzero((majority == cls) & (sizes > 0))
+        total, covered = sizes[mine].sum(), 0
+        for c in mine[np.argsort(-purity[mine], kind="stable")]:
+            if covered >= keep * total:
+                break
+            kept[c] = True
+            covered += sizes[c]
     labels = np.where(kept[cluster], majority[cluster], -1)
     return PseudoLabels(labels, cluster, sizes, majority, purity, kept)

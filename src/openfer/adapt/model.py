@@ -17,13 +17,16 @@ OUTPUT = "adapted_probabilities"
 
 
 def full_head_layers(pipe, n_classes: int):
-    """``head_layers`` of a head fitted on a subset of the classes, its last layer widened to all ``n_classes``
-    (a class it never saw gets zero weights and a bias far below the others: it keeps a tiny probability)."""
+    """``head_layers`` of a head fitted on a subset of the classes, its last layer widened to all ``n_classes``.
+
+    A class the head never saw gets the mean of the seen classes' weights and biases, so its logit is the mean of
+    theirs: the head neither favours nor rules out an expression it knows nothing about, and the blend leaves
+    that class to the source model."""
     mean, scale, layers = head_layers(pipe)
     seen = np.asarray(pipe.classes_, np.int64)
     w, b = layers[-1]
-    full_w = np.zeros((n_classes, w.shape[1]), np.float32)
-    full_b = np.full(n_classes, float(b.min()) - 8.0, np.float32)
+    full_w = np.tile(w.mean(0), (n_classes, 1)).astype(np.float32)
+    full_b = np.full(n_classes, float(b.mean()), np.float32)
     full_w[seen], full_b[seen] = w, b
     return mean, scale, [*layers[:-1], (full_w, full_b)]
 
