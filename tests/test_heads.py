@@ -213,3 +213,35 @@ def test_embed_video_rows_carry_frame_and_track(tmp_path, fast):
     assert not result.failed and len(t) >= 5 and t.features.shape[1] == 128
     assert t.frame.tolist() == sorted(t.frame.tolist()) and t.frame.min() >= 1
     assert (t.timestamp >= 0).all() and len(set(t.face_id.tolist())) <= 2
+
+
+@pytest.mark.slow
+def test_sigterm_keeps_the_finished_files_of_openfer_embed(tmp_path):
+    """SIGTERM takes Ctrl-C's path: exit 130 and a readable table of the files finished before it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    small = astronaut()[::2, ::2].copy()
+    for i in range(300):
+        save(tmp_path / "in" / f"p{i:03d}.jpg", small)
+    out = tmp_path / "feats.npz"
+    proc = subprocess.Popen([sys.executable, "-c", "from openfer.cli import main; main()", "embed",
+                             str(tmp_path / "in"), "--out", str(out), "--model", "fast", "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(8)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err.decode()[-2000:]
+    table = load_features(out)
+    assert len(table) < 300 and len(table) == len(set(table.path))
+
+
+def test_out_never_overwrites_an_input(tmp_path):
+    model = tmp_path / "mine.onnx"
+    model.write_bytes((model_path(get_spec("fast"))).read_bytes())
+    before = model.read_bytes()
+    r = runner.invoke(app, ["adapt", str(tmp_path), "--model", str(model), "--out", str(model)])
+    assert r.exit_code == 2 and model.read_bytes() == before
+    assert "one of your inputs" in " ".join(r.output.split())

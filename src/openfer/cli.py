@@ -683,9 +683,18 @@ def serve(
 from openfer import cli_own  # noqa: E402, F401
 
 
+def _terminate(signum, frame) -> None:
+    """SIGTERM (a job scheduler, ``kill``, a closing terminal) takes the same path as Ctrl-C: every command then
+    closes its outputs with the finished work in them."""
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Console-script entry point."""
+    import signal
+
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    signal.signal(signal.SIGTERM, _terminate)
     app()
 
 

@@ -24,6 +24,14 @@ def _progress(quiet: bool) -> Progress:
                     TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=quiet)
 
 
+def _not_an_input(out: Path, inputs: list) -> None:
+    """Usage error when ``out`` would overwrite one of the user's inputs (a model, labels, features, a photo)."""
+    target = out.resolve()
+    for item in inputs:
+        if item is not None and Path(item).exists() and Path(item).resolve() == target:
+            _usage(f"--out {out} is one of your inputs; choose another name (openfer never overwrites its input)")
+
+
 def _analyzer(model: str, prior: str, detector: str, threshold: float, max_side: int):
     """An embedding ``Analyzer`` from CLI options (usage errors exit 2)."""
     from openfer.analyzer import Analyzer
@@ -70,6 +78,7 @@ def embed(
             _usage("Parquet output needs pandas and pyarrow: pip install 'openfer[video]', or write .npz")
     videos = [p for p in paths if is_video_input(p)]
     images = expand_inputs([p for p in paths if not is_video_input(p)], recursive=recursive)
+    _not_an_input(out, [*images, *videos, model])
     if not images and not videos:
         _usage("no image or video files found in the given inputs")
     analyzer = _analyzer(model, prior, detector, threshold, max_side)
@@ -178,6 +187,7 @@ def fit(
         labelset = read_labels(labels)
     except (FileNotFoundError, LabelFileError) as e:
         _usage(str(e))
+    _not_an_input(out, [labels, features, model, *labelset.path])
     table = _embedded(labelset.path, features, model, ("training", detector, threshold, max_side), fps, quiet,
                       out.with_suffix(".features.npz"))
     try:
@@ -277,6 +287,7 @@ def adapt(
 
     if out.suffix.lower() != ".onnx" or method not in METHODS or not 0 < keep <= 1:
         _usage(f"--out must be .onnx, --method one of {', '.join(METHODS)}, --keep in (0, 1]")
+    _not_an_input(out, [model, features, eval_labels, *(paths or [])])
     try:
         clf = load_classifier(model)
     except (KeyError, FileNotFoundError, ValueError) as e:

@@ -178,7 +178,8 @@ def spec_from_onnx(path: str | Path) -> ModelSpec:
     if missing:
         raise ValueError(f"{path} has no {', '.join(missing)} metadata: only classifiers written by openfer "
                          "(export, ensemble, fit, adapt) can be loaded by path")
-    prior = tuple(json.loads(meta.get("train_prior", "[]")))
+    # openfer fit / adapt write ``train_prior``; openfer export writes the checkpoint's ``class_prior``.
+    prior = tuple(json.loads(meta.get("train_prior") or meta.get("class_prior") or "[]"))
     return ModelSpec(name=path.stem, file=path.name, sha256=sha256_file(path), classes=tuple(json.loads(meta["classes"])),
                      input_size=int(meta["input_size"]), channels=int(meta["channels"]), arch=meta.get("arch", ""),
                      params=0, macs=0, licence=meta.get("licence", "see the file's model card"),
