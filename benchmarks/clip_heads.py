@@ -10,7 +10,7 @@ The videos are analysed by the video pipeline (detect, track, embed), then `open
 per clip) against frame level (every frame labelled with its clip's label), and a zero-shot rule that needs no
 labels (share of frames read as happiness: < 1/8 neutral, < 1/2 brief smile, else mostly smiling).
 
-    python benchmarks/clip_heads.py --people 40 --model default
+    python benchmarks/clip_heads.py --people 40 --model default-v1
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def make_clips(folder: Path, people: int, seed: int = 0) -> list[tuple[str, str,
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--people", type=int, default=40)
-    ap.add_argument("--model", default="default")
+    ap.add_argument("--model", default="default-v1")
     args = ap.parse_args()
     from openfer import Analyzer
     from openfer.classify import load_classifier

@@ -7,7 +7,7 @@ and scores them with their labels (argmax among the classes the set scores, as b
 Heads: a linear head (balanced) on n labelled faces per class of muxspace's train people, scored on its test
 people; on London, people split in two halves by person_split. Repeated over seeds; mean (min-max).
 
-    python benchmarks/own_data.py --model default
+    python benchmarks/own_data.py --model default-v1
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ def few_shot(model: str, name: str, shots=(10, 50, 200), seeds=(0, 1, 2)) -> lis
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="default")
+    ap.add_argument("--model", default="default-v1")
     args = ap.parse_args()
     source = source_validation(args.model)
     out = {"model": args.model, "adaptation": [], "few_shot": []}

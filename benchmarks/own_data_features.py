@@ -4,7 +4,7 @@ Detections come from the cross-domain evaluation's cache (benchmarks/results/cac
 benchmarks/crossdomain.py); each detected face is aligned as the Analyzer does and embedded by the model. Writes
 benchmarks/results/cache/features-<set>-<model>.npz: features, probabilities, labels, persons, split, found.
 
-    python benchmarks/own_data_features.py --models default fast
+    python benchmarks/own_data_features.py --models default-v1 fast
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ CACHE = Path(__file__).parent / "results" / "cache"
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", default=["default", "fast"])
+    ap.add_argument("--models", nargs="+", default=["default-v1", "fast"])
     ap.add_argument("--sets", nargs="+", default=["muxspace", "london"])
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()

@@ -77,11 +77,14 @@ def test_features_are_the_input_of_the_last_layer(fast):
     assert feats.shape == (6, 128)
 
 
-@pytest.mark.parametrize("name, networks, dim", [("default", 5, 1280), ("fer2013", 3, 768), ("fast", 1, 128)])
-def test_feature_width_of_every_shipped_model(name, networks, dim):
+@pytest.mark.parametrize("name, networks, passes, dim", [
+    ("default-v1", 5, 2, 1280), ("fer2013", 3, 2, 768), ("fast", 1, 2, 128),
+    ("default", 1, 1, 1280),  # default-v1's networks under one last layer: its (standardised) joint features
+])
+def test_feature_width_of_every_shipped_model(name, networks, passes, dim):
     spec = get_spec(name)
     groups = feature_groups(onnx.load(str(model_path(spec))), len(spec.classes))
-    assert len(groups) == networks and all(len(names) == 2 for names, _ in groups)  # mirror TTA: 2 passes each
+    assert len(groups) == networks and all(len(names) == passes for names, _ in groups)  # mirror TTA: 2 passes
     assert sum(d for _, d in groups) == dim
 
 
@@ -224,8 +227,8 @@ def test_sigterm_keeps_the_finished_files_of_openfer_embed(tmp_path):
     import time
 
     small = astronaut()[::2, ::2].copy()
-    for i in range(300):
-        save(tmp_path / "in" / f"p{i:03d}.jpg", small)
+    for i in range(2000):  # far more than 8 s of work on any machine
+        save(tmp_path / "in" / f"p{i:04d}.jpg", small)
     out = tmp_path / "feats.npz"
     proc = subprocess.Popen([sys.executable, "-c", "from openfer.cli import main; main()", "embed",
                              str(tmp_path / "in"), "--out", str(out), "--model", "fast", "--quiet"],
@@ -235,7 +238,7 @@ def test_sigterm_keeps_the_finished_files_of_openfer_embed(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err.decode()[-2000:]
     table = load_features(out)
-    assert len(table) < 300 and len(table) == len(set(table.path))
+    assert len(table) < 2000 and len(table) == len(set(table.path))
 
 
 def test_out_never_overwrites_an_input(tmp_path):
@@ -245,3 +248,20 @@ def test_out_never_overwrites_an_input(tmp_path):
     r = runner.invoke(app, ["adapt", str(tmp_path), "--model", str(model), "--out", str(model)])
     assert r.exit_code == 2 and model.read_bytes() == before
     assert "one of your inputs" in " ".join(r.output.split())
+
+
+def test_a_model_with_a_base_is_its_head_on_the_base_features():
+    """`default` = default-v1's networks + its own head file: the composed classifier equals the head file run on
+    default-v1's features, and it is composed once (the cached file is reused)."""
+    import onnxruntime as ort
+
+    from openfer.zoo.registry import shipped_file
+
+    spec = get_spec("default")
+    assert spec.base == "default-v1"
+    crops = np.random.default_rng(0).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    _, feats = openfer.load_classifier(spec.base, threads=1).predict_features(crops)
+    head = ort.InferenceSession(str(shipped_file(spec)), providers=["CPUExecutionProvider"])
+    expected = head.run(None, {head.get_inputs()[0].name: feats})[0]
+    np.testing.assert_allclose(openfer.load_classifier("default", threads=1).predict_proba(crops), expected, atol=1e-5)
+    assert model_path(spec) == model_path(spec) and model_path(spec).stat().st_size > 1e6

@@ -9,15 +9,15 @@ import onnx
 import pytest
 
 from openfer.classify import load_classifier
-from openfer.zoo.registry import MODELS, model_path, sha256_file
+from openfer.zoo.registry import MODELS, model_path, sha256_file, shipped_file
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_registered_model_matches_its_declaration(name):
     spec = MODELS[name]
-    path = model_path(spec)
-    assert sha256_file(path) == spec.sha256
-    assert path.stat().st_size < 20e6, "shipped weights must stay small"
+    assert sha256_file(shipped_file(spec)) == spec.sha256
+    assert shipped_file(spec).stat().st_size < 20e6, "shipped weights must stay small"
+    path = model_path(spec)  # a model with a base: composed from the base's networks and its head file
     proto = onnx.load(str(path))
     meta = {p.key: p.value for p in proto.metadata_props}
     assert tuple(json.loads(meta["classes"])) == spec.classes
@@ -27,7 +27,7 @@ def test_registered_model_matches_its_declaration(name):
         assert len(json.loads(meta["members"])) >= 2
     dims = proto.graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_value for d in dims[1:]] == [spec.channels, spec.input_size, spec.input_size]
-    assert (path.parent / spec.card).is_file(), "every shipped model needs a model card"
+    assert (shipped_file(spec).parent / spec.card).is_file(), "every shipped model needs a model card"
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -40,10 +40,15 @@ def test_registered_model_outputs(name):
     np.testing.assert_allclose(p.sum(1), 1, atol=1e-5)
 
 
-def test_tampered_model_is_refused(tmp_path, monkeypatch):
-    spec = MODELS["default"]
+@pytest.mark.parametrize("name", ["default-v1", "default"])
+def test_tampered_model_is_refused(tmp_path, monkeypatch, name):
+    """A damaged shipped file is refused, for a whole classifier and for the head of a model with a base."""
+    spec = MODELS[name]
+    if spec.base:
+        base = MODELS[spec.base]
+        (tmp_path / base.file).write_bytes(shipped_file(base).read_bytes())
     bad = tmp_path / spec.file
-    bad.write_bytes(model_path(spec).read_bytes()[:-10] + b"0123456789")
+    bad.write_bytes(shipped_file(spec).read_bytes()[:-10] + b"0123456789")
     import openfer.zoo.registry as reg
 
     class FakeFiles:

@@ -10,7 +10,8 @@ import onnx
 from onnx import helper, numpy_helper
 
 from openfer.classify.features import FEATURES, with_features
-from openfer.heads.export import head_layers, prune
+from openfer.classify.features import prune
+from openfer.heads.export import head_layers
 
 #: Output name of an adapted classifier.
 OUTPUT = "adapted_probabilities"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import onnx.compose
 from onnx import TensorProto, helper, numpy_helper
 
 #: Name of the extra graph output that holds the features [N, D].
@@ -84,3 +85,45 @@ def with_features(model: onnx.ModelProto, n_classes: int) -> tuple[onnx.ModelPro
     dim = sum(d for _, d in groups)
     g.output.append(helper.make_tensor_value_info(FEATURES, TensorProto.FLOAT, ["N", dim]))
     return out, dim
+
+
+def prune(model: onnx.ModelProto, outputs: list[str]) -> onnx.ModelProto:
+    """Keep only the nodes and initializers ``outputs`` depend on, and make them the graph's outputs."""
+    g = model.graph
+    needed, keep = set(outputs), []
+    for node in reversed(list(g.node)):
+        if any(o in needed for o in node.output):
+            keep.append(node)
+            needed.update(i for i in node.input if i)
+    keep.reverse()
+    inits = [i for i in g.initializer if i.name in needed]
+    del g.node[:]
+    g.node.extend(keep)
+    del g.initializer[:]
+    g.initializer.extend(inits)
+    del g.output[:]
+    g.output.extend(helper.make_tensor_value_info(o, TensorProto.FLOAT, ["N", f"K{i}"])
+                    for i, o in enumerate(outputs))
+    del g.value_info[:]
+    return model
+
+
+def attach_head(base: onnx.ModelProto, head: onnx.ModelProto, n_base_classes: int) -> onnx.ModelProto:
+    """One classifier from ``base``'s networks and a head-only graph whose input is their ``features`` (a
+    registered model made of another model's networks and its own last layer, ``ModelSpec.base``): the base's
+    own classification layers are pruned, the head's metadata (classes, prior, ...) is kept, and the base's input
+    size and channels are added."""
+    model, _ = with_features(base, n_base_classes)
+    prefixed = onnx.compose.add_prefix(head, "head/")
+    g, h = model.graph, prefixed.graph
+    g.node.append(helper.make_node("Identity", [FEATURES], [h.input[0].name], name="head/in"))
+    g.node.extend(h.node)
+    g.initializer.extend(h.initializer)
+    model = prune(model, [h.output[0].name])
+    base_meta = {p.key: p.value for p in base.metadata_props}
+    meta = {p.key: p.value for p in head.metadata_props}
+    meta.update(input_size=base_meta.get("input_size", ""), channels=base_meta.get("channels", ""))
+    del model.metadata_props[:]
+    for key, value in meta.items():
+        model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
+    return model

@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from openfer.classify.features import FEATURES, with_features
+from openfer.classify.features import FEATURES, prune, with_features
 
 #: Output name of a composed classifier.
 OUTPUT = "head_probabilities"
@@ -31,27 +31,6 @@ def head_layers(pipe) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, np
     scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
     return scaler.mean_.astype(np.float32), scale.astype(np.float32), [
         (np.asarray(w, np.float32), np.asarray(b, np.float32)) for w, b in layers]
-
-
-def prune(model: onnx.ModelProto, outputs: list[str]) -> onnx.ModelProto:
-    """Keep only the nodes and initializers ``outputs`` depend on, and make them the graph's outputs."""
-    g = model.graph
-    needed, keep = set(outputs), []
-    for node in reversed(list(g.node)):
-        if any(o in needed for o in node.output):
-            keep.append(node)
-            needed.update(i for i in node.input if i)
-    keep.reverse()
-    inits = [i for i in g.initializer if i.name in needed]
-    del g.node[:]
-    g.node.extend(keep)
-    del g.initializer[:]
-    g.initializer.extend(inits)
-    del g.output[:]
-    g.output.extend(helper.make_tensor_value_info(o, TensorProto.FLOAT, ["N", f"K{i}"])
-                    for i, o in enumerate(outputs))
-    del g.value_info[:]
-    return model
 
 
 def compose(base: onnx.ModelProto, base_classes: int, pipe, classes: tuple[str, ...],

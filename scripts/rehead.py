@@ -1,0 +1,83 @@
+"""Refit the last layer of an ensemble on FER+ majority labels (issue 14): its networks stay frozen.
+
+The shipped `default` networks were trained on FER+ vote distributions and are combined by averaging their log
+probabilities; this fits one logistic-regression layer on their concatenated pooled features (1,280 numbers per
+face; `openfer.classify.features`) against the majority labels of FER+ Training minus the validation split (seed 0,
+10 %), folds a temperature fitted on that validation split into it, and writes the layer as a head-only ONNX file
+(input ``features``), which the registry composes with the base model's networks.
+
+    python scripts/rehead.py --base default-v1 --out src/openfer/models/default_head.onnx [--C 0.1]
+    python scripts/rehead.py ... --full /tmp/default_rehead.onnx     # also a self-contained classifier to evaluate
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from openfer.classify import load_classifier
+from openfer.datasets import load_dataset, stratified_split
+from openfer.evaluate import calibration_metrics, classification_metrics
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature (0.3-3, step 0.01) with the lowest validation NLL."""
+    best, best_nll = 1.0, np.inf
+    for t in np.arange(0.3, 3.0, 0.01):
+        z = logits / t
+        z = z - z.max(1, keepdims=True)
+        nll = float(-(z[np.arange(len(labels)), labels] - np.log(np.exp(z).sum(1))).mean())
+        if nll < best_nll:
+            best, best_nll = float(t), nll
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--base", default="default-v1", help="registered model whose networks give the features")
+    ap.add_argument("--out", type=Path, required=True, help="head-only ONNX to write")
+    ap.add_argument("--full", type=Path, help="also write base + head as one classifier file")
+    ap.add_argument("--data", default=None, help="fer2013_dev.npz (default: ../shared/data or $OPENFER_DATA)")
+    ap.add_argument("--C", type=float, default=0.1)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from openfer.heads.export import compose, head_only, save_model
+    from openfer.zoo.registry import model_path
+
+    clf = load_classifier(args.base, threads=args.threads)
+    full = load_dataset(args.data, "Training", "ferplus")
+    train, val = stratified_split(full.labels, 0.1, 0)
+    print(f"features of {len(full)} FER+ Training faces from {args.base} ...", flush=True)
+    _, feats = clf.predict_features(full.pixels)
+    pipe = make_pipeline(StandardScaler(), LogisticRegression(C=args.C, max_iter=2000))
+    pipe.fit(feats[train], full.labels[train])
+    lr = pipe.steps[-1][1]
+    t = fit_temperature(pipe.decision_function(feats[val]), full.labels[val])
+    lr.coef_, lr.intercept_ = lr.coef_ / t, lr.intercept_ / t
+    p = pipe.predict_proba(feats[val])
+    m = classification_metrics(full.labels[val], p.argmax(1), clf.classes)
+    m.update(calibration_metrics(p, full.labels[val]))
+    shares = np.bincount(full.labels[train], minlength=len(clf.classes)) / len(train)
+    meta = {"arch": "ensemble+head", "head": "linear", "base_model": args.base, "base_sha256": clf.spec.sha256,
+            "protocol": "ferplus", "split_seed": "0", "val_fraction": "0.1", "temperature": f"{t:.2f}", "C": str(args.C),
+            "train_prior": json.dumps([round(float(v), 6) for v in shares]),
+            "val": json.dumps({k: round(m[k], 4) for k in ("accuracy", "uar", "macro_f1", "nll", "ece")})}
+    head = head_only(pipe, clf.classes, meta, input_name="features")
+    save_model(head, args.out)
+    if args.full:
+        base = onnx.load(str(model_path(clf.spec)))
+        save_model(compose(base, len(clf.classes), pipe, clf.classes, meta), args.full)
+    print(json.dumps({"temperature": t, **{k: m[k] for k in ("accuracy", "uar", "macro_f1", "nll", "ece")},
+                      "recall": m["per_class_recall"]}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
