@@ -32,13 +32,13 @@ def faces_and_labels():
     the two shipped 8-class models disagree often enough to matter."""
     faces = lfw_faces(100)
     labels = run(model_path(get_spec("fast")), faces).argmax(1)
-    labels[::3] = run(model_path(get_spec("default")), faces[::3]).argsort(1)[:, -2]
+    labels[::3] = run(model_path(get_spec("default-v1")), faces[::3]).argsort(1)[:, -2]
     return faces, labels
 
 
 def test_merged_graph_is_the_weighted_geometric_mean_of_its_members(tmp_path, faces_and_labels):
     faces, labels = faces_and_labels
-    default, fast = model_path(get_spec("default")), model_path(get_spec("fast"))
+    default, fast = model_path(get_spec("default-v1")), model_path(get_spec("fast"))
     val = FaceSet(faces, labels, np.eye(8, dtype=np.float32)[labels], CANONICAL8)
     out = tmp_path / "merged.onnx"
     report = combine_onnx([default, fast], val, out, {"protocol": "ferplus", "split_seed": 0, "val_fraction": 0.1})

@@ -10,7 +10,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from openfer.classify.features import FEATURES, with_features
-from openfer.classify.features import prune
+from openfer.classify.features import prune, rename_output
 from openfer.heads.export import head_layers
 
 #: Output name of an adapted classifier.
@@ -56,8 +56,9 @@ def adapted_model(base: onnx.ModelProto, classes: tuple[str, ...], train_prior: 
     else:
         model = onnx.ModelProto()
         model.CopyFrom(base)
+    source = "source_probabilities"
+    model = rename_output(model, source)  # its own output feeds the adaptation; the result takes the name
     g = model.graph
-    source = base.graph.output[0].name
 
     def const(name: str, value) -> str:
         g.initializer.append(numpy_helper.from_array(np.asarray(value, np.float32), name))
@@ -89,7 +90,7 @@ def adapted_model(base: onnx.ModelProto, classes: tuple[str, ...], train_prior: 
         g.node.append(helper.make_node("Mul", ["adapt_logh", const("adapt_a1", alpha)], ["adapt_l1"]))
         g.node.append(helper.make_node("Add", ["adapt_l0", "adapt_l1"], ["adapt_logits"]))
         g.node.append(helper.make_node("Softmax", ["adapt_logits"], [OUTPUT], axis=1))
-    model = prune(model, [OUTPUT])
+    model = rename_output(prune(model, [OUTPUT]))
     meta = {p.key: p.value for p in base.metadata_props}
     del model.metadata_props[:]
     values = {"producer": "openfer", "input_size": meta.get("input_size", ""), "channels": meta.get("channels", ""),

@@ -1,6 +1,8 @@
-"""Expression classification stage: face crops in, class probabilities out (ONNX Runtime, no PyTorch)."""
+"""Expression classification stage: face crops in, class probabilities out (ONNX Runtime, no PyTorch).
 
-from openfer.classify.compound import compound, compound_name
+Compound expressions (two strong classes, e.g. "happily surprised"): ``openfer.classify.compound``.
+"""
+
 from openfer.classify.onnx_classifier import OnnxClassifier, load_classifier
 
-__all__ = ["OnnxClassifier", "compound", "compound_name", "load_classifier"]
+__all__ = ["OnnxClassifier", "load_classifier"]

@@ -108,21 +108,41 @@ def prune(model: onnx.ModelProto, outputs: list[str]) -> onnx.ModelProto:
     return model
 
 
+#: The output name of every openfer classifier graph.
+PROBABILITIES = "probabilities"
+
+
+def rename_output(model: onnx.ModelProto, name: str = PROBABILITIES) -> onnx.ModelProto:
+    """The graph's single output renamed to ``name`` (call after ``prune``, once no other tensor has that name), so
+    composed, fitted and adapted classifiers look like every other openfer classifier to tools that merge them."""
+    g = model.graph
+    old = g.output[0].name
+    if any(name in n.output for n in g.node if old not in n.output):
+        raise ValueError(f"the graph already has a tensor named {name!r}")
+    for node in g.node:
+        node.output[:] = [name if o == old else o for o in node.output]
+        node.input[:] = [name if i == old else i for i in node.input]
+    g.output[0].name = name
+    return model
+
+
 def attach_head(base: onnx.ModelProto, head: onnx.ModelProto, n_base_classes: int) -> onnx.ModelProto:
     """One classifier from ``base``'s networks and a head-only graph whose input is their ``features`` (a
     registered model made of another model's networks and its own last layer, ``ModelSpec.base``): the base's
     own classification layers are pruned, the head's metadata (classes, prior, ...) is kept, and the base's input
-    size and channels are added."""
+    size, channels and list of member networks are added."""
     model, _ = with_features(base, n_base_classes)
     prefixed = onnx.compose.add_prefix(head, "head/")
     g, h = model.graph, prefixed.graph
     g.node.append(helper.make_node("Identity", [FEATURES], [h.input[0].name], name="head/in"))
     g.node.extend(h.node)
     g.initializer.extend(h.initializer)
-    model = prune(model, [h.output[0].name])
+    model = rename_output(prune(model, [h.output[0].name]))
     base_meta = {p.key: p.value for p in base.metadata_props}
     meta = {p.key: p.value for p in head.metadata_props}
     meta.update(input_size=base_meta.get("input_size", ""), channels=base_meta.get("channels", ""))
+    if "members" in base_meta:  # the networks are the base's (explanations find one map per network)
+        meta["members"] = base_meta["members"]
     del model.metadata_props[:]
     for key, value in meta.items():
         model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))

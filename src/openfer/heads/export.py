@@ -10,9 +10,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from openfer.classify.features import FEATURES, prune, with_features
+from openfer.classify.features import FEATURES, prune, rename_output, with_features
 
-#: Output name of a composed classifier.
+#: Output name of a head's softmax inside a graph (renamed ``probabilities`` in a whole classifier).
 OUTPUT = "head_probabilities"
 
 
@@ -62,7 +62,7 @@ def compose(base: onnx.ModelProto, base_classes: int, pipe, classes: tuple[str, 
             out = f"head_relu{i}"
         x = out
     g.node.append(helper.make_node("Softmax", [x], [OUTPUT], axis=1))
-    model = prune(model, [OUTPUT])
+    model = rename_output(prune(model, [OUTPUT]))
     meta = {p.key: p.value for p in base.metadata_props}
     del model.metadata_props[:]
     values = {"producer": "openfer", "input_size": meta.get("input_size", ""), "channels": meta.get("channels", ""),

@@ -105,7 +105,7 @@ def check_members(paths: list[Path], metas: list[dict[str, str]]) -> list[str]:
 def networks(meta: dict[str, str]) -> list[str]:
     """The networks (``arch:tta``) an exported classifier averages, from its metadata: an ensemble's members, else
     the model itself. Their count is the model's weight in a merge."""
-    if meta.get("arch") == "ensemble" and "members" in meta:
+    if meta.get("arch", "").startswith("ensemble") and "members" in meta:  # also ensemble+head
         return json.loads(meta["members"])
     return [f"{meta.get('arch', '?')}:{meta.get('tta', 'flip' if meta.get('tta_flip') == 'True' else 'none')}"]
 
