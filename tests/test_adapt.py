@@ -150,3 +150,18 @@ def test_adapt_cli_writes_model_card_and_scores_before_after(fast, tmp_path):
     assert abs(sum(json.loads(meta["train_prior"])) - 1) < 1e-6
     r = runner.invoke(app, ["adapt", "--model", "fast", "--out", str(out)])
     assert r.exit_code == 2 and "give target photos" in r.output
+
+
+def test_mixup_head_fits_mixed_targets():
+    """Two classes at -1 and +1 on one feature: mixup's mixed faces carry mixed targets, so between the clusters
+    the head's probability follows the mixing share (near 0.5 at 0) and it still gets every face right."""
+    from openfer.adapt import fit_pseudo_head
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 200)
+    x = (np.where(y == 1, 1.0, -1.0) + rng.normal(0, 0.05, 400))[:, None].astype(np.float32)
+    plain, mixed = fit_pseudo_head(x, y), fit_pseudo_head(x, y, mixup=1.0)
+    assert (mixed.predict(x) == y).all() and (plain.predict(x) == y).all()
+    assert not np.allclose(plain.steps[-1][1].coef_, mixed.steps[-1][1].coef_)
+    p_mid = mixed.predict_proba(np.array([[0.0], [0.5]], np.float32))[:, 1]
+    assert abs(p_mid[0] - 0.5) < 0.1 and 0.6 < p_mid[1] < 0.9  # Beta(1, 1) mixing: target 0.75 at x = 0.5

@@ -265,3 +265,34 @@ def test_a_model_with_a_base_is_its_head_on_the_base_features():
     expected = head.run(None, {head.get_inputs()[0].name: feats})[0]
     np.testing.assert_allclose(openfer.load_classifier("default", threads=1).predict_proba(crops), expected, atol=1e-5)
     assert model_path(spec) == model_path(spec) and model_path(spec).stat().st_size > 1e6
+
+
+def test_fit_cli_on_video_clips_at_clip_level(tmp_path):
+    """Labelled clips with time ranges: `openfer fit --level clip` embeds the videos, takes each clip's frames
+    between start and end, and scores one example per clip."""
+    from conftest import moving_faces_video
+
+    rows = ["path,label,start,end"]
+    for i in range(4):
+        moving_faces_video(tmp_path / f"v{i}.avi", {0: [(20 + 3 * k, 30 + 2 * i, 120 + 10 * i) for k in range(8)]},
+                           fps=4.0)
+        rows.append(f"v{i}.avi,{'near' if i < 2 else 'far'},0.5,1.5")
+    (tmp_path / "clips.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "clip_head.onnx"
+    r = runner.invoke(app, ["fit", str(tmp_path / "clips.csv"), "--out", str(out), "--model", "fast", "--level",
+                            "clip", "--fps", "4", "--folds", "2", "--quiet"])
+    assert r.exit_code == 0, r.output
+    table = load_features(tmp_path / "clip_head.features.npz")
+    assert set(table.path) == {str(tmp_path / f"v{i}.avi") for i in range(4)} and table.frame.max() == 8
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert meta["level"] == "clip" and json.loads(meta["cv"])["groups"] == 4
+    head = onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim
+    assert head[1].dim_value == 4 * 128  # mean, std, min, max of the 128 fast features
+    from openfer.heads import LabelSet, read_labels
+
+    labels = read_labels(tmp_path / "clips.csv")
+    data = training_set(labels, table, "clip")
+    assert data.X.shape == (4, 512)
+    frames_in_range = ((table.timestamp >= 0.5) & (table.timestamp <= 1.5)).sum() // 4
+    assert 3 <= frames_in_range <= 5  # 0.5-1.5 s at 4 fps: the clip statistics use those frames only
+    assert isinstance(labels, LabelSet)

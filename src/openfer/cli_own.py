@@ -267,6 +267,7 @@ def adapt(
                                                             "head's blend weight.")] = None,
     margin: Annotated[float, typer.Option(help="clusters: largest allowed drop of source validation accuracy "
                                                "(0.02 = 2 points).")] = 0.02,
+    mixup: Annotated[float, typer.Option(help="clusters: mixup Beta parameter for the head (0 = off).")] = 0.0,
     eval_labels: Annotated[Optional[Path], typer.Option("--eval", help="CSV path,label of some target faces: "
                                                                        "scores before and after.")] = None,
     fps: Annotated[float, typer.Option(help="Videos: frames analysed per second.")] = 5.0,
@@ -285,8 +286,8 @@ def adapt(
     from openfer.heads.export import save_model
     from openfer.zoo.registry import model_path
 
-    if out.suffix.lower() != ".onnx" or method not in METHODS or not 0 < keep <= 1:
-        _usage(f"--out must be .onnx, --method one of {', '.join(METHODS)}, --keep in (0, 1]")
+    if out.suffix.lower() != ".onnx" or method not in METHODS or not 0 < keep <= 1 or mixup < 0:
+        _usage(f"--out must be .onnx, --method one of {', '.join(METHODS)}, --keep in (0, 1], --mixup >= 0")
     _not_an_input(out, [model, features, eval_labels, *(paths or [])])
     try:
         clf = load_classifier(model)
@@ -322,7 +323,8 @@ def adapt(
             sp, sf = clf.predict_features(val.pixels)
         source = (sp, sf, val.labels)
     try:
-        result = run_adapt(table.probabilities, table.features, clf.spec.train_prior, method, keep, source, margin)
+        result = run_adapt(table.probabilities, table.features, clf.spec.train_prior, method, keep, source, margin,
+                           mixup)
     except ValueError as e:
         _usage(str(e))
     base = onnx.load(str(clf.path or model_path(clf.spec)))

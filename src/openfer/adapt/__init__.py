@@ -49,9 +49,34 @@ def blend(prior_probs: np.ndarray, head_probs: np.ndarray, alpha: float) -> np.n
     return (z / z.sum(1, keepdims=True)).astype(np.float32)
 
 
+def fit_pseudo_head(features: np.ndarray, labels: np.ndarray, mixup: float = 0.0, seed: int = 0):
+    """A balanced logistic-regression head (``openfer.heads.make_head``, C 0.1) on pseudo-labelled faces.
+
+    ``mixup`` > 0 adds as many mixed faces (Zhang et al. 2018): x = l x_i + (1 - l) x_j with l ~ Beta(mixup,
+    mixup), entered as two rows (label of i with weight l, label of j with weight 1 - l), which is the
+    cross-entropy of the mixed target; it smooths the head between clusters, where wrong pseudo-labels sit.
+    """
+    from openfer.heads.fit import make_head
+
+    y = np.asarray(labels, np.int64)
+    counts = np.bincount(y)
+    class_w = len(y) / (np.count_nonzero(counts) * np.maximum(counts, 1))
+    X, Y, W = features, y, class_w[y]
+    if mixup > 0:
+        rng = np.random.default_rng(seed)
+        i, j = rng.integers(0, len(y), len(y)), rng.integers(0, len(y), len(y))
+        lam = rng.beta(mixup, mixup, len(y)).astype(np.float32)
+        mixed = lam[:, None] * features[i] + (1 - lam[:, None]) * features[j]
+        X = np.concatenate([features, mixed, mixed])
+        Y = np.concatenate([y, y[i], y[j]])
+        W = np.concatenate([W, lam * class_w[y[i]], (1 - lam) * class_w[y[j]]])
+    pipe = make_head("linear", C=0.1, balanced=False, seed=seed)
+    return pipe.fit(X, Y, logisticregression__sample_weight=W)
+
+
 def adapt(probs: np.ndarray, features: np.ndarray, train_prior, method: str = "both", keep: float = 0.8,
           source: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None, margin: float = 0.02,
-          seed: int = 0) -> AdaptResult:
+          mixup: float = 0.0, seed: int = 0) -> AdaptResult:
     """Adapt to target faces given the model's ``probs`` [N, K] and ``features`` [N, D] for them.
 
     Args:
@@ -60,6 +85,7 @@ def adapt(probs: np.ndarray, features: np.ndarray, train_prior, method: str = "b
             (the EM shares would tilt them further towards the common expressions); the EM shares then set the
             prior of the blended model.
         keep: share of each class's target faces pseudo-labelled (purest clusters first).
+        mixup: Beta parameter of mixup for the head (0: off; ``fit_pseudo_head``).
         source: (probabilities, features, labels) of source validation faces: the stop rule keeps the largest
             blend weight whose source accuracy is at most ``margin`` below the unadapted model's (and 0, the
             prior step alone, if none is). Without it the weight is 0.5 and the card says it was not checked.
@@ -74,14 +100,12 @@ def adapt(probs: np.ndarray, features: np.ndarray, train_prior, method: str = "b
         result.target_prior, result.em_iterations = em_prior(p, pi_s)
         p = reweight(p, pi_s, result.target_prior)
     if method in ("clusters", "both"):
-        from openfer.heads.fit import make_head
-
         pseudo = cluster_pseudo_labels(features, probs, keep=keep, seed=seed)
         chosen = pseudo.labels >= 0
         if len(set(pseudo.labels[chosen].tolist())) < 2:
             raise ValueError("the kept clusters hold a single expression: too few or too alike target faces to "
                              "train a head; use method='em' or give more faces")
-        head = make_head("linear", C=0.1, balanced=True, seed=seed).fit(features[chosen], pseudo.labels[chosen])
+        head = fit_pseudo_head(features[chosen], pseudo.labels[chosen], mixup, seed)
         result.pseudo, result.head = pseudo, head
         result.alpha = 0.5
         if source is not None:
