@@ -11,7 +11,7 @@ from onnx import helper, numpy_helper
 
 from openfer.classify.features import FEATURES, with_features
 from openfer.classify.features import prune, rename_output
-from openfer.heads.export import head_layers
+from openfer.heads.export import head_layers, head_nodes
 
 #: Output name of an adapted classifier.
 OUTPUT = "adapted_probabilities"
@@ -74,17 +74,9 @@ def adapted_model(base: onnx.ModelProto, classes: tuple[str, ...], train_prior: 
         g.node.append(helper.make_node("Div", ["adapt_pw", "adapt_sum"], ["adapt_prior_p"]))
         g.node.append(helper.make_node("Max", ["adapt_prior_p", const("adapt_eps", 1e-12)], ["adapt_pclip"]))
         g.node.append(helper.make_node("Log", ["adapt_pclip"], ["adapt_logp"]))
-        mean, scale, layers = full_head_layers(head, k)
-        g.node.append(helper.make_node("Sub", [FEATURES, const("adapt_mean", mean)], ["adapt_c"]))
-        g.node.append(helper.make_node("Div", ["adapt_c", const("adapt_scale", scale)], ["adapt_z"]))
-        x = "adapt_z"
-        for i, (lw, lb) in enumerate(layers):
-            g.node.append(helper.make_node("Gemm", [x, const(f"adapt_hw{i}", lw), const(f"adapt_hb{i}", lb)],
-                                           [f"adapt_h{i}"], transB=1))
-            x = f"adapt_h{i}"
-            if i < len(layers) - 1:
-                g.node.append(helper.make_node("Relu", [x], [f"adapt_hr{i}"]))
-                x = f"adapt_hr{i}"
+        nodes, inits, x = head_nodes(FEATURES, *full_head_layers(head, k), prefix="adapt_")
+        g.node.extend(nodes)
+        g.initializer.extend(inits)
         g.node.append(helper.make_node("LogSoftmax", [x], ["adapt_logh"], axis=1))
         g.node.append(helper.make_node("Mul", ["adapt_logp", const("adapt_a0", 1.0 - alpha)], ["adapt_l0"]))
         g.node.append(helper.make_node("Mul", ["adapt_logh", const("adapt_a1", alpha)], ["adapt_l1"]))

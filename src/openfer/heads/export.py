@@ -33,6 +33,26 @@ def head_layers(pipe) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, np
         (np.asarray(w, np.float32), np.asarray(b, np.float32)) for w, b in layers]
 
 
+def head_nodes(x: str, mean: np.ndarray, scale: np.ndarray, layers, prefix: str = "head_"):
+    """The graph pieces of a head on tensor ``x`` [N, D]: standardise, then each (W, b) layer with ReLU between.
+    Returns (nodes, initializers, name of the last logits) for the caller to add to its graph."""
+    inits = [numpy_helper.from_array(np.asarray(mean, np.float32), f"{prefix}mean"),
+             numpy_helper.from_array(np.asarray(scale, np.float32), f"{prefix}scale")]
+    nodes = [helper.make_node("Sub", [x, f"{prefix}mean"], [f"{prefix}centred"]),
+             helper.make_node("Div", [f"{prefix}centred", f"{prefix}scale"], [f"{prefix}z"])]
+    x = f"{prefix}z"
+    for i, (w, b) in enumerate(layers):
+        inits += [numpy_helper.from_array(np.asarray(w, np.float32), f"{prefix}w{i}"),
+                  numpy_helper.from_array(np.asarray(b, np.float32), f"{prefix}b{i}")]
+        nodes.append(helper.make_node("Gemm", [x, f"{prefix}w{i}", f"{prefix}b{i}"], [f"{prefix}logits{i}"],
+                                      transB=1))
+        x = f"{prefix}logits{i}"
+        if i < len(layers) - 1:
+            nodes.append(helper.make_node("Relu", [x], [f"{prefix}relu{i}"]))
+            x = f"{prefix}relu{i}"
+    return nodes, inits, x
+
+
 def compose(base: onnx.ModelProto, base_classes: int, pipe, classes: tuple[str, ...],
             metadata: dict[str, str]) -> onnx.ModelProto:
     """``base``'s features -> standardise -> head layers -> softmax, as one graph whose only output is
@@ -44,24 +64,10 @@ def compose(base: onnx.ModelProto, base_classes: int, pipe, classes: tuple[str, 
                          "features of the same model")
     if layers[-1][0].shape[0] != len(classes):
         raise ValueError(f"the head has {layers[-1][0].shape[0]} outputs for {len(classes)} classes")
-    g = model.graph
-
-    def const(name: str, value: np.ndarray) -> str:
-        g.initializer.append(numpy_helper.from_array(np.asarray(value, np.float32), name))
-        return name
-
-    g.node.append(helper.make_node("Sub", [FEATURES, const("head_mean", mean)], ["head_centred"]))
-    g.node.append(helper.make_node("Div", ["head_centred", const("head_scale", scale)], ["head_z"]))
-    x = "head_z"
-    for i, (w, b) in enumerate(layers):
-        out = f"head_logits{i}"
-        g.node.append(helper.make_node("Gemm", [x, const(f"head_w{i}", w), const(f"head_b{i}", b)], [out],
-                                       transB=1))
-        if i < len(layers) - 1:
-            g.node.append(helper.make_node("Relu", [out], [f"head_relu{i}"]))
-            out = f"head_relu{i}"
-        x = out
-    g.node.append(helper.make_node("Softmax", [x], [OUTPUT], axis=1))
+    nodes, inits, logits = head_nodes(FEATURES, mean, scale, layers)
+    model.graph.node.extend(nodes)
+    model.graph.initializer.extend(inits)
+    model.graph.node.append(helper.make_node("Softmax", [logits], [OUTPUT], axis=1))
     model = rename_output(prune(model, [OUTPUT]))
     meta = {p.key: p.value for p in base.metadata_props}
     del model.metadata_props[:]
@@ -78,18 +84,8 @@ def head_only(pipe, classes: tuple[str, ...], metadata: dict[str, str], input_na
     """The head alone as an ONNX graph, features [N, D] in, probabilities [N, K] out (clip-level heads, whose
     input is ``clip_statistics`` of a clip's frame features rather than one face crop)."""
     mean, scale, layers = head_layers(pipe)
-    inits = [numpy_helper.from_array(mean, "head_mean"), numpy_helper.from_array(scale, "head_scale")]
-    nodes = [helper.make_node("Sub", [input_name, "head_mean"], ["head_centred"]),
-             helper.make_node("Div", ["head_centred", "head_scale"], ["head_z"])]
-    x = "head_z"
-    for i, (w, b) in enumerate(layers):
-        inits += [numpy_helper.from_array(w, f"head_w{i}"), numpy_helper.from_array(b, f"head_b{i}")]
-        nodes.append(helper.make_node("Gemm", [x, f"head_w{i}", f"head_b{i}"], [f"head_logits{i}"], transB=1))
-        x = f"head_logits{i}"
-        if i < len(layers) - 1:
-            nodes.append(helper.make_node("Relu", [x], [f"head_relu{i}"]))
-            x = f"head_relu{i}"
-    nodes.append(helper.make_node("Softmax", [x], [OUTPUT], axis=1))
+    nodes, inits, logits = head_nodes(input_name, mean, scale, layers)
+    nodes.append(helper.make_node("Softmax", [logits], [OUTPUT], axis=1))
     graph = helper.make_graph(nodes, "openfer_head",
                               [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [None, len(mean)])],
                               [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, [None, len(classes)])], inits)
