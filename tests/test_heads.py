@@ -296,3 +296,17 @@ def test_fit_cli_on_video_clips_at_clip_level(tmp_path):
     frames_in_range = ((table.timestamp >= 0.5) & (table.timestamp <= 1.5)).sum() // 4
     assert 3 <= frames_in_range <= 5  # 0.5-1.5 s at 4 fps: the clip statistics use those frames only
     assert isinstance(labels, LabelSet)
+
+
+def test_folders_give_their_photos_and_their_videos(tmp_path):
+    from conftest import moving_faces_video
+
+    from openfer.embed import split_inputs
+
+    save(tmp_path / "a" / "p.jpg", astronaut())
+    moving_faces_video(tmp_path / "a" / "b" / "clip.avi", {0: [(20, 30, 120)] * 3})
+    (tmp_path / "a" / "notes.txt").write_text("x")
+    images, videos = split_inputs([str(tmp_path / "a"), "rtsp://cam/1"])
+    assert images == [tmp_path / "a" / "p.jpg"]
+    assert videos == ["rtsp://cam/1", str(tmp_path / "a" / "b" / "clip.avi")]
+    assert split_inputs([str(tmp_path / "a")], recursive=False)[1] == []

@@ -64,10 +64,8 @@ def embed(
 
     Exit code: 0 when every input was read, 1 when any failed (listed; the others are in the table), 2 on usage
     errors, 130 after Ctrl-C (the table then holds every finished file)."""
-    from openfer.embed import embed_inputs
+    from openfer.embed import embed_inputs, split_inputs
     from openfer.io.features import FEATURE_FORMATS
-    from openfer.io.images import expand_inputs
-    from openfer.video.sources import is_video_input
 
     if out.suffix.lower() not in FEATURE_FORMATS:
         _usage(f"--out must end in {' or '.join(FEATURE_FORMATS)}, got {out.name}")
@@ -76,8 +74,7 @@ def embed(
             import pyarrow  # noqa: F401
         except ImportError:
             _usage("Parquet output needs pandas and pyarrow: pip install 'openfer[video]', or write .npz")
-    videos = [p for p in paths if is_video_input(p)]
-    images = expand_inputs([p for p in paths if not is_video_input(p)], recursive=recursive)
+    images, videos = split_inputs(paths, recursive)
     _not_an_input(out, [*images, *videos, model])
     if not images and not videos:
         _usage("no image or video files found in the given inputs")
@@ -297,14 +294,12 @@ def adapt(
         _usage(f"{model} declares no training class prior: it cannot be adapted by prior re-estimation")
     if features is None and not paths:
         _usage("give target photos/videos or --features")
+    files = []
     if paths and features is None:
-        from openfer.io.images import expand_inputs
-        from openfer.video.sources import is_video_input
+        from openfer.embed import split_inputs
 
-        files = [str(p) for p in expand_inputs([p for p in paths if not is_video_input(p)])]
-        files += [p for p in paths if is_video_input(p)]
-    else:
-        files = []
+        images, videos = split_inputs(paths)
+        files = [*map(str, images), *videos]
     table = _embedded(files, features, model, ("training", "centerface", 0.3, 640), fps, quiet,
                       out.with_suffix(".features.npz"))
     if len(table) < 20:

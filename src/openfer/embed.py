@@ -103,6 +103,20 @@ def _embed_video(analyzer: Analyzer, video: str, sampling, rows: list, result: E
     return not run.interrupted
 
 
+def split_inputs(items: list[str], recursive: bool = True) -> tuple[list[Path], list[str]]:
+    """Image files and videos named by files, folders and globs: a folder gives both its photos and its videos
+    (``openfer.io.images.expand_inputs`` alone keeps only photos), video files and stream URLs are kept as given."""
+    from openfer.io.images import expand_inputs
+    from openfer.video.sources import VIDEO_SUFFIXES, is_video_input
+
+    videos = [str(i) for i in items if is_video_input(i)]
+    for item in items:
+        if Path(item).is_dir():
+            found = Path(item).glob("**/*" if recursive else "*")
+            videos += sorted(str(f) for f in found if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES)
+    return expand_inputs([i for i in items if not is_video_input(i)], recursive=recursive), videos
+
+
 def path_key(path: str) -> str:
     """The absolute, resolved form of a file name, so a CSV's paths match the paths a table was embedded under."""
     return str(Path(path).resolve())
