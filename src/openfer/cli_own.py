@@ -103,7 +103,7 @@ def embed(
 
 
 def _embedded(paths: list[str], features: Optional[Path], model: str, analyzer_args: tuple, fps: float,
-              quiet: bool, keep: Path):
+              quiet: bool, keep: Path, what: str = "labelled"):
     """Features of the labelled files: read from ``features`` (``openfer embed``), else embedded now and kept
     at ``keep`` so a rerun can pass ``--features``."""
     from openfer.embed import embed_inputs
@@ -128,11 +128,11 @@ def _embedded(paths: list[str], features: Optional[Path], model: str, analyzer_a
 
         sampling = Sampling(fps=fps)
     with _progress(quiet) as progress:
-        task = progress.add_task("embedding labelled files", total=len(files))
+        task = progress.add_task(f"embedding {what} files", total=len(files))
         result = embed_inputs(analyzer, images, videos, sampling, model=model,
                               on_file=lambda _: progress.advance(task))
     if result.interrupted:
-        err.print("interrupted: nothing fitted")
+        err.print("interrupted: nothing written")
         raise typer.Exit(130)
     result.table.save(keep)
     if not quiet:
@@ -301,7 +301,7 @@ def adapt(
         images, videos = split_inputs(paths)
         files = [*map(str, images), *videos]
     table = _embedded(files, features, model, ("training", "centerface", 0.3, 640), fps, quiet,
-                      out.with_suffix(".features.npz"))
+                      out.with_suffix(".features.npz"), what="target")
     if len(table) < 20:
         _usage(f"only {len(table)} target faces: adaptation needs at least 20 (better hundreds)")
     source = None
