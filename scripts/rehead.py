@@ -66,8 +66,8 @@ def main() -> None:
     m = classification_metrics(full.labels[val], p.argmax(1), clf.classes)
     m.update(calibration_metrics(p, full.labels[val]))
     shares = np.bincount(full.labels[train], minlength=len(clf.classes)) / len(train)
-    meta = {"arch": "ensemble+head", "head": "linear", "base_model": args.base, "base_sha256": clf.spec.sha256,
-            "protocol": "ferplus", "split_seed": "0", "val_fraction": "0.1", "temperature": f"{t:.2f}", "C": str(args.C),
+    meta = {"arch": f"{clf.spec.arch}+head", "head": "linear", "base_model": args.base,
+            "base_sha256": clf.spec.sha256, "protocol": "ferplus", "split_seed": "0", "val_fraction": "0.1", "temperature": f"{t:.2f}", "C": str(args.C),
             "train_prior": json.dumps([round(float(v), 6) for v in shares]),
             "val": json.dumps({k: round(m[k], 4) for k in ("accuracy", "uar", "macro_f1", "nll", "ece")})}
     head = head_only(pipe, clf.classes, meta, input_name="features")

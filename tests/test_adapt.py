@@ -62,7 +62,7 @@ def test_cluster_pseudo_labels_are_more_often_right_than_the_answers_they_come_f
 
 @pytest.fixture(scope="module")
 def fast():
-    return openfer.load_classifier("fast", threads=1)
+    return openfer.load_classifier("fast-v1", threads=1)  # balanced prior at tau 1: the identity below holds
 
 
 def toy_target(fast, n=60):
@@ -95,7 +95,7 @@ def test_adapted_onnx_computes_what_adapt_computed(fast, tmp_path):
     path.write_bytes(adapted_model(onnx.load(str(model_path(fast.spec))), fast.classes, fast.spec.train_prior,
                                    em_only.target_prior).SerializeToString())
     np.testing.assert_allclose(openfer.load_classifier(str(path), prior="balanced").predict_proba(crops),
-                               openfer.load_classifier("fast", prior="balanced").predict_proba(crops), atol=2e-4)
+                               openfer.load_classifier("fast-v1", prior="balanced").predict_proba(crops), atol=2e-4)
 
 
 @pytest.mark.parametrize("sure", [0.005, 0.2])
@@ -134,19 +134,19 @@ def test_adapt_cli_writes_model_card_and_scores_before_after(fast, tmp_path):
     paths = [str(save(tmp_path / f"t{i}.png", np.zeros((4, 4, 3), np.uint8))) for i in range(n)]
     table = FeatureTable(paths, np.zeros(n, np.int64), np.full(n, np.nan), np.zeros(n, np.int64),
                          np.tile(np.array([0, 0, 48, 48], np.float32), (n, 1)), np.ones(n, np.float32), probs, feats,
-                         fast.classes, "fast")
+                         fast.classes, "fast-v1")
     table.save(tmp_path / "target.npz")
     truth = ["neutral", "happiness", "sadness"]
     (tmp_path / "eval.csv").write_text("path,label\n" + "".join(f"t{i}.png,{truth[i // (n // 3)]}\n"
                                                                   for i in range(n)))
     out = tmp_path / "mine.onnx"
-    r = runner.invoke(app, ["adapt", "--features", str(tmp_path / "target.npz"), "--model", "fast", "--out",
+    r = runner.invoke(app, ["adapt", "--features", str(tmp_path / "target.npz"), "--model", "fast-v1", "--out",
                             str(out), "--method", "em", "--eval", str(tmp_path / "eval.csv")])
     assert r.exit_code == 0, r.output
     card = (tmp_path / "mine.md").read_text()
     assert "estimated target share" in card and "before" in card and "after" in card
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
-    assert meta["base_model"] == "fast" and meta["method"] == "em"
+    assert meta["base_model"] == "fast-v1" and meta["method"] == "em"
     assert abs(sum(json.loads(meta["train_prior"])) - 1) < 1e-6
     r = runner.invoke(app, ["adapt", "--model", "fast", "--out", str(out)])
     assert r.exit_code == 2 and "give target photos" in r.output

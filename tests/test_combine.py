@@ -31,14 +31,14 @@ def faces_and_labels():
     """100 LFW faces labelled by the `fast` model's answers flipped on every third face: a labelled set on which
     the two shipped 8-class models disagree often enough to matter."""
     faces = lfw_faces(100)
-    labels = run(model_path(get_spec("fast")), faces).argmax(1)
+    labels = run(model_path(get_spec("fast-v1")), faces).argmax(1)
     labels[::3] = run(model_path(get_spec("default-v1")), faces[::3]).argsort(1)[:, -2]
     return faces, labels
 
 
 def test_merged_graph_is_the_weighted_geometric_mean_of_its_members(tmp_path, faces_and_labels):
     faces, labels = faces_and_labels
-    default, fast = model_path(get_spec("default-v1")), model_path(get_spec("fast"))
+    default, fast = model_path(get_spec("default-v1")), model_path(get_spec("fast-v1"))
     val = FaceSet(faces, labels, np.eye(8, dtype=np.float32)[labels], CANONICAL8)
     out = tmp_path / "merged.onnx"
     report = combine_onnx([default, fast], val, out, {"protocol": "ferplus", "split_seed": 0, "val_fraction": 0.1})
@@ -80,7 +80,7 @@ def _with_meta(src, dst, **changes):
 def test_members_must_be_interchangeable_and_share_a_split(tmp_path, faces_and_labels):
     faces, labels = faces_and_labels
     val = FaceSet(faces, labels, np.eye(8, dtype=np.float32)[labels], CANONICAL8)
-    fast = model_path(get_spec("fast"))
+    fast = model_path(get_spec("fast-v1"))
     with pytest.raises(ValueError, match="classes"):
         combine_onnx([fast, model_path(get_spec("fer2013"))], val, tmp_path / "x.onnx")
     a = _with_meta(fast, tmp_path / "a.onnx", protocol="ferplus", split_seed=0, val_fraction=0.1)
@@ -106,7 +106,7 @@ def test_cli_merges_exported_models_on_the_validation_split(tmp_path, faces_and_
     np.savez(data, pixels=faces, emotion=np.zeros(n, np.int8), usage=np.array(["Training"] * n), row=np.arange(n),
              ferplus_votes=votes, ferplus_name=np.array([f"fer{i:07d}.png" for i in range(n)]),
              lossless=np.ones(n, bool))
-    fast = shutil.copy(model_path(get_spec("fast")), tmp_path / "fast.onnx")
+    fast = shutil.copy(model_path(get_spec("fast-v1")), tmp_path / "fast.onnx")
     default = model_path(get_spec("default"))
     out = tmp_path / "ens.onnx"
     r = CliRunner().invoke(app, ["ensemble", str(out), str(default), str(fast), "--data", str(data)])
@@ -124,7 +124,7 @@ def test_cli_merges_exported_models_on_the_validation_split(tmp_path, faces_and_
 def test_half_weights_halve_the_file_and_keep_the_answers(tmp_path, faces_and_labels):
     faces, labels = faces_and_labels
     val = FaceSet(faces, labels, np.eye(8, dtype=np.float32)[labels], CANONICAL8)
-    fast = model_path(get_spec("fast"))  # float32 weights (the shipped ensembles are already float16)
+    fast = model_path(get_spec("fast-v1"))  # float32 weights (the shipped ensembles are already float16)
     members = [fast, shutil.copy(fast, tmp_path / "fast2.onnx")]
     full = combine_onnx(members, val, tmp_path / "fp32.onnx")
     half = combine_onnx(members, val, tmp_path / "fp16.onnx", half=True)

@@ -63,8 +63,10 @@ def fast():
     return openfer.load_classifier("fast", threads=1)
 
 
-def test_features_are_the_input_of_the_last_layer(fast):
-    """softmax((W f + b) / T) of the fast model's own head reproduces its probabilities from the features."""
+def test_features_are_the_input_of_the_last_layer():
+    """softmax((W f + b) / T) of an exported network's own last layer (fast-v1) reproduces its probabilities from
+    the features."""
+    fast = openfer.load_classifier("fast-v1", threads=1)
     crops = toy_crops(6, 0, seed=1)
     probs, feats = fast.predict_features(crops)
     model = onnx.load(str(model_path(fast.spec)))
@@ -78,8 +80,9 @@ def test_features_are_the_input_of_the_last_layer(fast):
 
 
 @pytest.mark.parametrize("name, networks, passes, dim", [
-    ("default-v1", 5, 2, 1280), ("fer2013", 3, 2, 768), ("fast", 1, 2, 128),
-    ("default", 1, 1, 1280),  # default-v1's networks under one last layer: its (standardised) joint features
+    ("default-v1", 5, 2, 1280), ("fer2013", 3, 2, 768), ("fast-v1", 1, 2, 128),
+    # a network (or five) under one refitted last layer: the (standardised) features it reads
+    ("default", 1, 1, 1280), ("fast", 1, 1, 128),
 ])
 def test_feature_width_of_every_shipped_model(name, networks, passes, dim):
     spec = get_spec(name)
@@ -310,3 +313,27 @@ def test_folders_give_their_photos_and_their_videos(tmp_path):
     assert images == [tmp_path / "a" / "p.jpg"]
     assert videos == ["rtsp://cam/1", str(tmp_path / "a" / "b" / "clip.avi")]
     assert split_inputs([str(tmp_path / "a")], recursive=False)[1] == []
+
+
+def test_heads_stack_on_composed_models(tmp_path):
+    """A head fitted on `default` (itself default-v1 + a head), then adapted, then embedded again: every layer
+    of composition gets its own tensor names, and each file still gives features and probabilities."""
+    from openfer.adapt import adapt, adapted_model
+    from openfer.heads.labels import LabelSet
+
+    clf = openfer.load_classifier("default", threads=1)
+    crops, table, labels, groups = toy_table(clf, people=3, per_person=2)
+    data = training_set(LabelSet(table.path, labels, groups, np.full(len(labels), np.nan),
+                                 np.full(len(labels), np.nan), ("class0", "class1")), table)
+    fitted = save_model(compose(onnx.load(str(model_path(clf.spec))), 8, fit_head(data), data.classes, {}),
+                        tmp_path / "fitted.onnx")
+    mine = openfer.load_classifier(str(fitted), threads=1)
+    probs, feats = mine.predict_features(crops)
+    assert probs.shape == (len(crops), 2) and feats.shape == (len(crops), 1280)
+    result = adapt(probs, feats, (0.5, 0.5), method="both", keep=0.6)
+    again = adapted_model(onnx.load(str(fitted)), data.classes, np.array([0.5, 0.5]), result.target_prior,
+                          result.head, result.alpha)
+    (tmp_path / "adapted.onnx").write_bytes(again.SerializeToString())
+    twice = openfer.load_classifier(str(tmp_path / "adapted.onnx"), threads=1)
+    np.testing.assert_allclose(twice.predict_proba(crops), result.probabilities, atol=2e-4)
+    assert twice.predict_features(crops)[1].shape[0] == len(crops)

@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from openfer.classify.features import FEATURES, with_features
+from openfer.classify.features import BASE_FEATURES, fresh_name, with_features
 from openfer.classify.features import prune, rename_output
 from openfer.heads.export import head_layers, head_nodes
 
@@ -52,11 +52,12 @@ def adapted_model(base: onnx.ModelProto, classes: tuple[str, ...], train_prior: 
     ``softmax((1 - alpha) log p_prior + alpha log p_head)``."""
     k = len(classes)
     if head is not None and alpha > 0:
-        model, _ = with_features(base, k)
+        model, _ = with_features(base, k, name=fresh_name(base, BASE_FEATURES))
     else:
         model = onnx.ModelProto()
         model.CopyFrom(base)
-    source = "source_probabilities"
+    p = fresh_name(base, "adapt_")
+    source = f"{p}source_probabilities"
     model = rename_output(model, source)  # its own output feeds the adaptation; the result takes the name
     g = model.graph
 
@@ -65,25 +66,26 @@ def adapted_model(base: onnx.ModelProto, classes: tuple[str, ...], train_prior: 
         return name
 
     w = np.asarray(target_prior, np.float64) / np.asarray(train_prior, np.float64)
-    g.node.append(helper.make_node("Mul", [source, const("adapt_w", w / w.max())], ["adapt_pw"]))
-    g.node.append(helper.make_node("ReduceSum", ["adapt_pw", const_i64(g, "adapt_axes", [1])], ["adapt_sum"],
+    g.node.append(helper.make_node("Mul", [source, const(f"{p}w", w / w.max())], [f"{p}pw"]))
+    g.node.append(helper.make_node("ReduceSum", [f"{p}pw", const_i64(g, f"{p}axes", [1])], [f"{p}sum"],
                                    keepdims=1))
     if head is None or alpha <= 0:
-        g.node.append(helper.make_node("Div", ["adapt_pw", "adapt_sum"], [OUTPUT]))
+        g.node.append(helper.make_node("Div", [f"{p}pw", f"{p}sum"], [OUTPUT]))
     else:
-        g.node.append(helper.make_node("Div", ["adapt_pw", "adapt_sum"], ["adapt_prior_p"]))
-        g.node.append(helper.make_node("Max", ["adapt_prior_p", const("adapt_eps", 1e-12)], ["adapt_pclip"]))
-        g.node.append(helper.make_node("Log", ["adapt_pclip"], ["adapt_logp"]))
-        nodes, inits, x = head_nodes(FEATURES, *full_head_layers(head, k), prefix="adapt_")
+        g.node.append(helper.make_node("Div", [f"{p}pw", f"{p}sum"], [f"{p}prior_p"]))
+        g.node.append(helper.make_node("Max", [f"{p}prior_p", const(f"{p}eps", 1e-12)], [f"{p}pclip"]))
+        g.node.append(helper.make_node("Log", [f"{p}pclip"], [f"{p}logp"]))
+        nodes, inits, x = head_nodes(model.graph.output[1].name, *full_head_layers(head, k),
+                                     prefix=f"{p}h_")
         g.node.extend(nodes)
         g.initializer.extend(inits)
-        g.node.append(helper.make_node("LogSoftmax", [x], ["adapt_logh"], axis=1))
-        g.node.append(helper.make_node("Mul", ["adapt_logp", const("adapt_a0", 1.0 - alpha)], ["adapt_l0"]))
-        g.node.append(helper.make_node("Mul", ["adapt_logh", const("adapt_a1", alpha)], ["adapt_l1"]))
-        g.node.append(helper.make_node("Add", ["adapt_l0", "adapt_l1"], ["adapt_logits"]))
-        g.node.append(helper.make_node("Softmax", ["adapt_logits"], [OUTPUT], axis=1))
+        g.node.append(helper.make_node("LogSoftmax", [x], [f"{p}logh"], axis=1))
+        g.node.append(helper.make_node("Mul", [f"{p}logp", const(f"{p}a0", 1.0 - alpha)], [f"{p}l0"]))
+        g.node.append(helper.make_node("Mul", [f"{p}logh", const(f"{p}a1", alpha)], [f"{p}l1"]))
+        g.node.append(helper.make_node("Add", [f"{p}l0", f"{p}l1"], [f"{p}logits"]))
+        g.node.append(helper.make_node("Softmax", [f"{p}logits"], [OUTPUT], axis=1))
     model = rename_output(prune(model, [OUTPUT]))
-    meta = {p.key: p.value for p in base.metadata_props}
+    meta = {e.key: e.value for e in base.metadata_props}
     del model.metadata_props[:]
     values = {"producer": "openfer", "input_size": meta.get("input_size", ""), "channels": meta.get("channels", ""),
               "classes": json.dumps(list(classes)), "arch": f"adapted:{meta.get('arch', '')}",

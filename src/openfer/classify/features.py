@@ -16,6 +16,19 @@ from onnx import TensorProto, helper, numpy_helper
 
 #: Name of the extra graph output that holds the features [N, D].
 FEATURES = "features"
+#: Name of the base network's features inside a graph that composes a head on them.
+BASE_FEATURES = "base_features"
+
+
+def fresh_name(model: onnx.ModelProto, name: str) -> str:
+    """``name``, or ``name`` with a number added, such that no tensor, node or initializer of ``model`` starts
+    with it: graphs built on graphs (a head on a composed model) never collide."""
+    g = model.graph
+    taken = {n.name for n in g.node} | {o for n in g.node for o in n.output} | {i.name for i in g.initializer}
+    candidate, k = name, 1
+    while any(t.startswith(candidate) for t in taken):
+        candidate, k = f"{name}{k}", k + 1
+    return candidate
 
 
 def _initializer_dims(graph: onnx.GraphProto, name: str) -> tuple[int, ...] | None:
@@ -56,34 +69,35 @@ def feature_groups(model: onnx.ModelProto, n_classes: int) -> list[tuple[list[st
     return list(groups.values())
 
 
-def with_features(model: onnx.ModelProto, n_classes: int) -> tuple[onnx.ModelProto, int]:
-    """A copy of ``model`` with a second output ``features`` [N, D] (float32); returns it and D.
+def with_features(model: onnx.ModelProto, n_classes: int, name: str = FEATURES) -> tuple[onnx.ModelProto, int]:
+    """A copy of ``model`` with a second output ``name`` (default ``features``) [N, D] (float32); returns it and D.
 
     Mirror passes of one network are averaged (their pooled features differ only by the flip), networks of an
-    ensemble concatenated.
+    ensemble concatenated. Graphs that build on the features internally (a composed head) use another ``name``,
+    so the result can itself be given a ``features`` output later.
     """
     out = onnx.ModelProto()
     out.CopyFrom(model)
     g = out.graph
-    if any(o.name == FEATURES for o in g.output):
-        raise ValueError(f"the graph already has an output named {FEATURES!r}")
+    if any(name in n.output for n in g.node):
+        raise ValueError(f"the graph already has a tensor named {name!r}")
     groups = feature_groups(out, n_classes)
     parts = []
     for i, (names, _) in enumerate(groups):
         if len(names) == 1:
             parts.append(names[0])
             continue
-        total, scale, mean = f"feat{i}_sum", f"feat{i}_scale", f"feat{i}_mean"
+        total, scale, mean = f"{name}{i}_sum", f"{name}{i}_scale", f"{name}{i}_mean"
         g.node.append(helper.make_node("Sum", names, [total], name=total))
         g.initializer.append(numpy_helper.from_array(np.array(1.0 / len(names), np.float32), scale))
         g.node.append(helper.make_node("Mul", [total, scale], [mean], name=mean))
         parts.append(mean)
     if len(parts) == 1:
-        g.node.append(helper.make_node("Identity", parts, [FEATURES], name="features_out"))
+        g.node.append(helper.make_node("Identity", parts, [name], name=f"{name}_out"))
     else:
-        g.node.append(helper.make_node("Concat", parts, [FEATURES], name="features_out", axis=1))
+        g.node.append(helper.make_node("Concat", parts, [name], name=f"{name}_out", axis=1))
     dim = sum(d for _, d in groups)
-    g.output.append(helper.make_tensor_value_info(FEATURES, TensorProto.FLOAT, ["N", dim]))
+    g.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", dim]))
     return out, dim
 
 
@@ -131,10 +145,11 @@ def attach_head(base: onnx.ModelProto, head: onnx.ModelProto, n_base_classes: in
     registered model made of another model's networks and its own last layer, ``ModelSpec.base``): the base's
     own classification layers are pruned, the head's metadata (classes, prior, ...) is kept, and the base's input
     size, channels and list of member networks are added."""
-    model, _ = with_features(base, n_base_classes)
-    prefixed = onnx.compose.add_prefix(head, "head/")
+    name = fresh_name(base, BASE_FEATURES)
+    model, _ = with_features(base, n_base_classes, name=name)
+    prefixed = onnx.compose.add_prefix(head, fresh_name(base, "head/"))
     g, h = model.graph, prefixed.graph
-    g.node.append(helper.make_node("Identity", [FEATURES], [h.input[0].name], name="head/in"))
+    g.node.append(helper.make_node("Identity", [name], [h.input[0].name], name=f"{name}_to_head"))
     g.node.extend(h.node)
     g.initializer.extend(h.initializer)
     model = rename_output(prune(model, [h.output[0].name]))

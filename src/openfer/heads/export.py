@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from openfer.classify.features import FEATURES, prune, rename_output, with_features
+from openfer.classify.features import BASE_FEATURES, fresh_name, prune, rename_output, with_features
 
 #: Output name of a head's softmax inside a graph (renamed ``probabilities`` in a whole classifier).
 OUTPUT = "head_probabilities"
@@ -57,18 +57,20 @@ def compose(base: onnx.ModelProto, base_classes: int, pipe, classes: tuple[str, 
             metadata: dict[str, str]) -> onnx.ModelProto:
     """``base``'s features -> standardise -> head layers -> softmax, as one graph whose only output is
     ``OUTPUT`` [N, len(classes)]; ``metadata`` (plus classes) is written into the file."""
-    model, dim = with_features(base, base_classes)
+    name = fresh_name(base, BASE_FEATURES)
+    model, dim = with_features(base, base_classes, name=name)
     mean, scale, layers = head_layers(pipe)
     if mean.shape != (dim,):
         raise ValueError(f"the head was fitted on {mean.shape[0]} features, the model gives {dim}: fit it on "
                          "features of the same model")
     if layers[-1][0].shape[0] != len(classes):
         raise ValueError(f"the head has {layers[-1][0].shape[0]} outputs for {len(classes)} classes")
-    nodes, inits, logits = head_nodes(FEATURES, mean, scale, layers)
+    nodes, inits, logits = head_nodes(name, mean, scale, layers, prefix=fresh_name(base, "head_"))
     model.graph.node.extend(nodes)
     model.graph.initializer.extend(inits)
-    model.graph.node.append(helper.make_node("Softmax", [logits], [OUTPUT], axis=1))
-    model = rename_output(prune(model, [OUTPUT]))
+    out = fresh_name(base, OUTPUT)
+    model.graph.node.append(helper.make_node("Softmax", [logits], [out], axis=1))
+    model = rename_output(prune(model, [out]))
     meta = {p.key: p.value for p in base.metadata_props}
     del model.metadata_props[:]
     values = {"producer": "openfer", "input_size": meta.get("input_size", ""), "channels": meta.get("channels", ""),
