@@ -363,3 +363,20 @@ def test_unwritable_output_is_a_clear_usage_error(tmp_path):
     res = CliRunner().invoke(app, ["analyze", str(path), "--jsonl", str(blocker / "sub" / "out.jsonl")])
     assert res.exit_code == 2
     assert "cannot write results" in res.output
+
+
+def test_install_hints_and_bracketed_names_are_printed_not_eaten(tmp_path):
+    """Rich markup must not swallow "[train]" in help texts, "[serve]" in hints, or brackets in file names."""
+    from typer.testing import CliRunner
+
+    from openfer.cli import app
+
+    runner = CliRunner()
+    flat = lambda out: " ".join(out.replace("│", " ").split())  # noqa: E731 - Rich wraps and boxes help
+    help_text = flat(runner.invoke(app, ["explain", "--help"], env={"COLUMNS": "250"}).output)
+    assert "needs the [train] extra" in help_text and "([train] extra)" in help_text
+    assert "[geometry] extra" in flat(runner.invoke(app, ["analyze", "--help"], env={"COLUMNS": "250"}).output)
+    bad = tmp_path / "shot [take 2].jpg"
+    bad.write_bytes(b"not an image")
+    r = runner.invoke(app, ["analyze", str(bad), "--csv", str(tmp_path / "f.csv")], terminal_width=300)
+    assert r.exit_code == 1 and "[take 2]" in flat(r.output)

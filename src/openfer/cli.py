@@ -18,6 +18,11 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="openfer: facial expression analysis for images and video (offline, CPU).")
 err = Console(stderr=True)
 log = logging.getLogger("openfer")
+def _e(text) -> str:
+    """``text`` (an error message, a path) with Rich markup escaped, so "[serve]" in a hint is printed, not eaten."""
+    return escape(str(text))
+
+
 PRIOR_HELP = ("Decision prior: training (best accuracy on everyday faces) or balanced (every expression equally "
               "likely a priori: finds rare ones such as disgust, fear, contempt more often, at some accuracy).")
 
@@ -55,7 +60,7 @@ def analyze(
                                                "of probabilities (1 = off; 0.3 steadies flickering labels).")] = 1.0,
     preview: Annotated[bool, typer.Option(help="Video: show annotated frames in a window (q stops).")] = False,
     geometry: Annotated[bool, typer.Option(help="Add 478 landmarks, head pose, gaze, blendshapes, AU proxies and "
-                                                "quality flags (OpenFace-style columns; [geometry] extra and "
+                                                "quality flags (OpenFace-style columns; \\[geometry] extra and "
                                                 "'openfer models fetch face-landmarker').")] = False,
     model_dir: Annotated[Optional[Path], typer.Option(help="Folder holding face_landmarker.task for --geometry "
                                                            "(default: $OPENFER_MODEL_DIR, then the user cache).")] = None,
@@ -112,7 +117,7 @@ def analyze(
         analyzer = Analyzer(detector=load_detector(detector, **det_kwargs), classifier=model, geometry=geo,
                             prior=prior)
     except (KeyError, ImportError, FileNotFoundError, ValueError) as e:
-        err.print(f"[red]error:[/red] {e}")
+        err.print(f"[red]error:[/red] {_e(e)}")
         raise typer.Exit(2)
 
     progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -123,7 +128,7 @@ def analyze(
             summary = run_images(analyzer, files, jsonl=jsonl, csv_path=csv, annotate_dir=annotate,
                                  on_done=lambda rec: progress.advance(task))
     except OSError as e:  # an output that cannot be created or written
-        err.print(f"[red]error:[/red] cannot write results: {e}")
+        err.print(f"[red]error:[/red] cannot write results: {_e(e)}")
         raise typer.Exit(2)
     if not quiet:
         _print_summary(summary, jsonl, csv, annotate)
@@ -139,7 +144,7 @@ def _check_prior(prior: str) -> None:
     try:
         check_prior(prior)
     except ValueError as e:
-        err.print(f"[red]error:[/red] --prior: {e}")
+        err.print(f"[red]error:[/red] --prior: {_e(e)}")
         raise typer.Exit(2)
 
 
@@ -165,7 +170,7 @@ def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate
     from openfer.video import Sampling, VideoOpenError, open_source, run_video
 
     def usage(msg: str) -> None:
-        err.print(f"[red]error:[/red] {msg}")
+        err.print(f"[red]error:[/red] {_e(msg)}")
         raise typer.Exit(2)
 
     if camera is not None and items:
@@ -208,10 +213,10 @@ def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate
         err.print(f"{result.frames} frames, {result.faces} faces, {result.tracks} tracked people, "
                   f"{result.fps:.1f} frames/s" + (" (interrupted)" if result.interrupted else ""))
         for p in result.problems[:20]:
-            err.print(f"[yellow]problem:[/yellow] {p}")
+            err.print(f"[yellow]problem:[/yellow] {_e(p)}")
         for name, target in (("rows", out), ("summary", summary), ("annotated video", annotate)):
             if target:
-                err.print(f"{name}: {target}")
+                err.print(f"{name}: {_e(target)}")
     if result.interrupted:
         raise typer.Exit(130)
     raise typer.Exit(1 if result.problems else 0)
@@ -224,25 +229,25 @@ def _print_summary(summary, jsonl, csv, annotate) -> None:
     for rec in summary.records[:50]:
         what = rec["error"] if rec["error"] else ", ".join(
             f"{f['expression']} {f['probabilities'][f['expression']]:.2f}" for f in rec["faces"]) or "-"
-        table.add_row(rec["path"], str(rec["num_faces"]), what, style=None if rec["ok"] else "red")
+        table.add_row(_e(rec["path"]), str(rec["num_faces"]), _e(what), style=None if rec["ok"] else "red")
     if len(summary.records) > 50:
         table.add_row(f"... {len(summary.records) - 50} more", "", "")
     err.print(table)
     for name, target in (("JSON Lines", jsonl), ("CSV", csv), ("annotated images", annotate)):
         if target and target != "-":
-            err.print(f"{name}: {target}")
+            err.print(f"{name}: {_e(target)}")
 
 
 @app.command()
 def explain(
     paths: Annotated[list[str], typer.Argument(help="Image files, folders or glob patterns; or one video file.")],
     out: Annotated[Path, typer.Option(help="Folder for the pictures (one PNG per image) and explanations.jsonl.")],
-    method: Annotated[str, typer.Option(help="occlusion, rise, gradcam or gradcam++ (Grad-CAM needs the [train] "
+    method: Annotated[str, typer.Option(help="occlusion, rise, gradcam or gradcam++ (Grad-CAM needs the \\[train] "
                                              "extra: PyTorch).")] = "occlusion",
     model: Annotated[str, typer.Option(help="Expression model to explain (see 'openfer models').")] = "default",
     checkpoint: Annotated[Optional[Path], typer.Option(help="Explain this PyTorch checkpoint (best.pt of "
                                                             "'openfer train', or an ensemble.pt) instead of --model "
-                                                            "([train] extra).")] = None,
+                                                            "(\\[train] extra).")] = None,
     target: Annotated[Optional[str], typer.Option(help="Class to explain on every face (default: its top class).")] = None,
     patch: Annotated[int, typer.Option(help="Occlusion: side of the covered square, pixels of the 48 px crop.")] = 8,
     stride: Annotated[int, typer.Option(help="Occlusion: step between squares (smaller: sharper, slower).")] = 4,
@@ -258,7 +263,7 @@ def explain(
                                                   "they appear in.")] = 30,
     every: Annotated[int, typer.Option(help="Video: analyse every Nth frame.")] = 1,
     geometry: Annotated[bool, typer.Option(help="Place the regions on MediaPipe's 478-point face mesh instead of "
-                                                "the 5 landmarks ([geometry] extra and its model file).")] = False,
+                                                "the 5 landmarks (\\[geometry] extra and its model file).")] = False,
     model_dir: Annotated[Optional[Path], typer.Option(help="Folder holding face_landmarker.task for --geometry.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
 ) -> None:
@@ -302,10 +307,10 @@ def explain(
                                   heatmap_json=not no_heatmap_json, on_done=lambda rec: progress.advance(task),
                                   **params)
     except (KeyError, ImportError, FileNotFoundError, ValueError, TypeError) as e:
-        err.print(f"[red]error:[/red] {e}")
+        err.print(f"[red]error:[/red] {_e(e)}")
         raise typer.Exit(2)
     except OSError as e:
-        err.print(f"[red]error:[/red] cannot write results: {e}")
+        err.print(f"[red]error:[/red] cannot write results: {_e(e)}")
         raise typer.Exit(2)
     _explain_exit(summary, out, quiet)
 
@@ -346,7 +351,7 @@ def _explain_video(path, out, method, model, checkpoint, target, params, detecto
         err.print(f"{result.frames} frames, {len(result.tracks)} tracked people, {result.explained} faces explained; "
                   f"pictures and explanations.jsonl in {out}")
         for p in result.problems[:20]:
-            err.print(f"[yellow]problem:[/yellow] {p}")
+            err.print(f"[yellow]problem:[/yellow] {_e(p)}")
     raise typer.Exit(130 if result.interrupted else 1 if result.problems else 0)
 
 
@@ -354,9 +359,9 @@ def _explain_exit(summary, out: Path, quiet: bool) -> None:
     if not quiet:
         for rec in summary.records[:50]:
             if rec["error"]:
-                err.print(f"[red]{rec['path']}: {rec['error']}[/red]")
+                err.print(f"[red]{_e(rec['path'])}: {_e(rec['error'])}[/red]")
             for f in rec["faces"]:
-                err.print(f"{rec['path']}: {f['explanation']['rationale']}")
+                err.print(f"{_e(rec['path'])}: {_e(f['explanation']['rationale'])}")
         err.print(f"{summary.done} images, {summary.faces} faces, {summary.failed} failed; pictures and "
                   f"explanations.jsonl in {out}")
     if summary.interrupted:
@@ -469,7 +474,7 @@ def evaluate(
             result = evaluate_dataset(classifier, data, protocol=protocol, split=split, ferplus_csv=ferplus_csv,
                                       mapping=layout)
     except (FileNotFoundError, KeyError, ValueError, ImageReadError) as e:
-        err.print(f"[red]error:[/red] {e}")
+        err.print(f"[red]error:[/red] {_e(e)}")
         raise typer.Exit(2)
     result["model"] = str(onnx) if onnx else model
     result["prior"] = prior
@@ -502,13 +507,13 @@ def train(
         from openfer.train.loop import TrainConfig
         from openfer.train.loop import train as run_train
     except ImportError as e:
-        err.print(f"[red]error:[/red] training needs PyTorch: pip install -e '.[train]' ({e})")
+        err.print(f"[red]error:[/red] training needs PyTorch: pip install -e '.\\[train]' ({_e(e)})")
         raise typer.Exit(2)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     try:
         summary = run_train(TrainConfig.from_toml(config, epochs=epochs, seed=seed), out_dir, data)
     except FileNotFoundError as e:
-        err.print(f"[red]error:[/red] {e}")
+        err.print(f"[red]error:[/red] {_e(e)}")
         raise typer.Exit(2)
     print(summary)
 
@@ -540,7 +545,7 @@ def ensemble(
         from openfer.train.ensemble import make_ensemble
         from openfer.train.loop import TrainConfig, validation_set
     except ImportError as e:
-        err.print(f"[red]error:[/red] ensembles need PyTorch: pip install -e '.[train]' ({e})")
+        err.print(f"[red]error:[/red] ensembles need PyTorch: pip install -e '.\\[train]' ({_e(e)})")
         raise typer.Exit(2)
     import torch
 
@@ -553,7 +558,7 @@ def ensemble(
     try:
         report = make_ensemble(paths, validation_set(cfg, data), out)
     except (ValueError, FileNotFoundError) as e:
-        err.print(f"[red]error:[/red] {e}")
+        err.print(f"[red]error:[/red] {_e(e)}")
         raise typer.Exit(2)
     print(json.dumps(report, indent=2))
 
@@ -573,10 +578,10 @@ def _ensemble_onnx(out: Path, members: list[Path], data: Optional[Path], split_s
         split = split_of(metadata(members[0]), split_seed, val_fraction)
         report = combine_onnx(members, validation_faces(split, data), out, split, half=half)
     except (ValueError, FileNotFoundError) as e:
-        err.print(f"[red]error:[/red] {e}")
+        err.print(f"[red]error:[/red] {_e(e)}")
         raise typer.Exit(2)
     for w in report["warnings"]:
-        err.print(f"[yellow]warning:[/yellow] {w}")
+        err.print(f"[yellow]warning:[/yellow] {_e(w)}")
     report["sha256"] = sha256_file(out)
     print(json.dumps(report, indent=2))
 
@@ -594,7 +599,7 @@ def export(
     try:
         from openfer.train.export import export_onnx
     except ImportError as e:
-        err.print(f"[red]error:[/red] export needs PyTorch: pip install -e '.[train]' ({e})")
+        err.print(f"[red]error:[/red] export needs PyTorch: pip install -e '.\\[train]' ({_e(e)})")
         raise typer.Exit(2)
     from openfer.zoo.registry import sha256_file
 
@@ -628,7 +633,7 @@ def quantize(
     try:
         full = load_dataset(data, "Training", protocol)
     except (FileNotFoundError, ValueError) as e:
-        err.print(f"[red]error:[/red] {e}")
+        err.print(f"[red]error:[/red] {_e(e)}")
         raise typer.Exit(2)
     images = calibration_images(full, samples, seed)
     with err.status(f"calibrating on {len(images)} Training images ({method})"):
@@ -659,7 +664,8 @@ def serve(
 
         from openfer.service import ServiceConfig, create_app
     except ImportError as e:
-        err.print(f"[red]error:[/red] the web service needs the [serve] extra: pip install -e '.[serve]' ({e})")
+        err.print("[red]error:[/red] the web service needs the \\[serve] extra: pip install -e '.\\[serve]' "
+                  f"({_e(e)})")
         raise typer.Exit(2)
     try:
         config = ServiceConfig.from_env(model=model, detector=detector, retention=retention, workers=workers,
@@ -668,7 +674,7 @@ def serve(
 
         get_spec(model)
     except (ValueError, KeyError) as e:
-        err.print(f"[red]error:[/red] {e.args[0] if e.args else e}")
+        err.print(f"[red]error:[/red] {_e(e.args[0] if e.args else e)}")
         raise typer.Exit(2)
     if host not in ("127.0.0.1", "localhost", "::1") and config.api_key is None:
         err.print(f"[yellow]warning:[/yellow] listening on {host} without an API key: anyone who can reach this "

@@ -11,11 +11,11 @@ import numpy as np
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from openfer.cli import PRIOR_HELP, app, err
+from openfer.cli import PRIOR_HELP, _e, app, err
 
 
 def _usage(msg: str) -> None:
-    err.print(f"[red]error:[/red] {msg}")
+    err.print(f"[red]error:[/red] {_e(msg)}")
     raise typer.Exit(2)
 
 
@@ -98,7 +98,7 @@ def embed(
         err.print(f"{result.files} files, {len(result.table)} faces, {result.table.features.shape[1]} features "
                   f"per face -> {out}" + (" (interrupted)" if result.interrupted else ""))
         for path, why in result.failed[:20]:
-            err.print(f"[yellow]failed:[/yellow] {path}: {why}")
+            err.print(f"[yellow]failed:[/yellow] {_e(path)}: {_e(why)}")
     raise typer.Exit(130 if result.interrupted else 1 if result.failed else 0)
 
 
@@ -138,7 +138,7 @@ def _embedded(paths: list[str], features: Optional[Path], model: str, analyzer_a
     if not quiet:
         err.print(f"features of {len(result.table)} faces kept in {keep} (rerun with --features {keep})")
     for path, why in result.failed[:10]:
-        err.print(f"[yellow]failed:[/yellow] {path}: {why}")
+        err.print(f"[yellow]failed:[/yellow] {_e(path)}: {_e(why)}")
     return result.table
 
 
@@ -194,7 +194,7 @@ def fit(
         _usage(str(e))
     if data.no_face:
         err.print(f"[yellow]warning:[/yellow] no face found in {len(data.no_face)} labelled file(s), left out: "
-                  + ", ".join(data.no_face[:5]) + (" ..." if len(data.no_face) > 5 else ""))
+                  + _e(", ".join(data.no_face[:5])) + (" ..." if len(data.no_face) > 5 else ""))
     if not quiet:
         _print_cv(cv, data.classes)
     pipe = fit_head(data, head, c, balanced)
