@@ -223,7 +223,7 @@ def test_analyze_summary_on_stderr(tmp_path):
     a = save(tmp_path / "a.png", astronaut())
     res = run_cli("analyze", a, "--jsonl", tmp_path / "r.jsonl")
     assert res.exit_code == 0
-    assert "1 images, 1 faces, 0 failed" in res.stderr
+    assert "1 image, 1 face, 0 failed" in res.stderr
     assert res.stdout == ""
 
 
@@ -380,3 +380,16 @@ def test_install_hints_and_bracketed_names_are_printed_not_eaten(tmp_path):
     bad.write_bytes(b"not an image")
     r = runner.invoke(app, ["analyze", str(bad), "--csv", str(tmp_path / "f.csv")], terminal_width=300)
     assert r.exit_code == 1 and "[take 2]" in flat(r.output)
+
+
+def test_version_and_counts_in_the_right_number():
+    from typer.testing import CliRunner
+
+    import openfer
+    from openfer.cli import _n, app
+
+    r = CliRunner().invoke(app, ["--version"])
+    assert r.exit_code == 0 and r.output.strip() == f"openfer {openfer.__version__}"
+    assert [_n(1, "face"), _n(2, "face"), _n(0, "image"), _n(1, "tracked person", "tracked people"),
+            _n(3, "tracked person", "tracked people")] == ["1 face", "2 faces", "0 images", "1 tracked person",
+                                                             "3 tracked people"]

@@ -18,6 +18,26 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="openfer: facial expression analysis for images and video (offline, CPU).")
 err = Console(stderr=True)
 log = logging.getLogger("openfer")
+def _n(count: int, noun: str, plural: str | None = None) -> str:
+    """"1 face", "3 faces": a count with its noun in the right number."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
+def _version(value: bool) -> None:
+    if value:
+        from openfer import __version__
+
+        print(f"openfer {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                   help="Print openfer's version and exit.")] = False) -> None:
+    # Options that come before the command (openfer --version); the app's help text is Typer(help=...)'s.
+    pass
+
+
 def _e(text) -> str:
     """``text`` (an error message, a path) with Rich markup escaped, so "[serve]" in a hint is printed, not eaten."""
     return escape(str(text))
@@ -210,7 +230,8 @@ def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate
     except RuntimeError as e:  # --preview without a display
         usage(str(e))
     if not quiet:
-        err.print(f"{result.frames} frames, {result.faces} faces, {result.tracks} tracked people, "
+        err.print(f"{_n(result.frames, 'frame')}, {_n(result.faces, 'face')}, "
+                  f"{_n(result.tracks, 'tracked person', 'tracked people')}, "
                   f"{result.fps:.1f} frames/s" + (" (interrupted)" if result.interrupted else ""))
         for p in result.problems[:20]:
             err.print(f"[yellow]problem:[/yellow] {_e(p)}")
@@ -223,7 +244,8 @@ def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate
 
 
 def _print_summary(summary, jsonl, csv, annotate) -> None:
-    table = Table(title=f"{summary.done} images, {summary.faces} faces, {summary.failed} failed", title_justify="left")
+    table = Table(title=f"{_n(summary.done, 'image')}, {_n(summary.faces, 'face')}, {summary.failed} failed",
+                  title_justify="left")
     for col in ("input", "faces", "expressions / error"):
         table.add_column(col)
     for rec in summary.records[:50]:
@@ -348,7 +370,8 @@ def _explain_video(path, out, method, model, checkpoint, target, params, detecto
         result = explain_video(analyzer, source, out, every_track, method, classifier=clf, target=target,
                                on_frame=lambda r: progress.update(task, completed=r.frames, n=r.explained), **params)
     if not quiet:
-        err.print(f"{result.frames} frames, {len(result.tracks)} tracked people, {result.explained} faces explained; "
+        err.print(f"{_n(result.frames, 'frame')}, {_n(len(result.tracks), 'tracked person', 'tracked people')}, "
+                  f"{_n(result.explained, 'face')} explained; "
                   f"pictures and explanations.jsonl in {out}")
         for p in result.problems[:20]:
             err.print(f"[yellow]problem:[/yellow] {_e(p)}")
@@ -362,7 +385,7 @@ def _explain_exit(summary, out: Path, quiet: bool) -> None:
                 err.print(f"[red]{_e(rec['path'])}: {_e(rec['error'])}[/red]")
             for f in rec["faces"]:
                 err.print(f"{_e(rec['path'])}: {_e(f['explanation']['rationale'])}")
-        err.print(f"{summary.done} images, {summary.faces} faces, {summary.failed} failed; pictures and "
+        err.print(f"{_n(summary.done, 'image')}, {_n(summary.faces, 'face')}, {summary.failed} failed; pictures and "
                   f"explanations.jsonl in {out}")
     if summary.interrupted:
         raise typer.Exit(130)

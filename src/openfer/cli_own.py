@@ -11,7 +11,7 @@ import numpy as np
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from openfer.cli import PRIOR_HELP, _e, app, err
+from openfer.cli import PRIOR_HELP, _e, _n, app, err
 
 
 def _usage(msg: str) -> None:
@@ -95,7 +95,8 @@ def embed(
     except OSError as e:
         _usage(f"cannot write {out}: {e}")
     if not quiet:
-        err.print(f"{result.files} files, {len(result.table)} faces, {result.table.features.shape[1]} features "
+        err.print(f"{_n(result.files, 'file')}, {_n(len(result.table), 'face')}, "
+                  f"{result.table.features.shape[1]} features "
                   f"per face -> {out}" + (" (interrupted)" if result.interrupted else ""))
         for path, why in result.failed[:20]:
             err.print(f"[yellow]failed:[/yellow] {_e(path)}: {_e(why)}")
