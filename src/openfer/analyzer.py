@@ -80,21 +80,19 @@ class Analyzer:
         probs = iter(zip(*self._predict(np.concatenate(crops))))
         return [self._with_probs(faces, [next(probs) for _ in faces]) for faces in detected]
 
-    def classify(self, rgb: np.ndarray, faces: list[Face]) -> list[Face]:
+    def classify(self, rgb: np.ndarray, faces: list[Face], embed: bool | None = None) -> list[Face]:
         """New ``Face`` objects with expression and probabilities (and ``geometry`` when this analyzer has a
-        geometry stage), for already-detected ``faces`` in ``rgb``."""
+        geometry stage), for already-detected ``faces`` in ``rgb``; with ``embed`` (default: this analyzer's
+        setting) also their ``embedding``."""
         if not faces:
             return []
-        return self._with_probs(self._with_geometry(rgb, faces), list(zip(*self._predict(self._crops(rgb, faces)))))
+        outputs = self._predict(self._crops(rgb, faces), embed)
+        return self._with_probs(self._with_geometry(rgb, faces), list(zip(*outputs)))
 
     def embed(self, image: str | Path | np.ndarray) -> list[Face]:
         """``analyze`` with every face's ``embedding`` (float32 [D], the expression network's features) filled in."""
         rgb = read_image(image) if isinstance(image, (str, Path)) else to_rgb(image)
-        faces = self.detector.detect(rgb)
-        if not faces:
-            return []
-        probs, feats = self.classifier.predict_features(self._crops(rgb, faces))
-        return self._with_probs(self._with_geometry(rgb, faces), list(zip(probs, feats)))
+        return self.classify(rgb, self.detector.detect(rgb), embed=True)
 
     def classify_frames(self, frames: list[tuple[np.ndarray, list[Face]]]) -> list[list[Face]]:
         """``classify`` for the faces of many frames (RGB image, its detected faces) in one batched model call.
@@ -109,9 +107,10 @@ class Analyzer:
         return [self._with_probs(self._with_geometry(rgb, faces), [next(probs) for _ in faces]) if faces else []
                 for rgb, faces in frames]
 
-    def _predict(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | list[None]]:
-        """Probabilities [N, K] and, when this analyzer embeds, features [N, D] (else N Nones)."""
-        if self.embed_faces:
+    def _predict(self, crops: np.ndarray, embed: bool | None = None) -> tuple[np.ndarray, np.ndarray | list[None]]:
+        """Probabilities [N, K] and, when ``embed`` (default: this analyzer's setting), features [N, D] (else N
+        Nones)."""
+        if self.embed_faces if embed is None else embed:
             return self.classifier.predict_features(crops)
         return self.classifier.predict_proba(crops), [None] * len(crops)
 

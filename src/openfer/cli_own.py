@@ -32,8 +32,9 @@ def _not_an_input(out: Path, inputs: list) -> None:
             _usage(f"--out {out} is one of your inputs; choose another name (openfer never overwrites its input)")
 
 
-def _analyzer(model: str, prior: str, detector: str, threshold: float, max_side: int):
-    """An embedding ``Analyzer`` from CLI options (usage errors exit 2)."""
+def _analyzer(model, prior: str, detector: str, threshold: float, max_side: int):
+    """An embedding ``Analyzer`` from CLI options; ``model`` a name or an already loaded classifier (usage errors
+    exit 2)."""
     from openfer.analyzer import Analyzer
     from openfer.detect import load_detector
 
@@ -104,9 +105,9 @@ def embed(
 
 
 def _embedded(paths: list[str], features: Optional[Path], model: str, analyzer_args: tuple, fps: float,
-              quiet: bool, keep: Path, what: str = "labelled"):
-    """Features of the labelled files: read from ``features`` (``openfer embed``), else embedded now and kept
-    at ``keep`` so a rerun can pass ``--features``."""
+              quiet: bool, keep: Path, what: str = "labelled", classifier=None):
+    """Features of the labelled files: read from ``features`` (``openfer embed``), else embedded now (by
+    ``classifier`` when one is already loaded) and kept at ``keep`` so a rerun can pass ``--features``."""
     from openfer.embed import embed_inputs
     from openfer.io.features import load_features
     from openfer.video.sources import is_video_input
@@ -122,7 +123,7 @@ def _embedded(paths: list[str], features: Optional[Path], model: str, analyzer_a
     files = sorted(set(paths))
     videos = [p for p in files if is_video_input(p)]
     images = [Path(p) for p in files if not is_video_input(p)]
-    analyzer = _analyzer(model, *analyzer_args)
+    analyzer = _analyzer(classifier or model, *analyzer_args)
     sampling = None
     if videos:
         from openfer.video import Sampling
@@ -199,14 +200,14 @@ def fit(
     if not quiet:
         _print_cv(cv, data.classes)
     pipe = fit_head(data, head, c, balanced)
-    from openfer.classify import load_classifier
+    from openfer.zoo.registry import resolve_model
 
-    from openfer.zoo.registry import model_path
-
-    base = load_classifier(model)
-    base_file = base.path or model_path(base.spec)
+    try:
+        base_spec, base_file = resolve_model(model)
+    except (KeyError, FileNotFoundError, ValueError) as e:
+        _usage(str(e.args[0] if isinstance(e, KeyError) and e.args else e))
     shares = np.bincount(data.y, minlength=len(data.classes)) / len(data.y)
-    meta = {"arch": f"head:{head}", "base_model": model, "base_sha256": base.spec.sha256, "level": level,
+    meta = {"arch": f"head:{head}", "base_model": model, "base_sha256": base_spec.sha256, "level": level,
             "train_prior": json.dumps([1.0 / len(data.classes)] * len(data.classes) if balanced else shares.tolist()),
             "cv": json.dumps({k: cv[k] for k in ("accuracy", "uar", "macro_f1", "folds", "groups")}),
             "description": f"{head} head on {model} features for {', '.join(data.classes)} ({level} level)"}
@@ -214,11 +215,11 @@ def fit(
         if level == "frame":
             import onnx
 
-            onnx_model = compose(onnx.load(str(base_file)), len(base.classes), pipe, data.classes, meta)
+            onnx_model = compose(onnx.load(str(base_file)), len(base_spec.classes), pipe, data.classes, meta)
         else:
             onnx_model = head_only(pipe, data.classes, meta)
         save_model(onnx_model, out)
-        card = head_card(out.stem, "openfer fit " + shlex.join(sys.argv[2:]), model, base.spec.sha256, data,
+        card = head_card(out.stem, "openfer fit " + shlex.join(sys.argv[2:]), model, base_spec.sha256, data,
                          str(labels), cv, datetime.date.today().isoformat())
         out.with_suffix(".md").write_text(card, encoding="utf-8")
     except OSError as e:
@@ -293,6 +294,7 @@ def adapt(
         _usage(str(e.args[0] if isinstance(e, KeyError) and e.args else e))
     if len(clf.spec.train_prior) != len(clf.classes):
         _usage(f"{model} declares no training class prior: it cannot be adapted by prior re-estimation")
+    base = onnx.load(str(clf.path or model_path(clf.spec)))
     if features is None and not paths:
         _usage("give target photos/videos or --features")
     files = []
@@ -302,14 +304,14 @@ def adapt(
         images, videos = split_inputs(paths)
         files = [*map(str, images), *videos]
     table = _embedded(files, features, model, ("training", "centerface", 0.3, 640), fps, quiet,
-                      out.with_suffix(".features.npz"), what="target")
+                      out.with_suffix(".features.npz"), what="target", classifier=clf)
     if len(table) < 20:
         _usage(f"only {len(table)} target faces: adaptation needs at least 20 (better hundreds)")
     source = None
     if source_val is not None and method != "em":
         from openfer.train.combine import split_of, validation_faces
 
-        meta = {p.key: p.value for p in onnx.load(str(clf.path or model_path(clf.spec))).metadata_props}
+        meta = {p.key: p.value for p in base.metadata_props}
         try:
             val = validation_faces(split_of(meta), source_val)
         except (OSError, ValueError) as e:
@@ -323,7 +325,6 @@ def adapt(
                            mixup)
     except ValueError as e:
         _usage(str(e))
-    base = onnx.load(str(clf.path or model_path(clf.spec)))
     note = {"base_model": model, "base_sha256": clf.spec.sha256, "method": method, "alpha": f"{result.alpha:g}",
             "adapted_to": f"{len(table)} faces of {len(set(table.path))} files",
             "description": f"{model} adapted ({method}) to {len(table)} unlabelled faces"}

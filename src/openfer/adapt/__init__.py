@@ -56,12 +56,10 @@ def fit_pseudo_head(features: np.ndarray, labels: np.ndarray, mixup: float = 0.0
     mixup), entered as two rows (label of i with weight l, label of j with weight 1 - l), which is the
     cross-entropy of the mixed target; it smooths the head between clusters, where wrong pseudo-labels sit.
     """
-    from openfer.heads.fit import make_head
+    from openfer.heads.fit import balanced_weights, make_head
 
     y = np.asarray(labels, np.int64)
-    counts = np.bincount(y)
-    class_w = len(y) / (np.count_nonzero(counts) * np.maximum(counts, 1))
-    X, Y, W = features, y, class_w[y]
+    X, Y, W = features, y, balanced_weights(y)
     if mixup > 0:
         rng = np.random.default_rng(seed)
         i, j = rng.integers(0, len(y), len(y)), rng.integers(0, len(y), len(y))
@@ -69,7 +67,7 @@ def fit_pseudo_head(features: np.ndarray, labels: np.ndarray, mixup: float = 0.0
         mixed = lam[:, None] * features[i] + (1 - lam[:, None]) * features[j]
         X = np.concatenate([features, mixed, mixed])
         Y = np.concatenate([y, y[i], y[j]])
-        W = np.concatenate([W, lam * class_w[y[i]], (1 - lam) * class_w[y[j]]])
+        W = np.concatenate([W, lam * W[i], (1 - lam) * W[j]])  # W[i] is the class weight of y[i]
     pipe = make_head("linear", C=0.1, balanced=False, seed=seed)
     return pipe.fit(X, Y, logisticregression__sample_weight=W)
 

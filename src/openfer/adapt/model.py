@@ -9,8 +9,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from openfer.classify.features import BASE_FEATURES, fresh_name, with_features
-from openfer.classify.features import prune, rename_output
+from openfer.classify.features import (BASE_FEATURES, classifier_metadata, fresh_name, metadata_of, prune,
+                                       rename_output, with_features, write_metadata)
 from openfer.heads.export import head_layers, head_nodes
 
 #: Output name of an adapted classifier.
@@ -85,13 +85,9 @@ def adapted_model(base: onnx.ModelProto, classes: tuple[str, ...], train_prior: 
         g.node.append(helper.make_node("Add", [f"{p}l0", f"{p}l1"], [f"{p}logits"]))
         g.node.append(helper.make_node("Softmax", [f"{p}logits"], [OUTPUT], axis=1))
     model = rename_output(prune(model, [OUTPUT]))
-    meta = {e.key: e.value for e in base.metadata_props}
-    del model.metadata_props[:]
-    values = {"producer": "openfer", "input_size": meta.get("input_size", ""), "channels": meta.get("channels", ""),
-              "classes": json.dumps(list(classes)), "arch": f"adapted:{meta.get('arch', '')}",
-              "train_prior": json.dumps([float(v) for v in target_prior]), **(metadata or {})}
-    for key, value in values.items():
-        model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=str(value)))
+    arch = f"adapted:{metadata_of(base).get('arch', '')}"
+    write_metadata(model, {**classifier_metadata(base, classes), "arch": arch,
+                           "train_prior": json.dumps([float(v) for v in target_prior]), **(metadata or {})})
     onnx.checker.check_model(model)
     return model
 

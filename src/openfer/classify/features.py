@@ -9,6 +9,8 @@ output, ``features``.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import onnx
 import onnx.compose
@@ -140,6 +142,27 @@ def rename_output(model: onnx.ModelProto, name: str = PROBABILITIES) -> onnx.Mod
     return model
 
 
+def metadata_of(model: onnx.ModelProto) -> dict[str, str]:
+    """The model's ``metadata_props`` as a dict."""
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def write_metadata(model: onnx.ModelProto, values: dict) -> onnx.ModelProto:
+    """``model`` with its metadata replaced by ``values`` (in their order; values as strings)."""
+    del model.metadata_props[:]
+    for key, value in values.items():
+        model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=str(value)))
+    return model
+
+
+def classifier_metadata(base: onnx.ModelProto, classes) -> dict[str, str]:
+    """The metadata every classifier built on ``base`` starts with: producer, ``base``'s input size and channels,
+    its own classes."""
+    meta = metadata_of(base)
+    return {"producer": "openfer", "input_size": meta.get("input_size", ""), "channels": meta.get("channels", ""),
+            "classes": json.dumps(list(classes))}
+
+
 def attach_head(base: onnx.ModelProto, head: onnx.ModelProto, n_base_classes: int) -> onnx.ModelProto:
     """One classifier from ``base``'s networks and a head-only graph whose input is their ``features`` (a
     registered model made of another model's networks and its own last layer, ``ModelSpec.base``): the base's
@@ -153,12 +176,8 @@ def attach_head(base: onnx.ModelProto, head: onnx.ModelProto, n_base_classes: in
     g.node.extend(h.node)
     g.initializer.extend(h.initializer)
     model = rename_output(prune(model, [h.output[0].name]))
-    base_meta = {p.key: p.value for p in base.metadata_props}
-    meta = {p.key: p.value for p in head.metadata_props}
+    base_meta, meta = metadata_of(base), metadata_of(head)
     meta.update(input_size=base_meta.get("input_size", ""), channels=base_meta.get("channels", ""))
     if "members" in base_meta:  # the networks are the base's (explanations find one map per network)
         meta["members"] = base_meta["members"]
-    del model.metadata_props[:]
-    for key, value in meta.items():
-        model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
-    return model
+    return write_metadata(model, meta)

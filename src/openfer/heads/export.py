@@ -10,7 +10,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from openfer.classify.features import BASE_FEATURES, fresh_name, prune, rename_output, with_features
+from openfer.classify.features import (BASE_FEATURES, classifier_metadata, fresh_name, prune, rename_output,
+                                       with_features, write_metadata)
 
 #: Output name of a head's softmax inside a graph (renamed ``probabilities`` in a whole classifier).
 OUTPUT = "head_probabilities"
@@ -71,12 +72,7 @@ def compose(base: onnx.ModelProto, base_classes: int, pipe, classes: tuple[str, 
     out = fresh_name(base, OUTPUT)
     model.graph.node.append(helper.make_node("Softmax", [logits], [out], axis=1))
     model = rename_output(prune(model, [out]))
-    meta = {p.key: p.value for p in base.metadata_props}
-    del model.metadata_props[:]
-    values = {"producer": "openfer", "input_size": meta.get("input_size", ""), "channels": meta.get("channels", ""),
-              "classes": json.dumps(list(classes)), **metadata}
-    for k, v in values.items():
-        model.metadata_props.append(onnx.StringStringEntryProto(key=k, value=str(v)))
+    write_metadata(model, {**classifier_metadata(base, classes), **metadata})
     onnx.checker.check_model(model)
     return model
 
@@ -93,8 +89,7 @@ def head_only(pipe, classes: tuple[str, ...], metadata: dict[str, str], input_na
                               [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, [None, len(classes)])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="openfer")
     model.ir_version = 8
-    for k, v in {"producer": "openfer", "classes": json.dumps(list(classes)), **metadata}.items():
-        model.metadata_props.append(onnx.StringStringEntryProto(key=k, value=str(v)))
+    write_metadata(model, {"producer": "openfer", "classes": json.dumps(list(classes)), **metadata})
     onnx.checker.check_model(model)
     return model
 

@@ -110,13 +110,17 @@ def make_head(head: str = "linear", C: float = 1.0, balanced: bool = True, seed:
     return make_pipeline(StandardScaler(), clf)
 
 
+def balanced_weights(y: np.ndarray) -> np.ndarray:
+    """Per-example weights [N] that give every class present the same total weight (scikit-learn's
+    ``class_weight="balanced"``: N / (classes x count of the example's class))."""
+    counts = np.bincount(y)
+    return len(y) / (np.count_nonzero(counts) * counts[y])
+
+
 def _fit(pipe, X: np.ndarray, y: np.ndarray, balanced: bool):
     """Fit, passing balanced sample weights to heads that have no ``class_weight`` (the MLP)."""
-    last = pipe.steps[-1][0]
     if balanced and not hasattr(pipe.steps[-1][1], "class_weight"):
-        counts = np.bincount(y)
-        w = len(y) / (len(counts[counts > 0]) * counts[y])
-        return pipe.fit(X, y, **{f"{last}__sample_weight": w})
+        return pipe.fit(X, y, **{f"{pipe.steps[-1][0]}__sample_weight": balanced_weights(y)})
     return pipe.fit(X, y)
 
 

@@ -94,43 +94,77 @@ _DEFAULT_V1 = ModelSpec(
                 "targets, seeds 0-4) averaging their log probabilities, flip TTA, float16-stored weights",
 )
 
-_DEFAULT = ModelSpec(
-    name="default",
-    file="default_head.onnx",
-    sha256="744646ccd4dc0cbc7d3dcaf3e138dcfd7e39caf15b9fe9b0dbc18a92113b7700",
+# The earlier 3-network default ensemble with int8 convolutions (openfer quantize).
+_DEFAULT_INT8_V1 = replace(
+    _DEFAULT_V1,
+    name="default-int8-v1",
+    params=3 * 1_218_600,
+    macs=3 * 120_989_696,
+    file="default_int8.onnx",
+    sha256="13a1b4b0e4a6726850fdcf9056c309e935341e80e8dacdfcba210b0044f3e7c0",
+    # Measured once on FER2013 PublicTest (openfer evaluate); see the model card.
+    metrics={"publictest_ferplus_acc": 0.8762, "publictest_ferplus_macro_f1": 0.6666,
+             "publictest_ferplus_uar": 0.6339, "publictest_fer2013_acc": 0.5963, "publictest_fer2013_uar": 0.5058},
+    card="default_int8_v1.md",
+    # scripts/fit_prior.py: validation UAR 62.43 % at tau 0, best 79.31 % at tau 1 (accuracy 88.19 -> 86.11 %).
+    balance_tau=1.0,
+    description="default-int8 until 2026-12-06: the earlier 3-network default ensemble quantized to int8 "
+                "(openfer quantize), about 3x faster than default-v1 on CPUs with VNNI/AMX",
+)
+
+_FAST_V1 = ModelSpec(
+    name="fast-v1",
+    file="fast.onnx",
+    sha256="79320d0f165b058ba735c2ef4f0bb79d3d5591b90c5a69b3ce8ba0ba3e4423f1",
     classes=CANONICAL8,
     input_size=48,
     channels=1,
-    arch="ensemble+head",
-    # default-v1's five networks without their own last layers, and one 1,280 x 8 layer on their joint features.
-    params=5 * (1_218_600 - 2_056) + 10_248,
-    macs=5 * (120_989_696 - 2_048) + 10_240,
-    # Measured once on FER2013 PublicTest (openfer evaluate); see the model card.
-    metrics={"publictest_ferplus_acc": 0.8812, "publictest_ferplus_macro_f1": 0.7655,
-             "publictest_ferplus_uar": 0.7350, "publictest_fer2013_acc": 0.6024, "publictest_fer2013_uar": 0.5272},
-    card="default.md",
+    arch="fer_resnet",
+    params=305_944,
+    macs=30_413_824,
+    metrics={"publictest_ferplus_acc": 0.8600, "publictest_ferplus_macro_f1": 0.6409,
+             "publictest_ferplus_uar": 0.6127, "publictest_fer2013_acc": 0.5834, "publictest_fer2013_uar": 0.4900},
+    card="fast_v1.md",
     train_prior=_shares(FERPLUS_TRAIN_COUNTS),
-    # scripts/fit_prior.py: validation UAR 72.24 % at tau 0, best 81.14 % at tau 1 (accuracy 89.47 -> 76.94 %).
+    # scripts/fit_prior.py: validation UAR 60.38 % at tau 0, best 73.37 % at tau 1 (accuracy 86.79 -> 83.32 %).
     balance_tau=1.0,
-    base="default-v1",
-    description="8-class FER+ model: default-v1's five networks (frozen) with one new last layer on their joint "
-                "features, fitted on FER+ majority labels (scripts/rehead.py)",
+    description="fast until 2026-12-06: the default CNN at half width, flip TTA",
 )
+
+
+def _refitted(base: ModelSpec, **changes) -> ModelSpec:
+    """A model made of ``base``'s networks (frozen) and its own last layer, shipped as a head file
+    (``scripts/rehead.py``): classes, input and training prior are the base's."""
+    return replace(base, arch=f"{base.arch}+head", base=base.name, **changes)
+
 
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in [
-        _DEFAULT,
-        _DEFAULT_V1,
-        # The earlier 3-network default ensemble with int8 convolutions (openfer quantize).
-        replace(
+        _refitted(
             _DEFAULT_V1,
+            name="default",
+            file="default_head.onnx",
+            sha256="744646ccd4dc0cbc7d3dcaf3e138dcfd7e39caf15b9fe9b0dbc18a92113b7700",
+            # default-v1's five networks without their own last layers, and one 1,280 x 8 layer on their features.
+            params=5 * (1_218_600 - 2_056) + 10_248,
+            macs=5 * (120_989_696 - 2_048) + 10_240,
+            # Measured once on FER2013 PublicTest (openfer evaluate); see the model card.
+            metrics={"publictest_ferplus_acc": 0.8812, "publictest_ferplus_macro_f1": 0.7655,
+                     "publictest_ferplus_uar": 0.7350, "publictest_fer2013_acc": 0.6024,
+                     "publictest_fer2013_uar": 0.5272},
+            card="default.md",
+            # scripts/fit_prior.py: validation UAR 72.24 % at tau 0, best 81.14 % at tau 1 (accuracy 89.47 -> 76.94 %).
+            balance_tau=1.0,
+            description="8-class FER+ model: default-v1's five networks (frozen) with one new last layer on their "
+                        "joint features, fitted on FER+ majority labels (scripts/rehead.py)",
+        ),
+        _DEFAULT_V1,
+        _refitted(
+            _DEFAULT_INT8_V1,
             name="default-int8",
             file="default_int8_head.onnx",
             sha256="9da7c4dc575904fb202862315cd73560c36a2c7a843920e1b2a163ee08793d9e",
-            arch="ensemble+head",
-            params=3 * 1_218_600,
-            macs=3 * 120_989_696,
             # Measured once on FER2013 PublicTest (openfer evaluate); see the model card.
             metrics={"publictest_ferplus_acc": 0.8818, "publictest_ferplus_macro_f1": 0.7514,
                      "publictest_ferplus_uar": 0.7204, "publictest_fer2013_acc": 0.5999,
@@ -139,27 +173,10 @@ MODELS: dict[str, ModelSpec] = {
             # scripts/fit_prior.py: validation UAR 69.97 % at tau 0, best 81.49 % at tau 0.75 (accuracy 89.11 ->
             # 84.56 %).
             balance_tau=0.75,
-            base="default-int8-v1",
             description="default-int8-v1's three int8 networks (frozen) with one refitted last layer on their "
                         "joint features (scripts/rehead.py): the fast choice for several faces per frame",
         ),
-        replace(
-            _DEFAULT_V1,
-            name="default-int8-v1",
-            params=3 * 1_218_600,
-            macs=3 * 120_989_696,
-            file="default_int8.onnx",
-            sha256="13a1b4b0e4a6726850fdcf9056c309e935341e80e8dacdfcba210b0044f3e7c0",
-            # Measured once on FER2013 PublicTest (openfer evaluate); see the model card.
-            metrics={"publictest_ferplus_acc": 0.8762, "publictest_ferplus_macro_f1": 0.6666,
-                     "publictest_ferplus_uar": 0.6339, "publictest_fer2013_acc": 0.5963,
-                     "publictest_fer2013_uar": 0.5058},
-            card="default_int8_v1.md",
-            # scripts/fit_prior.py: validation UAR 62.43 % at tau 0, best 79.31 % at tau 1 (accuracy 88.19 -> 86.11 %).
-            balance_tau=1.0,
-            description="default-int8 until 2026-12-06: the earlier 3-network default ensemble quantized to int8 "
-                        "(openfer quantize), about 3x faster than default-v1 on CPUs with VNNI/AMX",
-        ),
+        _DEFAULT_INT8_V1,
         ModelSpec(
             name="fer2013",
             file="fer2013.onnx",
@@ -179,48 +196,23 @@ MODELS: dict[str, ModelSpec] = {
             description="7-class model on FER2013's original labels: ensemble of three compact residual CNNs "
                         "(seeds 0 and 1, and a multi-task run), flip TTA, float16-stored weights",
         ),
-        ModelSpec(
+        _refitted(
+            _FAST_V1,
             name="fast",
             file="fast_head.onnx",
             sha256="f89ec00c5ae596fd318aac121ce3761c1b66ca6e1b86731f4fb6d06daaf1fb37",
-            classes=CANONICAL8,
-            input_size=48,
-            channels=1,
-            arch="fer_resnet+head",
-            params=305_944,
-            macs=30_413_824,
             # Measured once on FER2013 PublicTest (openfer evaluate); see the model card.
             metrics={"publictest_ferplus_acc": 0.8621, "publictest_ferplus_macro_f1": 0.6942,
                      "publictest_ferplus_uar": 0.6603, "publictest_fer2013_acc": 0.5926,
                      "publictest_fer2013_uar": 0.5097},
             card="fast.md",
-            train_prior=_shares(FERPLUS_TRAIN_COUNTS),
             # scripts/fit_prior.py: validation UAR 64.38 % at tau 0, best 78.07 % at tau 0.75 (accuracy 86.95 ->
             # 83.36 %).
             balance_tau=0.75,
-            base="fast-v1",
             description="real-time 8-class FER+ model: fast-v1's network (frozen) with a refitted last layer "
                         "(scripts/rehead.py)",
         ),
-        ModelSpec(
-            name="fast-v1",
-            file="fast.onnx",
-            sha256="79320d0f165b058ba735c2ef4f0bb79d3d5591b90c5a69b3ce8ba0ba3e4423f1",
-            classes=CANONICAL8,
-            input_size=48,
-            channels=1,
-            arch="fer_resnet",
-            params=305_944,
-            macs=30_413_824,
-            metrics={"publictest_ferplus_acc": 0.8600, "publictest_ferplus_macro_f1": 0.6409,
-                     "publictest_ferplus_uar": 0.6127, "publictest_fer2013_acc": 0.5834,
-                     "publictest_fer2013_uar": 0.4900},
-            card="fast_v1.md",
-            train_prior=_shares(FERPLUS_TRAIN_COUNTS),
-            # scripts/fit_prior.py: validation UAR 60.38 % at tau 0, best 73.37 % at tau 1 (accuracy 86.79 -> 83.32 %).
-            balance_tau=1.0,
-            description="fast until 2026-12-06: the default CNN at half width, flip TTA",
-        ),
+        _FAST_V1,
     ]
 }
 
@@ -260,6 +252,15 @@ def spec_from_onnx(path: str | Path) -> ModelSpec:
                      params=0, macs=0, licence=meta.get("licence", "see the file's model card"),
                      description=meta.get("description", f"classifier file {path}"), train_prior=prior,
                      balance_tau=float(meta.get("balance_tau", 1.0)))
+
+
+def resolve_model(name: str) -> tuple[ModelSpec, Path]:
+    """The spec and classifier file of a model name or an openfer ``.onnx`` path (as ``load_classifier`` takes
+    them), without starting an inference session."""
+    if name.endswith(".onnx"):
+        return spec_from_onnx(name), Path(name)
+    spec = get_spec(name)
+    return spec, model_path(spec)
 
 
 def shipped_file(spec: ModelSpec) -> Path:
