@@ -317,7 +317,11 @@ def test_onnx_path_gives_the_same_maps_as_pytorch(tiny, tiny_maps):
 @needs_torch
 @pytest.mark.parametrize("name", ["fast", "default", "fer2013"])
 def test_shipped_onnx_models_run_in_pytorch(name):
-    """``from_onnx`` reproduces ONNX Runtime's probabilities, and Grad-CAM finds one map per network and view."""
+    """``from_onnx`` reproduces ONNX Runtime's probabilities, and Grad-CAM finds one map per network and view.
+
+    ``default`` has int8 convolutions: the interpreter reproduces its quantize/dequantize steps in float, and a
+    pixel value that lands on a rounding boundary after the crops' normalisation round trip can move one
+    quantization step, so its tolerance is wider (the label must not change)."""
     import openfer
     from openfer.explain import TorchClassifier
     from openfer.explain.gradcam import cam_layers
@@ -325,13 +329,15 @@ def test_shipped_onnx_models_run_in_pytorch(name):
     onnx_clf = openfer.load_classifier(name)
     twin = TorchClassifier.from_onnx(onnx_clf)
     x = np.random.default_rng(0).integers(0, 256, (6, 48, 48)).astype(np.uint8)
-    np.testing.assert_allclose(twin.predict_proba(x), onnx_clf.predict_proba(x), atol=1e-5)
+    p_twin, p_onnx = twin.predict_proba(x), onnx_clf.predict_proba(x)
+    np.testing.assert_allclose(p_twin, p_onnx, atol=0.05 if name == "default" else 1e-5)
+    assert (p_twin.argmax(1) == p_onnx.argmax(1)).all()
     layers = cam_layers(twin)
     from openfer.train.combine import network_count
     from openfer.zoo.registry import get_spec, model_path
 
-    members = network_count(model_path(get_spec(name)))  # default: 5 networks, fer2013: 3
-    assert members == {"fast": 1, "fer2013": 3, "default": 5}[name]
+    members = network_count(model_path(get_spec(name)))  # default and fer2013: 3 networks
+    assert members == {"fast": 1, "fer2013": 3, "default": 3}[name]
     assert len(layers) == 2 * members and sum(m for _, _, m in layers) == members  # mirror view of each
 
 

@@ -82,7 +82,7 @@ def test_features_are_the_input_of_the_last_layer():
 @pytest.mark.parametrize("name, networks, passes, dim", [
     ("default-v1", 5, 2, 1280), ("fer2013", 3, 2, 768), ("fast-v1", 1, 2, 128),
     # a network (or five) under one refitted last layer: the (standardised) features it reads
-    ("default", 1, 1, 1280), ("fast", 1, 1, 128),
+    ("default", 1, 1, 768), ("large", 1, 1, 1280), ("fast", 1, 1, 128),
 ])
 def test_feature_width_of_every_shipped_model(name, networks, passes, dim):
     spec = get_spec(name)
@@ -254,14 +254,14 @@ def test_out_never_overwrites_an_input(tmp_path):
 
 
 def test_a_model_with_a_base_is_its_head_on_the_base_features():
-    """`default` = default-v1's networks + its own head file: the composed classifier equals the head file run on
-    default-v1's features, and it is composed once (the cached file is reused)."""
+    """`default` = default-int8-v1's networks + its own head file: the composed classifier equals the head file run
+    on default-int8-v1's features, and it is composed once (the cached file is reused)."""
     import onnxruntime as ort
 
     from openfer.zoo.registry import shipped_file
 
     spec = get_spec("default")
-    assert spec.base == "default-v1"
+    assert spec.base == "default-int8-v1"
     crops = np.random.default_rng(0).integers(0, 256, (5, 48, 48), dtype=np.uint8)
     _, feats = openfer.load_classifier(spec.base, threads=1).predict_features(crops)
     head = ort.InferenceSession(str(shipped_file(spec)), providers=["CPUExecutionProvider"])
@@ -316,7 +316,7 @@ def test_folders_give_their_photos_and_their_videos(tmp_path):
 
 
 def test_heads_stack_on_composed_models(tmp_path):
-    """A head fitted on `default` (itself default-v1 + a head), then adapted, then embedded again: every layer
+    """A head fitted on `default` (itself default-int8-v1 + a head), then adapted, then embedded again: every layer
     of composition gets its own tensor names, and each file still gives features and probabilities."""
     from openfer.adapt import adapt, adapted_model
     from openfer.heads.labels import LabelSet
@@ -329,7 +329,7 @@ def test_heads_stack_on_composed_models(tmp_path):
                         tmp_path / "fitted.onnx")
     mine = openfer.load_classifier(str(fitted), threads=1)
     probs, feats = mine.predict_features(crops)
-    assert probs.shape == (len(crops), 2) and feats.shape == (len(crops), 1280)
+    assert probs.shape == (len(crops), 2) and feats.shape == (len(crops), 768)
     result = adapt(probs, feats, (0.5, 0.5), method="both", keep=0.6)
     again = adapted_model(onnx.load(str(fitted)), data.classes, np.array([0.5, 0.5]), result.target_prior,
                           result.head, result.alpha)

@@ -38,6 +38,32 @@ def _slice(torch, x, starts, ends, axes, steps):
     return x
 
 
+def _per_axis(v, x, axis: int):
+    """A scale or zero point shaped to broadcast over ``x`` along ``axis`` (a scalar stays a scalar)."""
+    if v.dim() == 0 or v.numel() == 1:
+        return v.reshape(())
+    shape = [1] * x.dim()
+    shape[axis % x.dim()] = -1
+    return v.reshape(shape)
+
+
+def _quantize(torch, x, scale, zero_point, axis: int):
+    """ONNX QuantizeLinear as floats: round half to even, saturate to the zero point's integer type (which is
+    what clips at 0 where the quantizer folded a ReLU away). Rounding passes gradients straight through;
+    saturation stops them, as a ReLU does."""
+    info = torch.iinfo(zero_point.dtype if zero_point is not None else torch.uint8)
+    zp = _per_axis(zero_point.float(), x, axis) if zero_point is not None else 0.0
+    v = torch.clamp(x / _per_axis(scale, x, axis) + zp, info.min, info.max)
+    return v + (torch.round(v) - v).detach()
+
+
+def _dequantize(q, scale, zero_point, axis: int):
+    """ONNX DequantizeLinear: (q - zero point) * scale, per tensor or per ``axis``."""
+    q = q.float()
+    zp = _per_axis(zero_point.float(), q, axis) if zero_point is not None else 0.0
+    return (q - zp) * _per_axis(scale, q, axis)
+
+
 def onnx_to_torch(path: str | Path):
     """A PyTorch module (``OnnxNet``) equivalent to the ONNX classifier at ``path``.
 
@@ -53,7 +79,8 @@ def onnx_to_torch(path: str | Path):
     proto = onnx.load(str(path))
     graph = proto.graph
     supported = {"Identity", "Constant", "Div", "Sub", "Add", "Mul", "Conv", "Relu", "MaxPool", "GlobalAveragePool",
-                 "Flatten", "Gemm", "Slice", "Unsqueeze", "Concat", "ReduceMean", "Softmax", "Cast", "Log", "Max", "Sum", "Pad", "Clip", "ConstantOfShape", "Reshape", "Transpose", "Resize"}
+                 "Flatten", "Gemm", "Slice", "Unsqueeze", "Concat", "ReduceMean", "Softmax", "Cast", "Log", "Max", "Sum", "Pad", "Clip", "ConstantOfShape", "Reshape", "Transpose", "Resize",
+                 "QuantizeLinear", "DequantizeLinear"}
     unknown = sorted({n.op_type for n in graph.node} - supported)
     if unknown:
         raise ValueError(f"{path}: Grad-CAM cannot run ONNX operators {', '.join(unknown)}; export the checkpoint "
@@ -125,6 +152,10 @@ def onnx_to_torch(path: str | Path):
                     lo = ins[1] if len(ins) > 1 and ins[1] is not None else a.get("min")
                     hi = ins[2] if len(ins) > 2 and ins[2] is not None else a.get("max")
                     y = torch.clamp(ins[0], lo, hi)
+                elif op == "QuantizeLinear":  # int8 models (openfer quantize): the integer value, kept as a float
+                    y = _quantize(torch, ins[0], ins[1], ins[2], a.get("axis", 1))
+                elif op == "DequantizeLinear":
+                    y = _dequantize(ins[0], ins[1], ins[2], a.get("axis", 1))
                 elif op == "ConstantOfShape":  # with Reshape/Transpose: how the exporter spells a Pad's pads
                     fill = onnx.numpy_helper.to_array(a["value"]) if "value" in a else np.zeros(1, np.float32)
                     y = torch.full([int(v) for v in ins[0].tolist()], fill.item(), dtype=torch.from_numpy(fill).dtype)
