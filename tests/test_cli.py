@@ -108,7 +108,7 @@ def test_analyze_mixed_folder(mixed_folder, tmp_path):
         np.testing.assert_allclose(float(r["score"]), face["score"], atol=1e-4)
         assert r["expression"] == face["expression"]
 
-    annotated = sorted(ann.iterdir())
+    annotated = sorted(p for p in ann.iterdir() if p.name != ".openfer-output")
     assert len(annotated) == 3, annotated  # both astronauts and the cat; not the two unreadable files
     assert all(p.suffix == ".jpg" for p in annotated)
     assert {p.name for p in annotated} == {"astronaut.jpg", "astronaut-1.jpg", "cat.jpg"}
@@ -118,6 +118,26 @@ def test_analyze_mixed_folder(mixed_folder, tmp_path):
         with Image.open(p) as im:
             assert im.format == "JPEG"
             assert im.size in {(512, 512), (451, 300)}
+
+
+def test_second_run_skips_openfer_outputs_in_the_folder(tmp_path):
+    """Annotated copies written inside the input folder are not analysed as new photos by this run or the next
+    (issue 17 item 7), and the user is told what was left out."""
+    root = tmp_path / "photos"
+    save(root / "a.jpg", astronaut(), quality=92)
+    save(root / "c.png", chelsea())
+    first = run_cli("analyze", root, "--jsonl", tmp_path / "1.jsonl", "--annotate", root / "annotated")
+    assert first.exit_code == 0, first.output
+    assert len(list((root / "annotated").glob("*.jpg"))) == 2
+    again = run_cli("analyze", root, "--jsonl", tmp_path / "2.jsonl")
+    assert again.exit_code == 0, again.output
+    assert sorted(Path(r["path"]).name for r in read_jsonl(tmp_path / "2.jsonl")) == ["a.jpg", "c.png"]
+    assert "skipped 2 images in openfer's own output folders" in again.output
+    before = (root / "a.jpg").read_bytes()
+    own = run_cli("analyze", root / "a.jpg", root / "c.png", "--jsonl", tmp_path / "3.jsonl", "--annotate", root)
+    assert own.exit_code == 0, own.output  # the photos' own folder: used, never marked, no photo overwritten
+    assert (root / "a.jpg").read_bytes() == before and (root / "a-1.jpg").is_file() and (root / "c.jpg").is_file()
+    assert not (root / ".openfer-output").exists()
 
 
 def test_analyze_all_good_exit_0(tmp_path):

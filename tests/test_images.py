@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 
 from conftest import astronaut, save, write_bytes
-from openfer.io.images import IMAGE_SUFFIXES, ImageReadError, expand_inputs, read_image, to_rgb
+from openfer.io.images import (IMAGE_SUFFIXES, OUTPUT_MARKER, ImageReadError, expand_inputs, mark_output_folder,
+                               read_image, to_rgb)
 
 # ---------------------------------------------------------------------------------------------------------------
 # factories: each writes one file under tmp_path and returns (path, read_image kwargs)
@@ -459,6 +460,36 @@ def test_expand_empty_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     assert expand_inputs([str(tmp_path / "empty")]) == []
     assert expand_inputs([]) == []
+
+
+def test_marked_output_folders_are_skipped(tree):
+    """openfer's own outputs (folders it marked) are not inputs; files named one by one always are."""
+    assert mark_output_folder(tree / "annotated") and (tree / "annotated" / OUTPUT_MARKER).is_file()
+    write_bytes(tree / "annotated" / "a.jpg", b"x")
+    write_bytes(tree / "annotated" / "more" / "b.jpg", b"x")
+    skipped: list[Path] = []
+    got = expand_inputs([str(tree)], skipped=skipped)
+    assert sorted(_rel(got, tree)) == ["a.jpg", "b.PNG", "sub/c.png", "sub/deeper/d.webp"]
+    assert sorted(_rel(skipped, tree)) == ["annotated/a.jpg", "annotated/more/b.jpg"]
+    assert _rel(expand_inputs([str(tree / "annotated" / "*.jpg")]), tree) == []  # a glob into it finds nothing
+    assert _rel(expand_inputs([str(tree / "annotated" / "a.jpg")]), tree) == ["annotated/a.jpg"]  # named: kept
+
+
+def test_a_folder_with_the_users_files_is_never_marked(tree):
+    """``--annotate .`` must not turn the user's own photos into outputs."""
+    assert not mark_output_folder(tree)
+    assert not (tree / OUTPUT_MARKER).exists() and len(expand_inputs([str(tree)])) == 4
+
+
+def test_heic_photo_is_read_and_found_in_folders(tmp_path):
+    """Phone photos (HEIC) are read like any photo, and folder expansion picks them up."""
+    heif = pytest.importorskip("pillow_heif", reason="HEIC support comes from pillow-heif (a core dependency)")
+    heif.register_heif_opener()  # to write the test file; openfer's reader registers it itself
+    rgb = _small_rgb(64, 48)
+    Image.fromarray(rgb).save(tmp_path / "phone.HEIC", quality=95)
+    got = read_image(tmp_path / "phone.HEIC")
+    assert got.shape == (48, 64, 3) and np.abs(got.astype(int) - rgb).mean() < 12
+    assert expand_inputs([str(tmp_path)]) == [tmp_path / "phone.HEIC"]
 
 
 def test_image_suffixes_lowercase():

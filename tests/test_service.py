@@ -517,6 +517,7 @@ def test_idle_stream_is_closed(analyzer):
     (b"\xff\xd8\xff\xe0\x00\x10JFIF", "jpeg"), (b"\x89PNG\r\n\x1a\n\x00\x00", "png"), (b"GIF89a\x01\x00", "gif"),
     (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "webp"), (b"II*\x00\x08\x00\x00\x00", "tiff"),
     (b"BM" + b"\x00" * 14, "bmp"), (b"\x00\x00\x00\x18ftypisom", "mp4"), (b"\x00\x00\x00\x14ftypqt  ", "quicktime"),
+    (b"\x00\x00\x00\x18ftypheic", "heif"), (b"\x00\x00\x00\x1cftypmif1", "heif"),
     (b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81", "matroska"), (b"RIFF\x00\x00\x00\x00AVI LIST", "avi"),
     (b"%PDF-1.7", None), (b"", None), (b"PK\x03\x04", None),
 ])

@@ -96,7 +96,6 @@ def analyze(
     """
     from openfer.analyzer import Analyzer
     from openfer.detect import load_detector
-    from openfer.io.images import expand_inputs
     from openfer.pipeline import run_images
 
     from openfer.video.sources import is_video_input
@@ -124,7 +123,7 @@ def analyze(
     if not items:
         err.print("[red]error:[/red] no inputs: give image files, folders or globs, or --demo")
         raise typer.Exit(2)
-    files = expand_inputs(items, recursive=recursive)
+    files = _image_inputs(items, recursive, quiet)
     if not files:
         err.print("[red]error:[/red] no image files found in the given folders")
         raise typer.Exit(2)
@@ -155,6 +154,19 @@ def analyze(
     if summary.interrupted:
         raise typer.Exit(130)
     raise typer.Exit(1 if summary.failed else 0)
+
+
+def _image_inputs(items: list[str], recursive: bool, quiet: bool) -> list[Path]:
+    """The photos of files, folders and globs, without openfer's own outputs (folders earlier runs marked),
+    saying how many were left out."""
+    from openfer.io.images import OUTPUT_MARKER, expand_inputs
+
+    skipped: list[Path] = []
+    files = expand_inputs(items, recursive=recursive, skipped=skipped)
+    if skipped and not quiet:
+        err.print(f"note: skipped {_n(len(skipped), 'image')} in openfer's own output folders (e.g. "
+                  f"{_e(skipped[0].parent)}; marked by {OUTPUT_MARKER})")
+    return files
 
 
 def _check_prior(prior: str) -> None:
@@ -302,7 +314,6 @@ def explain(
     from openfer.detect import load_detector
     from openfer.explain.core import check_request
     from openfer.explain.run import run_explain
-    from openfer.io.images import expand_inputs
     from openfer.video.sources import is_video_input
 
     params = {"occlusion": {"patch": patch, "stride": stride}, "rise": {"n_masks": masks, "seed": seed}}.get(method, {})
@@ -313,7 +324,7 @@ def explain(
                 raise ValueError("give one video per run")
             _explain_video(paths[0], out, method, model, checkpoint, target, params, detector, threshold,
                            max_side, every_track, every, quiet, geo)
-        files = expand_inputs(paths, recursive=recursive)
+        files = _image_inputs(paths, recursive, quiet)
         if not files:
             raise ValueError("no image files found in the given inputs")
         det_kwargs = {"threshold": threshold, "max_side": max_side or None} if detector == "centerface" else {}

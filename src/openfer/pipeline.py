@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from openfer.analyzer import Analyzer
-from openfer.io.images import ImageReadError, read_image
+from openfer.io.images import ImageReadError, mark_output_folder, read_image
 from openfer.io.writers import CsvWriter, JsonlWriter, image_record
 from openfer.report.annotate import annotate
 
@@ -70,6 +70,13 @@ def _annotated_name(path: Path, taken: set[str], ext: str = ".jpg") -> str:
     return name
 
 
+def inputs_in(folder: Path, files: list[Path]) -> set[str]:
+    """Names of the input ``files`` that live in the output ``folder``: names an output must never take, so
+    pointing the output at the photos' own folder cannot overwrite a photo."""
+    folder = Path(folder).resolve()
+    return {f.name for f in files if f.parent.resolve() == folder}
+
+
 def run_images(analyzer: Analyzer, files: list[Path], jsonl: str | None = None, csv_path: str | None = None,
                annotate_dir: Path | None = None,
                on_done: Callable[[dict], None] | None = None) -> BatchSummary:
@@ -82,9 +89,9 @@ def run_images(analyzer: Analyzer, files: list[Path], jsonl: str | None = None, 
     summary = BatchSummary()
     jw = JsonlWriter(jsonl) if jsonl else None
     cw = CsvWriter(csv_path, analyzer.classifier.classes, geometry=analyzer.geometry is not None) if csv_path else None
-    taken: set[str] = set()
+    taken = inputs_in(annotate_dir, files) if annotate_dir else set()
     if annotate_dir:
-        Path(annotate_dir).mkdir(parents=True, exist_ok=True)
+        mark_output_folder(annotate_dir)
 
     def draw(path: Path, rgb: np.ndarray, faces: list) -> str:
         target = Path(annotate_dir) / _annotated_name(path, taken)

@@ -10,8 +10,9 @@ from PIL import Image
 from openfer.analyzer import Analyzer
 from openfer.explain.core import check_request
 from openfer.explain.overlay import render_explanations
+from openfer.io.images import mark_output_folder
 from openfer.io.writers import JsonlWriter
-from openfer.pipeline import BatchSummary, _annotated_name, each_image
+from openfer.pipeline import BatchSummary, _annotated_name, each_image, inputs_in
 
 
 def run_explain(analyzer: Analyzer, files: list[Path], out_dir: str | Path, method: str = "occlusion",
@@ -38,9 +39,9 @@ def run_explain(analyzer: Analyzer, files: list[Path], out_dir: str | Path, meth
         clf = TorchClassifier.from_onnx(analyzer.classifier)
     check_request(clf, method, target)  # a wrong setting fails once, before any file
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    mark_output_folder(out_dir)
     summary = BatchSummary()
-    taken: set[str] = set()
+    taken = inputs_in(out_dir, files)
 
     def draw(path: Path, rgb, faces: list) -> str:
         picture = out_dir / _annotated_name(path, taken, ".png")

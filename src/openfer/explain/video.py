@@ -12,6 +12,7 @@ from PIL import Image
 from openfer.analyzer import Analyzer
 from openfer.explain.core import check_request, explain_faces
 from openfer.explain.overlay import render_explanations
+from openfer.io.images import mark_output_folder
 from openfer.io.writers import JsonlWriter
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def explain_video(analyzer: Analyzer, source, out_dir: str | Path, every_track: 
     if every_track < 1:
         raise ValueError(f"every_track must be >= 1, got {every_track}")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    mark_output_folder(out_dir)
     tracker = FaceTracker(frame_rate=source.fps or 30.0)
     seen: dict[int, int] = {}
     result = VideoExplainResult()

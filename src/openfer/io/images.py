@@ -10,16 +10,49 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-#: File name endings that folder and glob expansion pick up (explicitly named files are always tried).
+#: File name endings that folder and glob expansion pick up (explicitly named files are always tried). HEIC/HEIF
+#: (phone photos) are read through pillow-heif.
 IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm", ".ppm", ".pnm", ".pbm"}
+    {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm", ".ppm", ".pnm", ".pbm",
+     ".heic", ".heif", ".hif"}
 )
+#: A file openfer writes into every folder of images it makes (annotated copies, explanation maps), so a later
+#: run over a folder that contains them does not analyse openfer's own outputs as new photos.
+OUTPUT_MARKER = ".openfer-output"
 #: Images with more pixels than this are refused (decompression-bomb guard); about 16k x 8k.
 DEFAULT_MAX_PIXELS = 128_000_000
 
 
 class ImageReadError(ValueError):
     """An input that cannot be turned into an image; the message says why and is safe to show a user."""
+
+
+def _register_heif() -> None:
+    """Teach Pillow to open HEIC/HEIF files (pillow-heif, a dependency), once."""
+    global _register_heif
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:  # not installed (a trimmed environment): such files are reported as unreadable
+        pass
+    else:
+        register_heif_opener()
+    _register_heif = lambda: None  # noqa: E731 - later calls are free
+
+
+def mark_output_folder(folder: str | Path) -> bool:
+    """Create ``folder`` (and parents) for openfer's outputs and mark it (``OUTPUT_MARKER``), so ``expand_inputs``
+    skips what is inside; returns whether it is marked. A folder that already holds other files (the user's own,
+    e.g. ``--annotate .``) is used but never marked: their photos must stay inputs."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / OUTPUT_MARKER
+    if marker.is_file():
+        return True
+    if any(folder.iterdir()):
+        return False
+    marker.write_text("Written by openfer: images in this folder are its outputs (annotated copies, explanations); "
+                      "folder and glob inputs of openfer skip them. Delete this file to analyse them as inputs.\n")
+    return True
 
 
 def read_image(path: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -31,6 +64,7 @@ def read_image(path: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -
     Raises:
         ImageReadError: unreadable path, not an image, truncated or corrupt data, or too many pixels.
     """
+    _register_heif()
     data = path if isinstance(path, bytes) else None
     path = io.BytesIO(data) if data is not None else Path(path)
     try:
@@ -118,25 +152,46 @@ def _array_to_rgb(a: np.ndarray) -> np.ndarray:
     return np.array(a, order="C")  # a copy: an RGB uint8 input must not come back as the caller's own array
 
 
-def expand_inputs(items: list[str], recursive: bool = True) -> list[Path]:
+def expand_inputs(items: list[str], recursive: bool = True, skipped: list[Path] | None = None) -> list[Path]:
     """Files, folders and glob patterns -> a list of paths, in a stable order, duplicates removed.
 
     A named file is kept whatever its ending (so a wrong file gives a clear error later); folders and globs
-    contribute files whose ending is in ``IMAGE_SUFFIXES``. A name that matches nothing is kept as-is, so it is
+    contribute files whose ending is in ``IMAGE_SUFFIXES``, except openfer's own outputs: files inside a folder
+    marked by ``mark_output_folder`` (appended to ``skipped`` when given). A name that matches nothing is kept as-is, so it is
     reported as "file not found" rather than silently skipped.
     """
+    marked: dict[Path, bool] = {}
+
+    def is_output(f: Path) -> bool:
+        for folder in f.resolve().parents:
+            if folder not in marked:
+                marked[folder] = (folder / OUTPUT_MARKER).is_file()
+            if marked[folder]:
+                return True
+        return False
+
+    left: list[Path] = []
+
+    def images(found) -> list[Path]:
+        keep = []
+        for f in found:
+            if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
+                (left if is_output(f) else keep).append(f)
+        return keep
+
     out: list[Path] = []
     for item in items:
         p = Path(item)
         if p.is_dir():
-            pattern = "**/*" if recursive else "*"
-            out.extend(sorted(f for f in p.glob(pattern) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES))
+            out.extend(images(sorted(p.glob("**/*" if recursive else "*"))))
         elif p.exists() or not glob.has_magic(item):
             out.append(p)
         else:
-            matches = sorted(Path(m) for m in glob.glob(item, recursive=True))
-            files = [m for m in matches if m.is_file() and m.suffix.lower() in IMAGE_SUFFIXES]
-            out.extend(files if files else [p])
+            n_left = len(left)
+            files = images(sorted(Path(m) for m in glob.glob(item, recursive=True)))
+            out.extend(files if files or len(left) > n_left else [p])
+    if skipped is not None:
+        skipped.extend(left)
     seen: set[Path] = set()
     unique = []
     for p in out:

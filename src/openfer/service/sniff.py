@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 #: Image formats the service decodes (all read by Pillow through ``openfer.io.images.read_image``).
-IMAGE_KINDS = ("jpeg", "png", "gif", "bmp", "webp", "tiff")
+IMAGE_KINDS = ("jpeg", "png", "gif", "bmp", "webp", "tiff", "heif")
+#: ISO-BMFF major brands of HEIF/HEIC still images (phones' photos); other ``ftyp`` files are videos.
+HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
 #: Video containers the service decodes (through OpenCV's FFmpeg), with the file ending the job's copy gets.
 VIDEO_KINDS = {"mp4": ".mp4", "quicktime": ".mov", "matroska": ".mkv", "avi": ".avi"}
 
@@ -26,6 +28,8 @@ def sniff(head: bytes) -> str | None:
         return "webp"
     if head[:4] in (b"II*\x00", b"MM\x00*"):
         return "tiff"
+    if head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS:
+        return "heif"
     if head[4:8] == b"ftyp":
         return "quicktime" if head[8:10] == b"qt" else "mp4"
     if head[4:8] in (b"moov", b"mdat", b"wide", b"free"):  # old QuickTime files start with an atom, not ftyp
