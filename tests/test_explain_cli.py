@@ -125,7 +125,9 @@ def test_docs_example_script_runs(tmp_path):
     rec = json.loads((tmp_path / "examples.json").read_text())
     assert "occlusion" in rec["explanations"] and "rise" in rec["explanations"]
     methods = [k for k in rec["explanations"] if k in ("occlusion", "rise", "gradcam", "gradcam++")]
-    assert Image.open(tmp_path / "methods.png").height == 180 * len(methods)
+    from openfer.explain.overlay import SCALE_H, THUMB
+
+    assert Image.open(tmp_path / "methods.png").height == (THUMB + 20 + SCALE_H) * len(methods)
 
 
 def test_cli_explain_video_every_nth_frame_per_track(tmp_path):

@@ -17,6 +17,10 @@ REGION_COLOURS = {"brows_eyes": (86, 180, 233), "nose": (230, 159, 0), "mouth_ja
                   "other": (160, 160, 160)}
 THUMB = 160  # side of the crop thumbnail in the panel, pixels
 ALPHA = 0.5  # opacity of the heatmap where it is strongest
+#: Colour map of the evidence: perceptually uniform with brightness rising with the value (readable in grey and
+#: by colour-blind people), unlike the rainbow "jet" whose bright middle reads as the strongest part.
+COLORMAP = cv2.COLORMAP_INFERNO
+SCALE_H = 26  # height of the colour scale under the thumbnail, pixels
 
 
 def colour_heatmap(heatmap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -26,8 +30,19 @@ def colour_heatmap(heatmap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     evidence is without painting the whole face."""
     pos = np.clip(np.asarray(heatmap, np.float32), 0, None)
     norm = pos / pos.max() if pos.max() > 0 else pos
-    rgb = cv2.cvtColor(cv2.applyColorMap((norm * 255).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
-    return rgb, ALPHA * np.sqrt(norm)
+    return _colours(norm), ALPHA * np.sqrt(norm)
+
+
+def _colours(norm: np.ndarray) -> np.ndarray:
+    """RGB uint8 colours of values in [0, 1] (``COLORMAP``)."""
+    return cv2.cvtColor(cv2.applyColorMap((norm * 255).astype(np.uint8), COLORMAP), cv2.COLOR_BGR2RGB)
+
+
+def colour_scale(width: int, height: int = 10) -> np.ndarray:
+    """RGB uint8 [height, width, 3]: the heatmap's colours from no evidence (left) to the face's strongest (right),
+    fading into the panel's background where weak, as they fade into the face."""
+    norm = np.linspace(0, 1, width, dtype=np.float32)[None].repeat(height, 0)
+    return _blend(np.full((height, width, 3), 24, np.uint8), _colours(norm), np.sqrt(norm))
 
 
 def _blend(base: np.ndarray, colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -69,7 +84,8 @@ def _wrap(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> list[str]:
 
 
 def face_panel(image: np.ndarray, face: Face, index: int, width: int) -> np.ndarray:
-    """RGB panel [THUMB + 20, width, 3] for one explained face: crop with heatmap and region outlines, region
+    """RGB panel [THUMB + 20 + SCALE_H, width, 3] for one explained face (``index``: its place in the image's
+    face list, the number drawn on the image): crop with heatmap, region outlines and the colour scale, region
     bars, the sentence."""
     e = face.explanation
     size = e.heatmap.shape[0]
@@ -81,10 +97,13 @@ def face_panel(image: np.ndarray, face: Face, index: int, width: int) -> np.ndar
     thumb_to_image[:, :2] *= size / THUMB
     masks, _ = face_regions(face, thumb_to_image, THUMB)  # the regions at thumbnail scale
     thumb = draw_region_outlines(thumb, masks)
-    panel = Image.new("RGB", (width, THUMB + 20), (24, 24, 24))
+    panel = Image.new("RGB", (width, THUMB + 20 + SCALE_H), (24, 24, 24))
     panel.paste(Image.fromarray(thumb), (10, 10))
+    panel.paste(Image.fromarray(colour_scale(THUMB)), (10, THUMB + 14))
     draw = ImageDraw.Draw(panel)
     small, big = _font(13), _font(15)
+    draw.text((10, THUMB + 26), "no evidence", font=_font(11), fill=(200, 200, 200))
+    draw.text((10 + THUMB, THUMB + 26), "strongest", font=_font(11), fill=(200, 200, 200), anchor="ra")
     x0 = THUMB + 24
     draw.text((x0, 10), f"face {index + 1}: {e.target} {e.probability:.2f}  ({e.method})", font=big,
               fill=(255, 255, 255))
