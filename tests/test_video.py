@@ -172,6 +172,23 @@ def test_sampling_every_start_end(video, analyzer):
     assert df.timestamp.max() < 1.0
 
 
+def test_analyze_video_takes_the_cli_sampling_options(video, analyzer):
+    """`analyze_video(path, every=5)` works as `openfer analyze --every 5` (it raised TypeError), and bad values
+    or a source that cannot be re-sampled are refused with a clear error."""
+    by_keyword = analyze_video(video[0], analyzer, every=3, start=0.2, end=1.0)
+    by_source = analyze_video(open_source(video[0], Sampling(every=3, start=0.2, end=1.0)), analyzer)
+    assert by_keyword.frame.tolist() == by_source.frame.tolist() and len(by_keyword)
+    smoothed = analyze_video(video[0], analyzer, smooth=0.3)
+    raw = analyze_video(video[0], analyzer)
+    assert not np.allclose(smoothed.p_neutral.dropna(), raw.p_neutral.dropna())
+    with pytest.raises(ValueError, match="every must be >= 1"):
+        analyze_video(video[0], analyzer, every=0)
+    with pytest.raises(ValueError, match="alpha must be in"):
+        analyze_video(video[0], analyzer, smooth=2)
+    with pytest.raises(ValueError, match="samples its own frames"):
+        analyze_video(ArraySource([np.zeros((8, 8, 3), np.uint8)]), analyzer, every=5)
+
+
 def test_fps_sampling_halves_frames(video, analyzer):
     df = analyze_video(open_source(video[0], Sampling(fps=15)), analyzer)
     assert df.frame.nunique() == N_FRAMES // 2

@@ -256,13 +256,22 @@ def _analysed_fps(source: FrameSource) -> float:
     return fps
 
 
-def analyze_video(source: FrameSource | str | Path | int, analyzer: Analyzer | None = None, **kwargs):
+def analyze_video(source: FrameSource | str | Path | int, analyzer: Analyzer | None = None, *, every: int = 1,
+                  fps: float | None = None, start: float = 0.0, end: float | None = None, smooth: float = 1.0,
+                  **kwargs):
     """Analyse a video and return its rows as a pandas DataFrame (columns: ``openfer.io.rows.row_columns``).
 
     Args:
         source: a ``FrameSource``, a video path, a camera index or a stream URL.
         analyzer: default ``Analyzer()``.
-        **kwargs: passed to ``run_video`` (``out``, ``summary_path``, ``annotate_path``, ``smoother``...).
+        every, fps, start, end: which frames to analyse, as ``openfer analyze --every/--fps/--start/--end``
+            (``Sampling``); for a path, camera or URL only (a ``FrameSource`` you built samples its own frames).
+        smooth: weight of the newest frame in each face's moving average of probabilities (1 = off; 0.3 steadies
+            flickering labels), as ``--smooth``.
+        **kwargs: passed to ``run_video`` (``out``, ``summary_path``, ``annotate_path``, ``tracker``...).
+
+    Raises:
+        ValueError: a sampling option out of range, or given with a ``FrameSource``.
 
     The DataFrame grows with the video (about 0.5 kB per row); for hours of video write ``out=`` and read it
     back in chunks instead. The run's ``VideoRunResult`` is in ``df.attrs["result"]``.
@@ -277,10 +286,19 @@ def analyze_video(source: FrameSource | str | Path | int, analyzer: Analyzer | N
     """
     import pandas as pd
 
-    from openfer.video.sources import open_source
+    from openfer.video.sources import Sampling, open_source
 
+    sampling = Sampling(every=every, fps=fps, start=start, end=end)  # checks the ranges
+    if "smoother" not in kwargs and smooth != 1.0:
+        kwargs["smoother"] = EmaSmoother(alpha=smooth)
+    if isinstance(source, (str, Path, int)):
+        src = open_source(source, sampling)
+    elif sampling != Sampling():
+        raise ValueError("every/fps/start/end apply to a path, camera or URL; a FrameSource samples its own frames "
+                         "(e.g. open_source(path, Sampling(every=5)))")
+    else:
+        src = source
     analyzer = analyzer or Analyzer()
-    src = open_source(source) if isinstance(source, (str, Path, int)) else source
     rows: list[dict[str, Any]] = []
     result = run_video(analyzer, src, on_rows=rows.extend, **kwargs)
     df = pd.DataFrame(rows, columns=row_columns(analyzer.classifier.classes, analyzer.geometry is not None))
