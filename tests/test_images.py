@@ -492,6 +492,30 @@ def test_heic_photo_is_read_and_found_in_folders(tmp_path):
     assert expand_inputs([str(tmp_path)]) == [tmp_path / "phone.HEIC"]
 
 
+def test_links_fifos_and_devices_never_hang_and_say_what_they_are(tmp_path):
+    """Issue 18 item 8 and 9: a glob through a link to '.' ended never; a FIFO named as input blocked forever;
+    broken links and link loops in a folder were dropped without a record; /dev/zero was "empty"."""
+    tree = tmp_path / "tree"
+    save(tree / "a.jpg", _small_rgb())
+    (tree / "self").symlink_to(".")
+    (tree / "up").symlink_to("..")
+    (tree / "dangling.jpg").symlink_to("nowhere.jpg")
+    (tree / "loop1.jpg").symlink_to("loop2.jpg")
+    (tree / "loop2.jpg").symlink_to("loop1.jpg")
+    os.mkfifo(tree / "pipe.jpg")
+    found = ["a.jpg", "dangling.jpg", "loop1.jpg", "loop2.jpg"]  # the pipe is no file; the links to folders unfollowed
+    assert [p.name for p in expand_inputs([str(tree / "**" / "*.jpg")])] == found
+    assert [p.name for p in expand_inputs([str(tree)])] == found
+    reasons = {}
+    for f in [tree / n for n in found[1:]] + [tree / "pipe.jpg", Path("/dev/zero")]:
+        with pytest.raises(ImageReadError) as e:
+            read_image(f)
+        reasons[f.name] = str(e.value)
+    assert reasons["dangling.jpg"].startswith("broken symbolic link (to nowhere.jpg")
+    assert reasons["loop1.jpg"].startswith("symbolic link loop")
+    assert reasons["pipe.jpg"].startswith("a named pipe") and reasons["zero"].startswith("a device")
+
+
 def test_image_suffixes_lowercase():
     assert {".jpg", ".jpeg", ".png"} <= IMAGE_SUFFIXES
     assert all(s == s.lower() and s.startswith(".") for s in IMAGE_SUFFIXES)

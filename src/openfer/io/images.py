@@ -67,6 +67,8 @@ def read_image(path: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -
     _register_heif()
     data = path if isinstance(path, bytes) else None
     path = io.BytesIO(data) if data is not None else Path(path)
+    if data is None:
+        _check_regular_file(path)
     try:
         # Our pixel limit is checked from the header, before any decoding. Pillow's own global limit is left
         # alone (changing it per call would race between threads); its warning is silenced since ours decides,
@@ -99,6 +101,46 @@ def read_image(path: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -
         raise ImageReadError(f"corrupt or truncated image data: {e}") from None
     except (ValueError, SyntaxError, EOFError, IndexError, KeyError) as e:
         raise ImageReadError(f"corrupt image data: {e}") from None
+
+
+def _check_regular_file(path: Path) -> None:
+    """Refuse what is not a regular file before opening it: a pipe would block forever, a device never ends."""
+    import errno
+    import os
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise ImageReadError(f"broken symbolic link (to {os.readlink(path)}, which does not exist)") from None
+        raise ImageReadError("file not found") from None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise ImageReadError("symbolic link loop (the link points back to itself)") from None
+        if e.errno == errno.EACCES:
+            raise ImageReadError("permission denied") from None
+        raise ImageReadError(f"cannot read: {e.strerror or e}") from None
+    if stat.S_ISDIR(mode):
+        raise ImageReadError("is a directory, not an image file")
+    if not stat.S_ISREG(mode):
+        kind = "a named pipe" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) \
+            else "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
+        raise ImageReadError(f"{kind}, not an image file (only regular files are read)")
+
+
+def _glob(pattern: str) -> list[Path]:
+    """Paths matching a glob pattern, without following symbolic links to folders (``**`` through a link to
+    ``.`` would never end) and, as the shell does, without hidden names the pattern does not spell out."""
+    parts = Path(pattern).parts
+    first = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+    root = Path(*parts[:first]) if first else Path()
+    found = []
+    for m in root.glob(str(Path(*parts[first:]))):
+        rel = m.relative_to(root).parts
+        if not any(name.startswith(".") and not spec.startswith(".") for name, spec in zip(rel, parts[first:])):
+            found.append(m)
+    return sorted(found)
 
 
 def to_rgb(img: Image.Image | np.ndarray) -> np.ndarray:
@@ -156,14 +198,16 @@ def expand_inputs(items: list[str], recursive: bool = True, skipped: list[Path] 
     """Files, folders and glob patterns -> a list of paths, in a stable order, duplicates removed.
 
     A named file is kept whatever its ending (so a wrong file gives a clear error later); folders and globs
-    contribute files whose ending is in ``IMAGE_SUFFIXES``, except openfer's own outputs: files inside a folder
-    marked by ``mark_output_folder`` (appended to ``skipped`` when given). A name that matches nothing is kept as-is, so it is
+    contribute files whose ending is in ``IMAGE_SUFFIXES`` (broken symbolic links too, so each gets its error
+    record), except openfer's own outputs: files inside a folder marked by ``mark_output_folder`` (appended to
+    ``skipped`` when given). Links to folders are not followed. A name that matches nothing is kept as-is, so it is
     reported as "file not found" rather than silently skipped.
     """
     marked: dict[Path, bool] = {}
 
     def is_output(f: Path) -> bool:
-        for folder in f.resolve().parents:
+        parent = f.parent.resolve()
+        for folder in (parent, *parent.parents):
             if folder not in marked:
                 marked[folder] = (folder / OUTPUT_MARKER).is_file()
             if marked[folder]:
@@ -175,7 +219,7 @@ def expand_inputs(items: list[str], recursive: bool = True, skipped: list[Path] 
     def images(found) -> list[Path]:
         keep = []
         for f in found:
-            if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
+            if f.suffix.lower() in IMAGE_SUFFIXES and (f.is_file() or (f.is_symlink() and not f.exists())):
                 (left if is_output(f) else keep).append(f)
         return keep
 
@@ -188,7 +232,7 @@ def expand_inputs(items: list[str], recursive: bool = True, skipped: list[Path] 
             out.append(p)
         else:
             n_left = len(left)
-            files = images(sorted(Path(m) for m in glob.glob(item, recursive=True)))
+            files = images(_glob(item))
             out.extend(files if files or len(left) > n_left else [p])
     if skipped is not None:
         skipped.extend(left)
