@@ -248,15 +248,42 @@ def test_analyze_summary_on_stderr(tmp_path):
 
 
 def test_models_lists_default():
-    res = CliRunner().invoke(app, ["models"], env={"COLUMNS": "200"})
+    res = CliRunner().invoke(app, ["models", "--wide"], env={"COLUMNS": "250"})
     assert res.exit_code == 0, res.output
-    assert "default" in res.stdout and "FER+ UAR" in res.stdout
+    assert "default" in res.stdout and "UAR" in res.stdout
     from openfer.zoo.registry import MODELS
 
     for spec in MODELS.values():  # UAR printed next to accuracy wherever the registry states it
         for key in ("publictest_ferplus_uar", "publictest_fer2013_uar"):
             if key in spec.metrics:
                 assert f"{spec.metrics[key]:.2%}" in res.stdout
+
+
+def test_models_fits_80_columns_with_whole_names_and_speed():
+    """The table of `openfer models` keeps every name whole at 80 columns and has a speed column (ours, or
+    measured here with --speed)."""
+    from openfer.zoo.registry import MODELS
+
+    res = CliRunner().invoke(app, ["models"], env={"COLUMNS": "80"})
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80 and "…" not in res.stdout
+    assert "ms/face" in res.stdout
+    rows = {line.split()[1]: line for line in lines if line.startswith("│")}
+    assert set(rows) == set(MODELS)
+    assert f"{MODELS['fast'].ms_per_face:.1f}" in rows["fast"]
+
+
+def test_models_speed_measures_here(monkeypatch):
+    import openfer.zoo.speed as speed
+
+    calls = []
+    monkeypatch.setattr(speed, "ms_per_face", lambda clf, *a, **k: calls.append(clf.spec.name) or 7.77)
+    res = CliRunner().invoke(app, ["models", "--speed"], env={"COLUMNS": "120"})
+    assert res.exit_code == 0, res.output
+    from openfer.zoo.registry import MODELS
+
+    assert calls == list(MODELS) and "ms/face here" in res.stdout and res.stdout.count(" 7.8 │") == len(MODELS)
 
 
 def test_no_command_shows_help():

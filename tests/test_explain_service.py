@@ -35,7 +35,7 @@ def test_explain_endpoint_matches_the_library(fast_analyzer):
     img = astronaut()
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, "PNG")  # lossless, so the library sees the same pixels
-    with TestClient(create_app(ServiceConfig(), analyzer=fast_analyzer)) as c:
+    with TestClient(create_app(ServiceConfig(), analyzer=fast_analyzer), base_url="http://127.0.0.1") as c:
         r = c.post("/v1/explain", files={"file": ("a.png", buf.getvalue(), "image/png")})
         r2 = c.post("/v1/explain?method=rise&target=neutral&heatmap=false", files=jpeg(img))
         cat = c.post("/v1/explain", files=jpeg(chelsea()))
@@ -61,14 +61,14 @@ def test_explain_endpoint_matches_the_library(fast_analyzer):
 def test_explain_endpoint_errors(fast_analyzer, query, files, status, message):
     payload = {"image": jpeg(astronaut()), "empty": {"file": ("a.jpg", b"", "image/jpeg")},
                "text": {"file": ("a.jpg", b"hello, this is text", "image/jpeg")}}[files]
-    with TestClient(create_app(ServiceConfig(), analyzer=fast_analyzer)) as c:
+    with TestClient(create_app(ServiceConfig(), analyzer=fast_analyzer), base_url="http://127.0.0.1") as c:
         r = c.post(f"/v1/explain{query}", files=payload)
     assert r.status_code == status and message in r.json()["detail"]
 
 
 def test_explain_endpoint_gradcam(fast_analyzer):
     pytest.importorskip("torch", reason="Grad-CAM needs the [train] extra")
-    with TestClient(create_app(ServiceConfig(), analyzer=fast_analyzer)) as c:
+    with TestClient(create_app(ServiceConfig(), analyzer=fast_analyzer), base_url="http://127.0.0.1") as c:
         r = c.post("/v1/explain?method=gradcam&heatmap=false", files=jpeg(astronaut()))
     assert r.status_code == 200, r.text
     assert r.json()["faces"][0]["explanation"]["method"] == "gradcam"

@@ -60,8 +60,13 @@ class Slow:
         return self.real.classify_frames(frames)
 
 
+#: The test client's own host name (Starlette's WebSocket test client always uses it) beside the loopback defaults.
+TEST_HOSTS = ("127.0.0.1", "localhost", "::1", "testserver")
+
+
 def client(analyzer, **config) -> TestClient:
-    return TestClient(create_app(ServiceConfig(**config), analyzer=analyzer))
+    return TestClient(create_app(ServiceConfig(**{"allowed_hosts": TEST_HOSTS, **config}), analyzer=analyzer),
+                      base_url="http://127.0.0.1")
 
 
 @pytest.fixture(scope="module")
@@ -481,6 +486,54 @@ def test_stream_api_key(analyzer):
             assert ws.receive_json()["type"] == "ready"
         with c.websocket_connect("/v1/stream", headers={"X-API-Key": "s3cret"}) as ws:
             assert ws.receive_json()["type"] == "ready"
+        with c.websocket_connect("/v1/stream", headers={"Authorization": "Bearer s3cret"}) as ws:  # as over HTTP
+            assert ws.receive_json()["type"] == "ready"
+
+
+def test_strangers_cannot_take_the_stream_places(analyzer):
+    """Issue 18 item 3: with a key set, a connection that has not authenticated holds no stream place."""
+    with client(analyzer, api_key="s3cret", max_streams=1) as c:
+        with c.websocket_connect("/v1/stream"):  # a stranger, silent (the server waits for a key message)
+            with c.websocket_connect("/v1/stream", headers={"X-API-Key": "s3cret"}) as ws:
+                assert ws.receive_json()["type"] == "ready"
+
+
+@pytest.mark.parametrize("key", ["", "   ", "\t\n"])
+def test_an_empty_api_key_is_refused_not_an_open_service(key):
+    with pytest.raises(ValueError, match="empty or only spaces"):
+        ServiceConfig(api_key=key)
+    with pytest.raises(ValueError, match="empty or only spaces"):
+        ServiceConfig.from_env({"OPENFER_API_KEY": key})
+
+
+def test_host_and_origin_checks(analyzer):
+    """Issue 18 item 6: another host name (DNS rebinding) gets 400, another site's page 403 over HTTP and on the
+    WebSocket; the service's own page, listed CORS origins and clients without an Origin pass."""
+    from starlette.websockets import WebSocketDisconnect
+
+    with client(analyzer, cors_origins=("https://app.example",)) as c:
+        assert c.get("/v1/models", headers={"Host": "attacker.example"}).status_code == 400
+        assert c.get("/v1/models", headers={"Host": "attacker.example:8000"}).json()["detail"].startswith(
+            "this service does not answer to the host name")
+        assert c.get("/v1/models", headers={"Host": "127.0.0.1:8000"}).status_code == 200
+        assert c.get("/v1/models", headers={"Host": "[::1]:8000"}).status_code == 200
+        evil = {"Origin": "https://evil.example"}
+        assert c.post("/v1/analyze", files=upload(encode(astronaut())), headers=evil).status_code == 403
+        own = {"Origin": "http://127.0.0.1", "Host": "127.0.0.1"}
+        assert c.post("/v1/analyze", files=upload(encode(astronaut())), headers=own).status_code == 200
+        assert c.get("/v1/models", headers={"Origin": "https://app.example"}).status_code == 200
+        assert c.get("/v1/models", headers={"Origin": "null"}).status_code == 403
+        with pytest.raises(WebSocketDisconnect) as e:
+            with c.websocket_connect("/v1/stream", headers=evil) as ws:
+                ws.receive_json()
+        assert e.value.code == 1008
+        with c.websocket_connect("/v1/stream", headers={"Origin": "http://testserver"}) as ws:
+            assert ws.receive_json()["type"] == "ready"
+    with client(analyzer, allowed_hosts=("*",)) as c:
+        assert c.get("/v1/models", headers={"Host": "any.example"}).status_code == 200
+    with TestClient(create_app(ServiceConfig(), analyzer=analyzer)) as c:  # the defaults: loopback names only
+        assert c.get("/readyz").status_code == 400
+        assert c.get("/readyz", headers={"Host": "localhost:8000"}).status_code == 200
 
 
 def test_stream_count_limit(analyzer):
@@ -506,6 +559,23 @@ def test_idle_stream_is_closed(analyzer):
             assert e.value.code == 1000 and "no frame" in e.value.reason
         with c.websocket_connect("/v1/stream") as ws:  # its place is free again
             assert ws.receive_json()["type"] == "ready"
+
+
+def test_text_messages_do_not_keep_a_stream_open(analyzer):
+    """Issue 18 item 4: a client that only sends text must not hold its place past the idle time."""
+    from starlette.websockets import WebSocketDisconnect
+
+    with client(analyzer, stream_idle=0.5) as c:
+        with c.websocket_connect("/v1/stream") as ws:
+            assert ws.receive_json()["type"] == "ready"
+            for _ in range(8):  # 1.6 s of pings, every 0.2 s
+                ws.send_text("ping")
+                time.sleep(0.2)
+            t = time.monotonic()
+            with pytest.raises(WebSocketDisconnect) as e:
+                ws.receive_json()
+            assert e.value.code == 1000 and "no frame" in e.value.reason
+            assert time.monotonic() - t < 0.25  # closed 0.5 s after the last frame, not after the last ping
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -437,26 +438,68 @@ def models_fetch(
 
 
 @models_app.callback()
-def models(ctx: typer.Context) -> None:
-    """List the expression models with their measured accuracy and size."""
+def models(
+    ctx: typer.Context,
+    wide: Annotated[bool, typer.Option("--wide", help="Also show input size, parameters, MACs, FER2013-label "
+                                                      "numbers and each model's description.")] = False,
+    speed: Annotated[bool, typer.Option("--speed", help="Measure milliseconds per face on this machine (batch 1, "
+                                                        "about 2 s per model) instead of showing ours.")] = False,
+) -> None:
+    """List the expression models with their measured accuracy, balanced accuracy (UAR), speed and size."""
     if ctx.invoked_subcommand is not None:
         return
     from openfer.zoo.registry import MODELS, model_path
 
-    table = Table(title="openfer expression models (FER2013 PublicTest; UAR: mean per-class recall; see each "
-                        "model card)")
-    for col in ("name", "classes", "input", "params", "MACs", "size", "FER+ acc", "FER+ UAR", "FER2013 acc",
-                "FER2013 UAR"):
-        table.add_column(col)
+    measured = _measure_speed(list(MODELS)) if speed else {}
+    table = Table(title="openfer expression models (FER2013 PublicTest, evaluated once; UAR: mean per-class "
+                        "recall; model cards in src/openfer/models)", title_justify="left")
+    table.add_column("name", no_wrap=True, style="bold")
+    for col in ("labels", "accuracy", "UAR", "ms/face here" if speed else "ms/face", "size"):
+        table.add_column(col, justify="left" if col == "labels" else "right", no_wrap=True)
+    if wide:
+        for col in ("input", "params", "MACs", "FER2013 acc", "FER2013 UAR"):
+            table.add_column(col, justify="right", no_wrap=True)
+        table.add_column("description")
     for spec in MODELS.values():
         try:
             size = f"{model_path(spec).stat().st_size / 1e6:.1f} MB"
         except (FileNotFoundError, ValueError) as e:
-            size = f"[red]{e}[/red]"
-        acc = [spec.metrics.get(f"publictest_{p}_{m}") for p in ("ferplus", "fer2013") for m in ("acc", "uar")]
-        table.add_row(spec.name, str(len(spec.classes)), f"{spec.input_size}px", f"{spec.params / 1e6:.2f} M",
-                      f"{spec.macs / 1e6:.0f} M", size, *(f"{a:.2%}" if a is not None else "-" for a in acc))
+            size = f"[red]{_e(e)}[/red]"
+        protocol = "ferplus" if "publictest_ferplus_acc" in spec.metrics else "fer2013"
+        acc, uar = (spec.metrics.get(f"publictest_{protocol}_{m}") for m in ("acc", "uar"))
+        ms = measured.get(spec.name, spec.ms_per_face)
+        row = [spec.name, "FER+" if protocol == "ferplus" else "FER2013", _pct(acc), _pct(uar),
+               f"{ms:.1f}" if ms else "-", size]
+        if wide:
+            row += [f"{spec.input_size}px", f"{spec.params / 1e6:.2f} M", f"{spec.macs / 1e6:.0f} M",
+                    *(_pct(spec.metrics.get(f"publictest_fer2013_{m}")) for m in ("acc", "uar")),
+                    _e(spec.description)]
+        table.add_row(*row)
     Console().print(table)
+    if not speed:
+        Console().print("ms/face: batch 1, 2 threads, on our 2-core Xeon (2026-12-06); 'openfer models --speed' "
+                        "measures it here.")
+
+
+def _pct(x: float | None) -> str:
+    return f"{x:.2%}" if x is not None else "-"
+
+
+def _measure_speed(names: list[str]) -> dict[str, float]:
+    """Median milliseconds per face of each model at batch 1 on this machine, with a progress bar."""
+    from openfer.classify import load_classifier
+    from openfer.zoo.speed import ms_per_face
+
+    out = {}
+    progress = Progress(TextColumn("measuring {task.fields[name]}"), BarColumn(), MofNCompleteColumn(),
+                        console=err)
+    with progress:
+        task = progress.add_task("speed", total=len(names), name="")
+        for name in names:
+            progress.update(task, name=name)
+            out[name] = ms_per_face(load_classifier(name, threads=2))
+            progress.advance(task)
+    return out
 
 
 @app.command()
@@ -704,6 +747,7 @@ def serve(
     try:
         config = ServiceConfig.from_env(model=model, detector=detector, retention=retention, workers=workers,
                                         cors_origins=tuple(cors_origin) if cors_origin else None)
+        config = replace(config, allowed_hosts=_serving_hosts(config.allowed_hosts, host))
         from openfer.zoo.registry import get_spec
 
         get_spec(model)
@@ -717,6 +761,22 @@ def serve(
               "(Ctrl-C stops)")
     uvicorn.run(create_app(config), host=host, port=port, log_level="info",
                 ws_max_size=config.max_image_bytes, timeout_graceful_shutdown=5)
+
+
+def _serving_hosts(allowed: tuple[str, ...], host: str) -> tuple[str, ...]:
+    """The host names the service answers to when it listens on ``host``: the configured ones, the address itself,
+    and for every interface (0.0.0.0, ::) this machine's name and addresses, so the LAN can reach it by those."""
+    import socket
+
+    extra = [host]
+    if host in ("0.0.0.0", "::"):
+        name = socket.gethostname()
+        extra += [name, socket.getfqdn()]
+        try:
+            extra += socket.gethostbyname_ex(name)[2]
+        except OSError:
+            pass
+    return tuple(dict.fromkeys([*allowed, *(h for h in extra if h and h not in ("0.0.0.0", "::"))]))
 
 
 # The commands for a user's own data (embed, fit, adapt) live in their own module and register on ``app``.

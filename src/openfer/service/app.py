@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
+from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, Response, Security, UploadFile, WebSocket
 from fastapi.exceptions import RequestValidationError
@@ -143,6 +144,15 @@ class _Service:
         return expected is None or (key is not None and hmac.compare_digest(key.encode(), expected.encode()))
 
 
+def _header_key(headers) -> str | None:
+    """The API key a client sent in ``X-API-Key`` or as ``Authorization: Bearer KEY`` (HTTP and WebSocket alike)."""
+    key = headers.get("x-api-key")
+    if key is None:
+        auth = headers.get("authorization", "")
+        key = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+    return key
+
+
 def _warmup_image():
     import skimage.data
 
@@ -165,7 +175,8 @@ def create_app(config: ServiceConfig | None = None, analyzer: Analyzer | None = 
         >>> from PIL import Image
         >>> from fastapi.testclient import TestClient
         >>> jpeg = io.BytesIO(); Image.fromarray(skimage.data.astronaut()).save(jpeg, "JPEG")
-        >>> with TestClient(create_app(ServiceConfig(), analyzer=openfer.Analyzer())) as client:
+        >>> app = create_app(ServiceConfig(), analyzer=openfer.Analyzer())
+        >>> with TestClient(app, base_url="http://127.0.0.1") as client:   # a name the service answers to
         ...     r = client.post("/v1/analyze", files={"file": ("photo.jpg", jpeg.getvalue())})
         >>> r.status_code, r.json()["num_faces"], sorted(r.json()["faces"][0])
         (200, 1, ['box', 'expression', 'landmarks', 'probabilities', 'score'])
@@ -195,6 +206,7 @@ def create_app(config: ServiceConfig | None = None, analyzer: Analyzer | None = 
     if cfg.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(cfg.cors_origins), allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["X-API-Key", "Authorization", "Content-Type"])
+    app.add_middleware(_HostAndOrigin, hosts=cfg.allowed_hosts, origins=cfg.cors_origins)  # outermost: runs first
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -215,10 +227,7 @@ def create_app(config: ServiceConfig | None = None, analyzer: Analyzer | None = 
                               description="required when the server sets OPENFER_API_KEY")
 
     def require_key(request: Request, key: Annotated[Optional[str], Security(key_header)] = None) -> None:
-        if key is None:
-            auth = request.headers.get("authorization", "")
-            key = auth[7:].strip() if auth.lower().startswith("bearer ") else None
-        if not svc.key_ok(key):
+        if not svc.key_ok(key if key is not None else _header_key(request.headers)):
             raise HTTPException(401, "missing or wrong API key: send it in the X-API-Key header",
                                 headers={"WWW-Authenticate": "ApiKey"})
 
@@ -376,6 +385,9 @@ def create_app(config: ServiceConfig | None = None, analyzer: Analyzer | None = 
     @app.websocket("/v1/stream")
     async def stream(ws: WebSocket) -> None:
         await ws.accept()
+        if not await _stream_key_ok(ws, svc):  # before taking a place: strangers cannot fill the slots
+            await ws.close(1008, "missing or wrong API key")
+            return
         if svc.streams >= cfg.max_streams:
             await ws.close(1013, f"{cfg.max_streams} live streams are open; try again later")
             return
@@ -395,6 +407,44 @@ def create_app(config: ServiceConfig | None = None, analyzer: Analyzer | None = 
 
     app.mount("/static", StaticFiles(directory=str(_STATIC)), name="static")
     return app
+
+
+class _HostAndOrigin:
+    """Refuses, before anything else runs, a request or WebSocket whose ``Host`` is not one of the service's names
+    (400: a DNS-rebinding page reaching 127.0.0.1 sends its own name) or whose ``Origin`` is another site's (403:
+    a page elsewhere posting a photo or opening a stream through the visitor's browser). Same-origin requests,
+    origins in ``cors_origins`` and clients that send no ``Origin`` (curl, scripts) pass."""
+
+    def __init__(self, app, hosts: tuple[str, ...], origins: tuple[str, ...]) -> None:
+        self.app, self.hosts, self.origins = app, {h.lower() for h in hosts}, set(origins)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            problem = self.problem({k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]})
+            if problem:
+                status, detail = problem
+                if scope["type"] == "websocket":  # refused before accepting: the client sees an HTTP 403
+                    await receive()
+                    await send({"type": "websocket.close", "code": 1008, "reason": detail[:120]})
+                else:
+                    await JSONResponse({"detail": detail}, status_code=status)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def problem(self, headers: dict[str, str]) -> tuple[int, str] | None:
+        host = headers.get("host", "")
+        name = host[1:].split("]")[0] if host.startswith("[") else host.rsplit(":", 1)[0] if host.count(":") == 1 \
+            else host
+        if "*" not in self.hosts and name.lower() not in self.hosts:
+            return 400, (f"this service does not answer to the host name {host!r}; add it to OPENFER_ALLOWED_HOSTS "
+                         "if it is yours")
+        origin = headers.get("origin")
+        if origin is None or "*" in self.origins or origin in self.origins:
+            return None
+        if urlsplit(origin).netloc.lower() == host.lower():
+            return None  # the service's own page
+        return 403, (f"requests from the web page at {origin!r} are not allowed; add it to OPENFER_CORS_ORIGINS "
+                     "if it is yours")
 
 
 class _ContentLength:
@@ -485,18 +535,24 @@ def _store_and_probe(upload, target: Path, cfg: ServiceConfig) -> int | None:
         cap.release()
 
 
+async def _stream_key_ok(ws: WebSocket, svc: _Service) -> bool:
+    """Whether a WebSocket client is allowed in: the key in a header (``X-API-Key``, ``Authorization: Bearer``),
+    or, since browsers cannot set headers on a WebSocket, as ``{"api_key": ...}`` in its first text message
+    (awaited 10 s)."""
+    if svc.key_ok(_header_key(ws.headers)):
+        return True
+    try:
+        first = await asyncio.wait_for(ws.receive_text(), 10)
+        key = json.loads(first).get("api_key")
+    except (asyncio.TimeoutError, ValueError, AttributeError, KeyError, TypeError, WebSocketDisconnect):
+        key = None
+    return svc.key_ok(key if isinstance(key, str) else None)
+
+
 async def _serve_stream(ws: WebSocket, svc: _Service) -> None:
-    """The WebSocket protocol (docs/service.md): binary image frames in, one JSON message per frame out."""
+    """The WebSocket protocol (docs/service.md): binary image frames in, one JSON message per frame out. Only
+    frames keep a stream open: text messages do not reset its idle time."""
     cfg = svc.config
-    if not svc.key_ok(ws.headers.get("x-api-key")):
-        try:  # browsers cannot set headers on a WebSocket: the key may come as the first (text) message
-            first = await asyncio.wait_for(ws.receive_text(), 10)
-            key = json.loads(first).get("api_key")
-        except (asyncio.TimeoutError, ValueError, AttributeError, KeyError, TypeError):
-            key = None
-        if not svc.key_ok(key if isinstance(key, str) else None):
-            await ws.close(1008, "missing or wrong API key")
-            return
     try:
         analyzer = await asyncio.to_thread(svc.wait_analyzer)
         session = StreamSession(analyzer, cfg.max_pixels)
@@ -505,9 +561,10 @@ async def _serve_stream(ws: WebSocket, svc: _Service) -> None:
         return
     await ws.send_json({"type": "ready", "model": analyzer.classifier.spec.name,
                         "classes": list(analyzer.classifier.classes)})
+    last_frame = time.monotonic()
     while True:
         try:
-            msg = await asyncio.wait_for(ws.receive(), cfg.stream_idle)
+            msg = await asyncio.wait_for(ws.receive(), max(0.0, last_frame + cfg.stream_idle - time.monotonic()))
         except asyncio.TimeoutError:
             await ws.close(1000, f"no frame for {cfg.stream_idle:g} s; closed")
             return
@@ -515,7 +572,8 @@ async def _serve_stream(ws: WebSocket, svc: _Service) -> None:
             return
         data = msg.get("bytes")
         if data is None:
-            continue  # text messages (hello, key, pings) need no answer
+            continue  # text messages (hello, key, pings) need no answer and do not count as activity
+        last_frame = time.monotonic()
         if len(data) > cfg.max_image_bytes:
             await ws.send_json({"type": "error", "detail": "frame is larger than the upload limit"})
             continue

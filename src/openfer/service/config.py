@@ -20,7 +20,13 @@ class ServiceConfig:
         api_key: when set, every ``/v1`` request must send it (``X-API-Key`` header, or ``Authorization: Bearer``);
             from ``OPENFER_API_KEY``. None leaves the API open, which is only safe on 127.0.0.1.
         cors_origins: browser origins allowed to call the API from other sites (``OPENFER_CORS_ORIGINS``,
-            comma-separated; ``*`` for any). Empty: same origin only.
+            comma-separated; ``*`` for any). Empty: same origin only. A request or WebSocket whose ``Origin`` is
+            neither this page's own nor listed here is refused (403): another site cannot post a photo or open a
+            stream through a visitor's browser.
+        allowed_hosts: names this service answers to in the ``Host`` header (``OPENFER_ALLOWED_HOSTS``,
+            comma-separated; ``*`` for any; a port is ignored). Others get 400, which stops DNS-rebinding pages
+            from reaching a service on 127.0.0.1. ``openfer serve --host`` adds the address it listens on (and for
+            0.0.0.0 this machine's name).
         max_image_bytes: largest image upload; bigger requests get 413 before they are read.
         max_video_bytes: largest video upload.
         max_pixels: largest image (width x height) decoded; the decompression-bomb guard. Also applies to each
@@ -46,6 +52,7 @@ class ServiceConfig:
     detector: str = "centerface"
     api_key: str | None = None
     cors_origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
     max_image_bytes: int = 20 * MB
     max_video_bytes: int = 200 * MB
     max_pixels: int = 40_000_000
@@ -76,7 +83,10 @@ class ServiceConfig:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0 seconds, got {getattr(self, name)}")
         if self.api_key is not None and not self.api_key.strip():
-            object.__setattr__(self, "api_key", None)
+            raise ValueError("the API key is empty or only spaces, which would leave the service open: set a real "
+                             "key in OPENFER_API_KEY, or unset it for an open service on 127.0.0.1")
+        if not self.allowed_hosts:
+            raise ValueError("allowed_hosts is empty: no request could reach the service (use '*' for any host)")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> ServiceConfig:
@@ -94,7 +104,7 @@ class ServiceConfig:
                 continue
             kind = type(f.default) if f.default is not None else str
             try:
-                if f.name == "cors_origins":
+                if f.name in ("cors_origins", "allowed_hosts"):
                     values[f.name] = tuple(o.strip() for o in raw.split(",") if o.strip())
                 elif kind in (int, float):
                     values[f.name] = kind(raw)

@@ -38,6 +38,9 @@ class ModelSpec:
         base: registered model whose networks compute the features this model's ``file`` reads: the file is then
             a head alone (input ``features``, ``openfer.classify.features``), and ``model_path`` composes base and
             head into one classifier file (once, in the user cache, from the two hash-checked files).
+        ms_per_face: milliseconds per face at batch 1 (2 threads, preprocessing and mirror pass included) on the
+            reference 2-core CPU (``benchmarks/model_speed.py``); 0 when not measured. ``openfer models --speed``
+            measures it on the user's machine.
     """
 
     name: str
@@ -56,6 +59,7 @@ class ModelSpec:
     train_prior: tuple[float, ...] = ()
     balance_tau: float = 1.0
     base: str = ""
+    ms_per_face: float = 0.0
 
 
 #: FER+ majority labels of all 25,060 kept FER2013 Training images (validation rows included; the stratified split
@@ -64,6 +68,9 @@ FERPLUS_TRAIN_COUNTS = (8740, 7287, 3149, 3014, 2100, 119, 532, 119)
 #: Original labels of all 28,709 FER2013 Training images, FER2013_CLASSES order (DATA.md's class counts).
 FER2013_TRAIN_COUNTS = (3995, 436, 4097, 7215, 4830, 3171, 4965)
 
+
+# ms_per_face: benchmarks/model_speed.py on 2026-12-06 (2 threads, 3 rounds of 3 s, median; this 2-core machine
+# ran about 1.6x slower that day than on 2026-12-01, when default-v1 took 10.2 ms and default-int8-v1 2.8-3.0 ms).
 
 #: Bumped when ``attach_head`` changes what it writes, so cached composed models are rebuilt.
 COMPOSE_VERSION = 5
@@ -87,6 +94,7 @@ _DEFAULT_V1 = ModelSpec(
     metrics={"publictest_ferplus_acc": 0.8806, "publictest_ferplus_macro_f1": 0.6752,
              "publictest_ferplus_uar": 0.6447, "publictest_fer2013_acc": 0.5949, "publictest_fer2013_uar": 0.5023},
     card="default_v1.md",
+    ms_per_face=17.6,
     train_prior=_shares(FERPLUS_TRAIN_COUNTS),
     # scripts/fit_prior.py: validation UAR 62.43 % at tau 0, best 79.99 % at tau 1 (accuracy 88.31 -> 85.99 %).
     balance_tau=1.0,
@@ -106,6 +114,7 @@ _DEFAULT_INT8_V1 = replace(
     metrics={"publictest_ferplus_acc": 0.8762, "publictest_ferplus_macro_f1": 0.6666,
              "publictest_ferplus_uar": 0.6339, "publictest_fer2013_acc": 0.5963, "publictest_fer2013_uar": 0.5058},
     card="default_int8_v1.md",
+    ms_per_face=4.9,
     # scripts/fit_prior.py: validation UAR 62.43 % at tau 0, best 79.31 % at tau 1 (accuracy 88.19 -> 86.11 %).
     balance_tau=1.0,
     description="default-int8 until 2026-12-06: the earlier 3-network default ensemble quantized to int8 "
@@ -125,6 +134,7 @@ _FAST_V1 = ModelSpec(
     metrics={"publictest_ferplus_acc": 0.8600, "publictest_ferplus_macro_f1": 0.6409,
              "publictest_ferplus_uar": 0.6127, "publictest_fer2013_acc": 0.5834, "publictest_fer2013_uar": 0.4900},
     card="fast_v1.md",
+    ms_per_face=1.1,
     train_prior=_shares(FERPLUS_TRAIN_COUNTS),
     # scripts/fit_prior.py: validation UAR 60.38 % at tau 0, best 73.37 % at tau 1 (accuracy 86.79 -> 83.32 %).
     balance_tau=1.0,
@@ -153,6 +163,7 @@ _DEFAULT = _refitted(
              "publictest_ferplus_uar": 0.7204, "publictest_fer2013_acc": 0.5999,
              "publictest_fer2013_uar": 0.5278},
     card="default.md",
+    ms_per_face=4.6,
     # scripts/fit_prior.py: validation UAR 69.97 % at tau 0, best 81.49 % at tau 0.75 (accuracy 89.11 -> 84.56 %).
     balance_tau=0.75,
     description="8-class FER+ model: three int8 networks (default-int8-v1's, frozen) with one refitted last layer "
@@ -176,6 +187,7 @@ MODELS: dict[str, ModelSpec] = {
                      "publictest_ferplus_uar": 0.7350, "publictest_fer2013_acc": 0.6024,
                      "publictest_fer2013_uar": 0.5272},
             card="large.md",
+            ms_per_face=16.0,
             # scripts/fit_prior.py: validation UAR 72.24 % at tau 0, best 81.14 % at tau 1 (accuracy 89.47 -> 76.94 %).
             balance_tau=1.0,
             description="default-v1's five float32 networks (frozen) with one refitted last layer on their joint "
@@ -198,6 +210,7 @@ MODELS: dict[str, ModelSpec] = {
             metrics={"publictest_fer2013_acc": 0.6810, "publictest_fer2013_macro_f1": 0.6473,
                      "publictest_fer2013_uar": 0.6293},
             card="fer2013.md",
+            ms_per_face=10.4,
             train_prior=_shares(FER2013_TRAIN_COUNTS),
             # scripts/fit_prior.py: validation UAR 65.59 % at tau 0, best 69.20 % at tau 1 (accuracy 70.65 -> 69.32 %).
             balance_tau=1.0,
@@ -214,6 +227,7 @@ MODELS: dict[str, ModelSpec] = {
                      "publictest_ferplus_uar": 0.6603, "publictest_fer2013_acc": 0.5926,
                      "publictest_fer2013_uar": 0.5097},
             card="fast.md",
+            ms_per_face=1.2,
             # scripts/fit_prior.py: validation UAR 64.38 % at tau 0, best 78.07 % at tau 0.75 (accuracy 86.95 ->
             # 83.36 %).
             balance_tau=0.75,
