@@ -6,9 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ASTRONAUT_FACE, ASTRONAUT_LANDMARKS, astronaut, chelsea, grey_canvas, iou, paste_head
+from conftest import (ASTRONAUT_FACE, ASTRONAUT_LANDMARKS, astronaut, chelsea, grey_canvas, iou, paste_head,
+                      scattered_heads)
 from openfer.align import FER_TEMPLATE, align_faces, estimate_similarity, warp_face
 from openfer.detect import CenterFaceDetector, HaarDetector, load_detector
+from openfer.detect.centerface import detection_sides
 from openfer.report.annotate import annotate
 from openfer.types import Face
 
@@ -223,6 +225,52 @@ def test_centerface_sorted_and_thresholded(centerface):
     assert [f.score for f in faces] == sorted((f.score for f in faces), reverse=True)
     strict = CenterFaceDetector(threshold=0.99, session=centerface.session)
     assert strict.detect(canvas) == []
+
+
+@pytest.mark.parametrize("size, max_side, max_shrink, sides", [
+    ((640, 480), 640, 2.5, [640]), ((1280, 960), 640, 2.5, [640]), ((2400, 1800), 640, 2.5, [640]),
+    ((300, 200), 640, 2.5, [300]), ((3000, 2000), 640, 2.5, [640, 1200]), ((3000, 4000), 640, 2.5, [640, 1280]),
+    ((8000, 6000), 640, 2.5, [640, 1280, 2560]), ((20000, 100), 640, 2.5, [640, 1280, 2560]),
+    ((4000, 3000), 1280, 2.5, [1280]), ((8000, 6000), 1280, 2.5, [1280, 2560]),
+    ((4000, 3000), 640, None, [640]), ((4000, 3000), None, 2.5, [4000]),
+])
+def test_detection_sides(size, max_side, max_shrink, sides):
+    assert detection_sides(*size, max_side, max_shrink) == sides
+
+
+def _found(faces, truth) -> int:
+    return sum(any(iou(t, f.box) >= 0.3 for f in faces) for t in truth)
+
+
+def test_centerface_big_group_photo_keeps_its_faces(centerface):
+    """24 faces ~100-150 px on a 4000x3000 photo: one pass at 640 px shrinks them to 16-23 px and loses most."""
+    canvas, truth = scattered_heads(4000, 3000, 24, seed=0)
+    faces = centerface.detect(canvas)
+    assert _found(faces, truth) == 24 and len(faces) == 24, [f.box for f in faces]
+    one_pass = CenterFaceDetector(max_shrink=None, session=centerface.session)
+    assert _found(one_pass.detect(canvas), truth) < 20  # what the finer pass is for
+
+
+@pytest.mark.slow
+def test_centerface_huge_photo_torso_is_no_face(centerface):
+    """An 8000x6000 photo of the astronaut with her head painted out: shrunk to 640 px, her suit passed for a face."""
+    canvas = grey_canvas(8000, 6000)
+    canvas[2250:3750, 3250:4750] = cv2.resize(astronaut(), (1500, 1500), interpolation=cv2.INTER_CUBIC)
+    s = 1500 / 512
+    x1, y1, x2, y2 = (int(v * s) for v in ASTRONAUT_FACE)
+    canvas[2250 + y1 - 36 * 3:2250 + y2, 3250 + x1:3250 + x2] = 128
+    assert centerface.detect(canvas) == []
+    assert centerface.sides(8000, 6000) == [640, 1280, 2560]
+
+
+def test_centerface_ordinary_photos_unchanged(centerface):
+    """Up to 2400 px (at max_side 640) detection is the single pass it always was: same boxes, same landmarks."""
+    canvas, _ = scattered_heads(1280, 960, 4, seed=1, lo=100, hi=160)
+    one_pass = CenterFaceDetector(max_shrink=None, session=centerface.session)
+    for image in (canvas, cv2.resize(canvas, (2400, 1800))):
+        new, old = centerface.detect(image), one_pass.detect(image)
+        assert len(new) == len(old) == 4
+        assert all(a.box == b.box and np.array_equal(a.landmarks, b.landmarks) for a, b in zip(new, old))
 
 
 @pytest.mark.parametrize("make", [chelsea, lambda: np.zeros((480, 640, 3), np.uint8)], ids=["cat", "black"])

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import astronaut, grey_canvas, iou, moving_faces_video, paste_head, save
+from conftest import astronaut, grey_canvas, iou, moving_faces_video, paste_head, save, scattered_heads
 
 pytestmark = pytest.mark.slow
 
@@ -189,14 +189,6 @@ def check_boxes(page, n: int, tolerance: float = 2.0) -> dict:
     return d
 
 
-def group_photo(width: int = 1600, height: int = 1000, head: int = 220) -> tuple[np.ndarray, list[tuple]]:
-    """Eight astronaut heads in two rows of four on a grey ``width`` x ``height`` photo, and their face boxes."""
-    canvas = grey_canvas(width, height)
-    boxes = [paste_head(canvas, head, 60 + col * (width - 120) // 4, 60 + row * (height - 60) // 2)
-             for row in range(2) for col in range(4)]
-    return canvas, boxes
-
-
 def upload_photo(page, photo: Path, n: int) -> None:
     """Analyse ``photo`` in the page and wait for its ``n`` faces to be listed."""
     page.set_input_files("#photo-input", str(photo))
@@ -210,7 +202,7 @@ def upload_photo(page, photo: Path, n: int) -> None:
 def test_photo_boxes_land_on_faces_at_any_size(server, tmp_path, name, viewport):
     # A 1280 px photo and a 1600 px group photo: wider than 640 px, where the boxes were once scaled twice.
     wide = save(tmp_path / "wide.jpg", cv2.resize(astronaut(), (1280, 1280), interpolation=cv2.INTER_CUBIC))
-    group, truth = group_photo()
+    group, truth = scattered_heads(1600, 1000, 8, lo=200, hi=240)
     group_path = save(tmp_path / "group.jpg", group)
     phone = dict(device_scale_factor=2, is_mobile=True, has_touch=True) if name == "phone" else {}
     pw, ctx = browser(tmp_path, viewport=viewport, **phone)

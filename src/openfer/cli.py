@@ -258,6 +258,10 @@ def _print_summary(summary, jsonl, csv, annotate) -> None:
     for name, target in (("JSON Lines", jsonl), ("CSV", csv), ("annotated images", annotate)):
         if target and target != "-":
             err.print(f"{name}: {_e(target)}")
+    big = [r["detect_sides"] for r in summary.records if len(r["detect_sides"] or ()) > 1]
+    if big:
+        err.print(f"{_n(len(big), 'large image')} also searched for small faces at finer scales (e.g. "
+                  f"{' + '.join(map(str, max(big, key=len)))} px; 'detect_sides' in the JSON Lines)", soft_wrap=True)
 
 
 @app.command()

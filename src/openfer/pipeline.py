@@ -38,11 +38,13 @@ class BatchSummary:
 
 def each_image(files: list[Path], find: Callable[[np.ndarray], list],
                draw: Callable[[Path, np.ndarray, list], str] | None,
-               summary: BatchSummary) -> Iterator[tuple[dict, list | None]]:
+               summary: BatchSummary, detector: object = None) -> Iterator[tuple[dict, list | None]]:
     """Read every file, ``find(rgb)`` its faces and ``draw(path, rgb, faces)`` a picture (its path) when asked;
     yield the file's record and faces, counted in ``summary``. A file that cannot be read or processed yields a
-    record with ``error`` (and the faces found before a drawing failed), and the batch goes on. The shared loop
+    record with ``error`` (and the faces found before a drawing failed), and the batch goes on. A ``detector``
+    that tells its detection passes (``sides(width, height)``, as CenterFace) has them recorded. The shared loop
     of ``run_images`` and ``openfer.explain.run_explain``."""
+    sides = getattr(detector, "sides", None)
     for path in files:
         faces, size, error, picture = None, None, None, None
         try:
@@ -55,7 +57,7 @@ def each_image(files: list[Path], find: Callable[[np.ndarray], list],
         except Exception as e:  # noqa: BLE001 - one bad file must not end the batch; the error is reported
             log.debug("failed on %s", path, exc_info=True)
             error = f"{type(e).__name__}: {e}"
-        rec = image_record(str(path), faces, size, error, picture)
+        rec = image_record(str(path), faces, size, error, picture, sides(*size) if sides and size else None)
         summary.add(rec)
         yield rec, faces
 
@@ -95,7 +97,7 @@ def run_images(analyzer: Analyzer, files: list[Path], jsonl: str | None = None, 
         return analyzer.classify(rgb, analyzer.detector.detect(rgb))
 
     try:
-        for rec, faces in each_image(files, find, draw if annotate_dir else None, summary):
+        for rec, faces in each_image(files, find, draw if annotate_dir else None, summary, analyzer.detector):
             if jw:
                 jw.write(rec)
             if cw and faces:
