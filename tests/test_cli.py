@@ -240,6 +240,20 @@ def test_analyze_big_photo_keeps_small_faces_and_says_so(tmp_path):
     assert "1 large image also searched for small faces at finer scales (e.g. 640 + 1280 px" in res.stderr
 
 
+def test_analyze_annotation_style(tmp_path):
+    """--style panel draws the probability panel, --style compact only box and label; a wrong style exits 2."""
+    photo = save(tmp_path / "a.png", astronaut())
+    drawn = {}
+    for style in ("panel", "compact"):
+        res = run_cli("analyze", photo, "--annotate", tmp_path / style, "--style", style, "-q")
+        assert res.exit_code == 0, res.output
+        drawn[style] = np.asarray(Image.open(tmp_path / style / "a.jpg")).astype(int)
+    right_of_face = (slice(60, 170), slice(int(ASTRONAUT_FACE[2]) + 8, 400))  # where the panel goes
+    assert np.abs(drawn["panel"][right_of_face] - drawn["compact"][right_of_face]).mean() > 20
+    res = run_cli("analyze", photo, "--annotate", tmp_path / "x", "--style", "fancy")
+    assert res.exit_code == 2 and "fancy" in res.output
+
+
 def test_models_lists_default():
     res = CliRunner().invoke(app, ["models"], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output

@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 from rich.console import Console
@@ -56,6 +56,8 @@ def analyze(
     csv: Annotated[Optional[str], typer.Option("--csv", help="CSV output, one row per face.")] = None,
     annotate: Annotated[Optional[Path], typer.Option(help="Folder for annotated copies of the images (for a video: "
                                                           "the annotated video file, .mp4 or .avi).")] = None,
+    style: Annotated[Literal["auto", "panel", "compact"], typer.Option(help="Annotated images: a probability panel "
+                     "by each face where they all fit, else box and top label (auto); panels; or never.")] = "auto",
     model: Annotated[str, typer.Option(help="Expression model (see 'openfer models').")] = "default",
     prior: Annotated[str, typer.Option(help=PRIOR_HELP)] = "training",
     detector: Annotated[str, typer.Option(help="Face detector: centerface or haar.")] = "centerface",
@@ -146,7 +148,7 @@ def analyze(
         with progress:
             task = progress.add_task("analyzing", total=len(files))
             summary = run_images(analyzer, files, jsonl=jsonl, csv_path=csv, annotate_dir=annotate,
-                                 on_done=lambda rec: progress.advance(task))
+                                 on_done=lambda rec: progress.advance(task), style=style)
     except OSError as e:  # an output that cannot be created or written
         err.print(f"[red]error:[/red] cannot write results: {_e(e)}")
         raise typer.Exit(2)

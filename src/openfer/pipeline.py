@@ -13,7 +13,7 @@ from PIL import Image
 from openfer.analyzer import Analyzer
 from openfer.io.images import ImageReadError, read_image
 from openfer.io.writers import CsvWriter, JsonlWriter, image_record
-from openfer.report.annotate import annotate
+from openfer.report.annotate import STYLES, annotate
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +74,15 @@ def _annotated_name(path: Path, taken: set[str], ext: str = ".jpg") -> str:
 
 def run_images(analyzer: Analyzer, files: list[Path], jsonl: str | None = None, csv_path: str | None = None,
                annotate_dir: Path | None = None,
-               on_done: Callable[[dict], None] | None = None) -> BatchSummary:
+               on_done: Callable[[dict], None] | None = None, style: str = "auto") -> BatchSummary:
     """Analyze ``files`` one by one, writing each result as soon as it is ready.
 
     Every file gets one JSONL record (with ``error`` set when it could not be read or analyzed); faces go to the
-    CSV; annotated copies go to ``annotate_dir``. Ctrl-C stops after closing the outputs, which then hold every
-    finished image.
+    CSV; annotated copies go to ``annotate_dir``, drawn in ``style`` (``openfer.report.annotate.STYLES``). Ctrl-C
+    stops after closing the outputs, which then hold every finished image.
     """
+    if style not in STYLES:  # before any output: a typo must not turn every image into an error record
+        raise ValueError(f"unknown annotation style {style!r}; choose one of {', '.join(STYLES)}")
     summary = BatchSummary()
     jw = JsonlWriter(jsonl) if jsonl else None
     cw = CsvWriter(csv_path, analyzer.classifier.classes, geometry=analyzer.geometry is not None) if csv_path else None
@@ -90,7 +92,7 @@ def run_images(analyzer: Analyzer, files: list[Path], jsonl: str | None = None, 
 
     def draw(path: Path, rgb: np.ndarray, faces: list) -> str:
         target = Path(annotate_dir) / _annotated_name(path, taken)
-        Image.fromarray(annotate(rgb, faces)).save(target, quality=90)
+        Image.fromarray(annotate(rgb, faces, style)).save(target, quality=90)
         return str(target)
 
     def find(rgb: np.ndarray) -> list:
