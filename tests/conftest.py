@@ -76,6 +76,24 @@ def paste_head(canvas: np.ndarray, height: int, x: int, y: int) -> tuple[float, 
     return (x + (fx1 - hx1) * s, y + (fy1 - hy1) * s, x + (fx2 - hx1) * s, y + (fy2 - hy1) * s)
 
 
+def scattered_heads(width: int, height: int, n: int, seed: int = 0, lo: int = 150, hi: int = 220,
+                    background: np.ndarray | None = None) -> tuple[np.ndarray, list[tuple[float, ...]]]:
+    """``n`` astronaut heads ``lo``-``hi`` px tall (``paste_head``), one per cell of a grid, at random places in
+    their cells, on ``background`` resized to ``width`` x ``height`` (default grey); with their face boxes."""
+    rng = np.random.default_rng(seed)
+    canvas = grey_canvas(width, height) if background is None else cv2.resize(
+        background, (width, height), interpolation=cv2.INTER_CUBIC)
+    cols = int(np.ceil(np.sqrt(n * width / height)))
+    cw, ch = width // cols, height // int(np.ceil(n / cols))
+    boxes = []
+    for k in range(n):
+        r, c = divmod(k, cols)
+        head = int(rng.uniform(lo, hi))
+        boxes.append(paste_head(canvas, head, c * cw + int(rng.uniform(0, cw - head)),
+                                r * ch + int(rng.uniform(0, ch - head))))
+    return canvas, boxes
+
+
 def grey_canvas(width: int = 640, height: int = 480, value: int = 128) -> np.ndarray:
     """A flat grey RGB uint8 frame."""
     return np.full((height, width, 3), value, np.uint8)

@@ -6,10 +6,12 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ASTRONAUT_FACE, ASTRONAUT_LANDMARKS, astronaut, chelsea, grey_canvas, iou, paste_head
+from conftest import (ASTRONAUT_FACE, ASTRONAUT_LANDMARKS, astronaut, chelsea, grey_canvas, iou, paste_head,
+                      scattered_heads)
 from openfer.align import FER_TEMPLATE, align_faces, estimate_similarity, warp_face
 from openfer.detect import CenterFaceDetector, HaarDetector, load_detector
-from openfer.report.annotate import annotate
+from openfer.detect.centerface import detection_sides
+from openfer.report.annotate import CLASS_COLOURS, annotate, layout
 from openfer.types import Face
 
 
@@ -225,6 +227,52 @@ def test_centerface_sorted_and_thresholded(centerface):
     assert strict.detect(canvas) == []
 
 
+@pytest.mark.parametrize("size, max_side, max_shrink, sides", [
+    ((640, 480), 640, 2.5, [640]), ((1280, 960), 640, 2.5, [640]), ((2400, 1800), 640, 2.5, [640]),
+    ((300, 200), 640, 2.5, [300]), ((3000, 2000), 640, 2.5, [640, 1200]), ((3000, 4000), 640, 2.5, [640, 1280]),
+    ((8000, 6000), 640, 2.5, [640, 1280, 2560]), ((20000, 100), 640, 2.5, [640, 1280, 2560]),
+    ((4000, 3000), 1280, 2.5, [1280]), ((8000, 6000), 1280, 2.5, [1280, 2560]),
+    ((4000, 3000), 640, None, [640]), ((4000, 3000), None, 2.5, [4000]),
+])
+def test_detection_sides(size, max_side, max_shrink, sides):
+    assert detection_sides(*size, max_side, max_shrink) == sides
+
+
+def _found(faces, truth) -> int:
+    return sum(any(iou(t, f.box) >= 0.3 for f in faces) for t in truth)
+
+
+def test_centerface_big_group_photo_keeps_its_faces(centerface):
+    """24 faces ~100-150 px on a 4000x3000 photo: one pass at 640 px shrinks them to 16-23 px and loses most."""
+    canvas, truth = scattered_heads(4000, 3000, 24, seed=0)
+    faces = centerface.detect(canvas)
+    assert _found(faces, truth) == 24 and len(faces) == 24, [f.box for f in faces]
+    one_pass = CenterFaceDetector(max_shrink=None, session=centerface.session)
+    assert _found(one_pass.detect(canvas), truth) < 20  # what the finer pass is for
+
+
+@pytest.mark.slow
+def test_centerface_huge_photo_torso_is_no_face(centerface):
+    """An 8000x6000 photo of the astronaut with her head painted out: shrunk to 640 px, her suit passed for a face."""
+    canvas = grey_canvas(8000, 6000)
+    canvas[2250:3750, 3250:4750] = cv2.resize(astronaut(), (1500, 1500), interpolation=cv2.INTER_CUBIC)
+    s = 1500 / 512
+    x1, y1, x2, y2 = (int(v * s) for v in ASTRONAUT_FACE)
+    canvas[2250 + y1 - 36 * 3:2250 + y2, 3250 + x1:3250 + x2] = 128
+    assert centerface.detect(canvas) == []
+    assert centerface.sides(8000, 6000) == [640, 1280, 2560]
+
+
+def test_centerface_ordinary_photos_unchanged(centerface):
+    """Up to 2400 px (at max_side 640) detection is the single pass it always was: same boxes, same landmarks."""
+    canvas, _ = scattered_heads(1280, 960, 4, seed=1, lo=100, hi=160)
+    one_pass = CenterFaceDetector(max_shrink=None, session=centerface.session)
+    for image in (canvas, cv2.resize(canvas, (2400, 1800))):
+        new, old = centerface.detect(image), one_pass.detect(image)
+        assert len(new) == len(old) == 4
+        assert all(a.box == b.box and np.array_equal(a.landmarks, b.landmarks) for a, b in zip(new, old))
+
+
 @pytest.mark.parametrize("make", [chelsea, lambda: np.zeros((480, 640, 3), np.uint8)], ids=["cat", "black"])
 def test_centerface_no_face(centerface, make):
     assert centerface.detect(make()) == []
@@ -337,9 +385,64 @@ def test_annotate_no_faces_is_identity_copy():
 def test_annotate_bars_drawn_only_with_probabilities():
     img = astronaut()
     face = _classified_face()
-    with_bars = annotate(img, [face], bars=True)
-    without = annotate(img, [face], bars=False)
+    assert annotate(img, [face]).tobytes() == annotate(img, [face], "panel").tobytes()  # one face: its panel fits
+    with_bars = annotate(img, [face], "panel")
+    without = annotate(img, [face], "compact")
     diff = (with_bars != without).any(axis=2)
     assert diff.any()
     ys, xs = np.nonzero(diff)
     assert xs.min() >= ASTRONAUT_FACE[2]  # bars are right of the box
+
+
+def _row_of_faces(n: int, width: int, height: int, size: int, gap: int) -> tuple[np.ndarray, list[Face]]:
+    """``n`` classified faces ``size`` px wide, ``gap`` px apart, in a row across the middle of a grey image."""
+    probs = dict(zip(CLASS_COLOURS, (0.5, 0.3, 0.05, 0.05, 0.04, 0.03, 0.02, 0.01)))
+    x0 = (width - n * size - (n - 1) * gap) // 2
+    faces = [Face(box=(x0 + k * (size + gap), height / 2 - size / 2, x0 + k * (size + gap) + size,
+                       height / 2 + size * 0.7), score=0.9, expression="neutral", probabilities=probs)
+             for k in range(n)]
+    return grey_canvas(width, height), faces
+
+
+def _rects(places) -> list[tuple[int, int, int, int]]:
+    return [p.label for p in places] + [p.panel for p in places if p.panel is not None]
+
+
+@pytest.mark.parametrize("style", ["auto", "compact", "panel"])
+@pytest.mark.parametrize("n, width, height, size, gap", [
+    (5, 640, 480, 80, 20),      # close faces: panels cannot fit
+    (8, 4000, 3000, 300, 60),   # a big group photo
+    (3, 320, 240, 60, 10),      # small picture
+    (2, 1280, 720, 200, 700),   # room for panels
+])
+def test_annotate_labels_and_panels_inside_and_apart(style, n, width, height, size, gap):
+    image, faces = _row_of_faces(n, width, height, size, gap)
+    places = layout(image.shape, faces, style)
+    rects = _rects(places)
+    assert all(0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height for x1, y1, x2, y2 in rects), rects
+    assert all(p.panel is not None for p in places) == (style == "panel" or (style == "auto" and gap >= 700))
+    if style != "panel":  # forced panels may have to overlap; the others never do
+        for i, a in enumerate(rects):
+            assert not any(min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1])
+                           for b in rects[:i]), (a, rects)
+    # what is drawn is that layout: each label's rectangle is filled with its face's colour
+    out = annotate(image, faces, style)
+    for p in places:
+        x1, y1, x2, y2 = p.label
+        assert (out[y1:y2, x1:x2] == CLASS_COLOURS["neutral"]).all(axis=2).mean() > 0.5
+    # text grows with the faces and the picture: taller labels on the big photo than on the small one
+    label_h = places[0].label[3] - places[0].label[1]
+    assert 0.015 * min(width, height) <= label_h <= 0.08 * min(width, height) or label_h <= 24, label_h
+
+
+def test_annotate_label_at_the_right_edge_stays_inside():
+    image = grey_canvas(300, 200)
+    face = Face(box=(262, 0, 300, 60), score=0.9, expression="happiness",
+                probabilities=dict(zip(CLASS_COLOURS, (0.1, 0.9, 0, 0, 0, 0, 0, 0))))
+    (place,) = layout(image.shape, [face], "compact")
+    assert place.label[2] <= 300 and place.label[0] >= 0 and place.label[3] <= 200
+
+
+def test_annotate_unknown_style():
+    with pytest.raises(ValueError, match="auto, panel, compact"):
+        annotate(astronaut(), [], "fancy")

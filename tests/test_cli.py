@@ -14,11 +14,11 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import ASTRONAUT_FACE, CLASSES, astronaut, chelsea, iou, save, write_bytes
+from conftest import ASTRONAUT_FACE, CLASSES, astronaut, chelsea, iou, save, scattered_heads, write_bytes
 from openfer.cli import app
 from openfer.io.writers import csv_columns
 
-RECORD_KEYS = {"path", "ok", "error", "width", "height", "num_faces", "faces", "annotated"}
+RECORD_KEYS = {"path", "ok", "error", "width", "height", "num_faces", "faces", "annotated", "detect_sides"}
 FACE_KEYS = {"box", "score", "landmarks", "expression", "probabilities"}
 
 
@@ -245,6 +245,33 @@ def test_analyze_summary_on_stderr(tmp_path):
     assert res.exit_code == 0
     assert "1 image, 1 face, 0 failed" in res.stderr
     assert res.stdout == ""
+
+
+def test_analyze_big_photo_keeps_small_faces_and_says_so(tmp_path):
+    """A 4000x3000 photo with 24 faces ~100-150 px: all found at default settings, and the CLI says how."""
+    photo = save(tmp_path / "group.jpg", scattered_heads(4000, 3000, 24)[0], quality=92)
+    small = save(tmp_path / "small.jpg", astronaut())
+    out = tmp_path / "r.jsonl"
+    res = run_cli("analyze", photo, small, "--jsonl", out)
+    assert res.exit_code == 0, res.output
+    recs = {Path(r["path"]).name: r for r in read_jsonl(out)}
+    assert recs["group.jpg"]["num_faces"] == 24 and recs["group.jpg"]["detect_sides"] == [640, 1280]
+    assert recs["small.jpg"]["num_faces"] == 1 and recs["small.jpg"]["detect_sides"] == [512]
+    assert "1 large image also searched for small faces at finer scales (e.g. 640 + 1280 px" in res.stderr
+
+
+def test_analyze_annotation_style(tmp_path):
+    """--style panel draws the probability panel, --style compact only box and label; a wrong style exits 2."""
+    photo = save(tmp_path / "a.png", astronaut())
+    drawn = {}
+    for style in ("panel", "compact"):
+        res = run_cli("analyze", photo, "--annotate", tmp_path / style, "--style", style, "-q")
+        assert res.exit_code == 0, res.output
+        drawn[style] = np.asarray(Image.open(tmp_path / style / "a.jpg")).astype(int)
+    right_of_face = (slice(60, 170), slice(int(ASTRONAUT_FACE[2]) + 8, 400))  # where the panel goes
+    assert np.abs(drawn["panel"][right_of_face] - drawn["compact"][right_of_face]).mean() > 20
+    res = run_cli("analyze", photo, "--annotate", tmp_path / "x", "--style", "fancy")
+    assert res.exit_code == 2 and "fancy" in res.output
 
 
 def test_models_lists_default():

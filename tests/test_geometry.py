@@ -642,9 +642,9 @@ def test_summary_and_annotation_use_geometry():
     plain.add(0, 0.0, [Face(box=(0, 0, 50, 50), score=0.9, track_id=0, expression="neutral", probabilities=probs)])
     assert "pose_Rx" not in plain.to_dict()["tracks"][0]["stats"]
     img = np.zeros((1600, 600, 3), np.uint8)
-    drawn = annotate(img, [faces[0]], bars=False)
+    drawn = annotate(img, [faces[0]], "compact")
     assert drawn[1300:1400, 300:400].any()  # mesh point 350 is at (350, 1350)
-    assert not annotate(img, [dataclasses.replace(faces[0], geometry=None)], bars=False)[1300:1400, 300:400].any()
+    assert not annotate(img, [dataclasses.replace(faces[0], geometry=None)], "compact")[1300:1400, 300:400].any()
 
 
 def test_analyzer_paths_carry_geometry(analyzer):

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import astronaut, grey_canvas, moving_faces_video, paste_head, save
+from conftest import astronaut, grey_canvas, iou, moving_faces_video, paste_head, save, scattered_heads
 
 pytestmark = pytest.mark.slow
 
@@ -134,15 +134,16 @@ def test_photo_upload_shows_overlay_and_results(server, tmp_path):
         assert status.startswith("1 face found"), status
         items = page.locator("#photo-faces li")
         assert items.count() == 1 and items.first.inner_text().startswith("Face 1:")
-        # The overlay: the box's left edge on the canvas has the colour of the face's expression.
+        # The overlay: the face's box, in the colour of its expression, on the face.
         probe = page.evaluate("""() => {
             const f = photoResult.faces[0], c = document.getElementById('photo-canvas');
-            const px = c.getContext('2d').getImageData(Math.round(f.box[0]), Math.round((f.box[1] + f.box[3]) / 2), 1, 1).data;
-            return {px: Array.from(px.slice(0, 3)), want: COLOURS[f.expression], w: c.width, h: c.height};
+            const box = document.querySelector('#photo-boxes .face-box');
+            return {border: getComputedStyle(box).borderLeftColor, want: COLOURS[f.expression], w: c.width, h: c.height};
         }""")
         want = [int(probe["want"][i:i + 2], 16) for i in (1, 3, 5)]
         assert (probe["w"], probe["h"]) == (512, 512)
-        assert max(abs(a - b) for a, b in zip(probe["px"], want)) <= 2, probe
+        assert probe["border"] == "rgb({}, {}, {})".format(*want), probe
+        check_boxes(page, 1)
         assert not page.locator("#photo-download").is_disabled()
         shot(page, "photo")
         # A file that is not an image gets a readable error, not a broken page.
@@ -151,6 +152,74 @@ def test_photo_upload_shows_overlay_and_results(server, tmp_path):
         page.set_input_files("#photo-input", str(bad))
         page.wait_for_function("() => document.getElementById('photo-status').classList.contains('error')")
         assert "expected an image" in page.inner_text("#photo-status")
+        assert errors == []
+    finally:
+        ctx.close()
+        pw.stop()
+
+
+def drawn_boxes(page) -> dict:
+    """The photo's face boxes and labels as the page shows them (CSS px, relative to the displayed photo), with
+    the API's boxes (image px) and the photo's displayed and natural sizes."""
+    return page.evaluate("""() => {
+        const c = document.getElementById('photo-canvas').getBoundingClientRect();
+        const rel = (el) => { const r = el.getBoundingClientRect();
+                              return [r.left - c.left, r.top - c.top, r.right - c.left, r.bottom - c.top]; };
+        return {shown: [c.width, c.height], size: [photoResult.width, photoResult.height],
+                api: photoResult.faces.map(f => f.box),
+                boxes: [...document.querySelectorAll('#photo-boxes .face-box')].map(rel),
+                labels: [...document.querySelectorAll('#photo-boxes .face-label')].map(rel),
+                page_width: document.documentElement.scrollWidth};
+    }""")
+
+
+def check_boxes(page, n: int, tolerance: float = 2.0) -> dict:
+    """Assert the page shows ``n`` boxes, each on its API box scaled to the displayed photo (within ``tolerance``
+    CSS px), with every label inside the photo and no two labels overlapping."""
+    d = drawn_boxes(page)
+    sx, sy = d["shown"][0] / d["size"][0], d["shown"][1] / d["size"][1]
+    assert len(d["api"]) == len(d["boxes"]) == len(d["labels"]) == n, d
+    for api, box in zip(d["api"], d["boxes"]):
+        want = [api[0] * sx, api[1] * sy, api[2] * sx, api[3] * sy]
+        assert max(abs(a - b) for a, b in zip(box, want)) <= tolerance, (box, want, d)
+    for i, a in enumerate(d["labels"]):
+        assert a[0] >= -0.5 and a[1] >= -0.5 and a[2] <= d["shown"][0] + 0.5 and a[3] <= d["shown"][1] + 0.5, d
+        for b in d["labels"][:i]:
+            assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), (a, b, d)
+    return d
+
+
+def upload_photo(page, photo: Path, n: int) -> None:
+    """Analyse ``photo`` in the page and wait for its ``n`` faces to be listed."""
+    page.set_input_files("#photo-input", str(photo))
+    page.wait_for_function(f"() => document.querySelectorAll('#photo-faces li').length === {n}")
+    status = page.inner_text("#photo-status")
+    assert status.startswith(f"{n} face{'s' if n > 1 else ''} found"), status
+
+
+@pytest.mark.parametrize("name, viewport", [("desktop", {"width": 1280, "height": 900}),
+                                            ("phone", {"width": 390, "height": 844})])
+def test_photo_boxes_land_on_faces_at_any_size(server, tmp_path, name, viewport):
+    # A 1280 px photo and a 1600 px group photo: wider than 640 px, where the boxes were once scaled twice.
+    wide = save(tmp_path / "wide.jpg", cv2.resize(astronaut(), (1280, 1280), interpolation=cv2.INTER_CUBIC))
+    group, truth = scattered_heads(1600, 1000, 8, lo=200, hi=240)
+    group_path = save(tmp_path / "group.jpg", group)
+    phone = dict(device_scale_factor=2, is_mobile=True, has_touch=True) if name == "phone" else {}
+    pw, ctx = browser(tmp_path, viewport=viewport, **phone)
+    try:
+        errors: list[str] = []
+        page = open_app(ctx, server, errors)
+        upload_photo(page, wide, 1)
+        d = check_boxes(page, 1)
+        assert d["size"] == [1280, 1280] and d["page_width"] <= viewport["width"], d
+        shot(page, f"photo-1280-{name}")
+        upload_photo(page, group_path, 8)
+        d = check_boxes(page, 8)
+        assert d["shown"][0] <= viewport["width"] and d["page_width"] <= viewport["width"], d
+        # The API's boxes are on the pasted faces, so the drawn boxes are too.
+        for want in truth:
+            assert max(iou(want, got) for got in d["api"]) > 0.5, (want, d["api"])
+        shot(page, f"photo-group-{name}")
         assert errors == []
     finally:
         ctx.close()
@@ -232,11 +301,13 @@ def test_live_webcam_streams_results(server, tmp_path):
         assert page.locator("#live-faces li").first.inner_text().startswith("Person 0:")
         assert page.inner_text("#live-status") == "Live: analysing your camera."
         assert "frames/s" in page.inner_text("#live-stats")
-        # The overlay canvas over the video has drawn pixels (boxes and labels).
-        drawn = page.evaluate("""() => { const c = document.getElementById('live-overlay');
-            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-            let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; }""")
-        assert drawn > 500
+        # The overlay over the video: the latest face's box, at its place on the shown video.
+        drawn = page.wait_for_function("""() => { if (!live.lastFaces.length) return null;
+            const v = document.getElementById('live-video').getBoundingClientRect();
+            const b = document.querySelector('#live-boxes .face-box').getBoundingClientRect();
+            const f = live.lastFaces[0], s = v.width / live.lastSize[0];
+            return [b.left - v.left - f.box[0] * s, b.right - v.left - f.box[2] * s]; }""").json_value()
+        assert max(map(abs, drawn)) <= 2, drawn
         page.wait_for_selector("#live-charts canvas[data-person='0']")
         shot(page, "live")
         page.get_by_role("button", name="Stop").click()

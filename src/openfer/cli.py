@@ -7,7 +7,7 @@ import logging
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 from rich.console import Console
@@ -57,6 +57,8 @@ def analyze(
     csv: Annotated[Optional[str], typer.Option("--csv", help="CSV output, one row per face.")] = None,
     annotate: Annotated[Optional[Path], typer.Option(help="Folder for annotated copies of the images (for a video: "
                                                           "the annotated video file, .mp4 or .avi).")] = None,
+    style: Annotated[Literal["auto", "panel", "compact"], typer.Option(help="Annotated images: a probability panel "
+                     "by each face where they all fit, else box and top label (auto); panels; or never.")] = "auto",
     model: Annotated[str, typer.Option(help="Expression model (see 'openfer models').")] = "default",
     prior: Annotated[str, typer.Option(help=PRIOR_HELP)] = "training",
     detector: Annotated[str, typer.Option(help="Face detector: centerface or haar.")] = "centerface",
@@ -146,7 +148,7 @@ def analyze(
         with progress:
             task = progress.add_task("analyzing", total=len(files))
             summary = run_images(analyzer, files, jsonl=jsonl, csv_path=csv, annotate_dir=annotate,
-                                 on_done=lambda rec: progress.advance(task))
+                                 on_done=lambda rec: progress.advance(task), style=style)
     except OSError as e:  # an output that cannot be created or written
         err.print(f"[red]error:[/red] cannot write results: {_e(e)}")
         raise typer.Exit(2)
@@ -271,6 +273,10 @@ def _print_summary(summary, jsonl, csv, annotate) -> None:
     for name, target in (("JSON Lines", jsonl), ("CSV", csv), ("annotated images", annotate)):
         if target and target != "-":
             err.print(f"{name}: {_e(target)}")
+    big = [r["detect_sides"] for r in summary.records if len(r["detect_sides"] or ()) > 1]
+    if big:
+        err.print(f"{_n(len(big), 'large image')} also searched for small faces at finer scales (e.g. "
+                  f"{' + '.join(map(str, max(big, key=len)))} px; 'detect_sides' in the JSON Lines)", soft_wrap=True)
 
 
 @app.command()

@@ -56,7 +56,7 @@ def embed_inputs(analyzer: Analyzer, images: list[Path], videos: list[str] | Non
     try:
         summary = BatchSummary()
         for rec, faces in each_image(images, lambda rgb: analyzer.classify(rgb, analyzer.detector.detect(rgb)),
-                                     None, summary):
+                                     None, summary, analyzer.detector):
             result.files += 1
             if rec.get("error"):
                 result.failed.append((rec["path"], rec["error"]))

@@ -13,7 +13,7 @@ from PIL import Image
 from openfer.analyzer import Analyzer
 from openfer.io.images import ImageReadError, mark_output_folder, read_image
 from openfer.io.writers import CsvWriter, JsonlWriter, image_record
-from openfer.report.annotate import annotate
+from openfer.report.annotate import STYLES, annotate
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +38,13 @@ class BatchSummary:
 
 def each_image(files: list[Path], find: Callable[[np.ndarray], list],
                draw: Callable[[Path, np.ndarray, list], str] | None,
-               summary: BatchSummary) -> Iterator[tuple[dict, list | None]]:
+               summary: BatchSummary, detector: object = None) -> Iterator[tuple[dict, list | None]]:
     """Read every file, ``find(rgb)`` its faces and ``draw(path, rgb, faces)`` a picture (its path) when asked;
     yield the file's record and faces, counted in ``summary``. A file that cannot be read or processed yields a
-    record with ``error`` (and the faces found before a drawing failed), and the batch goes on. The shared loop
+    record with ``error`` (and the faces found before a drawing failed), and the batch goes on. A ``detector``
+    that tells its detection passes (``sides(width, height)``, as CenterFace) has them recorded. The shared loop
     of ``run_images`` and ``openfer.explain.run_explain``."""
+    sides = getattr(detector, "sides", None)
     for path in files:
         faces, size, error, picture = None, None, None, None
         try:
@@ -55,7 +57,7 @@ def each_image(files: list[Path], find: Callable[[np.ndarray], list],
         except Exception as e:  # noqa: BLE001 - one bad file must not end the batch; the error is reported
             log.debug("failed on %s", path, exc_info=True)
             error = f"{type(e).__name__}: {e}"
-        rec = image_record(str(path), faces, size, error, picture)
+        rec = image_record(str(path), faces, size, error, picture, sides(*size) if sides and size else None)
         summary.add(rec)
         yield rec, faces
 
@@ -79,13 +81,15 @@ def inputs_in(folder: Path, files: list[Path]) -> set[str]:
 
 def run_images(analyzer: Analyzer, files: list[Path], jsonl: str | None = None, csv_path: str | None = None,
                annotate_dir: Path | None = None,
-               on_done: Callable[[dict], None] | None = None) -> BatchSummary:
+               on_done: Callable[[dict], None] | None = None, style: str = "auto") -> BatchSummary:
     """Analyze ``files`` one by one, writing each result as soon as it is ready.
 
     Every file gets one JSONL record (with ``error`` set when it could not be read or analyzed); faces go to the
-    CSV; annotated copies go to ``annotate_dir``. Ctrl-C stops after closing the outputs, which then hold every
-    finished image.
+    CSV; annotated copies go to ``annotate_dir``, drawn in ``style`` (``openfer.report.annotate.STYLES``). Ctrl-C
+    stops after closing the outputs, which then hold every finished image.
     """
+    if style not in STYLES:  # before any output: a typo must not turn every image into an error record
+        raise ValueError(f"unknown annotation style {style!r}; choose one of {', '.join(STYLES)}")
     summary = BatchSummary()
     jw = JsonlWriter(jsonl) if jsonl else None
     cw = CsvWriter(csv_path, analyzer.classifier.classes, geometry=analyzer.geometry is not None) if csv_path else None
@@ -95,14 +99,14 @@ def run_images(analyzer: Analyzer, files: list[Path], jsonl: str | None = None, 
 
     def draw(path: Path, rgb: np.ndarray, faces: list) -> str:
         target = Path(annotate_dir) / _annotated_name(path, taken)
-        Image.fromarray(annotate(rgb, faces)).save(target, quality=90)
+        Image.fromarray(annotate(rgb, faces, style)).save(target, quality=90)
         return str(target)
 
     def find(rgb: np.ndarray) -> list:
         return analyzer.classify(rgb, analyzer.detector.detect(rgb))
 
     try:
-        for rec, faces in each_image(files, find, draw if annotate_dir else None, summary):
+        for rec, faces in each_image(files, find, draw if annotate_dir else None, summary, analyzer.detector):
             if jw:
                 jw.write(rec)
             if cw and faces:

@@ -53,7 +53,7 @@ def run_explain(analyzer: Analyzer, files: list[Path], out_dir: str | Path, meth
 
     jw = JsonlWriter(out_dir / "explanations.jsonl")
     try:
-        for rec, _ in each_image(files, find, draw, summary):
+        for rec, _ in each_image(files, find, draw, summary, analyzer.detector):
             if not heatmap_json:
                 for f in rec["faces"]:
                     f["explanation"].pop("heatmap", None)

@@ -13,8 +13,10 @@ from openfer.types import LANDMARK_NAMES, Face
 
 
 def image_record(path: str, faces: list[Face] | None, size: tuple[int, int] | None = None,
-                 error: str | None = None, annotated: str | None = None) -> dict[str, Any]:
-    """The JSON Lines record of one input (schema in docs/outputs.md)."""
+                 error: str | None = None, annotated: str | None = None,
+                 detect_sides: list[int] | None = None) -> dict[str, Any]:
+    """The JSON Lines record of one input (schema in docs/outputs.md); ``detect_sides``: the longer side (px) of
+    each detection pass, when the detector says (several for a big photo)."""
     return {
         "path": path,
         "ok": error is None,
@@ -24,6 +26,7 @@ def image_record(path: str, faces: list[Face] | None, size: tuple[int, int] | No
         "num_faces": len(faces) if faces is not None else 0,
         "faces": [f.to_dict() for f in faces] if faces else [],
         "annotated": annotated,
+        "detect_sides": detect_sides,
     }
 
 

@@ -17,26 +17,27 @@ _FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv
 
 
 class AnnotatedVideoWriter:
-    """Writes each analysed frame with its faces drawn (box, track id, label, probability bars) to a video file.
+    """Writes each analysed frame with its faces drawn (box, track id, label; probability bars where they fit, see
+    ``openfer.report.annotate.STYLES`` for ``style``) to a video file.
 
     The output has one frame per analysed frame at ``fps`` (the analysed rate, so it plays at real speed when
     frames are stepped). The size is taken from the first frame; later frames of another size are resized.
     """
 
-    def __init__(self, path: str | Path, fps: float, bars: bool = True) -> None:
+    def __init__(self, path: str | Path, fps: float, style: str = "auto") -> None:
         self.path = Path(path)
         fourcc = _FOURCC.get(self.path.suffix.lower())
         if fourcc is None:
             raise ValueError(f"annotated video must end in one of {', '.join(sorted(_FOURCC))}, got {self.path.name}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fps, self.bars, self._fourcc = max(1.0, float(fps)), bars, fourcc
+        self.fps, self.style, self._fourcc = max(1.0, float(fps)), style, fourcc
         self._writer: cv2.VideoWriter | None = None
         self._size: tuple[int, int] | None = None
         self.frames = 0
 
     def write(self, image: np.ndarray, faces: list[Face]) -> None:
         """Draw ``faces`` on a copy of RGB ``image`` and append it."""
-        out = annotate(image, faces, bars=self.bars)
+        out = annotate(image, faces, self.style)
         if self._writer is None:
             self._size = (out.shape[1], out.shape[0])
             self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self._fourcc), self.fps, self._size)

@@ -70,32 +70,45 @@ function renderFaces(listId, faces) {
   });
 }
 
-// Boxes, labels and the top-3 probability bars of each face, drawn on a 2D context in image pixels * scale.
-function drawFaces(ctx, faces, scale) {
-  const line = Math.max(2, 3 * scale);
-  ctx.font = `${Math.max(12, Math.round(16 * scale))}px system-ui, sans-serif`;
+// A box and a label for each face, as elements in `layer` (laid over the picture) placed in % of the picture's
+// width x height pixels: they stay on the faces at any displayed size, and the labels stay readable text.
+function placeBoxes(layer, faces, width, height) {
+  layer.replaceChildren();
+  const labels = [];
   faces.forEach((face, i) => {
-    const [x1, y1, x2, y2] = face.box.map((v) => v * scale);
-    const c = colour(face.expression);
-    ctx.lineWidth = line; ctx.strokeStyle = c;
-    ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
-    const who = face.track_id !== undefined && face.track_id !== null ? `#${face.track_id} ` : `${i + 1}. `;
-    const text = `${who}${face.expression} ${pct(face.probabilities[face.expression])}`;
-    const h = parseInt(ctx.font, 10) + 6;
-    const w = ctx.measureText(text).width + 8;
-    const ty = y1 - h >= 0 ? y1 - h : y2;
-    ctx.fillStyle = c; ctx.fillRect(x1 - line / 2, ty, w, h);
-    ctx.fillStyle = "#000"; ctx.fillText(text, x1 + 4, ty + h - 6);
-    // probability bars under the box
-    const top = Object.entries(face.probabilities).sort((a, b) => b[1] - a[1]).slice(0, 3);
-    const bw = Math.max(60, x2 - x1), bh = Math.max(6, 8 * scale);
-    let by = (ty === y2 ? y2 + h : y2) + 3;
-    for (const [name, p] of top) {
-      ctx.fillStyle = "rgba(255,255,255,0.85)"; ctx.fillRect(x1, by, bw, bh);
-      ctx.fillStyle = colour(name); ctx.fillRect(x1, by, bw * p, bh);
-      by += bh + 2;
-    }
+    const [x1, y1, x2, y2] = face.box;
+    const box = document.createElement("div");
+    box.className = "face-box";
+    Object.assign(box.style, { left: `${100 * x1 / width}%`, top: `${100 * y1 / height}%`,
+                               width: `${100 * (x2 - x1) / width}%`, height: `${100 * (y2 - y1) / height}%` });
+    box.style.setProperty("--c", colour(face.expression));
+    const who = face.track_id !== undefined && face.track_id !== null ? `#${face.track_id}` : `${i + 1}.`;
+    const label = document.createElement("span");
+    label.className = "face-label";
+    label.textContent = `${who} ${face.expression} ${pct(face.probabilities[face.expression])}`;
+    label.title = label.textContent;
+    box.appendChild(label);
+    layer.appendChild(box);
+    fitLabel(layer, label, labels);
+    labels.push(label.getBoundingClientRect());
   });
+}
+
+// Place a label inside the picture and clear of the earlier labels: in full above or below its box, else shortened
+// to the face's number (the list has the rest) above, below or inside its box's top edge, else right-aligned.
+function fitLabel(layer, label, earlier) {
+  const area = layer.getBoundingClientRect(), full = label.textContent, short = full.split(" ")[0];
+  const fits = (r) => r.left >= area.left - 0.5 && r.top >= area.top - 0.5 && r.right <= area.right + 0.5 &&
+    r.bottom <= area.bottom + 0.5 && !earlier.some((o) => r.left < o.right && o.left < r.right &&
+                                                          r.top < o.bottom && o.top < r.bottom);
+  const places = [[full, ""], [full, "below"], [short, ""], [short, "below"], [short, "inside"], [full, "right"],
+                  [full, "below right"], [short, "right"], [short, "below right"], [short, "inside right"]];
+  for (const [text, place] of places) {
+    label.textContent = text;
+    label.className = `face-label ${place}`;
+    if (fits(label.getBoundingClientRect())) return;
+  }
+  label.className = "face-label inside";  // nowhere clear: on the box itself
 }
 
 // A line chart of each class's probability over time for one person.
@@ -211,8 +224,8 @@ async function analyzePhoto(file) {
     } catch (e) {
       ctx.fillStyle = "#d0d0d0"; ctx.fillRect(0, 0, result.width, result.height);
     }
-    drawFaces(ctx, result.faces, Math.max(1, result.width / 640));
     $("photo-stage").hidden = false;
+    placeBoxes($("photo-boxes"), result.faces, result.width, result.height);
     canvas.setAttribute("aria-label", `${file.name} with ${result.num_faces} face(s) marked`);
     renderFaces("photo-faces", result.faces);
     setStatus("photo-status", result.num_faces === 0 ? "No face found in this photo." :
@@ -228,6 +241,11 @@ async function analyzePhoto(file) {
 
 function setupPhoto() {
   $("photo-input").addEventListener("change", (e) => analyzePhoto(e.target.files[0]));
+  window.addEventListener("resize", () => {  // labels: above or below, full or short, for the new size
+    if (photoResult && !$("photo-stage").hidden) {
+      placeBoxes($("photo-boxes"), photoResult.faces, photoResult.width, photoResult.height);
+    }
+  });
   $("photo-download").addEventListener("click", () => {
     if (photoResult) saveBlob(new Blob([JSON.stringify(photoResult, null, 2)], { type: "application/json" }),
                               "openfer-photo.json");
@@ -414,12 +432,7 @@ function onLiveMessage(msg) {
 }
 
 function drawLiveOverlay() {
-  const overlay = $("live-overlay"), video = $("live-video");
-  const w = video.clientWidth, h = video.clientHeight;
-  if (overlay.width !== w || overlay.height !== h) { overlay.width = w; overlay.height = h; }
-  const ctx = overlay.getContext("2d");
-  ctx.clearRect(0, 0, w, h);
-  if (live.lastSize) drawFaces(ctx, live.lastFaces, w / live.lastSize[0]);
+  if (live.lastSize) placeBoxes($("live-boxes"), live.lastFaces, ...live.lastSize);
 }
 
 const grab = document.createElement("canvas");
@@ -454,7 +467,7 @@ function setupLive() {
   $("live-download").addEventListener("click", () => saveBlob(
     new Blob([JSON.stringify({ classes: live.classes, frames: live.log }, null, 1)], { type: "application/json" }),
     "openfer-live.json"));
-  window.addEventListener("resize", drawLiveOverlay);
+  window.addEventListener("resize", drawLiveOverlay);  // labels: above or below, full or short, for the new size
 }
 
 // ---------------------------------------------------------------------------------------------------- start
