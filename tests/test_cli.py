@@ -219,16 +219,60 @@ def test_analyze_haar_detector(tmp_path):
     [
         (["--model", "nope"], "nope"),
         (["--detector", "nope"], "nope"),
+        # issue 17 item 5: nonsense values and options that do nothing for photos were accepted silently
+        (["--threshold", "5"], "--threshold"),
+        (["--max-side", "-5"], "--max-side"),
+        (["--smooth", "2"], "--smooth"),
+        (["--fps", "0"], "--fps must be above 0"),
+        (["--start", "2", "--end", "1"], "must come after --start"),
+        (["--summary", "s.json"], "only apply to videos"),
+        (["--every", "5", "--smooth", "0.5"], "--every, --smooth only apply to videos"),
+        (["--out", "rows.parquet"], "for photos give a .jsonl"),
+        (["--annotate", "one.jpg"], "give a folder"),
     ],
 )
-def test_analyze_usage_errors_exit_2(tmp_path, args, needle):
+def test_analyze_usage_errors_exit_2(tmp_path, monkeypatch, args, needle):
+    monkeypatch.chdir(tmp_path)
     a = save(tmp_path / "a.png", astronaut())
     res = run_cli("analyze", a, *args, "--jsonl", tmp_path / "r.jsonl")
     assert res.exit_code == 2, res.output
-    assert "error" in res.output and needle in res.output
+    assert not (tmp_path / "r.jsonl").exists() and not (tmp_path / "one.jpg").exists()  # nothing written
+    assert "rror" in res.output and needle in res.output.replace("\n", " ")
     assert "Traceback" not in res.output
     if "--model" in args:
         assert "default" in res.output  # the message lists the registered models
+
+
+@pytest.mark.parametrize("ending, kind", [(".jsonl", "jsonl"), (".csv", "csv")])
+def test_photos_take_out_by_its_ending(tmp_path, ending, kind):
+    """One output vocabulary: --out FILE works for photos as for videos (it wrote nothing before)."""
+    a = save(tmp_path / "a.png", astronaut())
+    res = run_cli("analyze", a, "--out", tmp_path / f"r{ending}", "-q")
+    assert res.exit_code == 0, res.output
+    text = (tmp_path / f"r{ending}").read_text()
+    if kind == "jsonl":
+        assert read_jsonl(tmp_path / "r.jsonl")[0]["num_faces"] == 1
+    else:
+        assert text.splitlines()[0].startswith("path,face,x1") and len(text.splitlines()) == 2
+
+
+def test_outputs_never_overwrite_inputs_or_existing_files(tmp_path):
+    """Issue 18 item 1: an output naming an input is refused (always), an existing file only with --overwrite,
+    and outputs appear only complete (no temporary file left)."""
+    a = save(tmp_path / "a.png", astronaut())
+    before = a.read_bytes()
+    res = run_cli("analyze", a, "--csv", a)
+    assert res.exit_code == 2 and "is one of the inputs" in res.output and a.read_bytes() == before
+    old = tmp_path / "r.jsonl"
+    old.write_text("earlier results\n")
+    res = run_cli("analyze", a, "--jsonl", old)
+    assert res.exit_code == 2 and "exists; pass --overwrite" in res.output.replace("\n", " ")
+    assert old.read_text() == "earlier results\n"
+    res = run_cli("analyze", a, "--jsonl", old, "--overwrite", "-q")
+    assert res.exit_code == 0 and read_jsonl(old)[0]["num_faces"] == 1
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part.jsonl")]
+    res = run_cli("analyze", a, "--jsonl", tmp_path / "x.csv", "--csv", tmp_path / "x.csv")
+    assert res.exit_code == 2 and "name the same file" in res.output
 
 
 def test_analyze_options_threshold_and_max_side(tmp_path):

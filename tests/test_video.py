@@ -292,6 +292,25 @@ def test_cli_video_writes_rows_summary_and_annotated_video(video, tmp_path):
     assert (tmp_path / "out.mp4").stat().st_size > 0
 
 
+@pytest.mark.parametrize("option", ["--annotate", "--summary", "--out"])
+def test_cli_video_never_writes_over_its_input(video, tmp_path, option):
+    """Issue 18 item 1: `--annotate v.avi` on the input overwrote it while reading; `--summary` replaced it with
+    JSON. Refused with exit 2; the video is untouched."""
+    copy = tmp_path / "v.avi"
+    copy.write_bytes(video[0].read_bytes())
+    before = copy.read_bytes()
+    extra = [] if option == "--out" else ["--out", tmp_path / "rows.csv"]
+    res = run_cli("analyze", copy, option, copy, *extra)
+    assert res.exit_code == 2 and "is one of the inputs" in " ".join(res.output.split()), res.output
+    assert copy.read_bytes() == before and not (tmp_path / "rows.csv").exists()
+
+
+def test_cli_video_start_past_the_end_says_so(video, tmp_path):
+    res = run_cli("analyze", video[0], "--out", tmp_path / "rows.csv", "--start", "3600")
+    assert res.exit_code == 1 and "no frame was analysed: the video may end before --start 3600 s" in \
+        " ".join(res.output.split()), res.output
+
+
 @pytest.mark.parametrize("args, message", [
     (["--camera", "0", "--out", "rows.csv"], "camera 0 could not be opened"),
     (["a.mp4", "b.mp4", "--out", "rows.csv"], "one video per run"),

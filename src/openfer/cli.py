@@ -62,8 +62,10 @@ def analyze(
     model: Annotated[str, typer.Option(help="Expression model (see 'openfer models').")] = "default",
     prior: Annotated[str, typer.Option(help=PRIOR_HELP)] = "training",
     detector: Annotated[str, typer.Option(help="Face detector: centerface or haar.")] = "centerface",
-    threshold: Annotated[float, typer.Option(help="Minimum face detection score (lower: more small faces, more false alarms).")] = 0.3,
-    max_side: Annotated[int, typer.Option(help="Detect on a copy downscaled to this longer side (0 = full size).")] = 640,
+    threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="Minimum face detection score, 0-1 (lower: more "
+                                                                    "small faces, more false alarms).")] = 0.3,
+    max_side: Annotated[int, typer.Option(min=0, help="Detect on a copy downscaled to this longer side (0 = full "
+                                                      "size; photos above 2400 px are also searched finer).")] = 640,
     upscale: Annotated[bool, typer.Option(help="Enlarge images smaller than --max-side before detection "
                                                 "(finds smaller faces, slower; e.g. --max-side 1280 --upscale).")] = False,
     recursive: Annotated[bool, typer.Option(help="Look inside sub-folders.")] = True,
@@ -71,16 +73,19 @@ def analyze(
     camera: Annotated[Optional[int], typer.Option(help="Video: analyse this webcam (0 = the first).")] = None,
     sequence: Annotated[bool, typer.Option(help="Video: treat the image inputs as the frames of one video, "
                                                 "in name order (see --fps).")] = False,
-    out: Annotated[Optional[Path], typer.Option(help="Video: rows file, one row per frame and face "
-                                                     "(.csv, .jsonl or .parquet).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Results file, format from its ending: videos .csv, .jsonl or "
+                                                     ".parquet (a row per frame and face); photos .jsonl (a record "
+                                                     "per photo) or .csv (a row per face).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace output files that already exist (never an input).")] = False,
     summary: Annotated[Optional[Path], typer.Option(help="Video: per-face summary JSON.")] = None,
-    every: Annotated[int, typer.Option(help="Video: analyse every Nth frame.")] = 1,
+    every: Annotated[int, typer.Option(min=1, help="Video: analyse every Nth frame.")] = 1,
     fps: Annotated[Optional[float], typer.Option(help="Video: analyse at most this many frames per second "
                                                       "(with --sequence: the frame rate of the images, default 30).")] = None,
-    start: Annotated[float, typer.Option(help="Video: start at this time, seconds.")] = 0.0,
+    start: Annotated[float, typer.Option(min=0.0, help="Video: start at this time, seconds.")] = 0.0,
     end: Annotated[Optional[float], typer.Option(help="Video: stop at this time, seconds.")] = None,
-    smooth: Annotated[float, typer.Option(help="Video: weight of the newest frame in each face's moving average "
-                                               "of probabilities (1 = off; 0.3 steadies flickering labels).")] = 1.0,
+    smooth: Annotated[float, typer.Option(min=0.0, max=1.0, help="Video: weight of the newest frame in each face's "
+                                               "moving average of probabilities, 0-1 (1 = off; 0.3 steadies "
+                                               "flickering labels).")] = 1.0,
     preview: Annotated[bool, typer.Option(help="Video: show annotated frames in a window (q stops).")] = False,
     geometry: Annotated[bool, typer.Option(help="Add 478 landmarks, head pose, gaze, blendshapes, AU proxies and "
                                                 "quality flags (OpenFace-style columns; \\[geometry] extra and "
@@ -108,13 +113,37 @@ def analyze(
     geo = _geometry_stage(model_dir) if geometry else None
     if model_dir is not None and not geometry:
         err.print("[yellow]warning:[/yellow] --model-dir only applies with --geometry")
+    if fps is not None and fps <= 0:
+        _usage(f"--fps must be above 0, got {fps:g}")
+    if smooth == 0:
+        _usage("--smooth must be above 0 (1 turns smoothing off)")
+    if end is not None and end <= start:
+        _usage(f"--end ({end:g} s) must come after --start ({start:g} s)")
     if camera is not None or sequence or any(is_video_input(i) for i in items):
         _analyze_video(items, camera=camera, sequence=sequence, out=out or (Path(csv) if csv else None) or (
             Path(jsonl) if jsonl and jsonl != "-" else None), summary=summary, annotate=annotate, model=model,
             detector=detector, threshold=threshold, max_side=max_side, upscale=upscale, every=every, fps=fps,
             start=start, end=end, smooth=smooth, preview=preview, recursive=recursive, quiet=quiet, geometry=geo,
-            prior=prior)
+            prior=prior, overwrite=overwrite)
         return
+    video_only = [name for name, given in (("--summary", summary is not None), ("--every", every != 1),
+                                           ("--fps", fps is not None), ("--start", start != 0),
+                                           ("--end", end is not None), ("--smooth", smooth != 1),
+                                           ("--preview", preview)) if given]
+    if video_only:
+        _usage(f"{', '.join(video_only)} only apply to videos (the inputs are photos); for photos use --out "
+               "results.jsonl or faces.csv, --annotate FOLDER")
+    if out is not None:
+        kind = out.suffix.lower()
+        if kind in (".jsonl", ".ndjson") and jsonl is None:
+            jsonl = str(out)
+        elif kind == ".csv" and csv is None:
+            csv = str(out)
+        else:
+            _usage(f"--out {out}: for photos give a .jsonl (a record per photo) or .csv (a row per face) file"
+                   + (" not already named by --jsonl/--csv" if kind in (".jsonl", ".ndjson", ".csv") else ""))
+    if annotate is not None and (annotate.is_file() or annotate.suffix.lower() in IMAGE_OR_VIDEO_ENDINGS):
+        _usage(f"--annotate {annotate}: for photos give a folder for the annotated copies (a file is for videos)")
     if demo:
         from openfer.demo import write_demo_images
 
@@ -132,6 +161,7 @@ def analyze(
         raise typer.Exit(2)
     if jsonl is None and csv is None and annotate is None:
         jsonl = "-"
+    _check_outputs(files, {"--jsonl": jsonl, "--csv": csv}, overwrite or demo)
     det_kwargs = {}
     if detector == "centerface":  # --threshold and --max-side only apply to CenterFace (Haar has no score cut)
         det_kwargs = {"threshold": threshold, "max_side": max_side or None, "upscale": upscale}
@@ -172,6 +202,27 @@ def _image_inputs(items: list[str], recursive: bool, quiet: bool) -> list[Path]:
     return files
 
 
+#: File endings that make --annotate a file rather than the folder photos need.
+IMAGE_OR_VIDEO_ENDINGS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".mp4", ".avi", ".mov", ".mkv",
+                          ".m4v")
+
+
+def _usage(msg: str) -> None:
+    """A usage error: the message (unwrapped: the terminal wraps it, copies keep it whole), exit code 2."""
+    err.print(f"[red]error:[/red] {_e(msg)}", soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _check_outputs(inputs, outputs: dict, overwrite: bool) -> None:
+    """Exit 2 before any work when an output would be written over an input, another output or (without
+    --overwrite) an existing file."""
+    from openfer.io.outputs import output_problems
+
+    problems = output_problems(inputs, outputs, overwrite)
+    if problems:
+        _usage("; ".join(problems))
+
+
 def _check_prior(prior: str) -> None:
     """Exit 2 with a one-line message for a ``--prior`` that is not one of ``PRIORS``."""
     from openfer.classify.prior import check_prior
@@ -196,7 +247,7 @@ def _geometry_stage(model_dir: Path | None):
 
 def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate, model, detector, threshold,
                    max_side, upscale, every, fps, start, end, smooth, preview, recursive, quiet,
-                   geometry=None, prior: str = "training") -> None:
+                   geometry=None, prior: str = "training", overwrite: bool = False) -> None:
     """The video branch of ``analyze``: open one source, run the streaming pipeline, report."""
     from openfer.analyzer import Analyzer
     from openfer.detect import load_detector
@@ -215,10 +266,13 @@ def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate
     if out is None and summary is None and annotate is None and not preview:
         usage("say where results go: --out rows.csv|.jsonl|.parquet, --summary summary.json, --annotate out.mp4 "
               "or --preview")
+    _check_outputs(items if camera is None and not sequence else [],
+                   {"--out": out, "--summary": summary, "--annotate": annotate}, overwrite)
     try:
         sampling = Sampling(every=every, fps=None if sequence else fps, start=start, end=end)
         if sequence:
             files = expand_inputs(items, recursive=recursive)
+            _check_outputs(files, {"--out": out, "--summary": summary, "--annotate": annotate}, overwrite)
             source = open_source(files, sampling, sequence_fps=fps or 30.0)
         else:
             source = open_source(camera if camera is not None else items[0], sampling)
@@ -249,6 +303,9 @@ def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate
         err.print(f"{_n(result.frames, 'frame')}, {_n(result.faces, 'face')}, "
                   f"{_n(result.tracks, 'tracked person', 'tracked people')}, "
                   f"{result.fps:.1f} frames/s" + (" (interrupted)" if result.interrupted else ""))
+        if result.frames == 0 and not result.interrupted:
+            result.problems.append("no frame was analysed" + (f": the video may end before --start {start:g} s"
+                                                              if start else ""))
         for p in result.problems[:20]:
             err.print(f"[yellow]problem:[/yellow] {_e(p)}")
         for name, target in (("rows", out), ("summary", summary), ("annotated video", annotate)):
@@ -303,7 +360,7 @@ def explain(
     recursive: Annotated[bool, typer.Option(help="Look inside sub-folders.")] = True,
     every_track: Annotated[int, typer.Option(help="Video: explain each tracked person on every Nth analysed frame "
                                                   "they appear in.")] = 30,
-    every: Annotated[int, typer.Option(help="Video: analyse every Nth frame.")] = 1,
+    every: Annotated[int, typer.Option(min=1, help="Video: analyse every Nth frame.")] = 1,
     geometry: Annotated[bool, typer.Option(help="Place the regions on MediaPipe's 478-point face mesh instead of "
                                                 "the 5 landmarks (\\[geometry] extra and its model file).")] = False,
     model_dir: Annotated[Optional[Path], typer.Option(help="Folder holding face_landmarker.task for --geometry.")] = None,
@@ -392,6 +449,9 @@ def _explain_video(path, out, method, model, checkpoint, target, params, detecto
         err.print(f"{_n(result.frames, 'frame')}, {_n(len(result.tracks), 'tracked person', 'tracked people')}, "
                   f"{_n(result.explained, 'face')} explained; "
                   f"pictures and explanations.jsonl in {out}")
+        if result.frames == 0 and not result.interrupted:
+            result.problems.append("no frame was analysed" + (f": the video may end before --start {start:g} s"
+                                                              if start else ""))
         for p in result.problems[:20]:
             err.print(f"[yellow]problem:[/yellow] {_e(p)}")
     raise typer.Exit(130 if result.interrupted else 1 if result.problems else 0)

@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from openfer.io.atomic import part_path, publish
 from openfer.io.openface import GEOMETRY_COLUMNS, INT_COLUMNS, geometry_values
 from openfer.types import LANDMARK_NAMES, Face
 
@@ -61,9 +62,10 @@ def frame_rows(frame_index: int, timestamp: float, faces: list[Face], classes: t
 class RowWriter:
     """Streams rows to ``path`` in the format of its suffix (.csv, .jsonl/.ndjson, .parquet).
 
-    CSV and JSON Lines are flushed after every ``write`` (a killed run keeps every written frame). Parquet is
-    columnar: rows are buffered and written as a row group every ``parquet_rows`` rows, and the file is only valid
-    after ``close`` (which Ctrl-C still reaches). Memory stays bounded by ``parquet_rows``.
+    The file is written under a temporary name (``openfer.io.atomic``) and renamed to ``path`` on ``close``
+    (which Ctrl-C and SIGTERM still reach), so an existing file is only replaced by a complete one. CSV and JSON
+    Lines are flushed after every ``write``. Parquet is columnar: rows are buffered and written as a row group every
+    ``parquet_rows`` rows. Memory stays bounded by ``parquet_rows``.
     """
 
     def __init__(self, path: str | Path, classes: tuple[str, ...], parquet_rows: int = 4096,
@@ -75,6 +77,7 @@ class RowWriter:
                              f"{', '.join(sorted(ROW_FORMATS))}")
         self.format, self.columns, self.rows_written = fmt, row_columns(classes, geometry), 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._part = part_path(self.path)
         self._buffer: list[dict[str, Any]] = []
         self._parquet_rows, self._pq = parquet_rows, None
         if fmt == "parquet":
@@ -87,10 +90,10 @@ class RowWriter:
             floats.update(frame=pa.int64(), face_id=pa.int64(), success=pa.int8(), expression=pa.string())
             floats.update((c, pa.int8()) for c in INT_COLUMNS if c in floats)
             self._schema = pa.schema([(c, floats[c]) for c in self.columns])
-            self._pq = pq.ParquetWriter(str(self.path), self._schema)
+            self._pq = pq.ParquetWriter(str(self._part), self._schema)
             self.f = None
         else:
-            self.f = open(self.path, "w", newline="", encoding="utf-8")
+            self.f = open(self._part, "w", newline="", encoding="utf-8")
             if fmt == "csv":
                 self._csv = csv.DictWriter(self.f, fieldnames=self.columns)
                 self._csv.writeheader()
@@ -122,8 +125,11 @@ class RowWriter:
             self._flush_parquet()
             self._pq.close()
             self._pq = None
-        if self.f is not None and not self.f.closed:
+        elif self.f is not None and not self.f.closed:
             self.f.close()
+        else:
+            return
+        publish(self._part, self.path)
 
     def __enter__(self) -> RowWriter:
         return self

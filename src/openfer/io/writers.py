@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
+from openfer.io.atomic import part_path, publish
 from openfer.io.openface import GEOMETRY_COLUMNS, geometry_values
 from openfer.types import LANDMARK_NAMES, Face
 
@@ -39,16 +40,24 @@ def csv_columns(classes: tuple[str, ...], geometry: bool = False) -> list[str]:
 
 
 class _Sink:
+    """A text output: stdout for ``"-"``, else a file written under a temporary name and renamed into place on
+    ``close`` (which Ctrl-C and SIGTERM still reach), so a killed run never damages an existing file."""
+
     def __init__(self, target: str | Path) -> None:
         self._own = str(target) != "-"
         if self._own:
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
-        self.f: IO[str] = open(target, "w", newline="", encoding="utf-8") if self._own else sys.stdout
+            self.target = Path(target)
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            self._part = part_path(self.target)
+        self.f: IO[str] = open(self._part, "w", newline="", encoding="utf-8") if self._own else sys.stdout
 
     def close(self) -> None:
+        if self.f.closed:
+            return
         self.f.flush()
         if self._own:
             self.f.close()
+            publish(self._part, self.target)
 
     def __enter__(self):
         return self

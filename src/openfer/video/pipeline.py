@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from openfer.analyzer import Analyzer
+from openfer.io.atomic import write_text_atomic
 from openfer.io.rows import RowWriter, frame_rows, row_columns
 from openfer.report.summary import VideoSummary
 from openfer.track import EmaSmoother, FaceTracker
@@ -240,8 +241,7 @@ def run_video(
         result.summary = {"source": source.name, "source_fps": source.fps, "interrupted": result.interrupted,
                           "problems": result.problems, "classes": list(classes), **summary.to_dict()}
         if summary_path:
-            Path(summary_path).parent.mkdir(parents=True, exist_ok=True)
-            Path(summary_path).write_text(json.dumps(result.summary, indent=2), encoding="utf-8")
+            write_text_atomic(summary_path, json.dumps(result.summary, indent=2))
     return result
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from openfer.io.atomic import part_path, publish
 from openfer.report.annotate import annotate
 from openfer.types import Face
 
@@ -21,7 +22,8 @@ class AnnotatedVideoWriter:
     ``openfer.report.annotate.STYLES`` for ``style``) to a video file.
 
     The output has one frame per analysed frame at ``fps`` (the analysed rate, so it plays at real speed when
-    frames are stepped). The size is taken from the first frame; later frames of another size are resized.
+    frames are stepped). The size is taken from the first frame; later frames of another size are resized. The
+    file is written under a temporary name and renamed to ``path`` by ``close`` (``openfer.io.atomic``).
     """
 
     def __init__(self, path: str | Path, fps: float, style: str = "auto") -> None:
@@ -40,7 +42,8 @@ class AnnotatedVideoWriter:
         out = annotate(image, faces, self.style)
         if self._writer is None:
             self._size = (out.shape[1], out.shape[0])
-            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self._fourcc), self.fps, self._size)
+            self._writer = cv2.VideoWriter(str(part_path(self.path)), cv2.VideoWriter_fourcc(*self._fourcc), self.fps,
+                                           self._size)
             if not self._writer.isOpened():
                 raise OSError(f"cannot write video {self.path} with codec {self._fourcc}; try an .avi file")
         if (out.shape[1], out.shape[0]) != self._size:
@@ -53,6 +56,7 @@ class AnnotatedVideoWriter:
         if self._writer is not None:
             self._writer.release()
             self._writer = None
+            publish(part_path(self.path), self.path)
 
 
 class PreviewWindow:
