@@ -846,8 +846,9 @@ def _serving_hosts(allowed: tuple[str, ...], host: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*allowed, *(h for h in extra if h and h not in ("0.0.0.0", "::"))]))
 
 
-# The commands for a user's own data (embed, fit, adapt) live in their own module and register on ``app``.
-from openfer import cli_own  # noqa: E402, F401
+# The commands for a user's own data (embed, fit, adapt) and session reports live in their own modules and
+# register on ``app``.
+from openfer import cli_own, cli_report  # noqa: E402, F401
 
 
 def _terminate(signum, frame) -> None:

@@ -1,0 +1,92 @@
+"""Build session reports from videos (analysed first) or from rows files written earlier: the files of
+``openfer report``, one HTML page, one per-person CSV and the analysed rows per session, and an index."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from openfer.io.atomic import write_text_atomic
+from openfer.io.rows import ROW_FORMATS, read_rows
+from openfer.report.html import index_html, people_table, session_html
+from openfer.report.session import SessionSummary, summarize_rows
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """What one session's report wrote."""
+
+    html: Path
+    people_csv: Path
+    rows: Path  #: the rows it was made from (written here for a video, the given file otherwise)
+    summary: SessionSummary
+
+
+def is_rows_file(path: str | Path) -> bool:
+    """Whether ``path`` names a rows file (``.csv``, ``.jsonl``, ``.parquet``) rather than a video."""
+    return Path(path).suffix.lower() in ROW_FORMATS
+
+
+def _csv_text(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    if rows:
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return buf.getvalue()
+
+
+def report_session(source: str | Path, out_dir: str | Path, stem: str | None = None, *, analyzer=None,
+                   video: str | Path | None = None, about: str = "",
+                   on_frame: Callable | None = None) -> ReportFiles:
+    """Report one session: ``source`` is a video (analysed with ``analyzer``, default as ``analyze_video``; its
+    rows are kept as ``<stem>.rows.csv``) or a rows file (``video``, when given, supplies face thumbnails).
+
+    Writes ``<stem>.html`` and ``<stem>.people.csv`` in ``out_dir`` (each complete or not at all).
+    """
+    source, out_dir = Path(source), Path(out_dir)
+    stem = stem or source.stem
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if is_rows_file(source):
+        rows, rows_path = read_rows(source), source
+    else:
+        from openfer.video import analyze_video
+
+        rows_path, video = out_dir / f"{stem}.rows.csv", source
+        rows = analyze_video(source, analyzer, out=rows_path, on_frame=on_frame)
+        result = rows.attrs.get("result")
+        if result is not None and result.interrupted:
+            raise KeyboardInterrupt
+    summary = summarize_rows(rows, name=source.name)
+    page = out_dir / f"{stem}.html"
+    write_text_atomic(page, session_html(summary, rows, video=video, about=about))
+    people = out_dir / f"{stem}.people.csv"
+    write_text_atomic(people, _csv_text(people_table(summary)))
+    return ReportFiles(page, people, rows_path, summary)
+
+
+def unique_stems(sources: list[Path]) -> list[str]:
+    """A file stem per source, numbered where two sources share one (``a``, ``a-1``)."""
+    seen: dict[str, int] = {}
+    out = []
+    for s in sources:
+        n = seen.get(s.stem, 0)
+        seen[s.stem] = n + 1
+        out.append(s.stem if n == 0 else f"{s.stem}-{n}")
+    return out
+
+
+def write_index(out_dir: str | Path, entries: list[tuple[str, SessionSummary | None, str]]) -> Path:
+    """``index.html`` across the sessions (name of each report, its summary or None if it failed, a note), and
+    ``people.csv``: every person of every session in one table."""
+    out_dir = Path(out_dir)
+    write_text_atomic(out_dir / "index.html", index_html(entries))
+    write_text_atomic(out_dir / "people.csv",
+                      _csv_text([row for _, s, _ in entries if s is not None for row in people_table(s)]))
+    return out_dir / "index.html"

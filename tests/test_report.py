@@ -1,0 +1,160 @@
+"""Session reports (issue 16 item 1): the numbers from rows, the self-contained HTML, the CLI on videos and rows."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from conftest import moving_faces_video
+from openfer.cli import app
+from openfer.io.rows import row_columns
+from openfer.report.html import session_html
+from openfer.report.session import CIRCUMPLEX, summarize_rows, valence_arousal
+
+CLASSES = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")
+FPS = 10.0
+
+
+def _rows(plan: dict[int, list[str | None]], n: int, strength: float = 0.9) -> pd.DataFrame:
+    """Rows of ``n`` frames at ``FPS``: person -> per frame the top expression (None: absent); a frame nobody is
+    in gets a success=0 row. The top class has ``strength``, the rest is spread evenly."""
+    out = []
+    for i in range(n):
+        present = [(fid, plan[fid][i]) for fid in plan if plan[fid][i] is not None]
+        if not present:
+            row = dict.fromkeys(row_columns(CLASSES))
+            row.update(frame=i + 1, timestamp=i / FPS, face_id=-1, confidence=0.0, success=0)
+            out.append(row)
+        for fid, expr in present:
+            row = dict.fromkeys(row_columns(CLASSES))
+            row.update(frame=i + 1, timestamp=i / FPS, face_id=fid, confidence=0.9 + 0.001 * (i % 7), success=1,
+                       x1=10.0, y1=10.0, x2=60.0, y2=60.0, expression=expr)
+            row.update({f"p_{c}": (strength if c == expr else (1 - strength) / (len(CLASSES) - 1)) for c in CLASSES})
+            out.append(row)
+    return pd.DataFrame(out)
+
+
+def test_numbers_of_a_known_session():
+    """Time shares, episodes (a 0.2 s flicker absorbed, a 3 s absence splitting), valence sign, coverage."""
+    n = 100  # 10 s
+    p0 = ["happiness"] * 30 + ["anger"] * 2 + ["happiness"] * 18 + ["sadness"] * 50
+    p1 = ["neutral"] * 20 + [None] * 30 + ["neutral"] * 30 + [None] * 20
+    s = summarize_rows(_rows({0: p0, 1: p1}, n), name="known")
+    assert s.frames == n and s.frame_step_s == pytest.approx(0.1) and s.duration_s == pytest.approx(10.0)
+    assert s.no_face_share == 0  # person 0 is always there
+    a, b = s.people  # longest on screen first
+    assert a.face_id == 0 and a.seconds == pytest.approx(10.0) and a.dominant in ("happiness", "sadness")
+    assert a.share["happiness"] == pytest.approx(0.48) and a.share["anger"] == pytest.approx(0.02)
+    assert [e.expression for e in a.episodes] == ["happiness", "sadness"]  # the anger flicker is no episode
+    assert a.episodes[0].end_s == pytest.approx(5.0) and a.episodes[1].start_s == pytest.approx(5.0)
+    assert {e.expression for e in a.notable} == {"happiness", "sadness"}
+    assert b.face_id == 1 and b.seconds == pytest.approx(5.0) and b.dominant == "neutral"
+    assert [(e.start_s, e.end_s) for e in b.episodes] == [pytest.approx((0.0, 2.0)), pytest.approx((5.0, 8.0))]
+    assert b.notable == () and abs(b.valence) < 0.05  # neutral sits at the centre (the 10 % rest spreads out)
+    assert a.low_confidence_share == 0 and b.low_confidence_share == 0
+
+
+def test_valence_and_arousal_follow_the_circumplex():
+    eye = np.eye(len(CLASSES))
+    v, a = valence_arousal(eye, CLASSES)
+    by = dict(zip(CLASSES, zip(v, a)))
+    assert by["neutral"] == (0, 0)
+    assert by["happiness"][0] > 0.9 and by["sadness"][0] < 0 and by["sadness"][1] < 0
+    assert by["surprise"][1] == pytest.approx(1) and by["anger"][0] < 0 < by["anger"][1]
+    assert set(CIRCUMPLEX) == set(CLASSES) - {"neutral"}
+
+
+def test_low_confidence_and_no_face_time():
+    s = summarize_rows(_rows({0: ["fear"] * 10 + [None] * 10}, 20, strength=0.4), name="weak")
+    assert s.no_face_share == pytest.approx(0.5) and s.people[0].low_confidence_share == 1.0
+
+
+def test_rows_without_probabilities_are_refused():
+    with pytest.raises(ValueError, match="not an openfer rows file"):
+        summarize_rows(pd.DataFrame({"frame": [1], "timestamp": [0.0]}))
+
+
+def test_html_is_self_contained_and_says_what_it_measures():
+    rows = _rows({0: ["happiness"] * 20 + ["surprise"] * 20}, 40)
+    page = session_html(summarize_rows(rows, name="<script>x</script>.mp4"), rows)
+    assert "apparent facial expressions" in page and "not a diagnosis" in page and "derived" in page
+    assert "<script>x" not in page and "&lt;script&gt;" in page  # names are escaped
+    assert not re.search(r"(src|href)=['\"]https?:", page) and "<script" not in page  # opens offline, no scripts
+    assert page.count("data:image/png;base64,") == 1  # one timeline per person
+
+
+@pytest.fixture(scope="module")
+def session_video(tmp_path_factory):
+    """A 6 s video: person A all along, person B from 2 s to 6 s."""
+    path = tmp_path_factory.mktemp("session") / "lesson.avi"
+    n = 180
+    moving_faces_video(path, {0: [(30 + i // 3, 50, 90) for i in range(n)],
+                              1: [None] * 60 + [(200, 70, 80)] * (n - 60)})
+    return path
+
+
+def test_cli_reports_videos_and_keeps_going_after_a_bad_one(session_video, tmp_path):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"not a video at all" * 100)
+    out = tmp_path / "reports"
+    res = CliRunner().invoke(app, ["report", str(session_video), str(bad), "--out", str(out), "-q"])
+    assert res.exit_code == 1, res.output  # one failed, the other reported
+    page = (out / "lesson.html").read_text()
+    assert page.count("<section class='person'>") == 2
+    assert page.count("data:image/jpeg;base64,") >= 2  # a face thumbnail per person from the video
+    people = pd.read_csv(out / "people.csv")
+    assert len(people) == 2 and set(people.session) == {"lesson.avi"}
+    assert people.seconds.max() == pytest.approx(6.0, abs=0.2) and people.seconds.min() == pytest.approx(4.0, abs=0.3)
+    index = (out / "index.html").read_text()
+    assert "lesson.html" in index and "broken.mp4" in index and "failed" in index
+    assert (out / "lesson.rows.csv").is_file()
+    # the rows again, without analysing: the same numbers, thumbnails from --video
+    again = tmp_path / "again"
+    res = CliRunner().invoke(app, ["report", str(out / "lesson.rows.csv"), "--video", str(session_video),
+                                   "--out", str(again), "-q"])
+    assert res.exit_code == 0, res.output
+    assert pd.read_csv(again / "lesson.rows.people.csv").drop(columns="session").equals(
+        pd.read_csv(out / "lesson.people.csv").drop(columns="session"))
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["notes.txt"], "give videos"),
+    (["missing.mp4"], "not found"),
+    (["a.csv", "b.csv", "--video", "v.mp4"], "exactly one rows file"),
+])
+def test_cli_report_usage_errors(tmp_path, monkeypatch, args, needle):
+    monkeypatch.chdir(tmp_path)
+    for name in ("notes.txt", "a.csv", "b.csv"):
+        (tmp_path / name).write_text("x")
+    res = CliRunner().invoke(app, ["report", *args, "--out", "rep"])
+    assert res.exit_code == 2 and needle in " ".join(res.output.split()), res.output
+
+
+@pytest.mark.slow
+def test_report_renders_in_a_browser(session_video, tmp_path):
+    """The page opens from disk in Chromium with every image decoded (screenshot kept with OPENFER_SCREENSHOTS)."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="needs Playwright: pip install -e '.[dev]'")
+    chromium = os.environ.get("OPENFER_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        pytest.skip("needs Chromium: apt-get install -y chromium")
+    out = tmp_path / "rep"
+    assert CliRunner().invoke(app, ["report", str(session_video), "--out", str(out), "-q"]).exit_code == 0
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1000, "height": 1400})
+        page.goto((out / "lesson.html").as_uri())
+        widths = page.eval_on_selector_all("img", "els => els.map(e => e.complete ? e.naturalWidth : 0)")
+        assert len(widths) >= 4 and all(w > 0 for w in widths)
+        assert page.locator("h2").count() == 2
+        shot = page.screenshot(full_page=True)
+        browser.close()
+    assert len(shot) > 50_000
+    if os.environ.get("OPENFER_SCREENSHOTS"):
+        Path(os.environ["OPENFER_SCREENSHOTS"], "report.png").write_bytes(shot)
