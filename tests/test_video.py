@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -508,3 +509,63 @@ def test_sigterm_mid_video_leaves_every_output_readable(tmp_path):
     cap.release()
     assert ok and frame is not None and frames >= rows.frame.nunique() - 1
     assert not [p for p in tmp_path.iterdir() if ".part" in p.name]
+
+
+@pytest.fixture(scope="module")
+def video_folder(tmp_path_factory):
+    """videos/{a.avi, sub/b.avi (one person each), broken.mp4, photo.png}: a mixed folder."""
+    root = tmp_path_factory.mktemp("batch") / "videos"
+    moving_faces_video(root / "a.avi", {0: [(30 + i, 50, 90) for i in range(40)]})
+    moving_faces_video(root / "sub" / "b.avi", {0: [(150, 60 + i, 80) for i in range(30)]})
+    (root / "broken.mp4").write_bytes(b"not a video" * 300)
+    cv2.imwrite(str(root / "photo.png"), cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR))
+    return root
+
+
+def test_a_folder_of_videos_is_a_batch_that_resumes(video_folder, tmp_path):
+    """Issue 16 item 2: rows and a summary per video, a bad video recorded and skipped over, the photos of a mixed
+    folder analysed too, people.csv across videos; a rerun skips finished videos, other settings redo them."""
+    out = tmp_path / "results"
+    res = run_cli("analyze", video_folder, "--out", out, "--model", "fast", "-q")
+    assert res.exit_code == 1, res.output  # the broken video
+    manifest = json.loads((out / "manifest.json").read_text())["videos"]
+    states = {Path(k).name: v["status"] for k, v in manifest.items()}
+    assert states == {"a.avi": "done", "b.avi": "done", "broken.mp4": "failed"}
+    assert read_rows(out / "a.rows.csv").frame.nunique() == 40 and read_rows(out / "b.rows.csv").frame.nunique() == 30
+    people = pd.read_csv(out / "people.csv")
+    assert sorted(Path(v).name for v in people.video) == ["a.avi", "b.avi"]
+    assert [r["num_faces"] for r in map(json.loads, (out / "photos.jsonl").read_text().splitlines())] == [1]
+    before = (out / "a.rows.csv").stat().st_mtime_ns
+    again = run_cli("analyze", video_folder, "--out", out, "--model", "fast")
+    assert again.exit_code == 1 and "2 skipped" in " ".join(again.output.split())
+    assert (out / "a.rows.csv").stat().st_mtime_ns == before  # not analysed again
+    other = run_cli("analyze", video_folder, "--out", out, "--model", "fast", "--every", "2", "-q")
+    assert other.exit_code == 1 and read_rows(out / "a.rows.csv").frame.nunique() == 20
+    bad = run_cli("analyze", video_folder, "--out", tmp_path / "rows.csv")
+    assert bad.exit_code == 2 and "give --out FOLDER" in " ".join(bad.output.split())
+
+
+def test_batch_stops_on_ctrl_c_and_the_rerun_redoes_only_the_unfinished(tmp_path):
+    from openfer.video.batch import run_batch
+
+    videos = []
+    for name in ("a.avi", "b.avi", "c.avi"):
+        (tmp_path / name).write_bytes(name.encode())
+        videos.append(tmp_path / name)
+    calls = []
+
+    class Done:
+        frames, tracks, problems, interrupted = 5, 1, [], False
+
+    def run_one(video, rows, summary):
+        calls.append(video.name)
+        if video.name == "b.avi" and len(calls) == 2:
+            raise KeyboardInterrupt
+        rows.write_text("frame\n1\n")
+        summary.write_text(json.dumps({"tracks": []}))
+        return Done()
+
+    first = run_batch(videos, tmp_path / "out", run_one, {"model": "fast"})
+    assert first.interrupted and first.done == [str(videos[0])] and calls == ["a.avi", "b.avi"]
+    second = run_batch(videos, tmp_path / "out", run_one, {"model": "fast"})
+    assert not second.interrupted and second.skipped == [str(videos[0])] and calls[2:] == ["b.avi", "c.avi"]

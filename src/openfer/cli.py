@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Literal, Optional
@@ -119,6 +118,12 @@ def analyze(
         _usage("--smooth must be above 0 (1 turns smoothing off)")
     if end is not None and end <= start:
         _usage(f"--end ({end:g} s) must come after --start ({start:g} s)")
+    videos, photo_items = _split_videos(items, recursive) if camera is None and not sequence else ([], items)
+    if len(videos) > 1 or (videos and len(items) == 1 and Path(items[0]).is_dir()):
+        _analyze_batch(videos, photo_items, out=out, model=model, prior=prior, detector=detector,
+                       threshold=threshold, max_side=max_side, upscale=upscale, every=every, fps=fps, start=start,
+                       end=end, smooth=smooth, recursive=recursive, quiet=quiet, geometry=geo)
+        return
     if camera is not None or sequence or any(is_video_input(i) for i in items):
         _analyze_video(items, camera=camera, sequence=sequence, out=out or (Path(csv) if csv else None) or (
             Path(jsonl) if jsonl and jsonl != "-" else None), summary=summary, annotate=annotate, model=model,
@@ -316,6 +321,98 @@ def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate
     raise typer.Exit(1 if result.problems else 0)
 
 
+def _split_videos(items: list[str], recursive: bool) -> tuple[list[Path], list[str]]:
+    """The video files among files, folders and globs (folders and globs searched for them), and the items left
+    for the photo path (folders stay there too: their photos are analysed as well)."""
+    import glob as globlib
+
+    from openfer.video.sources import STREAM_SCHEMES, VIDEO_SUFFIXES
+
+    videos: list[Path] = []
+    rest: list[str] = []
+    for item in items:
+        p = Path(item)
+        if str(item).lower().startswith(STREAM_SCHEMES):
+            videos.append(p)
+        elif p.is_dir():
+            found = sorted(f for f in (p.rglob("*") if recursive else p.iterdir())
+                           if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES and not f.name.startswith("."))
+            videos += found
+            rest.append(item)
+        elif globlib.has_magic(item) and not p.exists():
+            found = sorted(Path(m) for m in globlib.glob(item) if Path(m).suffix.lower() in VIDEO_SUFFIXES)
+            videos += found
+            if len(found) < len(globlib.glob(item)):
+                rest.append(item)
+        elif p.suffix.lower() in VIDEO_SUFFIXES:
+            videos.append(p)
+        else:
+            rest.append(item)
+    return list(dict.fromkeys(videos)), rest
+
+
+def _analyze_batch(videos: list[Path], photo_items: list[str], *, out, model, prior, detector, threshold,
+                   max_side, upscale, every, fps, start, end, smooth, recursive, quiet, geometry) -> None:
+    """Several videos (a folder, a glob, a list): rows and summary per video in the --out folder, a manifest that
+    lets a rerun skip finished videos, people.csv across them, and the photos of mixed folders beside them."""
+    from openfer.analyzer import Analyzer
+    from openfer.detect import load_detector
+    from openfer.io.images import mark_output_folder
+    from openfer.io.rows import ROW_FORMATS
+    from openfer.pipeline import run_images
+    from openfer.track import EmaSmoother, FaceTracker
+    from openfer.video import Sampling, open_source, run_video
+    from openfer.video.batch import run_batch
+
+    if out is None or out.suffix.lower() in ROW_FORMATS or out.is_file():
+        _usage("several videos: give --out FOLDER (rows and a summary per video go there, with manifest.json "
+               "and people.csv)")
+    try:
+        sampling = Sampling(every=every, fps=fps, start=start, end=end)
+        det_kwargs = {"threshold": threshold, "max_side": max_side or None, "upscale": upscale,
+                      "max_shrink": None} if detector == "centerface" else {}
+        analyzer = Analyzer(detector=load_detector(detector, **det_kwargs), classifier=model, geometry=geometry,
+                            prior=prior)
+    except (KeyError, ImportError, FileNotFoundError, ValueError) as e:
+        _usage(str(e.args[0] if isinstance(e, KeyError) and e.args else e))
+    mark_output_folder(out)  # a later run over a folder holding it does not read its files as inputs
+    settings = {"model": model, "prior": prior, "detector": detector, "threshold": threshold, "max_side": max_side,
+                "upscale": upscale, "every": every, "fps": fps, "start": start, "end": end, "smooth": smooth,
+                "geometry": geometry is not None}
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        TimeRemainingColumn(), console=err, disable=quiet)
+
+    def run_one(video: Path, rows: Path, summary: Path):
+        source = open_source(video, sampling)
+        task = progress.add_task(f"  {video.name}", total=source.expected_frames)
+        try:
+            return run_video(analyzer, source, out=rows, summary_path=summary,
+                             tracker=FaceTracker(frame_rate=source.fps or 30.0),
+                             smoother=EmaSmoother(alpha=smooth) if smooth < 1 else None,
+                             on_frame=lambda r: progress.update(task, completed=r.frames))
+        finally:
+            progress.remove_task(task)
+
+    with progress:
+        overall = progress.add_task("videos", total=len(videos))
+        result = run_batch(videos, out, run_one, settings,
+                           on_video=lambda v, state: progress.advance(overall))
+    photos = [] if result.interrupted else _image_inputs(photo_items, recursive, True)
+    photo_summary = None
+    if photos:
+        photo_summary = run_images(analyzer, photos, jsonl=str(out / "photos.jsonl"), csv_path=str(out / "photos.csv"))
+    if not quiet:
+        err.print(f"{_n(len(result.done), 'video')} analysed, {len(result.skipped)} skipped (finished before, same "
+                  f"settings), {len(result.failed)} failed" + (f"; {_n(len(photos), 'photo')}" if photos else "")
+                  + (" (interrupted)" if result.interrupted else "") + f": {_e(out)}", soft_wrap=True)
+        for video, why in result.failed.items():
+            err.print(f"[yellow]failed:[/yellow] {_e(video)}: {_e(why)}", soft_wrap=True)
+    if result.interrupted or (photo_summary and photo_summary.interrupted):
+        raise typer.Exit(130)
+    raise typer.Exit(1 if result.failed or (photo_summary and photo_summary.failed) else 0)
+
+
 def _print_summary(summary, jsonl, csv, annotate) -> None:
     table = Table(title=f"{_n(summary.done, 'image')}, {_n(summary.faces, 'face')}, {summary.failed} failed",
                   title_justify="left")
@@ -449,9 +546,6 @@ def _explain_video(path, out, method, model, checkpoint, target, params, detecto
         err.print(f"{_n(result.frames, 'frame')}, {_n(len(result.tracks), 'tracked person', 'tracked people')}, "
                   f"{_n(result.explained, 'face')} explained; "
                   f"pictures and explanations.jsonl in {out}")
-        if result.frames == 0 and not result.interrupted:
-            result.problems.append("no frame was analysed" + (f": the video may end before --start {start:g} s"
-                                                              if start else ""))
         for p in result.problems[:20]:
             err.print(f"[yellow]problem:[/yellow] {_e(p)}")
     raise typer.Exit(130 if result.interrupted else 1 if result.problems else 0)
