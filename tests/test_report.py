@@ -158,3 +158,42 @@ def test_report_renders_in_a_browser(session_video, tmp_path):
     assert len(shot) > 50_000
     if os.environ.get("OPENFER_SCREENSHOTS"):
         Path(os.environ["OPENFER_SCREENSHOTS"], "report.png").write_bytes(shot)
+
+
+def test_groups_are_compared_with_intervals_and_a_rank_test(tmp_path):
+    """Issue 16 item 3: five sessions of a mostly happy group against five of a mostly sad one."""
+    rng = np.random.default_rng(0)
+    inputs, lines = [], ["video,group"]
+    for i in range(10):
+        group = "calm" if i < 5 else "tense"
+        main = "happiness" if group == "calm" else "sadness"
+        k = int(rng.integers(25, 35))
+        plan = {0: [main] * k + ["neutral"] * (40 - k)}
+        path = tmp_path / f"s{i}.csv"
+        _rows(plan, 40).to_csv(path, index=False)
+        inputs.append(str(path))
+        lines.append(f"s{i}.csv,{group}" if i % 2 else f"s{i},{group}")  # file name or stem
+    (tmp_path / "groups.csv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "rep"
+    res = CliRunner().invoke(app, ["report", *inputs, "--groups", str(tmp_path / "groups.csv"), "--out", str(out),
+                                   "-q"])
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(out / "groups.csv")
+    happy = table[table.measure == "share_happiness"].set_index("group")
+    assert happy.loc["calm", "n"] == 5 and happy.loc["calm", "mean"] > 0.6 > happy.loc["tense", "mean"] == 0
+    assert happy.loc["calm", "ci95_low"] < happy.loc["calm", "mean"] < happy.loc["calm", "ci95_high"]
+    assert happy.loc["calm", "test"] == "Mann-Whitney U" and happy.loc["calm", "p"] < 0.01
+    valence = table[table.measure == "valence_derived"].set_index("group")["mean"]
+    assert valence["calm"] > 0 > valence["tense"]
+    page = (out / "groups.html").read_text()
+    assert "not corrected for the" in page and "data:image/png;base64," in page
+
+
+def test_a_broken_groups_file_stops_before_any_work(tmp_path):
+    rows = tmp_path / "s.csv"
+    _rows({0: ["happiness"] * 5}, 5).to_csv(rows, index=False)
+    (tmp_path / "g.csv").write_text("session,condition\ns.csv,a\n")
+    res = CliRunner().invoke(app, ["report", str(rows), "--groups", str(tmp_path / "g.csv"), "--out",
+                                   str(tmp_path / "rep")])
+    assert res.exit_code == 2 and "needs the columns video,group" in " ".join(res.output.split())
+    assert not (tmp_path / "rep").exists()

@@ -42,6 +42,8 @@ def report(
     out: Annotated[Path, typer.Option(help="Folder for the reports: NAME.html and NAME.people.csv per session, "
                                            "index.html and people.csv across them.")],
     video: Annotated[Optional[Path], typer.Option(help="With one rows file: its video, for face thumbnails.")] = None,
+    groups: Annotated[Optional[Path], typer.Option(help="CSV video,group (or video,face_id,group): compare the groups "
+                                                        "(means, 95 % intervals, rank tests) in groups.html.")] = None,
     model: Annotated[str, typer.Option(help="Expression model for videos (see 'openfer models').")] = "default",
     prior: Annotated[str, typer.Option(help=PRIOR_HELP)] = "training",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
@@ -55,7 +57,8 @@ def report(
     """
     from openfer.analyzer import Analyzer
     from openfer.detect import load_detector
-    from openfer.report.build import is_rows_file, report_session, unique_stems, write_index
+    from openfer.report.build import is_rows_file, report_session, unique_stems, write_groups, write_index
+    from openfer.report.groups import GroupsFileError, read_groups
 
     try:
         import matplotlib  # noqa: F401
@@ -65,6 +68,11 @@ def report(
     sources = _sources(inputs)
     if video is not None and (len(sources) != 1 or not is_rows_file(sources[0])):
         _usage("--video goes with exactly one rows file (a video input is its own video)")
+    if groups is not None:
+        try:
+            read_groups(groups)  # before hours of analysis: a broken groups file is a usage error now
+        except GroupsFileError as e:
+            _usage(str(e))
     if out.exists() and not out.is_dir():
         _usage(f"--out {out} is a file; give a folder")
     if any(out.resolve() == s.resolve() for s in sources):
@@ -99,6 +107,12 @@ def report(
     except KeyboardInterrupt:
         interrupted = True
     index = write_index(out, entries)
+    if groups is not None and not interrupted:
+        try:
+            err.print(f"groups: {_e(write_groups(out, [s for _, s, _ in entries if s is not None], groups))}")
+        except GroupsFileError as e:
+            err.print(f"[red]error:[/red] {_e(e)}")
+            failed = True
     if not quiet:
         for name, summary, note in entries:
             if summary is None:

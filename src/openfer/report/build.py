@@ -82,6 +82,27 @@ def unique_stems(sources: list[Path]) -> list[str]:
     return out
 
 
+def write_groups(out_dir: str | Path, summaries: list[SessionSummary], groups_file: str | Path) -> Path:
+    """``groups.html`` and ``groups.csv``: the people of ``summaries`` compared by the groups of ``groups_file``
+    (``openfer.report.groups``) on their time shares and derived valence/arousal."""
+    from openfer.report.groups import compare_groups, groups_html, groups_table, read_groups
+
+    out_dir = Path(out_dir)
+    rules = read_groups(groups_file)
+    people = [row for s in summaries for row in people_table(s)]
+    classes = summaries[0].classes if summaries else ()
+    measures = [f"share_{c}" for c in classes] + ["valence_derived", "arousal_derived"]
+    result = compare_groups(people, rules, measures)
+    if not result["groups"]:
+        from openfer.report.groups import GroupsFileError
+
+        raise GroupsFileError(f"{groups_file}: no tracked person matched a line (video names: "
+                              f"{', '.join(sorted({s.name for s in summaries}))})")
+    write_text_atomic(out_dir / "groups.html", groups_html(result, measures))
+    write_text_atomic(out_dir / "groups.csv", _csv_text(groups_table(result, measures)))
+    return out_dir / "groups.html"
+
+
 def write_index(out_dir: str | Path, entries: list[tuple[str, SessionSummary | None, str]]) -> Path:
     """``index.html`` across the sessions (name of each report, its summary or None if it failed, a note), and
     ``people.csv``: every person of every session in one table."""
