@@ -314,7 +314,7 @@ def test_cli_video_start_past_the_end_says_so(video, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--camera", "0", "--out", "rows.csv"], "camera 0 could not be opened"),
-    (["a.mp4", "b.mp4", "--out", "rows.csv"], "one video per run"),
+    (["a.mp4", "b.mp4", "--out", "rows.csv"], "several videos: give --out FOLDER"),
     (["clip.mp4"], "--out"),
     (["missing.mp4", "--out", "rows.csv"], "file not found"),
     (["rtsp://admin:secret@camera.local/live", "--out", "rows.csv"], "stream rtsp://***@camera.local/live could not"),
@@ -569,3 +569,80 @@ def test_batch_stops_on_ctrl_c_and_the_rerun_redoes_only_the_unfinished(tmp_path
     assert first.interrupted and first.done == [str(videos[0])] and calls == ["a.avi", "b.avi"]
     second = run_batch(videos, tmp_path / "out", run_one, {"model": "fast"})
     assert not second.interrupted and second.skipped == [str(videos[0])] and calls[2:] == ["b.avi", "c.avi"]
+
+
+def _video_with_sound(path: Path, seconds: float = 3.0, fps: int = 30) -> None:
+    """An H.264 + AAC video (PyAV): an astronaut head moving right, a 440 Hz tone."""
+    av = pytest.importorskip("av", reason="PyAV comes with the [video] extra")
+    container = av.open(str(path), "w")
+    v = container.add_stream("libx264", rate=fps)
+    v.width, v.height, v.pix_fmt = 320, 240, "yuv420p"
+    a = container.add_stream("aac", rate=44100, layout="mono")
+    face = cv2.resize(astronaut()[0:200, 150:330], (90, 100))
+    for i in range(int(seconds * fps)):
+        img = np.full((240, 320, 3), 120, np.uint8)
+        img[60:160, 20 + i // 2:110 + i // 2] = face
+        for p in v.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+            container.mux(p)
+    tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(int(44100 * seconds)) / 44100)).astype(np.float32)
+    for k in range(0, len(tone), 1024):
+        f = av.AudioFrame.from_ndarray(tone[None, k:k + 1024], format="fltp", layout="mono")
+        f.sample_rate, f.pts = 44100, k
+        for p in a.encode(f):
+            container.mux(p)
+    for stream in (v, a):
+        for p in stream.encode():
+            container.mux(p)
+    container.close()
+
+
+def test_annotated_mp4_is_h264_with_the_sources_sound_in_step(tmp_path):
+    """Issue 16 item 5: the annotated MP4 is H.264 (plays in browsers) and keeps the source's sound, cut to the
+    analysed window (--start 1 on a 3 s video: 2 s of both)."""
+    from openfer.video.sinks import h264_available
+
+    if not h264_available():
+        pytest.skip("PyAV without an H.264 encoder: the MPEG-4 part 2 fallback has no sound")
+    import av
+
+    src = tmp_path / "talk.mp4"
+    _video_with_sound(src)
+    res = run_cli("analyze", src, "--annotate", tmp_path / "out.mp4", "--start", "1", "--every", "2",
+                  "--model", "fast", "-q")
+    assert res.exit_code == 0, res.output
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        video, audio = c.streams.video[0], c.streams.audio[0]
+        assert video.codec_context.name == "h264" and audio.codec_context.name == "aac"
+        v_len = float(video.duration * video.time_base)
+        a_len = float(audio.duration * audio.time_base)
+        times = [float(f.time) for f in c.decode(video)]
+    assert len(times) == 30 and abs(v_len - 2.0) < 0.1 and abs(a_len - v_len) < 0.1
+    assert times[1] - times[0] == pytest.approx(1 / 15, abs=0.005)  # every 2nd frame of 30 fps, at real speed
+
+
+@pytest.mark.slow
+def test_the_annotated_video_plays_in_a_browser(tmp_path):
+    """Chromium plays the annotated MP4: it becomes ready and its time advances."""
+    import os
+    import shutil
+
+    from openfer.video.sinks import h264_available
+
+    sync_api = pytest.importorskip("playwright.sync_api", reason="needs Playwright: pip install -e '.[dev]'")
+    chromium = os.environ.get("OPENFER_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium or not h264_available():
+        pytest.skip("needs Chromium and PyAV's H.264 encoder")
+    src = tmp_path / "talk.mp4"
+    _video_with_sound(src)
+    assert run_cli("analyze", src, "--annotate", tmp_path / "out.mp4", "--model", "fast", "-q").exit_code == 0
+    (tmp_path / "play.html").write_text("<!doctype html><video id='v' src='out.mp4' muted></video>")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu",
+                                                                       "--autoplay-policy=no-user-gesture-required"])
+        page = browser.new_page()
+        page.goto((tmp_path / "play.html").as_uri())
+        page.wait_for_function("document.getElementById('v').readyState >= 2", timeout=15000)
+        page.evaluate("document.getElementById('v').play()")
+        page.wait_for_function("document.getElementById('v').currentTime > 0.3", timeout=15000)
+        assert page.evaluate("document.getElementById('v').videoWidth") == 320
+        browser.close()

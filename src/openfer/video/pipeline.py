@@ -151,7 +151,8 @@ def run_video(
     writer = video = window = None
     try:  # outputs that cannot be opened (no display, bad suffix) end the run before any frame is read
         window = PreviewWindow() if preview else None
-        video = AnnotatedVideoWriter(annotate_path, _analysed_fps(source)) if annotate_path else None
+        video = AnnotatedVideoWriter(annotate_path, _analysed_fps(source), **_sound_of(source)) \
+            if annotate_path else None
         writer = RowWriter(out, classes, geometry=analyzer.geometry is not None) if out else None
     except BaseException:
         for sink in (window, video, source):
@@ -182,7 +183,7 @@ def run_video(
             if writer:
                 writer.write(rows)
             if video:
-                video.write(fr.image, faces)
+                video.write(fr.image, faces, fr.timestamp)
             if window and keep_going:
                 keep_going = window.show(fr.image, faces)
             summary.add(fr.index, fr.timestamp, faces)
@@ -243,6 +244,16 @@ def run_video(
         if summary_path:
             write_text_atomic(summary_path, json.dumps(result.summary, indent=2))
     return result
+
+
+def _sound_of(source: FrameSource) -> dict:
+    """Where an annotated video takes its sound from: a video file's own track, from the first analysed time on
+    (cameras, streams and image sequences have none to copy)."""
+    target = getattr(source, "target", None)
+    if getattr(source, "live", True) or not isinstance(target, (str, Path)):
+        return {}
+    sampling = getattr(source, "sampling", None)
+    return {"audio_from": target, "audio_start": sampling.start if sampling is not None else 0.0}
 
 
 def _analysed_fps(source: FrameSource) -> float:
