@@ -269,9 +269,17 @@ def test_video_upload_progress_chart_and_delete(server, tmp_path):
         with page.expect_download() as dl:
             page.get_by_role("button", name="Rows (CSV)").click()
         assert Path(dl.value.path()).read_text().startswith("frame,timestamp,face_id")
+        # the annotated video plays in the page (issue 16 item 5), and a click on the chart seeks it
+        page.wait_for_function("() => document.getElementById('video-player').readyState >= 2", timeout=30000)
+        assert page.is_visible("#video-player") and page.is_visible("#video-seek-hint")
+        chart = page.locator("#video-charts canvas").first
+        box = chart.bounding_box()
+        chart.click(position={"x": 34 + (box["width"] - 42) * 0.5, "y": box["height"] / 2})  # the middle of the time axis
+        page.wait_for_function("() => document.getElementById('video-player').currentTime > 0.2", timeout=10000)
         shot(page, "video")
         page.get_by_role("button", name="Delete job and files").click()
         page.wait_for_function("() => document.getElementById('video-status').textContent.includes('deleted')")
+        assert page.get_attribute("#video-player", "src") is None
     finally:
         ctx.close()
         pw.stop()

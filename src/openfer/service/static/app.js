@@ -174,6 +174,7 @@ function renderCharts(containerId, seriesByPerson, classes, t0, t1) {
     canvas.setAttribute("aria-label", `Person ${id}: probability of each expression over time` +
       (top ? `; at ${lastPoint.t.toFixed(1)} s mostly ${top[0]} (${pct(top[1])})` : ""));
     drawChart(canvas, series, classes, t0, t1);
+    canvas.dataset.t0 = String(t0); canvas.dataset.t1 = String(t1);
   }
 }
 
@@ -264,6 +265,7 @@ async function uploadVideo(file) {
   if (currentJob) await deleteJob(true);
   $("video-results").hidden = true;
   $("video-charts").replaceChildren();
+  clearJobVideo();
   const body = new FormData();
   body.append("file", file);
   const fps = $("video-fps").value;
@@ -306,6 +308,7 @@ async function pollJob(id) {
       $("video-results").hidden = false;
       for (const b of $("video-downloads").querySelectorAll("button[data-kind]")) b.disabled = !(b.dataset.kind in job.results);
       await chartJob(job);
+      if ("video" in job.results) await showJobVideo(job);
       return;
     }
     await new Promise((r) => setTimeout(r, 500));
@@ -331,6 +334,40 @@ async function chartJob(job) {
   renderCharts("video-charts", series, classes, 0, t1);
 }
 
+let videoUrl = null;
+
+// The annotated video plays in the page (fetched with the API key, so a keyed server works too); clicking a chart
+// seeks it to that moment.
+async function showJobVideo(job) {
+  const player = $("video-player");
+  try {
+    const blob = await api(job.results.video).then((r) => r.blob());
+    if (videoUrl) URL.revokeObjectURL(videoUrl);
+    videoUrl = URL.createObjectURL(blob);
+    player.src = videoUrl;
+    player.hidden = false;
+    $("video-seek-hint").hidden = false;
+  } catch (e) { setStatus("video-status", `The annotated video could not be loaded: ${e.message}`, true); }
+}
+
+function clearJobVideo() {
+  const player = $("video-player");
+  player.pause(); player.removeAttribute("src"); player.hidden = true;
+  $("video-seek-hint").hidden = true;
+  if (videoUrl) { URL.revokeObjectURL(videoUrl); videoUrl = null; }
+}
+
+function seekFromChart(event) {
+  const canvas = event.target.closest("canvas[data-person]");
+  const player = $("video-player");
+  if (!canvas || player.hidden || !canvas.dataset.t1) return;
+  const t0 = Number(canvas.dataset.t0), t1 = Number(canvas.dataset.t1);
+  const left = 34, right = 8, x = event.offsetX;
+  const frac = Math.min(1, Math.max(0, (x - left) / (canvas.clientWidth - left - right)));
+  player.currentTime = (t1 - t0) * frac;  // the annotated video starts at the first analysed frame (t0)
+  player.play().catch(() => {});
+}
+
 async function download(kind) {
   const names = { csv: "rows.csv", jsonl: "rows.jsonl", summary: "summary.json", video: "annotated.mp4" };
   try {
@@ -344,6 +381,7 @@ async function deleteJob(quiet = false) {
   currentJob = null;
   if (!id) return;
   try { await api(`/v1/jobs/${id}`, { method: "DELETE" }); } catch (e) { if (e.status !== 404) throw e; }
+  clearJobVideo();
   if (!quiet) {
     $("video-results").hidden = true; $("video-progress").hidden = true;
     setStatus("video-status", "The video and its results were deleted from the server.");
@@ -357,6 +395,7 @@ function setupVideo() {
     b.addEventListener("click", () => download(b.dataset.kind));
   }
   $("video-delete").addEventListener("click", () => deleteJob(false));
+  $("video-charts").addEventListener("click", seekFromChart);
 }
 
 // ---------------------------------------------------------------------------------------------------- live
