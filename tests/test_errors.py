@@ -1,4 +1,4 @@
-"""Issue 17: typed errors (openfer.errors), raised where a user causes them."""
+"""Issue 17: typed errors (openfer.errors), raised where a user causes them; TrainConfig refusing unknown keys."""
 
 from __future__ import annotations
 
@@ -93,3 +93,32 @@ def test_user_caused_errors_have_their_type(call, error, needle):
     with pytest.raises(error) as exc:
         call()
     assert needle in str(exc.value)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# TrainConfig refuses unknown keys, with the near match
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("toml, error, message", [
+    ("lr_mult = 0.1\n", UnknownNameError, "unknown key 'lr_mult' in {path}; did you mean 'backbone_lr_mult'?"),
+    ("epoch = 3\n", UnknownNameError, "unknown key 'epoch' in {path}; did you mean 'epochs'?"),
+    ("epoch = 3\nzzz = 1\n", UnknownNameError,
+     "unknown keys in {path}: 'epoch' (did you mean 'epochs'?), 'zzz'"),
+    ("[augment]\nrotate = 5\n", UnknownNameError,
+     "unknown key 'rotate' in [augment] of {path}; did you mean 'rotate_deg'?"),
+    ("epochs = \n", UnreadableInputError, "{path} is not valid TOML"),
+])
+def test_train_config_rejects_unknown_keys_with_a_suggestion(tmp_path, toml, error, message):
+    pytest.importorskip("torch", reason="TrainConfig lives in the [train] extra")
+    from openfer.train.loop import TrainConfig
+
+    path = tmp_path / "config.toml"
+    path.write_text(toml)
+    with pytest.raises(error) as exc:
+        TrainConfig.from_toml(path)
+    assert str(exc.value).startswith(message.format(path=path))
+    good = tmp_path / "good.toml"
+    good.write_text("backbone_lr_mult = 0.1\nepochs = 3\n[augment]\nrotate_deg = 5\n")
+    cfg = TrainConfig.from_toml(good, epochs=4)
+    assert (cfg.backbone_lr_mult, cfg.epochs, cfg.augment) == (0.1, 4, {"rotate_deg": 5})

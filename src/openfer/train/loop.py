@@ -11,7 +11,7 @@ import logging
 import math
 import time
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from openfer.errors import UnknownNameError, UnreadableInputError, UsageError
+from openfer.errors import UnknownNameError, UnreadableInputError, UsageError, closest, did_you_mean
 from openfer.train.archs import build, count_params
 from openfer.train.augment import AugmentConfig, augment
 from openfer.train.combine import fit_temperature
@@ -85,11 +85,43 @@ class TrainConfig:
 
     @classmethod
     def from_toml(cls, path: str | Path, **overrides) -> "TrainConfig":
-        """Read a config file; keyword overrides win (None values are ignored)."""
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
+        """Read a config file; keyword overrides win (None values are ignored).
+
+        A misspelt key is an error that names the closest real key, never a setting silently left at its default.
+
+        Raises:
+            FileNotFoundError: no file at ``path``.
+            openfer.UnreadableInputError: the file is not valid TOML.
+            openfer.UnknownNameError: a key (also of the ``[augment]`` table) that no setting has.
+        """
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except tomllib.TOMLDecodeError as e:
+            raise UnreadableInputError(f"{path} is not valid TOML: {e}") from None
         data.update({k: v for k, v in overrides.items() if v is not None})
+        check_keys(data, [f.name for f in fields(cls)], str(path))
+        if isinstance(data.get("augment"), dict):
+            check_keys(data["augment"], [f.name for f in fields(AugmentConfig)], f"[augment] of {path}")
         return cls(**data)
+
+
+def check_keys(data: dict, known: list[str], where: str) -> None:
+    """Raise ``UnknownNameError`` naming every key of ``data`` that is not in ``known``, each with its near match.
+
+    >>> check_keys({"lr_mult": 0.1}, ["lr", "backbone_lr_mult"], "config.toml")
+    Traceback (most recent call last):
+    openfer.errors.UnknownNameError: unknown key 'lr_mult' in config.toml; did you mean 'backbone_lr_mult'?
+    """
+    unknown = [k for k in data if k not in known]
+    if not unknown:
+        return
+    if len(unknown) == 1:
+        msg = f"unknown key {unknown[0]!r} in {where}{did_you_mean(unknown[0], known)}"
+    else:
+        each = [f"{k!r}" + (f" (did you mean {match!r}?)" if (match := closest(k, known)) else "") for k in unknown]
+        msg = f"unknown keys in {where}: {', '.join(each)}"
+    raise UnknownNameError(msg, name=unknown[0], known=known)
 
 
 def to_input(pixels: np.ndarray, size: int) -> torch.Tensor:
