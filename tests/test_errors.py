@@ -1,4 +1,5 @@
-"""Issue 17: typed errors (openfer.errors), raised where a user causes them; TrainConfig refusing unknown keys."""
+"""Issue 17: typed errors (openfer.errors), raised where a user causes them; DetectorSettings;
+TrainConfig refusing unknown keys."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from PIL import Image
 import openfer
 import openfer.errors
 from openfer.classify.prior import check_prior
-from openfer.detect import load_detector
+from openfer.detect import CenterFaceDetector, DetectorSettings, HaarDetector, load_detector
 from openfer.errors import (ImageReadError, ImageTooLargeError, MissingExtraError, OpenferError, UnknownNameError,
                             UnreadableInputError, UsageError, require_extra)
 from openfer.explain.core import check_request
@@ -85,6 +86,7 @@ USER_ERRORS = [
     (lambda: read_image(_png(40, 30), max_pixels=1000), ImageTooLargeError, "1,200 pixels"),
     (lambda: open_source("/no/such/video.mp4"), UnreadableInputError, "file not found"),
     (lambda: Sampling(every=0), UsageError, "every"),
+    (lambda: DetectorSettings(threshold=2.0), UsageError, "between 0 and 1"),
 ]
 
 
@@ -93,6 +95,39 @@ def test_user_caused_errors_have_their_type(call, error, needle):
     with pytest.raises(error) as exc:
         call()
     assert needle in str(exc.value)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# DetectorSettings
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kwargs, error, needle", [
+    ({"name": "retina"}, UnknownNameError, "available: centerface, haar"),
+    ({"threshold": -0.1}, UsageError, "between 0 and 1"),
+    ({"threshold": float("nan")}, UsageError, "between 0 and 1"),
+    ({"max_side": 0}, UsageError, "max_side"),
+    ({"max_shrink": 0.5}, UsageError, "max_shrink"),
+    ({"max_shrink": float("inf")}, UsageError, "max_shrink"),
+    ({"threshold": 0.0, "max_side": None, "max_shrink": None}, None, None),
+])
+def test_detector_settings_are_checked(kwargs, error, needle):
+    if error is None:
+        DetectorSettings(**kwargs)
+        return
+    with pytest.raises(error, match=needle):
+        DetectorSettings(**kwargs)
+
+
+def test_detector_settings_load_the_detector_they_describe():
+    det = DetectorSettings(threshold=0.5, max_side=1280, upscale=True, max_shrink=None).load()
+    assert isinstance(det, CenterFaceDetector)
+    assert (det.threshold, det.max_side, det.upscale, det.max_shrink) == (0.5, 1280, True, None)
+    default = DetectorSettings().load()
+    fresh = CenterFaceDetector()
+    assert (default.threshold, default.max_side, default.upscale, default.max_shrink) == \
+        (fresh.threshold, fresh.max_side, fresh.upscale, fresh.max_shrink)
+    assert isinstance(DetectorSettings(name="haar", threshold=0.9).load(), HaarDetector)  # Haar has no tunables
 
 
 # ---------------------------------------------------------------------------------------------------------------
