@@ -1,17 +1,21 @@
-"""Issue 17: typed errors (openfer.errors), raised where a user causes them; DetectorSettings;
-TrainConfig refusing unknown keys."""
+"""Issue 17: typed errors (openfer.errors), the CLI catching only those, one DetectorSettings for every command that
+finds faces, and TrainConfig refusing unknown keys."""
 
 from __future__ import annotations
 
+import inspect
 import io
 
 import numpy as np
 import pytest
 from PIL import Image
+from typer.testing import CliRunner
 
 import openfer
 import openfer.errors
+from conftest import astronaut, moving_faces_video, save
 from openfer.classify.prior import check_prior
+from openfer.cli import app
 from openfer.detect import CenterFaceDetector, DetectorSettings, HaarDetector, load_detector
 from openfer.errors import (ImageReadError, ImageTooLargeError, MissingExtraError, OpenferError, UnknownNameError,
                             UnreadableInputError, UsageError, require_extra)
@@ -22,6 +26,14 @@ from openfer.io.images import read_image
 from openfer.io.rows import RowWriter
 from openfer.video import Sampling, VideoOpenError, open_source
 from openfer.zoo.registry import get_spec
+
+
+def run_cli(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -130,6 +142,104 @@ def test_detector_settings_load_the_detector_they_describe():
     assert isinstance(DetectorSettings(name="haar", threshold=0.9).load(), HaarDetector)  # Haar has no tunables
 
 
+@pytest.mark.parametrize("command", ["analyze", "explain", "embed", "fit"])
+def test_every_command_declares_the_detection_options_alike(command):
+    """One declaration: the same names, defaults (DetectorSettings'), ranges and help in every command."""
+    import typer.main
+
+    params = {p.name: p for p in typer.main.get_command(app).commands[command].params}
+    analyze = {p.name: p for p in typer.main.get_command(app).commands["analyze"].params}
+    defaults = DetectorSettings()
+    assert params["detector"].default == defaults.name
+    assert params["threshold"].default == defaults.threshold
+    assert params["max_side"].default == defaults.max_side
+    for name in ("detector", "threshold", "max_side"):
+        assert params[name].help == analyze[name].help and params[name].opts == analyze[name].opts
+    assert (params["threshold"].min, params["threshold"].max, params["max_side"].min) == (0.0, 1.0, 0)
+    assert inspect.signature(DetectorSettings).parameters["upscale"].default == analyze["upscale"].default
+
+
+@pytest.fixture
+def loads(monkeypatch):
+    """The DetectorSettings every CLI command loads its detector from."""
+    seen: list[DetectorSettings] = []
+    real = DetectorSettings.load
+
+    def load(self):
+        seen.append(self)
+        return real(self)
+
+    monkeypatch.setattr(DetectorSettings, "load", load)
+    return seen
+
+
+def test_photos_search_big_images_finer_and_videos_keep_one_pass(tmp_path, loads):
+    photo = save(tmp_path / "a.png", astronaut())
+    assert run_cli("analyze", photo, "--jsonl", tmp_path / "r.jsonl", "--threshold", "0.4", "--max-side", "0",
+                   "-q").exit_code == 0
+    video = tmp_path / "v.avi"
+    moving_faces_video(video, {0: [(10, 5, 80)] * 3})
+    res = run_cli("analyze", video, "--out", tmp_path / "rows.csv", "--threshold", "0.4", "--upscale", "-q")
+    assert res.exit_code == 0, res.output
+    assert loads == [DetectorSettings(threshold=0.4, max_side=None),
+                     DetectorSettings(threshold=0.4, upscale=True, max_shrink=None)]
+
+
+def test_embed_and_explain_build_their_detector_from_their_options(tmp_path, loads):
+    photo = save(tmp_path / "a.png", astronaut())
+    assert run_cli("embed", photo, "--out", tmp_path / "f.npz", "--detector", "haar", "-q").exit_code == 0
+    assert run_cli("explain", photo, "--out", tmp_path / "why", "--max-side", "320", "--method", "rise",
+                   "--masks", "8", "-q").exit_code == 0
+    assert loads == [DetectorSettings(name="haar"), DetectorSettings(max_side=320)]
+
+
+@pytest.mark.parametrize("command", ["analyze", "explain", "embed", "fit"])
+def test_an_out_of_range_threshold_is_a_usage_error_everywhere(tmp_path, command):
+    photo = save(tmp_path / "a.png", astronaut())
+    res = run_cli(command, photo, "--out", tmp_path / "o.onnx", "--threshold", "1.5")
+    assert res.exit_code == 2 and "less than or equal to 1" in flat(res.output.replace("│", " "))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The CLI reports what a user caused (exit 2) and lets a bug surface
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [["analyze", "{photo}", "--jsonl", "{tmp}/r.jsonl"],
+                                     ["explain", "{photo}", "--out", "{tmp}/why"],
+                                     ["embed", "{photo}", "--out", "{tmp}/f.npz"]])
+@pytest.mark.parametrize("bug", [ValueError("an index went wrong"), KeyError("a missing dict key"),
+                                 ImportError("cannot import name 'x' from 'openfer.y'")])
+def test_a_library_bug_is_a_crash_not_a_usage_error(tmp_path, monkeypatch, command, bug):
+    def broken(self):
+        raise bug
+
+    monkeypatch.setattr(DetectorSettings, "load", broken)
+    photo = save(tmp_path / "a.png", astronaut())
+    res = run_cli(*(a.format(photo=photo, tmp=tmp_path) for a in command))
+    assert res.exit_code not in (0, 2) and res.exception is bug  # the traceback goes to the user / the bug report
+    assert "error:" not in res.output
+
+
+@pytest.mark.parametrize("command", [["analyze", "{photo}", "--jsonl", "{tmp}/r.jsonl"],
+                                     ["explain", "{photo}", "--out", "{tmp}/why"],
+                                     ["embed", "{photo}", "--out", "{tmp}/f.npz"],
+                                     ["evaluate", "--data", "{tmp}"],
+                                     ["adapt", "{photo}", "--out", "{tmp}/a.onnx"]])
+def test_an_unknown_model_is_still_a_usage_error(tmp_path, command):
+    photo = save(tmp_path / "a.png", astronaut())
+    res = run_cli(*(a.format(photo=photo, tmp=tmp_path) for a in command), "--model", "defualt")
+    assert res.exit_code == 2, res.output
+    assert "error: unknown model 'defualt'; registered models:" in flat(res.output)
+    assert "did you mean 'default'?" in flat(res.output) and "Traceback" not in res.output
+
+
+def test_an_unknown_detector_is_a_usage_error_before_any_model_loads(tmp_path, monkeypatch):
+    monkeypatch.setattr(DetectorSettings, "load", lambda self: pytest.fail("loaded a detector"))
+    res = run_cli("analyze", save(tmp_path / "a.png", astronaut()), "--detector", "hair")
+    assert res.exit_code == 2 and "unknown detector 'hair'" in res.output and "did you mean 'haar'" in res.output
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # TrainConfig refuses unknown keys, with the near match
 # ---------------------------------------------------------------------------------------------------------------
@@ -157,3 +267,12 @@ def test_train_config_rejects_unknown_keys_with_a_suggestion(tmp_path, toml, err
     good.write_text("backbone_lr_mult = 0.1\nepochs = 3\n[augment]\nrotate_deg = 5\n")
     cfg = TrainConfig.from_toml(good, epochs=4)
     assert (cfg.backbone_lr_mult, cfg.epochs, cfg.augment) == (0.1, 4, {"rotate_deg": 5})
+
+
+def test_train_command_reports_an_unknown_key_as_a_usage_error(tmp_path):
+    pytest.importorskip("torch", reason="training needs the [train] extra")
+    path = tmp_path / "config.toml"
+    path.write_text("lr_mult = 0.1\n")
+    res = run_cli("train", path, tmp_path / "run")
+    assert res.exit_code == 2 and "did you mean 'backbone_lr_mult'?" in flat(res.output)
+    assert not (tmp_path / "run").exists()
