@@ -8,24 +8,28 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
-__all__ = ["Analyzer", "Explanation", "Face", "GeometryEstimator", "ImageReadError", "analyze_video",
-           "load_classifier", "load_detector", "__version__"]
+__all__ = ["Analyzer", "DetectorSettings", "Explanation", "Face", "GeometryEstimator", "ImageReadError",
+           "ImageTooLargeError", "MissingExtraError", "OpenferError", "UnknownNameError", "UnreadableInputError",
+           "UsageError", "analyze_video", "load_classifier", "load_detector", "__version__"]
 
 if TYPE_CHECKING:
     from openfer.analyzer import Analyzer
     from openfer.classify import load_classifier
-    from openfer.detect import load_detector
+    from openfer.detect import DetectorSettings, load_detector
+    from openfer.errors import (ImageReadError, ImageTooLargeError, MissingExtraError, OpenferError, UnknownNameError,
+                                UnreadableInputError, UsageError)
     from openfer.geometry import GeometryEstimator
-    from openfer.io.images import ImageReadError
     from openfer.types import Explanation, Face
     from openfer.video import analyze_video
 
 _LAZY = {
     "Analyzer": "openfer.analyzer",
+    "DetectorSettings": "openfer.detect",
     "Explanation": "openfer.types",
     "Face": "openfer.types",
     "GeometryEstimator": "openfer.geometry",
-    "ImageReadError": "openfer.io.images",
+    **{name: "openfer.errors" for name in ("ImageReadError", "ImageTooLargeError", "MissingExtraError", "OpenferError",
+                                          "UnknownNameError", "UnreadableInputError", "UsageError")},
     "load_classifier": "openfer.classify",
     "load_detector": "openfer.detect",
     "analyze_video": "openfer.video",

@@ -12,6 +12,7 @@ import numpy as np
 from openfer.align import align_faces
 from openfer.classify import OnnxClassifier, load_classifier
 from openfer.detect import Detector, load_detector
+from openfer.errors import UsageError
 from openfer.io.images import read_image, to_rgb
 from openfer.types import Face
 
@@ -46,7 +47,7 @@ class Analyzer:
         if isinstance(classifier, str):
             classifier = load_classifier(classifier, prior=prior or "training")
         elif prior is not None and prior != getattr(classifier, "prior", "training"):
-            raise ValueError(f"the classifier given uses prior {getattr(classifier, 'prior', 'training')!r}, not "
+            raise UsageError(f"the classifier given uses prior {getattr(classifier, 'prior', 'training')!r}, not "
                              f"{prior!r}: pass prior= to load_classifier instead")
         self.classifier = classifier
         self.geometry = geometry

@@ -14,6 +14,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from openfer.errors import OpenferError, require_extra
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="openfer: facial expression analysis for images and video (offline, CPU).")
 err = Console(stderr=True)
@@ -46,6 +48,28 @@ def _e(text) -> str:
 PRIOR_HELP = ("Decision prior: training (best accuracy on everyday faces) or balanced (every expression equally "
               "likely a priori: finds rare ones such as disgust, fear, contempt more often, at some accuracy).")
 
+# The detection options, declared once for every command that finds faces (analyze, explain, embed, fit), so
+# their names, ranges and help cannot drift apart; each command turns them into one DetectorSettings
+# (``_detection``). Their defaults are DetectorSettings' (tests/test_errors.py checks that).
+DetectorOption = Annotated[str, typer.Option(help="Face detector: centerface or haar.")]
+ThresholdOption = Annotated[float, typer.Option(min=0.0, max=1.0, help="Minimum face detection score, 0-1 (lower: "
+                                                                       "more small faces, more false alarms).")]
+MaxSideOption = Annotated[int, typer.Option(min=0, help="Detect on a copy downscaled to this longer side (0 = full "
+                                                        "size; photos above 2400 px are also searched finer).")]
+UpscaleOption = Annotated[bool, typer.Option(help="Enlarge images smaller than --max-side before detection (finds "
+                                                  "smaller faces, slower; e.g. --max-side 1280 --upscale).")]
+
+
+def _detection(detector: str, threshold: float, max_side: int, upscale: bool = False):
+    """The command's ``DetectorSettings`` from its detection options (``--max-side 0``: full size), or exit 2
+    saying what is wrong (an unknown detector, an out-of-range value)."""
+    from openfer.detect import DetectorSettings
+
+    try:
+        return DetectorSettings(name=detector, threshold=threshold, max_side=max_side or None, upscale=upscale)
+    except OpenferError as e:
+        _usage(str(e))
+
 
 @app.command()
 def analyze(
@@ -60,13 +84,10 @@ def analyze(
                      "by each face where they all fit, else box and top label (auto); panels; or never.")] = "auto",
     model: Annotated[str, typer.Option(help="Expression model (see 'openfer models').")] = "default",
     prior: Annotated[str, typer.Option(help=PRIOR_HELP)] = "training",
-    detector: Annotated[str, typer.Option(help="Face detector: centerface or haar.")] = "centerface",
-    threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="Minimum face detection score, 0-1 (lower: more "
-                                                                    "small faces, more false alarms).")] = 0.3,
-    max_side: Annotated[int, typer.Option(min=0, help="Detect on a copy downscaled to this longer side (0 = full "
-                                                      "size; photos above 2400 px are also searched finer).")] = 640,
-    upscale: Annotated[bool, typer.Option(help="Enlarge images smaller than --max-side before detection "
-                                                "(finds smaller faces, slower; e.g. --max-side 1280 --upscale).")] = False,
+    detector: DetectorOption = "centerface",
+    threshold: ThresholdOption = 0.3,
+    max_side: MaxSideOption = 640,
+    upscale: UpscaleOption = False,
     recursive: Annotated[bool, typer.Option(help="Look inside sub-folders.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
     camera: Annotated[Optional[int], typer.Option(help="Video: analyse this webcam (0 = the first).")] = None,
@@ -102,12 +123,12 @@ def analyze(
     video in the summary's problems), 2 on usage errors, 130 after Ctrl-C.
     """
     from openfer.analyzer import Analyzer
-    from openfer.detect import load_detector
     from openfer.pipeline import run_images
 
     from openfer.video.sources import is_video_input
 
     _check_prior(prior)
+    detection = _detection(detector, threshold, max_side, upscale)
     items = list(paths or [])
     geo = _geometry_stage(model_dir) if geometry else None
     if model_dir is not None and not geometry:
@@ -127,9 +148,8 @@ def analyze(
     if camera is not None or sequence or any(is_video_input(i) for i in items):
         _analyze_video(items, camera=camera, sequence=sequence, out=out or (Path(csv) if csv else None) or (
             Path(jsonl) if jsonl and jsonl != "-" else None), summary=summary, annotate=annotate, model=model,
-            detector=detector, threshold=threshold, max_side=max_side, upscale=upscale, every=every, fps=fps,
-            start=start, end=end, smooth=smooth, preview=preview, recursive=recursive, quiet=quiet, geometry=geo,
-            prior=prior, overwrite=overwrite)
+            detection=detection, every=every, fps=fps, start=start, end=end, smooth=smooth, preview=preview,
+            recursive=recursive, quiet=quiet, geometry=geo, prior=prior, overwrite=overwrite)
         return
     video_only = [name for name, given in (("--summary", summary is not None), ("--every", every != 1),
                                            ("--fps", fps is not None), ("--start", start != 0),
@@ -167,13 +187,9 @@ def analyze(
     if jsonl is None and csv is None and annotate is None:
         jsonl = "-"
     _check_outputs(files, {"--jsonl": jsonl, "--csv": csv}, overwrite or demo)
-    det_kwargs = {}
-    if detector == "centerface":  # --threshold and --max-side only apply to CenterFace (Haar has no score cut)
-        det_kwargs = {"threshold": threshold, "max_side": max_side or None, "upscale": upscale}
     try:
-        analyzer = Analyzer(detector=load_detector(detector, **det_kwargs), classifier=model, geometry=geo,
-                            prior=prior)
-    except (KeyError, ImportError, FileNotFoundError, ValueError) as e:
+        analyzer = Analyzer(detector=detection.load(), classifier=model, geometry=geo, prior=prior)
+    except (OpenferError, OSError) as e:  # a name, model file or extra the user gave; anything else is a bug
         err.print(f"[red]error:[/red] {_e(e)}")
         raise typer.Exit(2)
 
@@ -234,9 +250,17 @@ def _check_prior(prior: str) -> None:
 
     try:
         check_prior(prior)
-    except ValueError as e:
+    except OpenferError as e:
         err.print(f"[red]error:[/red] --prior: {_e(e)}")
         raise typer.Exit(2)
+
+
+def _need_torch(what: str) -> None:
+    """Exit 2 with the install hint unless PyTorch (the [train] extra) is installed."""
+    try:
+        require_extra("torch", "train", f"{what} needs PyTorch")
+    except OpenferError as e:
+        _usage(str(e))
 
 
 def _geometry_stage(model_dir: Path | None):
@@ -245,20 +269,19 @@ def _geometry_stage(model_dir: Path | None):
         from openfer.geometry import GeometryEstimator
 
         return GeometryEstimator(model_dir=model_dir)
-    except (ImportError, FileNotFoundError, ValueError) as e:  # escape: "[geometry]" is not rich markup
+    except (OpenferError, OSError) as e:  # no MediaPipe, no or a damaged model file; escape: "[geometry]" is text
         err.print(f"[red]error:[/red] {escape(str(e))}", soft_wrap=True)
         raise typer.Exit(2)
 
 
-def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate, model, detector, threshold,
-                   max_side, upscale, every, fps, start, end, smooth, preview, recursive, quiet,
-                   geometry=None, prior: str = "training", overwrite: bool = False) -> None:
+def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate, model, detection, every, fps, start,
+                   end, smooth, preview, recursive, quiet, geometry=None, prior: str = "training",
+                   overwrite: bool = False) -> None:
     """The video branch of ``analyze``: open one source, run the streaming pipeline, report."""
     from openfer.analyzer import Analyzer
-    from openfer.detect import load_detector
     from openfer.io.images import expand_inputs
     from openfer.track import EmaSmoother, FaceTracker
-    from openfer.video import Sampling, VideoOpenError, open_source, run_video
+    from openfer.video import Sampling, open_source, run_video
 
     def usage(msg: str) -> None:
         err.print(f"[red]error:[/red] {_e(msg)}")
@@ -282,13 +305,11 @@ def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate
         else:
             source = open_source(camera if camera is not None else items[0], sampling)
         # one pass per frame at --max-side: finer passes for big frames (as for photos) would cost 4-5x per 4K frame
-        det_kwargs = {"threshold": threshold, "max_side": max_side or None, "upscale": upscale, "max_shrink": None} \
-            if detector == "centerface" else {}
-        analyzer = Analyzer(detector=load_detector(detector, **det_kwargs), classifier=model, geometry=geometry,
-                            prior=prior)
+        analyzer = Analyzer(detector=replace(detection, max_shrink=None).load(), classifier=model,
+                            geometry=geometry, prior=prior)
         smoother = EmaSmoother(alpha=smooth) if smooth < 1 else None
         tracker = FaceTracker(frame_rate=source.fps or 30.0)
-    except (VideoOpenError, KeyError, ImportError, FileNotFoundError, ValueError) as e:
+    except (OpenferError, OSError) as e:  # the source cannot be opened, a name, a model file or an extra
         usage(str(e))
 
     progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -300,9 +321,9 @@ def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate
             result = run_video(analyzer, source, out=out, summary_path=summary, annotate_path=annotate,
                                tracker=tracker, smoother=smoother, preview=preview,
                                on_frame=lambda r: progress.update(task, completed=r.frames, fps=r.fps))
-    except (OSError, ValueError, ImportError) as e:  # an output that cannot be written
+    except OSError as e:  # an output that cannot be written
         usage(f"cannot write results: {e}")
-    except RuntimeError as e:  # --preview without a display
+    except OpenferError as e:  # an output format, an extra it needs, --preview without a display
         usage(str(e))
     if not quiet:
         err.print(f"{_n(result.frames, 'frame')}, {_n(result.faces, 'face')}, "
@@ -451,9 +472,9 @@ def explain(
     seed: Annotated[int, typer.Option(help="RISE: random seed.")] = 0,
     no_heatmap_json: Annotated[bool, typer.Option("--no-heatmap-json", help="Leave the heatmaps out of the "
                                                                              "JSON records.")] = False,
-    detector: Annotated[str, typer.Option(help="Face detector: centerface or haar.")] = "centerface",
-    threshold: Annotated[float, typer.Option(help="Minimum face detection score.")] = 0.3,
-    max_side: Annotated[int, typer.Option(help="Detect on a copy downscaled to this longer side (0 = full size).")] = 640,
+    detector: DetectorOption = "centerface",
+    threshold: ThresholdOption = 0.3,
+    max_side: MaxSideOption = 640,
     recursive: Annotated[bool, typer.Option(help="Look inside sub-folders.")] = True,
     every_track: Annotated[int, typer.Option(help="Video: explain each tracked person on every Nth analysed frame "
                                                   "they appear in.")] = 30,
@@ -473,24 +494,23 @@ def explain(
     explained, 1 when any failed, 2 on usage errors, 130 after Ctrl-C.
     """
     from openfer.analyzer import Analyzer
-    from openfer.detect import load_detector
     from openfer.explain.core import check_request
     from openfer.explain.run import run_explain
     from openfer.video.sources import is_video_input
 
     params = {"occlusion": {"patch": patch, "stride": stride}, "rise": {"n_masks": masks, "seed": seed}}.get(method, {})
+    detection = _detection(detector, threshold, max_side)
     geo = _geometry_stage(model_dir) if geometry else None
     try:
         if any(is_video_input(p) for p in paths):
             if len(paths) != 1:
-                raise ValueError("give one video per run")
-            _explain_video(paths[0], out, method, model, checkpoint, target, params, detector, threshold,
-                           max_side, every_track, every, quiet, geo)
+                _usage("give one video per run")
+            _explain_video(paths[0], out, method, model, checkpoint, target, params, detection, every_track, every,
+                           quiet, geo)
         files = _image_inputs(paths, recursive, quiet)
         if not files:
-            raise ValueError("no image files found in the given inputs")
-        det_kwargs = {"threshold": threshold, "max_side": max_side or None} if detector == "centerface" else {}
-        analyzer = Analyzer(detector=load_detector(detector, **det_kwargs), classifier=model, geometry=geo)
+            _usage("no image files found in the given inputs")
+        analyzer = Analyzer(detector=detection.load(), classifier=model, geometry=geo)
         clf = _explain_classifier(analyzer, method, checkpoint)
         check_request(clf or analyzer.classifier, method, target)
         progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
@@ -501,7 +521,7 @@ def explain(
             summary = run_explain(analyzer, files, out, method, classifier=clf, target=target,
                                   heatmap_json=not no_heatmap_json, on_done=lambda rec: progress.advance(task),
                                   **params)
-    except (KeyError, ImportError, FileNotFoundError, ValueError, TypeError) as e:
+    except (OpenferError, FileNotFoundError) as e:  # a name, an input, a model or checkpoint file, an extra
         err.print(f"[red]error:[/red] {_e(e)}")
         raise typer.Exit(2)
     except OSError as e:
@@ -520,21 +540,17 @@ def _explain_classifier(analyzer, method: str, checkpoint: Optional[Path]):
     return TorchClassifier.from_checkpoint(checkpoint) if checkpoint else TorchClassifier.from_onnx(analyzer.classifier)
 
 
-def _explain_video(path, out, method, model, checkpoint, target, params, detector, threshold, max_side,
-                   every_track, every, quiet, geometry=None) -> None:
-    """The video branch of ``explain``: raises typer.Exit with the exit code when done."""
+def _explain_video(path, out, method, model, checkpoint, target, params, detection, every_track, every, quiet,
+                   geometry=None) -> None:
+    """The video branch of ``explain``: raises typer.Exit with the exit code when done (``OpenferError`` for the
+    caller to report as a usage error)."""
     from openfer.analyzer import Analyzer
-    from openfer.detect import load_detector
     from openfer.explain.video import explain_video
-    from openfer.video import Sampling, VideoOpenError, open_source
+    from openfer.video import Sampling, open_source
 
-    det_kwargs = {"threshold": threshold, "max_side": max_side or None} if detector == "centerface" else {}
-    analyzer = Analyzer(detector=load_detector(detector, **det_kwargs), classifier=model, geometry=geometry)
+    analyzer = Analyzer(detector=detection.load(), classifier=model, geometry=geometry)
     clf = _explain_classifier(analyzer, method, checkpoint)
-    try:
-        source = open_source(path, Sampling(every=every))
-    except VideoOpenError as e:
-        raise ValueError(str(e)) from e
+    source = open_source(path, Sampling(every=every))
     progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[n]} faces explained"), TimeElapsedColumn(), console=err,
                         disable=quiet)
@@ -591,7 +607,7 @@ def models_fetch(
             task = progress.add_task("download", total=spec.size)
             path = fetch_model(spec, model_dir, url=url,
                                progress=lambda done, total: progress.update(task, completed=done, total=total))
-    except (OSError, ValueError) as e:
+    except (OSError, OpenferError) as e:  # no network, a wrong URL, a different file
         err.print(f"[red]error:[/red] could not fetch {spec.name} from {url or spec.url}: {escape(str(e))}",
                   soft_wrap=True)
         raise typer.Exit(1)
@@ -624,7 +640,7 @@ def models(
     for spec in MODELS.values():
         try:
             size = f"{model_path(spec).stat().st_size / 1e6:.1f} MB"
-        except (FileNotFoundError, ValueError) as e:
+        except (OSError, OpenferError) as e:  # a missing or damaged model file is shown in its row
             size = f"[red]{_e(e)}[/red]"
         protocol = "ferplus" if "publictest_ferplus_acc" in spec.metrics else "fer2013"
         acc, uar = (spec.metrics.get(f"publictest_{protocol}_{m}") for m in ("acc", "uar"))
@@ -694,7 +710,6 @@ def evaluate(
     from openfer.classify import load_classifier
     from openfer.crossdomain import is_photo_folder, load_photo_set
     from openfer.evaluate import evaluate_dataset
-    from openfer.io.images import ImageReadError
     from openfer.report.metrics import metrics_view
 
     _check_prior(prior)
@@ -711,7 +726,7 @@ def evaluate(
         else:
             result = evaluate_dataset(classifier, data, protocol=protocol, split=split, ferplus_csv=ferplus_csv,
                                       mapping=layout)
-    except (FileNotFoundError, KeyError, ValueError, ImageReadError) as e:
+    except (OpenferError, OSError) as e:  # a name, a data set or model file that is missing or unusable
         err.print(f"[red]error:[/red] {_e(e)}")
         raise typer.Exit(2)
     result["model"] = str(onnx) if onnx else model
@@ -741,16 +756,14 @@ def train(
                                                      "the validation split stays: split_seed).")] = None,
 ) -> None:
     """Train a classifier (\\[train] extra); resumes from OUT_DIR/last.pt when present."""
-    try:
-        from openfer.train.loop import TrainConfig
-        from openfer.train.loop import train as run_train
-    except ImportError as e:
-        err.print(f"[red]error:[/red] training needs PyTorch: pip install -e '.\\[train]' ({_e(e)})")
-        raise typer.Exit(2)
+    _need_torch("training")
+    from openfer.train.loop import TrainConfig
+    from openfer.train.loop import train as run_train
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     try:
         summary = run_train(TrainConfig.from_toml(config, epochs=epochs, seed=seed), out_dir, data)
-    except FileNotFoundError as e:
+    except (OpenferError, FileNotFoundError) as e:  # a config key or value, a missing data or config file
         err.print(f"[red]error:[/red] {_e(e)}")
         raise typer.Exit(2)
     print(summary)
@@ -779,13 +792,11 @@ def ensemble(
     if any(p.suffix == ".onnx" for p in runs):
         err.print("[red]error:[/red] .onnx members make an .onnx ensemble: give OUT a .onnx name")
         raise typer.Exit(2)
-    try:
-        from openfer.train.ensemble import make_ensemble
-        from openfer.train.loop import TrainConfig, validation_set
-    except ImportError as e:
-        err.print(f"[red]error:[/red] ensembles need PyTorch: pip install -e '.\\[train]' ({_e(e)})")
-        raise typer.Exit(2)
+    _need_torch("ensembles")
     import torch
+
+    from openfer.train.ensemble import make_ensemble
+    from openfer.train.loop import TrainConfig, validation_set
 
     paths = [r / "best.pt" if r.is_dir() else r for r in runs]
     missing = [str(p) for p in paths if not p.exists()]
@@ -795,7 +806,7 @@ def ensemble(
     cfg = TrainConfig(**torch.load(paths[0], map_location="cpu", weights_only=False)["config"])
     try:
         report = make_ensemble(paths, validation_set(cfg, data), out)
-    except (ValueError, FileNotFoundError) as e:
+    except (OpenferError, FileNotFoundError) as e:
         err.print(f"[red]error:[/red] {_e(e)}")
         raise typer.Exit(2)
     print(json.dumps(report, indent=2))
@@ -815,7 +826,7 @@ def _ensemble_onnx(out: Path, members: list[Path], data: Optional[Path], split_s
     try:
         split = split_of(metadata(members[0]), split_seed, val_fraction)
         report = combine_onnx(members, validation_faces(split, data), out, split, half=half)
-    except (ValueError, FileNotFoundError) as e:
+    except (OpenferError, FileNotFoundError) as e:
         err.print(f"[red]error:[/red] {_e(e)}")
         raise typer.Exit(2)
     for w in report["warnings"]:
@@ -834,11 +845,8 @@ def export(
                                                     "arithmetic).")] = False,
 ) -> None:
     """Export a checkpoint to ONNX and check it against PyTorch (\\[train] extra)."""
-    try:
-        from openfer.train.export import export_onnx
-    except ImportError as e:
-        err.print(f"[red]error:[/red] export needs PyTorch: pip install -e '.\\[train]' ({_e(e)})")
-        raise typer.Exit(2)
+    _need_torch("export")
+    from openfer.train.export import export_onnx
     from openfer.zoo.registry import sha256_file
 
     report = export_onnx(checkpoint, out, input_size=input_size, half=half_weights)
@@ -870,7 +878,7 @@ def quantize(
         raise typer.Exit(2)
     try:
         full = load_dataset(data, "Training", protocol)
-    except (FileNotFoundError, ValueError) as e:
+    except (OpenferError, OSError) as e:
         err.print(f"[red]error:[/red] {_e(e)}")
         raise typer.Exit(2)
     images = calibration_images(full, samples, seed)
@@ -898,23 +906,25 @@ def serve(
     OPENFER_* variables (docs/service.md).
     """
     try:
-        import uvicorn
+        for module in ("uvicorn", "fastapi"):
+            require_extra(module, "serve", "the web service needs the [serve] extra")
+    except OpenferError as e:
+        _usage(str(e))
+    import uvicorn
 
-        from openfer.service import ServiceConfig, create_app
-    except ImportError as e:
-        err.print("[red]error:[/red] the web service needs the \\[serve] extra: pip install -e '.\\[serve]' "
-                  f"({_e(e)})")
-        raise typer.Exit(2)
+    from openfer.service import ServiceConfig, create_app
+    from openfer.zoo.registry import get_spec
+
     try:
         config = ServiceConfig.from_env(model=model, detector=detector, retention=retention, workers=workers,
                                         cors_origins=tuple(cors_origin) if cors_origin else None)
-        config = replace(config, allowed_hosts=_serving_hosts(config.allowed_hosts, host))
-        from openfer.zoo.registry import get_spec
-
+    except ValueError as e:  # ServiceConfig's check of an OPENFER_* variable or option
+        _usage(str(e))
+    try:
         get_spec(model)
-    except (ValueError, KeyError) as e:
-        err.print(f"[red]error:[/red] {_e(e.args[0] if e.args else e)}")
-        raise typer.Exit(2)
+    except OpenferError as e:
+        _usage(str(e))
+    config = replace(config, allowed_hosts=_serving_hosts(config.allowed_hosts, host))
     if host not in ("127.0.0.1", "localhost", "::1") and config.api_key is None:
         err.print(f"[yellow]warning:[/yellow] listening on {host} without an API key: anyone who can reach this "
                   "machine can use the service; set OPENFER_API_KEY")

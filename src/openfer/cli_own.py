@@ -11,7 +11,8 @@ import numpy as np
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from openfer.cli import PRIOR_HELP, _e, _n, app, err
+from openfer.cli import PRIOR_HELP, DetectorOption, MaxSideOption, ThresholdOption, _detection, _e, _n, app, err
+from openfer.errors import OpenferError, require_extra
 
 
 def _usage(msg: str) -> None:
@@ -32,17 +33,15 @@ def _not_an_input(out: Path, inputs: list) -> None:
             _usage(f"--out {out} is one of your inputs; choose another name (openfer never overwrites its input)")
 
 
-def _analyzer(model, prior: str, detector: str, threshold: float, max_side: int):
-    """An embedding ``Analyzer`` from CLI options; ``model`` a name or an already loaded classifier (usage errors
-    exit 2)."""
+def _analyzer(model, prior: str, detection):
+    """An embedding ``Analyzer`` from CLI options; ``model`` a name or an already loaded classifier, ``detection``
+    the command's ``DetectorSettings`` (usage errors exit 2)."""
     from openfer.analyzer import Analyzer
-    from openfer.detect import load_detector
 
-    kwargs = {"threshold": threshold, "max_side": max_side or None} if detector == "centerface" else {}
     try:
-        return Analyzer(detector=load_detector(detector, **kwargs), classifier=model, prior=prior, embed=True)
-    except (KeyError, ImportError, FileNotFoundError, ValueError) as e:
-        _usage(str(e.args[0] if isinstance(e, KeyError) and e.args else e))
+        return Analyzer(detector=detection.load(), classifier=model, prior=prior, embed=True)
+    except (OpenferError, OSError) as e:  # a name, a model file, an extra; anything else is a bug
+        _usage(str(e))
 
 
 @app.command()
@@ -52,9 +51,9 @@ def embed(
     model: Annotated[str, typer.Option(help="Expression model whose features are used: a name ('openfer models') "
                                             "or an .onnx file written by openfer.")] = "default",
     prior: Annotated[str, typer.Option(help=PRIOR_HELP)] = "training",
-    detector: Annotated[str, typer.Option(help="Face detector: centerface or haar.")] = "centerface",
-    threshold: Annotated[float, typer.Option(help="Minimum face detection score.")] = 0.3,
-    max_side: Annotated[int, typer.Option(help="Detect on a copy downscaled to this longer side (0 = full size).")] = 640,
+    detector: DetectorOption = "centerface",
+    threshold: ThresholdOption = 0.3,
+    max_side: MaxSideOption = 640,
     fps: Annotated[Optional[float], typer.Option(help="Videos: analyse at most this many frames per second.")] = None,
     every: Annotated[int, typer.Option(help="Videos: analyse every Nth frame.")] = 1,
     recursive: Annotated[bool, typer.Option(help="Look inside sub-folders.")] = True,
@@ -68,25 +67,27 @@ def embed(
     from openfer.embed import embed_inputs, split_inputs
     from openfer.io.features import FEATURE_FORMATS
 
+    detection = _detection(detector, threshold, max_side)
     if out.suffix.lower() not in FEATURE_FORMATS:
         _usage(f"--out must end in {' or '.join(FEATURE_FORMATS)}, got {out.name}")
     if out.suffix.lower() == ".parquet":
         try:
-            import pyarrow  # noqa: F401
-        except ImportError:
-            _usage("Parquet output needs pandas and pyarrow: pip install 'openfer[video]', or write .npz")
+            require_extra("pyarrow", "video", "Parquet output needs pandas and pyarrow (or write .npz)")
+        except OpenferError as e:
+            _usage(str(e))
     images, videos = split_inputs(paths, recursive)
     _not_an_input(out, [*images, *videos, model])
     if not images and not videos:
         _usage("no image or video files found in the given inputs")
-    analyzer = _analyzer(model, prior, detector, threshold, max_side)
+    analyzer = _analyzer(model, prior, detection)
     sampling = None
     if videos:
+        from openfer.video import Sampling
+
         try:
-            from openfer.video import Sampling
-        except ImportError as e:
-            _usage(f"videos need the [video] extra (pip install 'openfer[video]'): {e}")
-        sampling = Sampling(every=every, fps=fps)
+            sampling = Sampling(every=every, fps=fps)
+        except OpenferError as e:
+            _usage(str(e))
     with _progress(quiet) as progress:
         task = progress.add_task("embedding", total=len(images) + len(videos))
         result = embed_inputs(analyzer, images, videos, sampling, model=model,
@@ -115,7 +116,7 @@ def _embedded(paths: list[str], features: Optional[Path], model: str, analyzer_a
     if features is not None:
         try:
             table = load_features(features)
-        except (OSError, ValueError) as e:
+        except (OpenferError, OSError) as e:
             _usage(str(e))
         if table.model != model:
             _usage(f"{features} holds features of {table.model!r}, not of --model {model!r}")
@@ -159,9 +160,9 @@ def fit(
     balanced: Annotated[bool, typer.Option(help="Weigh every class equally (else by its number of examples).")] = True,
     folds: Annotated[int, typer.Option(help="Cross-validation folds (groups never split).")] = 5,
     fps: Annotated[float, typer.Option(help="Videos: frames analysed per second.")] = 5.0,
-    detector: Annotated[str, typer.Option(help="Face detector: centerface or haar.")] = "centerface",
-    threshold: Annotated[float, typer.Option(help="Minimum face detection score.")] = 0.3,
-    max_side: Annotated[int, typer.Option(help="Detect on a copy downscaled to this longer side.")] = 640,
+    detector: DetectorOption = "centerface",
+    threshold: ThresholdOption = 0.3,
+    max_side: MaxSideOption = 640,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or tables.")] = False,
 ) -> None:
     """Train a classifier for your own labels on openfer's frozen face features, score it by person-aware
@@ -178,6 +179,7 @@ def fit(
     from openfer.heads.card import head_card
     from openfer.heads.export import head_only
 
+    detection = _detection(detector, threshold, max_side)
     if out.suffix.lower() != ".onnx":
         _usage(f"--out must be an .onnx file, got {out.name}")
     if head not in HEADS or level not in ("frame", "clip") or c <= 0 or folds < 2:
@@ -187,12 +189,12 @@ def fit(
     except (FileNotFoundError, LabelFileError) as e:
         _usage(str(e))
     _not_an_input(out, [labels, features, model, *labelset.path])
-    table = _embedded(labelset.path, features, model, ("training", detector, threshold, max_side), fps, quiet,
+    table = _embedded(labelset.path, features, model, ("training", detection), fps, quiet,
                       out.with_suffix(".features.npz"))
     try:
         data = training_set(labelset, table, level)
         cv = cross_validate(data, head, c, balanced, folds)
-    except ValueError as e:
+    except OpenferError as e:
         _usage(str(e))
     if data.no_face:
         err.print(f"[yellow]warning:[/yellow] no face found in {len(data.no_face)} labelled file(s), left out: "
@@ -204,8 +206,8 @@ def fit(
 
     try:
         base_spec, base_file = resolve_model(model)
-    except (KeyError, FileNotFoundError, ValueError) as e:
-        _usage(str(e.args[0] if isinstance(e, KeyError) and e.args else e))
+    except (OpenferError, OSError) as e:
+        _usage(str(e))
     shares = np.bincount(data.y, minlength=len(data.classes)) / len(data.y)
     meta = {"arch": f"head:{head}", "base_model": model, "base_sha256": base_spec.sha256, "level": level,
             "train_prior": json.dumps([1.0 / len(data.classes)] * len(data.classes) if balanced else shares.tolist()),
@@ -282,6 +284,7 @@ def adapt(
     from openfer.adapt import METHODS, adapted_model
     from openfer.adapt import adapt as run_adapt
     from openfer.classify import load_classifier
+    from openfer.detect import DetectorSettings
     from openfer.heads.export import save_model
     from openfer.zoo.registry import model_path
 
@@ -290,8 +293,8 @@ def adapt(
     _not_an_input(out, [model, features, eval_labels, *(paths or [])])
     try:
         clf = load_classifier(model)
-    except (KeyError, FileNotFoundError, ValueError) as e:
-        _usage(str(e.args[0] if isinstance(e, KeyError) and e.args else e))
+    except (OpenferError, OSError) as e:
+        _usage(str(e))
     if len(clf.spec.train_prior) != len(clf.classes):
         _usage(f"{model} declares no training class prior: it cannot be adapted by prior re-estimation")
     base = onnx.load(str(clf.path or model_path(clf.spec)))
@@ -303,7 +306,7 @@ def adapt(
 
         images, videos = split_inputs(paths)
         files = [*map(str, images), *videos]
-    table = _embedded(files, features, model, ("training", "centerface", 0.3, 640), fps, quiet,
+    table = _embedded(files, features, model, ("training", DetectorSettings()), fps, quiet,
                       out.with_suffix(".features.npz"), what="target", classifier=clf)
     if len(table) < 20:
         _usage(f"only {len(table)} target faces: adaptation needs at least 20 (better hundreds)")
@@ -314,7 +317,7 @@ def adapt(
         meta = {p.key: p.value for p in base.metadata_props}
         try:
             val = validation_faces(split_of(meta), source_val)
-        except (OSError, ValueError) as e:
+        except (OpenferError, OSError) as e:
             _usage(f"--source-val: {e}")
         with _progress(quiet) as progress:
             progress.add_task(f"source validation faces ({len(val)})", total=None)
@@ -323,7 +326,7 @@ def adapt(
     try:
         result = run_adapt(table.probabilities, table.features, clf.spec.train_prior, method, keep, source, margin,
                            mixup)
-    except ValueError as e:
+    except OpenferError as e:
         _usage(str(e))
     note = {"base_model": model, "base_sha256": clf.spec.sha256, "method": method, "alpha": f"{result.alpha:g}",
             "adapted_to": f"{len(table)} faces of {len(set(table.path))} files",

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from openfer.errors import UnknownNameError, UnreadableInputError, UsageError
 from openfer.evaluate import calibration_metrics, check_outputs, classification_metrics, restrict
 from openfer.labels import CANONICAL8, canonical
 from openfer.types import Face
@@ -111,21 +112,21 @@ def load_photo_set(path: str | Path, split: str = "all", min_images: int = MIN_I
     """
     root = Path(path)
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r} for a photo folder; use one of {', '.join(SPLITS)}")
+        raise UnknownNameError(f"unknown split {split!r} for a photo folder; use one of {', '.join(SPLITS)}")
     if not is_photo_folder(root):
         raise FileNotFoundError(f"{root} is not a photo folder with a labels.csv (set {SHARED_ENV} or pass the path)")
     with open(root / "labels.csv", newline="") as f:
         reader = csv.DictReader(f)
         if not {"file", "emotion"} <= set(reader.fieldnames or []):
-            raise ValueError(f"{root / 'labels.csv'} needs columns file and emotion, has {reader.fieldnames}")
+            raise UnreadableInputError(f"{root / 'labels.csv'} needs columns file and emotion, has {reader.fieldnames}")
         rows = [(r["file"], canonical(r["emotion"]), r.get("person") or r["file"]) for r in reader]
     if not rows:
-        raise ValueError(f"{root / 'labels.csv'} has no rows")
+        raise UnreadableInputError(f"{root / 'labels.csv'} has no rows")
     counts = Counter(label for _, label, _ in rows)
     classes = tuple(c for c in CANONICAL8 if counts[c] >= min_images)
     left_out = {c: counts[c] for c in CANONICAL8 if 0 < counts[c] < min_images}
     if not classes:
-        raise ValueError(f"no class in {root} has {min_images} images or more: nothing to score")
+        raise UsageError(f"no class in {root} has {min_images} images or more: nothing to score")
     kept = [r for r in rows if r[1] in classes]
     full = PhotoSet(root.name, root, tuple(r[0] for r in kept), np.array([classes.index(r[1]) for r in kept], np.int64),
                     tuple(r[2] for r in kept), classes, "all", left_out)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from openfer.errors import UnknownNameError, UnreadableInputError, UsageError
 from openfer.labels import (
     CANONICAL8, FER2013_CLASSES, FERPLUS_COLUMNS, FOLDER_LAYOUTS, canonical, ferplus_majority, ferplus_soft,
 )
@@ -65,18 +66,18 @@ def from_labels(pixels: np.ndarray, emotion: np.ndarray | None, votes: np.ndarra
     """
     if protocol == "ferplus":
         if votes is None:
-            raise ValueError("the ferplus protocol needs FER+ votes (fer2013new.csv, or the npz's ferplus_votes)")
+            raise UsageError("the ferplus protocol needs FER+ votes (fer2013new.csv, or the npz's ferplus_votes)")
         labels = ferplus_majority(votes)
         ok = labels >= 0
         return FaceSet(pixels[ok], labels[ok], ferplus_soft(votes[ok]), CANONICAL8)
     if protocol == "fer2013":
         if emotion is None:
-            raise ValueError("the fer2013 protocol needs the original emotion labels")
+            raise UsageError("the fer2013 protocol needs the original emotion labels")
         labels = np.asarray(emotion).astype(np.int64)
         targets = np.eye(len(FER2013_CLASSES), dtype=np.float32)[labels]
         aux = None if votes is None else ferplus_soft(votes)
         return FaceSet(pixels, labels, targets, FER2013_CLASSES, aux)
-    raise ValueError(f"unknown protocol {protocol!r}; use 'ferplus' or 'fer2013'")
+    raise UnknownNameError(f"unknown protocol {protocol!r}; use 'ferplus' or 'fer2013'")
 
 
 def load_npz(path: str | Path, usage: str, protocol: str = "ferplus") -> FaceSet:
@@ -89,7 +90,7 @@ def load_npz(path: str | Path, usage: str, protocol: str = "ferplus") -> FaceSet
     with np.load(path, allow_pickle=False) as d:
         keep = d["usage"] == usage
         if not keep.any():
-            raise ValueError(f"no rows with usage {usage!r} in {path}")
+            raise UsageError(f"no rows with usage {usage!r} in {path}")
         return from_labels(d["pixels"][keep], d["emotion"][keep], d["ferplus_votes"][keep], protocol)
 
 
@@ -108,7 +109,8 @@ def load_fer2013_csv(path: str | Path, usage: str, protocol: str = "fer2013",
         reader = csv.DictReader(f)
         need = {"emotion", "pixels", "Usage"}
         if not need <= set(reader.fieldnames or []):
-            raise ValueError(f"{path} is not fer2013.csv: needs columns {sorted(need)}, has {reader.fieldnames}")
+            raise UnreadableInputError(f"{path} is not fer2013.csv: needs columns {sorted(need)}, "
+                                       f"has {reader.fieldnames}")
         for row in reader:
             keep.append(row["Usage"] == usage)
             if keep[-1]:
@@ -116,17 +118,18 @@ def load_fer2013_csv(path: str | Path, usage: str, protocol: str = "fer2013",
                 values = np.array(row["pixels"].split(), np.uint8)
                 side = int(round(np.sqrt(values.size)))
                 if side * side != values.size:
-                    raise ValueError(f"{path}: a pixels field has {values.size} values, not a square image")
+                    raise UnreadableInputError(f"{path}: a pixels field has {values.size} values, not a square image")
                 pixels.append(values.reshape(side, side))
     if not pixels:
-        raise ValueError(f"no rows with Usage {usage!r} in {path}")
+        raise UsageError(f"no rows with Usage {usage!r} in {path}")
     keep_arr = np.array(keep)
     votes = None
     ferplus_csv = Path(ferplus_csv) if ferplus_csv else path.with_name("fer2013new.csv")
     if ferplus_csv.is_file():
         votes = read_ferplus_votes(ferplus_csv)
         if len(votes) != len(keep_arr):
-            raise ValueError(f"{ferplus_csv} has {len(votes)} rows, {path} has {len(keep_arr)}: they must align")
+            raise UnreadableInputError(f"{ferplus_csv} has {len(votes)} rows, {path} has {len(keep_arr)}: "
+                                       "they must align")
         votes = votes[keep_arr]
     return from_labels(np.stack(pixels), np.array(emotion), votes, protocol)
 
@@ -138,7 +141,7 @@ def read_ferplus_votes(path: str | Path) -> np.ndarray:
         cols = {c.lower(): c for c in (reader.fieldnames or [])}
         missing = [c for c in FERPLUS_COLUMNS if c.lower() not in cols]
         if missing:
-            raise ValueError(f"{path} is not fer2013new.csv: columns {missing} are missing")
+            raise UnreadableInputError(f"{path} is not fer2013new.csv: columns {missing} are missing")
         return np.array([[int(float(row[cols[c.lower()]] or 0)) for c in FERPLUS_COLUMNS] for row in reader],
                         np.uint8).reshape(-1, len(FERPLUS_COLUMNS))
 
@@ -166,7 +169,7 @@ def load_image_folder(root: str | Path, size: int = 48, mapping: dict[str, str] 
         raise FileNotFoundError(f"{root} is not a folder of class folders")
     if isinstance(mapping, str):
         if mapping not in FOLDER_LAYOUTS:
-            raise KeyError(f"unknown folder layout {mapping!r}; known: {sorted(FOLDER_LAYOUTS)}")
+            raise UnknownNameError(f"unknown folder layout {mapping!r}; known: {sorted(FOLDER_LAYOUTS)}")
         mapping = FOLDER_LAYOUTS[mapping]
     found: list[tuple[Path, str]] = []
     for sub in sorted(p for p in root.iterdir() if p.is_dir()):
@@ -174,7 +177,7 @@ def load_image_folder(root: str | Path, size: int = 48, mapping: dict[str, str] 
         label = canonical(name)
         found += [(f, label) for f in sorted(sub.rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES]
     if not found:
-        raise ValueError(f"no images in class folders under {root}")
+        raise UnreadableInputError(f"no images in class folders under {root}")
     classes = tuple(c for c in CANONICAL8 if c in {lab for _, lab in found})
     pixels, labels = [], []
     for f, lab in found:
@@ -187,7 +190,7 @@ def load_image_folder(root: str | Path, size: int = 48, mapping: dict[str, str] 
         pixels.append(cv2.resize(grey, (size, size), interpolation=interp))
         labels.append(classes.index(lab))
     if not pixels:
-        raise ValueError(f"none of the {len(found)} images under {root} could be read")
+        raise UnreadableInputError(f"none of the {len(found)} images under {root} could be read")
     y = np.array(labels, np.int64)
     return FaceSet(np.stack(pixels), y, np.eye(len(classes), dtype=np.float32)[y], classes)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from openfer.datasets import FaceSet, default_npz_path, load_dataset
+from openfer.errors import UsageError
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...]) -> dict:
@@ -40,7 +41,7 @@ def check_outputs(model_classes: tuple[str, ...], classes: tuple[str, ...]) -> N
     """ValueError unless the model has an output for every class a dataset scores (checked before any work)."""
     missing = [c for c in classes if c not in model_classes]
     if missing:
-        raise ValueError(f"model has no output for {missing}; it cannot be evaluated on this label set")
+        raise UsageError(f"model has no output for {missing}; it cannot be evaluated on this label set")
 
 
 def restrict(probs: np.ndarray, model_classes: tuple[str, ...], classes: tuple[str, ...]) -> np.ndarray:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from openfer.errors import UnknownNameError
+
 #: Canonical 8-class order of this project (FER+ order without "unknown" and "NF").
 CANONICAL8: tuple[str, ...] = (
     "neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt",
@@ -37,7 +39,7 @@ def canonical(name: str) -> str:
     """Return the canonical class name for a dataset's label name (case-insensitive)."""
     key = name.strip().lower()
     if key not in ALIASES:
-        raise KeyError(f"unknown expression label {name!r}; known: {sorted(ALIASES)}")
+        raise UnknownNameError(f"unknown expression label {name!r}; known: {sorted(ALIASES)}")
     return ALIASES[key]
 
 

@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 from openfer.analyzer import Analyzer
+from openfer.errors import UnknownNameError
 from openfer.io.images import ImageReadError, mark_output_folder, read_image
 from openfer.io.writers import CsvWriter, JsonlWriter, image_record
 from openfer.report.annotate import STYLES, annotate
@@ -89,7 +90,7 @@ def run_images(analyzer: Analyzer, files: list[Path], jsonl: str | None = None, 
     stops after closing the outputs, which then hold every finished image.
     """
     if style not in STYLES:  # before any output: a typo must not turn every image into an error record
-        raise ValueError(f"unknown annotation style {style!r}; choose one of {', '.join(STYLES)}")
+        raise UnknownNameError(f"unknown annotation style {style!r}; choose one of {', '.join(STYLES)}")
     summary = BatchSummary()
     jw = JsonlWriter(jsonl) if jsonl else None
     cw = CsvWriter(csv_path, analyzer.classifier.classes, geometry=analyzer.geometry is not None) if csv_path else None

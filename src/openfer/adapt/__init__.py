@@ -15,6 +15,7 @@ import numpy as np
 from openfer.adapt.clusters import PseudoLabels, cluster_pseudo_labels
 from openfer.adapt.model import adapted_model, head_probabilities
 from openfer.adapt.prior_em import em_prior, reweight
+from openfer.errors import UnknownNameError, UsageError
 
 #: What ``adapt`` can do: the prior only, the cluster head only, or both.
 METHODS = ("em", "clusters", "both")
@@ -89,7 +90,7 @@ def adapt(probs: np.ndarray, features: np.ndarray, train_prior, method: str = "b
             prior step alone, if none is). Without it the weight is 0.5 and the card says it was not checked.
     """
     if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; use one of: {', '.join(METHODS)}")
+        raise UnknownNameError(f"unknown method {method!r}; use one of: {', '.join(METHODS)}")
     pi_s = np.asarray(train_prior, np.float64)
     pi_s = pi_s / pi_s.sum()
     result = AdaptResult(method, pi_s, pi_s.copy())
@@ -101,7 +102,7 @@ def adapt(probs: np.ndarray, features: np.ndarray, train_prior, method: str = "b
         pseudo = cluster_pseudo_labels(features, probs, keep=keep, seed=seed)
         chosen = pseudo.labels >= 0
         if len(set(pseudo.labels[chosen].tolist())) < 2:
-            raise ValueError("the kept clusters hold a single expression: too few or too alike target faces to "
+            raise UsageError("the kept clusters hold a single expression: too few or too alike target faces to "
                              "train a head; use method='em' or give more faces")
         head = fit_pseudo_head(features[chosen], pseudo.labels[chosen], mixup, seed)
         result.pseudo, result.head = pseudo, head

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from openfer.errors import UsageError
+
 
 @dataclass
 class PseudoLabels:
@@ -50,7 +52,7 @@ def cluster_pseudo_labels(features: np.ndarray, probs: np.ndarray, n_clusters: i
 
     n, k = probs.shape
     if len(features) != n or n < 2:
-        raise ValueError(f"need at least 2 faces with features and probabilities, got {len(features)} and {n}")
+        raise UsageError(f"need at least 2 faces with features and probabilities, got {len(features)} and {n}")
     n_clusters = min(n_clusters or min(max(n // 30, 3 * k), 200), n)
     z = StandardScaler().fit_transform(np.asarray(features, np.float64))
     z = PCA(n_components=min(pca, z.shape[1], n), random_state=seed).fit_transform(z)

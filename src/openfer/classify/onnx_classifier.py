@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from openfer.classify.prior import check_prior, rebalance
+from openfer.errors import UsageError
 from openfer.runtime import make_session
 from openfer.zoo.registry import ModelSpec, get_spec, model_path, spec_from_onnx
 
@@ -31,7 +32,7 @@ class OnnxClassifier:
                  batch_size: int = 256, session=None, prior: str = "training") -> None:
         self.prior = check_prior(prior)
         if prior == "balanced" and len(spec.train_prior) != len(spec.classes):
-            raise ValueError(f"model {spec.name!r} declares no training class prior, so it cannot be balanced; "
+            raise UsageError(f"model {spec.name!r} declares no training class prior, so it cannot be balanced; "
                              "use prior='training'")
         self.spec = spec
         self.path = Path(path) if path else None  # None: the shipped file of ``spec`` (or an injected session)

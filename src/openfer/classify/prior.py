@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from openfer.errors import UnknownNameError
+
 #: The decision priors a classifier can use: ``training`` (the probabilities as calibrated) or ``balanced``.
 PRIORS = ("training", "balanced")
 
@@ -18,7 +20,7 @@ PRIORS = ("training", "balanced")
 def check_prior(prior: str) -> str:
     """``prior`` if it is one of ``PRIORS``, else a ValueError that lists them."""
     if prior not in PRIORS:
-        raise ValueError(f"unknown prior {prior!r}; use one of: {', '.join(PRIORS)}")
+        raise UnknownNameError(f"unknown prior {prior!r}; use one of: {', '.join(PRIORS)}")
     return prior
 
 

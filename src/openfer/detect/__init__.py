@@ -3,5 +3,6 @@
 from openfer.detect.base import Detector, load_detector
 from openfer.detect.centerface import CenterFaceDetector
 from openfer.detect.haar import HaarDetector
+from openfer.detect.settings import DetectorSettings
 
-__all__ = ["Detector", "CenterFaceDetector", "HaarDetector", "load_detector"]
+__all__ = ["Detector", "DetectorSettings", "CenterFaceDetector", "HaarDetector", "load_detector"]

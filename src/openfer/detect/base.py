@@ -6,7 +6,11 @@ from typing import Protocol
 
 import numpy as np
 
+from openfer.errors import UnknownNameError, did_you_mean
 from openfer.types import Face
+
+#: The detectors ``load_detector`` creates by name.
+DETECTORS: tuple[str, ...] = ("centerface", "haar")
 
 
 class Detector(Protocol):
@@ -26,14 +30,24 @@ def check_rgb(image: np.ndarray) -> None:
         raise ValueError(f"expected an RGB uint8 image [H, W, 3], got {desc}")
 
 
-def load_detector(name: str = "centerface", **kwargs) -> Detector:
-    """Create a detector by name: ``"centerface"`` (default, accurate) or ``"haar"`` (OpenCV cascade fallback)."""
-    if name == "centerface":
-        from openfer.detect.centerface import CenterFaceDetector
+def check_detector_name(name: str) -> None:
+    """Raise ``openfer.UnknownNameError`` (also a ``KeyError``) unless ``name`` is one of ``DETECTORS``."""
+    if name not in DETECTORS:
+        raise UnknownNameError(f"unknown detector {name!r}; available: {', '.join(DETECTORS)}"
+                               f"{did_you_mean(name, DETECTORS)}", name=name, known=DETECTORS)
 
-        return CenterFaceDetector(**kwargs)
+
+def load_detector(name: str = "centerface", **kwargs) -> Detector:
+    """Create a detector by name: ``"centerface"`` (default, accurate) or ``"haar"`` (OpenCV cascade fallback).
+
+    Raises:
+        openfer.UnknownNameError: another name (also a ``KeyError``).
+    """
+    check_detector_name(name)
     if name == "haar":
         from openfer.detect.haar import HaarDetector
 
         return HaarDetector(**kwargs)
-    raise KeyError(f"unknown detector {name!r}; available: centerface, haar")
+    from openfer.detect.centerface import CenterFaceDetector
+
+    return CenterFaceDetector(**kwargs)

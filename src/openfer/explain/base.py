@@ -6,6 +6,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from openfer.errors import UnknownNameError, UsageError
+
 
 @runtime_checkable
 class Classifier(Protocol):
@@ -66,8 +68,8 @@ def class_index(classifier, target: str | int | None, probs: np.ndarray) -> int:
         return int(np.argmax(probs))
     if isinstance(target, (int, np.integer)):
         if not 0 <= int(target) < len(classifier.classes):
-            raise ValueError(f"class index {target} out of range for {len(classifier.classes)} classes")
+            raise UsageError(f"class index {target} out of range for {len(classifier.classes)} classes")
         return int(target)
     if target not in classifier.classes:
-        raise ValueError(f"unknown class {target!r}; this model's classes are {', '.join(classifier.classes)}")
+        raise UnknownNameError(f"unknown class {target!r}; this model's classes are {', '.join(classifier.classes)}")
     return classifier.classes.index(target)

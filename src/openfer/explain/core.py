@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from openfer.align import FER_TEMPLATE, crop_face
+from openfer.errors import UnknownNameError
 from openfer.explain.base import channels_of, class_index
 from openfer.explain.occlusion import occlusion_map
 from openfer.explain.rationale import rationale
@@ -48,7 +49,7 @@ def check_request(classifier, method: str, target: str | None) -> None:
         TypeError: a Grad-CAM method for a model that is not a PyTorch ``TorchClassifier``.
     """
     if method not in METHODS:
-        raise ValueError(f"unknown explanation method {method!r}; use one of {', '.join(METHODS)}")
+        raise UnknownNameError(f"unknown explanation method {method!r}; use one of {', '.join(METHODS)}")
     if target is not None:
         class_index(classifier, target, np.zeros(len(classifier.classes)))
     if method.startswith("gradcam"):
@@ -73,7 +74,7 @@ def heatmaps(classifier, crops: np.ndarray, targets: list[int], method: str, **p
         return np.stack([occlusion_map(classifier, c, t, **params) for c, t in zip(crops, targets)])
     if method == "rise":
         return np.stack([rise_map(classifier, c, t, **params) for c, t in zip(crops, targets)])
-    raise ValueError(f"unknown explanation method {method!r}; use one of {', '.join(METHODS)}")
+    raise UnknownNameError(f"unknown explanation method {method!r}; use one of {', '.join(METHODS)}")
 
 
 def explain_faces(image: np.ndarray, faces: list[Face], classifier, method: str = "occlusion",

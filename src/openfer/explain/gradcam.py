@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from openfer.errors import UnknownNameError, UsageError
 from openfer.explain.torch_model import TorchClassifier, _torch
 
 #: Layers whose maps are smaller than this (per side) are too coarse to place evidence on a face.
@@ -27,7 +28,7 @@ def default_layer(net, input_size: int, channels: int) -> str:
             h.remove()
     spatial = [n for n, s in seen if len(s) == 4 and min(s[2], s[3]) >= MIN_SIDE]
     if not spatial:
-        raise ValueError("the network has no layer with a spatial map of at least 3x3 pixels; name one with layer=")
+        raise UsageError("the network has no layer with a spatial map of at least 3x3 pixels; name one with layer=")
     return spatial[-1]
 
 
@@ -72,7 +73,7 @@ def gradcam_maps(classifier: TorchClassifier, crops: np.ndarray, targets: list[i
     for k, (m, name, _) in enumerate(layers):
         modules = dict(m.named_modules())
         if name not in modules:
-            raise ValueError(f"no layer named {name!r}; choose one of {', '.join(n for n in modules if n)}")
+            raise UnknownNameError(f"no layer named {name!r}; choose one of {', '.join(n for n in modules if n)}")
         hooks.append(modules[name].register_forward_hook(lambda mod, i, o, k=k: acts.__setitem__(k, o)))
     try:
         with torch.enable_grad():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from openfer.errors import UsageError
 from openfer.explain.base import baseline, blend, check_crop
 
 
@@ -37,7 +38,7 @@ def occlusion_map(classifier, crop: np.ndarray, target: int, patch: int = 8, str
     crop = check_crop(crop)
     size = crop.shape[0]
     if not 1 <= patch <= size or stride < 1:
-        raise ValueError(f"need 1 <= patch <= {size} and stride >= 1, got patch={patch}, stride={stride}")
+        raise UsageError(f"need 1 <= patch <= {size} and stride >= 1, got patch={patch}, stride={stride}")
     pos = patch_positions(size, patch, stride)
     keep = np.ones((len(pos) ** 2, size, size), np.float32)
     for i, (y, x) in enumerate((y, x) for y in pos for x in pos):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from openfer.errors import UsageError
 from openfer.explain.torch_model import _torch
 
 
@@ -83,7 +84,7 @@ def onnx_to_torch(path: str | Path):
                  "QuantizeLinear", "DequantizeLinear"}
     unknown = sorted({n.op_type for n in graph.node} - supported)
     if unknown:
-        raise ValueError(f"{path}: Grad-CAM cannot run ONNX operators {', '.join(unknown)}; export the checkpoint "
+        raise UsageError(f"{path}: Grad-CAM cannot run ONNX operators {', '.join(unknown)}; export the checkpoint "
                          "and use --checkpoint, or use occlusion/rise")
     consts = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     for n in graph.node:
@@ -91,7 +92,7 @@ def onnx_to_torch(path: str | Path):
             consts[n.output[0]] = numpy_helper.to_array(_attrs(n)["value"])
     softmax = [n for n in graph.node if n.op_type == "Softmax" and n.output[0] == graph.output[0].name]
     if len(softmax) != 1:
-        raise ValueError(f"{path}: expected one final Softmax producing the probabilities")
+        raise UsageError(f"{path}: expected one final Softmax producing the probabilities")
     logits_name = softmax[0].input[0]  # members' own Softmaxes (a merged ensemble) are computed like any operator
     # which tensors descend from the mirror-image Slice
     producer = {o: n for n in graph.node for o in n.output}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from openfer.errors import UsageError
 from openfer.explain.base import baseline, blend, check_crop
 
 
@@ -48,7 +49,7 @@ def rise_map(classifier, crop: np.ndarray, target: int, n_masks: int = 400, grid
     """
     crop = check_crop(crop)
     if n_masks < 2 or not 0 < keep < 1 or grid < 1:
-        raise ValueError(f"need n_masks >= 2, 0 < keep < 1 and grid >= 1, got {n_masks}, {keep}, {grid}")
+        raise UsageError(f"need n_masks >= 2, 0 < keep < 1 and grid >= 1, got {n_masks}, {keep}, {grid}")
     size = crop.shape[0]
     masks = random_masks(n_masks, size, grid, keep, seed)
     p = classifier.predict_proba(blend(crop, masks, baseline(crop)))[:, target].astype(np.float64)

@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 
 from openfer.classify.onnx_classifier import to_network_input
+from openfer.errors import MissingExtraError
 
 
 def _torch():
     try:
         import torch
     except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError("Grad-CAM and PyTorch checkpoints need PyTorch: pip install 'openfer[train]'") from e
+        raise MissingExtraError("Grad-CAM and PyTorch checkpoints need PyTorch", "train", e) from e
     return torch
 
 

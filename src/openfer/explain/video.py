@@ -10,6 +10,7 @@ from typing import Callable
 from PIL import Image
 
 from openfer.analyzer import Analyzer
+from openfer.errors import UsageError
 from openfer.explain.core import check_request, explain_faces
 from openfer.explain.overlay import render_explanations
 from openfer.io.images import mark_output_folder
@@ -52,7 +53,7 @@ def explain_video(analyzer: Analyzer, source, out_dir: str | Path, every_track: 
     clf = classifier or analyzer.classifier
     check_request(clf, method, target)
     if every_track < 1:
-        raise ValueError(f"every_track must be >= 1, got {every_track}")
+        raise UsageError(f"every_track must be >= 1, got {every_track}")
     out_dir = Path(out_dir)
     mark_output_folder(out_dir)
     tracker = FaceTracker(frame_rate=source.fps or 30.0)

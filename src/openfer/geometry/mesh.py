@@ -18,6 +18,7 @@ from typing import Protocol
 
 import numpy as np
 
+from openfer.errors import MissingExtraError
 from openfer.geometry.model_file import FACE_LANDMARKER, find_model, verify_model
 
 
@@ -100,7 +101,7 @@ class MediaPipeMesh:
             from mediapipe.tasks.python import vision
             from mediapipe.tasks.python.core import base_options
         except ImportError as e:
-            raise ImportError(f"the geometry stage needs MediaPipe: pip install 'openfer[geometry]' ({e})") from None
+            raise MissingExtraError("the geometry stage needs MediaPipe", "geometry", e) from None
         import mediapipe as mp
 
         self._mp = mp

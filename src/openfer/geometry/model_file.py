@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from openfer.errors import OpenferError, UnreadableInputError, UsageError
 from openfer.zoo.registry import sha256_file
 
 #: Environment variable naming a folder (or the file itself) that holds the model, for offline use.
@@ -43,7 +44,7 @@ FACE_LANDMARKER = ModelFile(
 MODEL_FILES = {FACE_LANDMARKER.name: FACE_LANDMARKER}
 
 
-class ModelNotFoundError(FileNotFoundError):
+class ModelNotFoundError(OpenferError, FileNotFoundError):
     """The model file is not on disk; the message says how to get it (one line)."""
 
 
@@ -76,8 +77,8 @@ def verify_model(path: str | Path, spec: ModelFile = FACE_LANDMARKER) -> Path:
             "holding a copy")
     digest = sha256_file(path)
     if digest != spec.sha256:
-        raise ValueError(f"{path} has SHA-256 {digest}, expected {spec.sha256}: damaged or a different version; "
-                         f"delete it and run `openfer models fetch {spec.name}`")
+        raise UnreadableInputError(f"{path} has SHA-256 {digest}, expected {spec.sha256}: damaged or a different "
+                                   f"version; delete it and run `openfer models fetch {spec.name}`")
     return path
 
 
@@ -102,7 +103,8 @@ def fetch_model(spec: ModelFile = FACE_LANDMARKER, dest_dir: str | Path | None =
         timeout: seconds without data before giving up.
 
     Raises:
-        ValueError: the downloaded bytes have a different SHA-256 (nothing is kept).
+        openfer.UsageError: ``url`` is not a URL (e.g. no scheme).
+        openfer.UnreadableInputError: the downloaded bytes have a different SHA-256 (nothing is kept).
         OSError: the download or the write failed (``urllib.error.URLError`` is one).
     """
     target = model_location(spec, Path(dest_dir) / spec.filename if dest_dir else None)
@@ -113,7 +115,12 @@ def fetch_model(spec: ModelFile = FACE_LANDMARKER, dest_dir: str | Path | None =
     fd, tmp_name = tempfile.mkstemp(prefix=f".{spec.filename}.", suffix=".part", dir=dest)
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url or spec.url, timeout=timeout) as resp:
+        try:
+            request = urllib.request.Request(url or spec.url)
+        except ValueError as e:  # no scheme, or one urllib does not know
+            raise UsageError(f"{url or spec.url!r} is not a URL openfer can download from ({e}): give an https:// "
+                             "or file:// URL") from None
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=timeout) as resp:
             total = int(resp.headers.get("Content-Length") or spec.size)
             done = 0
             while chunk := resp.read(1 << 16):
@@ -123,8 +130,8 @@ def fetch_model(spec: ModelFile = FACE_LANDMARKER, dest_dir: str | Path | None =
                     progress(done, total)
         digest = sha256_file(tmp)
         if digest != spec.sha256:
-            raise ValueError(f"downloaded {spec.filename} has SHA-256 {digest}, expected {spec.sha256}: "
-                             "not saved (a changed or corrupted file)")
+            raise UnreadableInputError(f"downloaded {spec.filename} has SHA-256 {digest}, expected {spec.sha256}: "
+                                       "not saved (a changed or corrupted file)")
         os.chmod(tmp, 0o644)  # mkstemp makes it private; a model file is not secret
         os.replace(tmp, target)
     finally:

@@ -12,6 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from openfer.classify.features import (BASE_FEATURES, classifier_metadata, fresh_name, prune, rename_output,
                                        with_features, write_metadata)
+from openfer.errors import UsageError
 
 #: Output name of a head's softmax inside a graph (renamed ``probabilities`` in a whole classifier).
 OUTPUT = "head_probabilities"
@@ -62,10 +63,10 @@ def compose(base: onnx.ModelProto, base_classes: int, pipe, classes: tuple[str, 
     model, dim = with_features(base, base_classes, name=name)
     mean, scale, layers = head_layers(pipe)
     if mean.shape != (dim,):
-        raise ValueError(f"the head was fitted on {mean.shape[0]} features, the model gives {dim}: fit it on "
+        raise UsageError(f"the head was fitted on {mean.shape[0]} features, the model gives {dim}: fit it on "
                          "features of the same model")
     if layers[-1][0].shape[0] != len(classes):
-        raise ValueError(f"the head has {layers[-1][0].shape[0]} outputs for {len(classes)} classes")
+        raise UsageError(f"the head has {layers[-1][0].shape[0]} outputs for {len(classes)} classes")
     nodes, inits, logits = head_nodes(name, mean, scale, layers, prefix=fresh_name(base, "head_"))
     model.graph.node.extend(nodes)
     model.graph.initializer.extend(inits)

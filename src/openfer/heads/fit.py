@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from openfer.embed import largest_face, path_key
+from openfer.errors import UnknownNameError, UsageError
 from openfer.evaluate import classification_metrics
 from openfer.heads.labels import LabelSet
 from openfer.io.features import FeatureTable
@@ -62,7 +63,7 @@ def training_set(labels: LabelSet, table: FeatureTable, level: str = "frame") ->
     Groups: the CSV's ``group`` column, else each labelled row is its own group (frames of one clip stay together).
     """
     if level not in ("frame", "clip"):
-        raise ValueError(f"level must be 'frame' or 'clip', got {level!r}")
+        raise UsageError(f"level must be 'frame' or 'clip', got {level!r}")
     rows, faces = _rows_of(labels, table)
     groups = labels.group or [f"row{i}" for i in range(len(labels))]
     y_all = labels.y
@@ -80,7 +81,7 @@ def training_set(labels: LabelSet, table: FeatureTable, level: str = "frame") ->
             y.append(y_all[i])
             g.append(groups[i])
     if not X:
-        raise ValueError("no face was found in any labelled file: nothing to fit")
+        raise UsageError("no face was found in any labelled file: nothing to fit")
     return TrainingSet(np.concatenate(X).astype(np.float32), np.array(y, np.int64), np.array(g), labels.classes,
                        level, no_face)
 
@@ -106,7 +107,7 @@ def make_head(head: str = "linear", C: float = 1.0, balanced: bool = True, seed:
         clf = MLPClassifier(hidden_layer_sizes=(256,), alpha=1.0 / C, max_iter=400, early_stopping=False,
                             random_state=seed)
     else:
-        raise ValueError(f"unknown head {head!r}; use one of: {', '.join(HEADS)}")
+        raise UnknownNameError(f"unknown head {head!r}; use one of: {', '.join(HEADS)}")
     return make_pipeline(StandardScaler(), clf)
 
 
@@ -141,7 +142,7 @@ def cross_validate(data: TrainingSet, head: str = "linear", C: float = 1.0, bala
     groups_per_class = [len(set(data.groups[data.y == c])) for c in range(k) if (data.y == c).any()]
     n_splits = min(folds, min(groups_per_class))
     if n_splits < 2:
-        raise ValueError("cross-validation needs every class in at least two groups (people/clips); "
+        raise UsageError("cross-validation needs every class in at least two groups (people/clips); "
                          f"groups per class: {dict(zip(data.classes, groups_per_class))}")
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     pred = np.full(len(data.y), -1, np.int64)

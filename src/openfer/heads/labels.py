@@ -9,8 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+from openfer.errors import UnreadableInputError
 
-class LabelFileError(ValueError):
+
+class LabelFileError(UnreadableInputError):
     """The labels CSV cannot be used as it is (the message says which rows and why)."""
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from openfer.errors import UnreadableInputError, UsageError
 from openfer.types import Face
 
 #: Suffixes ``FeatureTable.save`` / ``load_features`` understand.
@@ -91,7 +92,7 @@ class FeatureTable:
         temporary name and renamed, so an interrupted write never leaves a half file under ``path``."""
         path = Path(path)
         if path.suffix.lower() not in FEATURE_FORMATS:
-            raise ValueError(f"{path}: feature tables are .npz or .parquet files")
+            raise UsageError(f"{path}: feature tables are .npz or .parquet files")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.part")
         meta = json.dumps({"classes": list(self.classes), "model": self.model, **self.extra})
@@ -140,7 +141,7 @@ def load_features(path: str | Path) -> FeatureTable:
     if path.suffix.lower() == ".npz":
         with np.load(path, allow_pickle=False) as z:
             if "meta" not in z or "features" not in z:
-                raise ValueError(f"{path} is not a feature table written by 'openfer embed'")
+                raise UnreadableInputError(f"{path} is not a feature table written by 'openfer embed'")
             meta = json.loads(str(z["meta"]))
             arrays = {k: z[k] for k in z.files}
         feats = arrays["features"]
@@ -153,7 +154,7 @@ def load_features(path: str | Path) -> FeatureTable:
         table = pq.read_table(path)
         raw = (table.schema.metadata or {}).get(b"openfer")
         if raw is None:
-            raise ValueError(f"{path} is not a feature table written by 'openfer embed'")
+            raise UnreadableInputError(f"{path} is not a feature table written by 'openfer embed'")
         meta = json.loads(raw)
         df = table.to_pandas()
         classes = tuple(meta.pop("classes"))
@@ -164,4 +165,4 @@ def load_features(path: str | Path) -> FeatureTable:
                             df[["x1", "y1", "x2", "y2"]].to_numpy(np.float32), df["confidence"].to_numpy(np.float32),
                             df[[f"p_{c}" for c in classes]].to_numpy(np.float32), df[fcols].to_numpy(np.float32),
                             classes, meta.pop("model"), meta)
-    raise ValueError(f"{path}: feature tables are .npz or .parquet files")
+    raise UsageError(f"{path}: feature tables are .npz or .parquet files")

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from openfer.errors import ImageReadError, ImageTooLargeError
+
 #: File name endings that folder and glob expansion pick up (explicitly named files are always tried). HEIC/HEIF
 #: (phone photos) are read through pillow-heif.
 IMAGE_SUFFIXES = frozenset(
@@ -21,10 +23,6 @@ IMAGE_SUFFIXES = frozenset(
 OUTPUT_MARKER = ".openfer-output"
 #: Images with more pixels than this are refused (decompression-bomb guard); about 16k x 8k.
 DEFAULT_MAX_PIXELS = 128_000_000
-
-
-class ImageReadError(ValueError):
-    """An input that cannot be turned into an image; the message says why and is safe to show a user."""
 
 
 def _register_heif() -> None:
@@ -62,7 +60,8 @@ def read_image(path: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -
     multi-frame files give their first frame.
 
     Raises:
-        ImageReadError: unreadable path, not an image, truncated or corrupt data, or too many pixels.
+        openfer.ImageReadError: unreadable path, not an image, truncated or corrupt data (an
+            ``openfer.UnreadableInputError``); ``openfer.ImageTooLargeError``, a subclass, for too many pixels.
     """
     _register_heif()
     data = path if isinstance(path, bytes) else None
@@ -77,7 +76,7 @@ def read_image(path: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 if img.width * img.height > max_pixels:
-                    raise ImageReadError(
+                    raise ImageTooLargeError(
                         f"image is {img.width}x{img.height} = {img.width * img.height:,} pixels, more than the "
                         f"limit of {max_pixels:,} (decompression-bomb guard)"
                     )
@@ -96,7 +95,7 @@ def read_image(path: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -
         reason = "file is empty" if size == 0 else "not an image file (or a format that cannot be read)"
         raise ImageReadError(reason) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageReadError(f"too many pixels (decompression-bomb guard): {e}") from None
+        raise ImageTooLargeError(f"too many pixels (decompression-bomb guard): {e}") from None
     except OSError as e:
         raise ImageReadError(f"corrupt or truncated image data: {e}") from None
     except (ValueError, SyntaxError, EOFError, IndexError, KeyError) as e:

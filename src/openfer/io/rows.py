@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from openfer.errors import MissingExtraError, UnknownNameError
 from openfer.io.atomic import part_path, publish
 from openfer.io.openface import GEOMETRY_COLUMNS, INT_COLUMNS, geometry_values
 from openfer.types import LANDMARK_NAMES, Face
@@ -73,8 +74,8 @@ class RowWriter:
         self.path = Path(path)
         fmt = ROW_FORMATS.get(self.path.suffix.lower())
         if fmt is None:
-            raise ValueError(f"unknown row format {self.path.suffix!r} for {self.path}: use one of "
-                             f"{', '.join(sorted(ROW_FORMATS))}")
+            raise UnknownNameError(f"unknown row format {self.path.suffix!r} for {self.path}: use one of "
+                                   f"{', '.join(sorted(ROW_FORMATS))}")
         self.format, self.columns, self.rows_written = fmt, row_columns(classes, geometry), 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._part = part_path(self.path)
@@ -85,7 +86,7 @@ class RowWriter:
                 import pyarrow as pa
                 import pyarrow.parquet as pq
             except ImportError as e:
-                raise ImportError(f"Parquet output needs pyarrow: pip install 'openfer[video]' ({e})") from None
+                raise MissingExtraError("Parquet output needs pyarrow", "video", e) from None
             floats = {c: pa.float64() for c in self.columns}
             floats.update(frame=pa.int64(), face_id=pa.int64(), success=pa.int8(), expression=pa.string())
             floats.update((c, pa.int8()) for c in INT_COLUMNS if c in floats)
@@ -150,4 +151,4 @@ def read_rows(path: str | Path):
         return pd.read_json(path, lines=True)
     if fmt == "parquet":
         return pd.read_parquet(path)
-    raise ValueError(f"unknown row format {path.suffix!r}: use one of {', '.join(sorted(ROW_FORMATS))}")
+    raise UnknownNameError(f"unknown row format {path.suffix!r}: use one of {', '.join(sorted(ROW_FORMATS))}")

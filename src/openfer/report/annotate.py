@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from openfer.errors import UnknownNameError
 from openfer.types import Face
 
 #: One BGR-free RGB colour per canonical class, chosen to stay distinct for common colour-vision deficiencies.
@@ -57,7 +58,7 @@ def annotate(image: np.ndarray, faces: list[Face], style: str = "auto") -> np.nd
 def layout(shape: tuple[int, ...], faces: list[Face], style: str = "auto") -> list[Placement]:
     """Where each face's label (and panel) goes in an image of ``shape`` (H, W, ...), in ``faces`` order."""
     if style not in STYLES:
-        raise ValueError(f"unknown annotation style {style!r}; choose one of {', '.join(STYLES)}")
+        raise UnknownNameError(f"unknown annotation style {style!r}; choose one of {', '.join(STYLES)}")
     h, w = shape[:2]
     if style == "panel" or (style == "auto" and len(faces) <= AUTO_MAX_PANELS):
         placed = _place_all(faces, h, w, panels=True)

@@ -6,9 +6,8 @@ import dataclasses
 
 import numpy as np
 
+from openfer.errors import MissingExtraError, UsageError
 from openfer.types import Face
-
-_INSTALL_HINT = "video tracking needs the [video] extra: pip install 'openfer[video]'"
 
 
 class FaceTracker:
@@ -38,9 +37,9 @@ class FaceTracker:
         try:
             from trackers import ByteTrackTracker
         except ImportError as e:
-            raise ImportError(f"{_INSTALL_HINT} ({e})") from None
+            raise MissingExtraError("video tracking needs the [video] extra", "video", e) from None
         if lost_seconds < 0 or frame_rate <= 0:
-            raise ValueError(f"lost_seconds must be >= 0 and frame_rate > 0, got {lost_seconds}, {frame_rate}")
+            raise UsageError(f"lost_seconds must be >= 0 and frame_rate > 0, got {lost_seconds}, {frame_rate}")
         self._tracker = ByteTrackTracker(
             lost_track_buffer=max(0, int(round(lost_seconds * 30))),  # the library counts 30 fps frames
             frame_rate=frame_rate, track_activation_threshold=activation_score,

@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 
+from openfer.errors import UsageError
 from openfer.types import Face
 
 
@@ -23,7 +24,7 @@ class EmaSmoother:
 
     def __init__(self, alpha: float = 0.3, forget_after: int = 300) -> None:
         if not 0 < alpha <= 1:
-            raise ValueError(f"alpha must be in (0, 1] (1 = no smoothing), got {alpha}")
+            raise UsageError(f"alpha must be in (0, 1] (1 = no smoothing), got {alpha}")
         self.alpha = alpha
         self.forget_after = forget_after
         self._state: dict[int, tuple[np.ndarray, int]] = {}

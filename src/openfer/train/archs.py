@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from openfer.errors import UnknownNameError, UsageError
 from openfer.train.faceres import FaceresMobileNet
 
 
@@ -162,7 +163,7 @@ class SwinBlock(nn.Module):
         super().__init__()
         self.heads, self.res, self.window = heads, res, min(window, res)
         if res % self.window:
-            raise ValueError(f"window {window} must divide the token grid {res}x{res}")
+            raise UsageError(f"window {window} must divide the token grid {res}x{res}")
         self.shift = shift if res > self.window else 0
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
@@ -259,7 +260,7 @@ ARCHS = {"fer_resnet": FerResNet, "resemotenet": ResEmoteNet, "gimefive": GiMeFi
 def build(name: str, num_classes: int, **kwargs) -> nn.Module:
     """Create an architecture by its registry name."""
     if name not in ARCHS:
-        raise KeyError(f"unknown architecture {name!r}; available: {sorted(ARCHS)}")
+        raise UnknownNameError(f"unknown architecture {name!r}; available: {sorted(ARCHS)}")
     return ARCHS[name](num_classes=num_classes, **kwargs)
 
 

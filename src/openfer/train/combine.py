@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from openfer.errors import UnreadableInputError, UsageError
+
 #: Metadata keys that say which validation split a model was chosen on (``openfer export`` writes them).
 SPLIT_KEYS = ("protocol", "split_seed", "val_fraction")
 
@@ -53,7 +55,7 @@ def split_of(meta: dict[str, str], split_seed: int | None = None, val_fraction: 
     classes = tuple(json.loads(meta.get("classes", "[]")))
     protocol = meta.get("protocol") or {CANONICAL8: "ferplus", FER2013_CLASSES: "fer2013"}.get(classes)
     if protocol is None:
-        raise ValueError(f"the model predicts {list(classes)}: not a FER+ or FER2013 classifier, so there is no "
+        raise UsageError(f"the model predicts {list(classes)}: not a FER+ or FER2013 classifier, so there is no "
                          "validation split to calibrate on")
     return {"protocol": protocol,
             "split_seed": split_seed if split_seed is not None else int(meta.get("split_seed", 0)),
@@ -87,15 +89,16 @@ def check_members(paths: list[Path], metas: list[dict[str, str]]) -> list[str]:
     first = metas[0]
     for p, m in zip(paths, metas):
         if m.get("producer") != "openfer" or "classes" not in m:
-            raise ValueError(f"{p} is not an openfer classifier (no classes metadata): export it with openfer export")
+            raise UnreadableInputError(f"{p} is not an openfer classifier (no classes metadata): export it with "
+                                       "openfer export")
         for key in ("classes", "input_size", "channels"):
             if m.get(key) != first.get(key):
-                raise ValueError(f"{p}: {key} {m.get(key)} differs from {paths[0]}'s {first.get(key)}; "
+                raise UsageError(f"{p}: {key} {m.get(key)} differs from {paths[0]}'s {first.get(key)}; "
                                  "members must be interchangeable")
     warnings = []
     known = [(p, tuple(m.get(k) for k in SPLIT_KEYS)) for p, m in zip(paths, metas) if all(k in m for k in SPLIT_KEYS)]
     if any(split != known[0][1] for _, split in known):
-        raise ValueError("members were chosen on different validation splits: "
+        raise UsageError("members were chosen on different validation splits: "
                          + "; ".join(f"{p}: {dict(zip(SPLIT_KEYS, s))}" for p, s in known))
     if len(known) < len(paths):
         warnings.append("some members do not record their validation split (exported before openfer recorded it): "
@@ -199,14 +202,14 @@ def combine_onnx(paths: list[str | Path], val_set, out_path: str | Path, split: 
 
     paths = [Path(p) for p in paths]
     if len(paths) < 2:
-        raise ValueError("an ensemble needs at least two members")
+        raise UsageError("an ensemble needs at least two members")
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise FileNotFoundError(f"no ONNX file at {', '.join(missing)}")
     metas = [metadata(p) for p in paths]
     warnings = check_members(paths, metas)
     if tuple(json.loads(metas[0]["classes"])) != tuple(val_set.classes):
-        raise ValueError(f"members predict {json.loads(metas[0]['classes'])}, the validation set has "
+        raise UsageError(f"members predict {json.loads(metas[0]['classes'])}, the validation set has "
                          f"{list(val_set.classes)}")
     labels = val_set.labels
     weights = [float(len(networks(m))) for m in metas]

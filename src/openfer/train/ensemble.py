@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from openfer.datasets import FaceSet
+from openfer.errors import UsageError
 from openfer.train.archs import build
 from openfer.train.tta import tta_logits
 
@@ -63,10 +64,10 @@ def make_ensemble(checkpoints: list[str | Path], val_set: FaceSet, out_path: str
         c = ck["config"]
         if ck["classes"] != cks[0]["classes"] or c["input_size"] != first["input_size"] or \
                 c.get("in_chans", 1) != first.get("in_chans", 1):
-            raise ValueError(f"{p}: classes or input differ from {checkpoints[0]}; members must be interchangeable")
+            raise UsageError(f"{p}: classes or input differ from {checkpoints[0]}; members must be interchangeable")
         if (c.get("split_seed", 0), c["val_fraction"], c["protocol"]) != \
                 (first.get("split_seed", 0), first["val_fraction"], first["protocol"]):
-            raise ValueError(f"{p}: validation split differs from {checkpoints[0]}; the ensemble could not be "
+            raise UsageError(f"{p}: validation split differs from {checkpoints[0]}; the ensemble could not be "
                              "calibrated on images none of its members trained on")
     members = [{k: ck[k] for k in ("ema", "config", "classes", "temperature", "val_acc") if k in ck} for ck in cks]
     ck = {"kind": "ensemble", "members": members, "classes": cks[0]["classes"],

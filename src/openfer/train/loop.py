@@ -11,7 +11,7 @@ import logging
 import math
 import time
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from openfer.errors import UnknownNameError, UnreadableInputError, UsageError, closest, did_you_mean
 from openfer.train.archs import build, count_params
 from openfer.train.augment import AugmentConfig, augment
 from openfer.train.combine import fit_temperature
@@ -84,11 +85,43 @@ class TrainConfig:
 
     @classmethod
     def from_toml(cls, path: str | Path, **overrides) -> "TrainConfig":
-        """Read a config file; keyword overrides win (None values are ignored)."""
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
+        """Read a config file; keyword overrides win (None values are ignored).
+
+        A misspelt key is an error that names the closest real key, never a setting silently left at its default.
+
+        Raises:
+            FileNotFoundError: no file at ``path``.
+            openfer.UnreadableInputError: the file is not valid TOML.
+            openfer.UnknownNameError: a key (also of the ``[augment]`` table) that no setting has.
+        """
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except tomllib.TOMLDecodeError as e:
+            raise UnreadableInputError(f"{path} is not valid TOML: {e}") from None
         data.update({k: v for k, v in overrides.items() if v is not None})
+        check_keys(data, [f.name for f in fields(cls)], str(path))
+        if isinstance(data.get("augment"), dict):
+            check_keys(data["augment"], [f.name for f in fields(AugmentConfig)], f"[augment] of {path}")
         return cls(**data)
+
+
+def check_keys(data: dict, known: list[str], where: str) -> None:
+    """Raise ``UnknownNameError`` naming every key of ``data`` that is not in ``known``, each with its near match.
+
+    >>> check_keys({"lr_mult": 0.1}, ["lr", "backbone_lr_mult"], "config.toml")
+    Traceback (most recent call last):
+    openfer.errors.UnknownNameError: unknown key 'lr_mult' in config.toml; did you mean 'backbone_lr_mult'?
+    """
+    unknown = [k for k in data if k not in known]
+    if not unknown:
+        return
+    if len(unknown) == 1:
+        msg = f"unknown key {unknown[0]!r} in {where}{did_you_mean(unknown[0], known)}"
+    else:
+        each = [f"{k!r}" + (f" (did you mean {match!r}?)" if (match := closest(k, known)) else "") for k in unknown]
+        msg = f"unknown keys in {where}: {', '.join(each)}"
+    raise UnknownNameError(msg, name=unknown[0], known=known)
 
 
 def to_input(pixels: np.ndarray, size: int) -> torch.Tensor:
@@ -125,9 +158,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device = 'cuda' but PyTorch sees no CUDA GPU; use 'auto' or 'cpu'")
+        raise UsageError("device = 'cuda' but PyTorch sees no CUDA GPU; use 'auto' or 'cpu'")
     if name not in ("cpu", "cuda"):
-        raise ValueError(f"unknown device {name!r}; use 'auto', 'cpu' or 'cuda'")
+        raise UnknownNameError(f"unknown device {name!r}; use 'auto', 'cpu' or 'cuda'")
     return torch.device(name)
 
 
@@ -144,7 +177,7 @@ class Teacher:
         for p in paths:
             net, teacher_classes, size, temperature = self._load(p)
             if list(teacher_classes) != list(classes):
-                raise ValueError(f"teacher {p} predicts {list(teacher_classes)}; the student needs {list(classes)}")
+                raise UsageError(f"teacher {p} predicts {list(teacher_classes)}; the student needs {list(classes)}")
             self.nets.append(net.to(device).to(memory_format=torch.channels_last))
             self.temps.append(temperature)
             self.sizes.append(size)  # a teacher of another input size sees the student's batch resized
@@ -158,8 +191,8 @@ class Teacher:
 
             meta = metadata(path)
             if "classes" not in meta or "input_size" not in meta:
-                raise ValueError(f"teacher {path} has no openfer metadata (classes, input_size): export it with "
-                                 "openfer export")
+                raise UnreadableInputError(f"teacher {path} has no openfer metadata (classes, input_size): export "
+                                           "it with openfer export")
             # the module returns calibrated logits (temperatures inside), so its own temperature is 1
             return onnx_to_torch(path), json.loads(meta["classes"]), int(meta["input_size"]), 1.0
         from openfer.train.export import load_checkpoint_model
@@ -203,7 +236,7 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.lr)
-    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; use 'sgd' or 'adamw'")
+    raise UnknownNameError(f"unknown optimizer {cfg.optimizer!r}; use 'sgd' or 'adamw'")
 
 
 def class_prior(targets: np.ndarray) -> np.ndarray:
@@ -222,7 +255,7 @@ def prior_offset(cfg: TrainConfig, prior: np.ndarray) -> torch.Tensor:
     if cfg.balance == "none":
         return torch.zeros(len(prior))
     if cfg.balance != "logit_adjust":
-        raise ValueError(f"unknown balance {cfg.balance!r}; use 'none' or 'logit_adjust'")
+        raise UnknownNameError(f"unknown balance {cfg.balance!r}; use 'none' or 'logit_adjust'")
     return cfg.balance_tau * torch.from_numpy(np.log(prior)).float()
 
 
@@ -239,7 +272,7 @@ def class_weights(labels: np.ndarray, n_cls: int, scheme: str) -> torch.Tensor:
     if scheme == "none":
         return torch.ones(n_cls)
     if scheme != "inverse_sqrt":
-        raise ValueError(f"unknown class_weighting {scheme!r}; use 'none' or 'inverse_sqrt'")
+        raise UnknownNameError(f"unknown class_weighting {scheme!r}; use 'none' or 'inverse_sqrt'")
     counts = np.bincount(labels, minlength=n_cls).astype(np.float64)
     w = np.where(counts > 0, 1 / np.sqrt(np.maximum(counts, 1)), 0.0)
     w /= (w * counts).sum() / counts.sum()
@@ -284,9 +317,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
     if cfg.tta_mode not in TTA_MODES:
-        raise ValueError(f"unknown tta {cfg.tta!r}; use one of {TTA_MODES}")
+        raise UnknownNameError(f"unknown tta {cfg.tta!r}; use one of {TTA_MODES}")
     if cfg.kd_weight and not cfg.teachers:
-        raise ValueError("kd_weight > 0 needs teachers = [checkpoint paths]")
+        raise UsageError("kd_weight > 0 needs teachers = [checkpoint paths]")
     autocast = {"device_type": device.type, "dtype": torch.bfloat16, "enabled": cfg.bf16}
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -426,7 +459,7 @@ def aux_targets(train_set: FaceSet, cfg: TrainConfig) -> torch.Tensor | None:
     if cfg.aux_ferplus_weight <= 0:
         return None
     if cfg.protocol != "fer2013" or train_set.aux is None:
-        raise ValueError("aux_ferplus_weight needs protocol = 'fer2013' and data with FER+ votes "
+        raise UsageError("aux_ferplus_weight needs protocol = 'fer2013' and data with FER+ votes "
                          "(fer2013_dev.npz, or fer2013.csv with fer2013new.csv)")
     return torch.from_numpy(train_set.aux)
 
@@ -439,7 +472,7 @@ def init_pretrained(model: torch.nn.Module, cfg: TrainConfig, x_all: torch.Tenso
     from openfer.train.faceres import FaceresMobileNet, load_faceres, reinflate_batchnorm
 
     if not isinstance(model, FaceresMobileNet):
-        raise ValueError(f"pretrained = {cfg.pretrained!r} needs arch = 'faceres_mobilenet', not {cfg.arch!r}")
+        raise UsageError(f"pretrained = {cfg.pretrained!r} needs arch = 'faceres_mobilenet', not {cfg.arch!r}")
     source = load_faceres(model, cfg.pretrained)
     sample = normalize(x_all[torch.randperm(len(x_all), generator=torch.Generator().manual_seed(0))[:256]])
     reinflate_batchnorm(model, list(sample.split(64)))

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from openfer.errors import UnknownNameError
+
 #: Calibration methods: "minmax" keeps every activation in range (robust to unusual inputs, coarser steps);
 #: "percentile" clips the top/bottom ``percentile`` tails (finer steps for typical inputs); "entropy" picks the
 #: range that keeps the activation histograms closest (KL divergence).
@@ -55,7 +57,7 @@ def quantize_classifier(src: str | Path, dst: str | Path, calibration: np.ndarra
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        raise UnknownNameError(f"method must be one of {METHODS}, got {method!r}")
     calibration = np.ascontiguousarray(calibration, dtype=np.float32)
     if calibration.ndim != 4 or len(calibration) == 0:
         raise ValueError(f"calibration must be float32 [N, C, S, S] with N > 0, got shape {calibration.shape}")

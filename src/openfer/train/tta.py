@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from openfer.errors import UnknownNameError
+
 TTA_MODES = ("none", "flip", "tencrop")
 CROP_FRACTION = 0.9  # ten-crop: crops of 90 % of the side, resized back to the input size
 
@@ -35,4 +37,4 @@ def tta_logits(net: nn.Module, x: torch.Tensor, mode: str) -> torch.Tensor:
         views += [torch.flip(v, dims=[3]) for v in views]
         n = x.shape[0]
         return net(torch.cat(views)).view(len(views), n, -1).mean(0)
-    raise ValueError(f"unknown test-time augmentation {mode!r}; use one of {TTA_MODES}")
+    raise UnknownNameError(f"unknown test-time augmentation {mode!r}; use one of {TTA_MODES}")

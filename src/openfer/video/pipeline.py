@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from openfer.analyzer import Analyzer
+from openfer.errors import UsageError
 from openfer.io.atomic import write_text_atomic
 from openfer.io.rows import RowWriter, frame_rows, row_columns
 from openfer.report.summary import VideoSummary
@@ -306,7 +307,7 @@ def analyze_video(source: FrameSource | str | Path | int, analyzer: Analyzer | N
     if isinstance(source, (str, Path, int)):
         src = open_source(source, sampling)
     elif sampling != Sampling():
-        raise ValueError("every/fps/start/end apply to a path, camera or URL; a FrameSource samples its own frames "
+        raise UsageError("every/fps/start/end apply to a path, camera or URL; a FrameSource samples its own frames "
                          "(e.g. open_source(path, Sampling(every=5)))")
     else:
         src = source

@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from openfer.errors import UsageError
 from openfer.io.atomic import part_path, publish
 from openfer.report.annotate import annotate
 from openfer.types import Face
@@ -48,7 +49,7 @@ class AnnotatedVideoWriter:
         self.path = Path(path)
         fourcc = _FOURCC.get(self.path.suffix.lower())
         if fourcc is None:
-            raise ValueError(f"annotated video must end in one of {', '.join(sorted(_FOURCC))}, got {self.path.name}")
+            raise UsageError(f"annotated video must end in one of {', '.join(sorted(_FOURCC))}, got {self.path.name}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fps, self.style, self._fourcc = max(1.0, float(fps)), style, fourcc
         self.h264 = fourcc == "mp4v" and h264_available()
@@ -178,13 +179,13 @@ class PreviewWindow:
         self.title = title
         if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
             # OpenCV's Qt backend aborts the whole process without a display; say so before touching it
-            raise RuntimeError("--preview needs a display (DISPLAY is not set: no desktop session, SSH without -X, or "
-                               "a container); write --annotate out.mp4 instead")
+            raise UsageError("--preview needs a display (DISPLAY is not set: no desktop session, SSH without -X, or "
+                             "a container); write --annotate out.mp4 instead")
         try:
             cv2.namedWindow(title, cv2.WINDOW_NORMAL)
         except cv2.error as e:
-            raise RuntimeError("--preview needs a display and an OpenCV build with GUI support (opencv-python, not "
-                               f"-headless); write --annotate out.mp4 instead ({str(e).strip()[:120]})") from None
+            raise UsageError("--preview needs a display and an OpenCV build with GUI support (opencv-python, not "
+                             f"-headless); write --annotate out.mp4 instead ({str(e).strip()[:120]})") from None
 
     def show(self, image: np.ndarray, faces: list[Face]) -> bool:
         """Display one frame; False when the user pressed q or Esc."""

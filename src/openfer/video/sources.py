@@ -17,6 +17,8 @@ from typing import Iterator, Protocol
 import cv2
 import numpy as np
 
+from openfer.errors import UnreadableInputError, UsageError
+
 log = logging.getLogger(__name__)
 
 #: File endings routed to the video pipeline by ``openfer analyze``.
@@ -26,7 +28,7 @@ VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".m
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 
 
-class VideoOpenError(Exception):
+class VideoOpenError(UnreadableInputError):
     """A video, camera or stream could not be opened; the message says why and what to try."""
 
 
@@ -64,11 +66,11 @@ class Sampling:
 
     def __post_init__(self) -> None:
         if self.every < 1:
-            raise ValueError(f"every must be >= 1 (analyse every Nth frame), got {self.every}")
+            raise UsageError(f"every must be >= 1 (analyse every Nth frame), got {self.every}")
         if self.fps is not None and self.fps <= 0:
-            raise ValueError(f"fps must be > 0, got {self.fps}")
+            raise UsageError(f"fps must be > 0, got {self.fps}")
         if self.start < 0 or (self.end is not None and self.end <= self.start):
-            raise ValueError(f"need 0 <= start < end, got start={self.start}, end={self.end}")
+            raise UsageError(f"need 0 <= start < end, got start={self.start}, end={self.end}")
 
 
 class FrameSource(Protocol):
@@ -280,7 +282,7 @@ class FolderSource:
         if not files:
             raise VideoOpenError(f"{name}: no image files")
         if fps <= 0:
-            raise ValueError(f"fps must be > 0, got {fps}")
+            raise UsageError(f"fps must be > 0, got {fps}")
         self.files, self.fps, self.sampling, self.name = list(files), float(fps), sampling, name
         self.problems = _Problems()
         self.expected_frames = None

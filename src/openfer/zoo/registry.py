@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
+from openfer.errors import UnknownNameError, UnreadableInputError, did_you_mean
 from openfer.labels import CANONICAL8, FER2013_CLASSES
 
 
@@ -240,9 +241,14 @@ MODELS: dict[str, ModelSpec] = {
 
 
 def get_spec(name: str) -> ModelSpec:
-    """The declared spec of a registered model."""
+    """The declared spec of a registered model.
+
+    Raises:
+        openfer.UnknownNameError: no model has that name (also a ``KeyError``).
+    """
     if name not in MODELS:
-        raise KeyError(f"unknown model {name!r}; registered models: {', '.join(sorted(MODELS))}")
+        raise UnknownNameError(f"unknown model {name!r}; registered models: {', '.join(sorted(MODELS))}"
+                               f"{did_you_mean(name, MODELS)}", name=name, known=sorted(MODELS))
     return MODELS[name]
 
 
@@ -253,7 +259,7 @@ def spec_from_onnx(path: str | Path) -> ModelSpec:
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: the file lacks openfer's metadata.
+        openfer.UnreadableInputError: the file lacks openfer's metadata (also a ``ValueError``).
     """
     import json
 
@@ -265,8 +271,8 @@ def spec_from_onnx(path: str | Path) -> ModelSpec:
     meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
     missing = [k for k in ("classes", "input_size", "channels") if k not in meta]
     if missing:
-        raise ValueError(f"{path} has no {', '.join(missing)} metadata: only classifiers written by openfer "
-                         "(export, ensemble, fit, adapt) can be loaded by path")
+        raise UnreadableInputError(f"{path} has no {', '.join(missing)} metadata: only classifiers written by openfer "
+                                   "(export, ensemble, fit, adapt) can be loaded by path")
     # openfer fit / adapt write ``train_prior``; openfer export writes the checkpoint's ``class_prior``.
     prior = tuple(json.loads(meta.get("train_prior") or meta.get("class_prior") or "[]"))
     return ModelSpec(name=path.stem, file=path.name, sha256=sha256_file(path), classes=tuple(json.loads(meta["classes"])),
@@ -293,7 +299,8 @@ def shipped_file(spec: ModelSpec) -> Path:
         raise FileNotFoundError(f"model file {path} is missing: reinstall openfer")
     digest = sha256_file(path)
     if digest != spec.sha256:
-        raise ValueError(f"{path} has SHA-256 {digest}, expected {spec.sha256}: the file is damaged or replaced")
+        raise UnreadableInputError(f"{path} has SHA-256 {digest}, expected {spec.sha256}: the file is damaged or "
+                                   "replaced")
     return path
 
 
