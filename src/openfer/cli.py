@@ -141,9 +141,8 @@ def analyze(
         _usage(f"--end ({end:g} s) must come after --start ({start:g} s)")
     videos, photo_items = _split_videos(items, recursive) if camera is None and not sequence else ([], items)
     if len(videos) > 1 or (videos and len(items) == 1 and Path(items[0]).is_dir()):
-        _analyze_batch(videos, photo_items, out=out, model=model, prior=prior, detector=detector,
-                       threshold=threshold, max_side=max_side, upscale=upscale, every=every, fps=fps, start=start,
-                       end=end, smooth=smooth, recursive=recursive, quiet=quiet, geometry=geo)
+        _analyze_batch(videos, photo_items, out=out, model=model, prior=prior, detection=detection, every=every,
+                       fps=fps, start=start, end=end, smooth=smooth, recursive=recursive, quiet=quiet, geometry=geo)
         return
     if camera is not None or sequence or any(is_video_input(i) for i in items):
         _analyze_video(items, camera=camera, sequence=sequence, out=out or (Path(csv) if csv else None) or (
@@ -372,12 +371,11 @@ def _split_videos(items: list[str], recursive: bool) -> tuple[list[Path], list[s
     return list(dict.fromkeys(videos)), rest
 
 
-def _analyze_batch(videos: list[Path], photo_items: list[str], *, out, model, prior, detector, threshold,
-                   max_side, upscale, every, fps, start, end, smooth, recursive, quiet, geometry) -> None:
+def _analyze_batch(videos: list[Path], photo_items: list[str], *, out, model, prior, detection, every, fps, start,
+                   end, smooth, recursive, quiet, geometry) -> None:
     """Several videos (a folder, a glob, a list): rows and summary per video in the --out folder, a manifest that
     lets a rerun skip finished videos, people.csv across them, and the photos of mixed folders beside them."""
     from openfer.analyzer import Analyzer
-    from openfer.detect import load_detector
     from openfer.io.images import mark_output_folder
     from openfer.io.rows import ROW_FORMATS
     from openfer.pipeline import run_images
@@ -390,15 +388,14 @@ def _analyze_batch(videos: list[Path], photo_items: list[str], *, out, model, pr
                "and people.csv)")
     try:
         sampling = Sampling(every=every, fps=fps, start=start, end=end)
-        det_kwargs = {"threshold": threshold, "max_side": max_side or None, "upscale": upscale,
-                      "max_shrink": None} if detector == "centerface" else {}
-        analyzer = Analyzer(detector=load_detector(detector, **det_kwargs), classifier=model, geometry=geometry,
-                            prior=prior)
-    except (KeyError, ImportError, FileNotFoundError, ValueError) as e:
-        _usage(str(e.args[0] if isinstance(e, KeyError) and e.args else e))
+        # one pass per frame, as for one video
+        analyzer = Analyzer(detector=replace(detection, max_shrink=None).load(), classifier=model,
+                            geometry=geometry, prior=prior)
+    except (OpenferError, OSError) as e:  # a name, a model file or an extra the user gave
+        _usage(str(e))
     mark_output_folder(out)  # a later run over a folder holding it does not read its files as inputs
-    settings = {"model": model, "prior": prior, "detector": detector, "threshold": threshold, "max_side": max_side,
-                "upscale": upscale, "every": every, "fps": fps, "start": start, "end": end, "smooth": smooth,
+    settings = {"model": model, "prior": prior, "detector": detection.name, "threshold": detection.threshold,
+                "max_side": detection.max_side, "upscale": detection.upscale, "every": every, "fps": fps, "start": start, "end": end, "smooth": smooth,
                 "geometry": geometry is not None}
 
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

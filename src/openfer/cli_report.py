@@ -56,7 +56,8 @@ def report(
     failed, 2 usage error, 130 Ctrl-C (finished reports and the index are kept).
     """
     from openfer.analyzer import Analyzer
-    from openfer.detect import load_detector
+    from openfer.detect import DetectorSettings
+    from openfer.errors import OpenferError
     from openfer.report.build import is_rows_file, report_session, unique_stems, write_groups, write_index
     from openfer.report.groups import GroupsFileError, read_groups
 
@@ -80,9 +81,9 @@ def report(
     analyzer = None
     if any(not is_rows_file(s) for s in sources):
         try:  # one detection pass per frame, as 'openfer analyze VIDEO'
-            analyzer = Analyzer(detector=load_detector("centerface", max_shrink=None), classifier=model, prior=prior)
-        except (KeyError, ImportError, FileNotFoundError, ValueError) as e:
-            _usage(str(e.args[0] if isinstance(e, KeyError) and e.args else e))
+            analyzer = Analyzer(detector=DetectorSettings(max_shrink=None).load(), classifier=model, prior=prior)
+        except (OpenferError, OSError) as e:  # an unknown model, a model file
+            _usage(str(e))
     about = f"Model: {model}, prior: {prior}." if analyzer else ""
     entries: list = []
     failed = interrupted = False

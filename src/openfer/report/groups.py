@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from openfer.errors import UnreadableInputError
 from openfer.report.html import _CSS, COLOURS, WHAT_IT_IS
 
 
-class GroupsFileError(ValueError):
+class GroupsFileError(UnreadableInputError):
     """A groups file that cannot be used; the message says what to fix."""
 
 
