@@ -365,9 +365,14 @@ def test_job_bad_input(api, name, data, status, words):
 
 
 def test_job_truncated_video_keeps_what_was_read(api, tmp_path):
+    """Issue 18 item 9: what clients see (job, summary, rows) names the upload, never the server's temp paths."""
     data = small_video(tmp_path / "clip.avi", frames=30).read_bytes()
     job = wait_job(api, api.post("/v1/jobs", files=upload(data[: len(data) // 2])).json()["id"])
     assert job["state"] == "done" and 0 < job["frames"] < 30
+    assert job["problems"] and all(p.startswith("upload: ") for p in job["problems"]), job["problems"]
+    seen = json.dumps(job) + "".join(api.get(u).text for k, u in job["results"].items() if k != "video")
+    assert str(api.app.state.service.jobs.root) not in seen and "input.avi" not in seen
+    assert api.get(job["results"]["summary"]).json()["source"] == "upload"
     api.delete(f"/v1/jobs/{job['id']}")
 
 
@@ -611,3 +616,101 @@ def test_cli_serve_refuses_an_unknown_model():
 
     result = CliRunner().invoke(app, ["serve", "--model", "nope"])
     assert result.exit_code == 2 and "unknown model 'nope'" in result.output
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# issue 18: answers and leftovers
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_every_413_is_json(analyzer):
+    """Declared and undeclared (chunked) oversized bodies, on upload routes and on routes that take no body."""
+    def chunks():
+        yield b"--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n\r\n"
+        yield b"\xff" * 300_000
+        yield b"\r\n--x--\r\n"
+
+    form = {"Content-Type": "multipart/form-data; boundary=x"}
+    with client(analyzer, max_image_bytes=1000) as c:
+        answers = [c.post(path, content=b"x" * 300_000, headers=form) for path in ("/v1/analyze", "/v1/models",
+                                                                                   "/healthz", "/nowhere")]
+        answers.append(c.post("/v1/analyze", content=chunks(), headers=form))
+    for r in answers:
+        assert r.status_code == 413 and r.headers["content-type"] == "application/json", (r.url, r.text)
+        assert "limit" in r.json()["detail"] or "takes no body" in r.json()["detail"], r.json()
+
+
+class CountingApp:
+    """Wraps an ASGI app and counts the request-body bytes it reads."""
+
+    def __init__(self, app) -> None:
+        self.app, self.read = app, 0
+        self.state = app.state
+
+    async def __call__(self, scope, receive, send) -> None:
+        async def counting():
+            message = await receive()
+            self.read += len(message.get("body", b""))
+            return message
+
+        await self.app(scope, counting, send)
+
+
+def test_full_job_queue_answers_429_before_reading_the_upload(analyzer, tmp_path):
+    video = small_video(tmp_path / "clip.avi", frames=30).read_bytes()
+    app = CountingApp(create_app(ServiceConfig(allowed_hosts=TEST_HOSTS, max_queued_jobs=0), analyzer=analyzer))
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        r = c.post("/v1/jobs", files=upload(video + bytes(2_000_000)))
+        assert r.status_code == 429 and r.headers["retry-after"] == "30" and "waiting" in r.json()["detail"]
+        assert app.read == 0
+    app = CountingApp(create_app(ServiceConfig(allowed_hosts=TEST_HOSTS, max_queued_jobs=0, api_key="k"),
+                                 analyzer=analyzer))
+    with TestClient(app, base_url="http://127.0.0.1") as c:  # a stranger learns nothing about the queue
+        assert c.post("/v1/jobs", files=upload(video)).status_code == 401
+
+
+def test_every_answer_has_nosniff(analyzer):
+    with client(analyzer, max_image_bytes=1000) as c:
+        answers = [c.get("/healthz"), c.get("/v1/models"), c.get("/"), c.get("/static/app.js"),
+                   c.get("/openapi.json"), c.get("/nowhere"), c.put("/v1/analyze"),
+                   c.post("/v1/analyze", content=b"x" * 300_000), c.get("/healthz", headers={"Host": "evil.example"}),
+                   c.post("/v1/analyze", files=upload(b"hello"))]
+    assert [r.status_code for r in answers] == [200, 200, 200, 200, 200, 404, 405, 413, 400, 415]
+    assert all(r.headers.get("x-content-type-options") == "nosniff" for r in answers), \
+        [(r.url.path, r.status_code) for r in answers if r.headers.get("x-content-type-options") != "nosniff"]
+
+
+def dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(proc.stdout)
+
+
+def test_stale_job_folders_are_cleaned_at_start(analyzer, tmp_path, monkeypatch):
+    """Folders of a killed server go at the next start; a running server's, unmarked ones and other files stay."""
+    import os
+    import tempfile
+
+    from openfer.service.jobs import OWNER_FILE
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead, live = dead_pid(), os.getppid()
+    for name in (f"openfer-jobs-{dead}-abc123", f"openfer-jobs-{live}-def456", "openfer-jobs-xyz", "mine"):
+        (tmp_path / name / ("0" * 32)).mkdir(parents=True)
+    (tmp_path / "openfer-jobs-1-notes.txt").write_text("not a folder")
+    with client(analyzer) as c:
+        root = c.app.state.service.jobs.root
+        assert root.parent == tmp_path and root.name.startswith(f"openfer-jobs-{os.getpid()}-")
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted([f"openfer-jobs-{live}-def456", "openfer-jobs-xyz", "mine", "openfer-jobs-1-notes.txt"])
+
+    jobs = tmp_path / "jobs"  # a configured jobs folder: job folders carry their server's pid
+    for name, owner in (("a" * 32, dead), ("b" * 32, live), ("c" * 32, None), ("notes", dead)):
+        (jobs / name).mkdir(parents=True)
+        if owner is not None:
+            (jobs / name / OWNER_FILE).write_text(str(owner))
+    with client(analyzer, jobs_dir=str(jobs)):
+        pass
+    assert sorted(p.name for p in jobs.iterdir()) == ["b" * 32, "c" * 32, "notes"]

@@ -47,6 +47,7 @@ _PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+_NOSNIFF = {"X-Content-Type-Options": "nosniff"}
 _RESULT_TYPES = {"csv": "text/csv", "jsonl": "application/x-ndjson", "summary": "application/json",
                  "video": "video/mp4"}
 
@@ -193,7 +194,9 @@ def create_app(config: ServiceConfig | None = None, analyzer: Analyzer | None = 
             svc.stop()
 
     app = FastAPI(
-        title="openfer", version=openfer.__version__, lifespan=lifespan, max_body_size=_FORM_OVERHEAD,
+        # No app-wide max_body_size: FastAPI's answers its 413 in plain text before our middleware runs;
+        # ``_ContentLength`` gives every path a limit (64 KiB where no body is expected) with a JSON answer.
+        title="openfer", version=openfer.__version__, lifespan=lifespan,
         docs_url=None, redoc_url=None,  # their pages load scripts from a CDN; the document is at /openapi.json
         description="Facial expression analysis of images, videos and live webcam frames. Faces are analysed in "
                     "memory on this machine; video uploads and their results are deleted when the job is deleted "
@@ -201,12 +204,21 @@ def create_app(config: ServiceConfig | None = None, analyzer: Analyzer | None = 
                     "docs/service.md.",
     )
     app.state.service = svc
-    app.add_middleware(_ContentLength, limits={"/v1/analyze": cfg.max_image_bytes, "/v1/explain": cfg.max_image_bytes,
-                                                  "/v1/jobs": cfg.max_video_bytes})
+    app.add_middleware(_JobQueueGate, service=svc)
+    limits = {"/v1/analyze": cfg.max_image_bytes, "/v1/explain": cfg.max_image_bytes, "/v1/jobs": cfg.max_video_bytes}
+    app.add_middleware(_ContentLength, limits=limits)
     if cfg.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(cfg.cors_origins), allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["X-API-Key", "Authorization", "Content-Type"])
-    app.add_middleware(_HostAndOrigin, hosts=cfg.allowed_hosts, origins=cfg.cors_origins)  # outermost: runs first
+    app.add_middleware(_HostAndOrigin, hosts=cfg.allowed_hosts, origins=cfg.cors_origins)
+    app.add_middleware(_NoSniff)  # outermost: its header is on every answer, the middlewares' own included
+
+    @app.exception_handler(Exception)
+    async def _crash(_request: Request, exc: Exception) -> JSONResponse:
+        # Runs outside the middlewares (Starlette's ServerErrorMiddleware), so it sets the nosniff header itself.
+        log.error("unexpected error", exc_info=exc)
+        return JSONResponse({"detail": "internal error; the server log has the details"}, status_code=500,
+                            headers=_NOSNIFF)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -215,7 +227,11 @@ def create_app(config: ServiceConfig | None = None, analyzer: Analyzer | None = 
             methods = {m for r in app.routes if getattr(r, "methods", None) and r.path_regex.match(request.url.path)
                        for m in r.methods}
             headers = {**(headers or {}), "Allow": ", ".join(sorted(methods))}
-        return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=headers)
+        detail = str(exc.detail)
+        if exc.status_code == 413 and detail == "Content Too Large":  # FastAPI's count of a body sent in chunks
+            detail = (f"request body is larger than the limit of {limits.get(request.url.path, 0):,} bytes here; "
+                      "send a smaller file")
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -465,6 +481,48 @@ class _ContentLength:
                 detail = (f"request body has {what}; the limit here is {limit:,} bytes" if limit else
                           f"request body has {what}; this endpoint takes no body")
                 await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class _NoSniff:
+    """Adds ``X-Content-Type-Options: nosniff`` to every HTTP answer, so no browser runs an answer (a JSON error, a
+    result file) as a script or page whatever its bytes look like."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_header(message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-content-type-options"]
+                message = {**message, "headers": [*headers, (b"x-content-type-options", b"nosniff")]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_header)
+
+
+class _JobQueueGate:
+    """Answers ``POST /v1/jobs`` with 429 before reading its body when the job queue is full, so a client is not
+    made to send a 200 MB video only to be told to come back later. Requests without the right API key pass on
+    (they get their 401)."""
+
+    def __init__(self, app, service: "_Service") -> None:
+        self.app, self.service = app, service
+
+    async def __call__(self, scope, receive, send) -> None:
+        svc = self.service
+        if (scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/v1/jobs"
+                and svc.jobs is not None and svc.jobs.queued() >= svc.config.max_queued_jobs):
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+            if svc.key_ok(_header_key(headers)):
+                await JSONResponse({"detail": f"{svc.jobs.queued()} video jobs are already waiting; try again in a "
+                                              "minute"}, status_code=429, headers={"Retry-After": "30"})(
+                    scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
