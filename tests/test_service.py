@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ASTRONAUT_FACE, CLASSES, astronaut, chelsea, grey_canvas, iou, moving_faces_video, paste_head
+from conftest import (ASTRONAUT_FACE, CLASSES, astronaut, chelsea, grey_canvas, iou, moving_faces_video, paste_head,
+                      scattered_heads)
 
 pytest.importorskip("fastapi", reason="the web service needs the [serve] extra: pip install -e '.[serve]'")
 with warnings.catch_warnings():
@@ -714,3 +715,99 @@ def test_stale_job_folders_are_cleaned_at_start(analyzer, tmp_path, monkeypatch)
     with client(analyzer, jobs_dir=str(jobs)):
         pass
     assert sorted(p.name for p in jobs.iterdir()) == ["b" * 32, "c" * 32, "notes"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# issue 18: expensive requests are bounded
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sixteen_faces() -> bytes:
+    return encode(scattered_heads(1600, 1200, 16, lo=150, hi=220)[0], quality=92)
+
+
+def test_analyze_stays_fast_while_explanations_run(analyzer, sixteen_faces):
+    """Two RISE explanations of 16 faces (about 20 s of work each here) once took both workers for minutes: now
+    they run on their own worker, stop at their time budget, and /v1/analyze answers meanwhile."""
+    jpg = encode(astronaut())
+    budget = 2.0
+    with client(analyzer, max_explain_faces=16, explain_timeout=budget) as c:
+        explained: list = []
+
+        def explain():
+            t = time.monotonic()
+            explained.append((c.post("/v1/explain?method=rise&heatmap=false", files=upload(sixteen_faces)),
+                              time.monotonic() - t))
+
+        threads = [threading.Thread(target=explain) for _ in range(2)]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)  # both explanations are in: one running, one waiting for the explain worker
+        latencies, codes = [], []
+        while any(t.is_alive() for t in threads):
+            t0 = time.monotonic()
+            codes.append(c.post("/v1/analyze", files=upload(jpg)).status_code)
+            latencies.append(time.monotonic() - t0)
+        for t in threads:
+            t.join()
+        svc = c.app.state.service
+        idle = svc.explain_pool.slots._value == svc.config.explain_workers + svc.config.explain_queue
+    assert len(codes) >= 3 and set(codes) == {200} and max(latencies) < 2.0, (codes, latencies)
+    for r, seconds in explained:
+        body = r.json()
+        assert r.status_code == 200 and body["num_faces"] == 16 and 0 <= body["explained"] < 16, r.text
+        assert any("time budget of 2 s ran out" in n for n in body["notes"]), body["notes"]
+        assert sum(f["explanation"] is not None for f in body["faces"]) == body["explained"]
+    assert max(s for _, s in explained) < 2 * budget + 3  # the second waited for the first, and both stopped
+    assert idle  # the work itself ended, not only the wait for it
+
+
+def test_explain_caps_the_faces_it_explains(analyzer, sixteen_faces):
+    with client(analyzer, max_explain_faces=3) as c:
+        body = c.post("/v1/explain?heatmap=false", files=upload(sixteen_faces)).json()
+    assert body["num_faces"] == 16 and body["explained"] == 3, body
+    assert body["notes"] == ["16 faces found; the 3 largest are explained (this server's max_explain_faces); crop "
+                             "the photo to explain others"]
+    area = [(f["box"][2] - f["box"][0]) * (f["box"][3] - f["box"][1]) for f in body["faces"]]
+    chosen = {i for i, f in enumerate(body["faces"]) if f["explanation"] is not None}
+    assert chosen == set(np.argsort(area)[-3:].tolist())
+    assert all(f["expression"] in CLASSES for f in body["faces"])  # every face keeps its expression
+
+
+
+def test_big_photos_are_decoded_smaller_with_the_same_faces(analyzer):
+    """A 3000 px photo is decoded at half size (the detector's finest pass is 1200 px): the faces, boxes in the
+    original's pixels, and expressions match the library's full-size analysis."""
+    from openfer.io.images import read_image, read_image_reduced
+
+    img, _ = scattered_heads(3000, 2250, 12, lo=60, hi=160, seed=1)
+    for data in (encode(img, quality=92), encode(img, "PNG")):
+        keep = analyzer.detector.sides
+        assert read_image_reduced(data, lambda w, h: max(keep(w, h))).factor == 2
+        full = analyzer.analyze(read_image(data))
+        with client(analyzer) as c:
+            body = c.post("/v1/analyze", files=upload(data)).json()
+        assert len(full) == 12 and (body["width"], body["height"], body["num_faces"]) == (3000, 2250, 12)
+        for f in full:
+            g = max(body["faces"], key=lambda g: iou(f.box, g["box"]))
+            assert iou(f.box, g["box"]) > 0.85 and g["expression"] == f.expression
+            assert max(abs(f.probabilities[k] - g["probabilities"][k]) for k in CLASSES) < 0.05
+
+
+def test_memory_of_a_bomb_like_png_is_bounded():
+    """Issue 18 item 7: a 154 KB transparent 6300 x 6300 PNG added 1.7 GB to the server; measured in a fresh
+    process (benchmarks/service_memory.py: peak RSS over the warmed-up server), it must stay under 600 MB."""
+    import os
+    import subprocess
+    import sys
+
+    if not Path("/proc/self/statm").exists():
+        pytest.skip("needs Linux /proc to read the resident set size")
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "service_memory.py"
+    run = subprocess.run([sys.executable, str(script), "--case", "transparent-png"], capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["statuses"] == [200] and (result["width"], result["height"]) == (6300, 6300)
+    assert result["peak_added_mb"] < 600, result

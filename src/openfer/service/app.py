@@ -27,13 +27,14 @@ from starlette.websockets import WebSocketDisconnect
 
 import openfer
 from openfer.analyzer import Analyzer
-from openfer.io.images import ImageReadError, read_image
+from openfer.io.images import ImageReadError
 from openfer.service.config import ServiceConfig
 from openfer.service.jobs import Job, JobStore, QueueFull
 from openfer.service.schemas import (AnalyzeOut, ErrorOut, ExplainOut, JobOut, ModelOut, ModelsOut, ResultKind,
                                      StatusOut)
 from openfer.service.sniff import IMAGE_KINDS, VIDEO_KINDS, describe, sniff
 from openfer.service.stream import StreamSession
+from openfer.service.work import analyze_bytes, explain_bytes
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,11 @@ class _Service:
         self.ready = threading.Event()
         if analyzer is not None:
             self.ready.set()
-        self.executor: ThreadPoolExecutor | None = None
-        self.slots: asyncio.Semaphore | None = None
+        self.analyze_pool = _Pool("analysis", config.workers, config.queue, config.request_timeout,
+                                  f"analysis took longer than {config.request_timeout:g} s")
+        self.explain_pool = _Pool("explanation", config.explain_workers, config.explain_queue,
+                                  config.explain_timeout + config.request_timeout,
+                                  f"the explanation overran its time budget of {config.explain_timeout:g} s")
         self.jobs: JobStore | None = None
         self.streams = 0
 
@@ -75,8 +79,8 @@ class _Service:
 
     def start(self) -> None:
         cfg = self.config
-        self.executor = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="openfer-analyze")
-        self.slots = asyncio.Semaphore(cfg.workers + cfg.queue)
+        self.analyze_pool.start()
+        self.explain_pool.start()
         self.jobs = JobStore(self.wait_analyzer, root=cfg.jobs_dir, max_queued=cfg.max_queued_jobs,
                              workers=cfg.job_workers, retention=cfg.retention, max_frames=cfg.max_video_frames,
                              timeout=cfg.job_timeout)
@@ -86,8 +90,8 @@ class _Service:
     def stop(self) -> None:
         if self.jobs is not None:
             self.jobs.close()
-        if self.executor is not None:
-            self.executor.shutdown(wait=False, cancel_futures=True)
+        self.analyze_pool.stop()
+        self.explain_pool.stop()
 
     def _load(self) -> None:
         from openfer.detect import load_detector
@@ -117,10 +121,38 @@ class _Service:
             raise HTTPException(500, f"the models could not be loaded: {self.load_error}")
         return self.analyzer
 
-    # -- bounded work ------------------------------------------------------------------------------------------
+    # -- bounded work ---------------------------------------------------------------------------------------------
 
     async def run(self, fn: Callable, *args, wait: bool = False) -> Any:
-        """Run blocking ``fn(*args)`` on the worker pool within ``workers + queue`` slots and the request timeout.
+        """Run blocking ``fn(*args)`` on the analysis pool (``_Pool.run``)."""
+        return await self.analyze_pool.run(fn, *args, wait=wait)
+
+    def key_ok(self, key: str | None) -> bool:
+        expected = self.config.api_key
+        return expected is None or (key is not None and hmac.compare_digest(key.encode(), expected.encode()))
+
+
+class _Pool:
+    """Worker threads for one kind of request, with a bounded number of requests in it (running + waiting) and a
+    time limit on the wait for each answer. Explanations get a pool of their own, so seconds of explaining never
+    take the workers that ``/v1/analyze`` and webcam frames need."""
+
+    def __init__(self, what: str, workers: int, queue: int, timeout: float, timeout_detail: str) -> None:
+        self.what, self.workers, self.queue, self.timeout = what, workers, queue, timeout
+        self.timeout_detail = timeout_detail
+        self.executor: ThreadPoolExecutor | None = None
+        self.slots: asyncio.Semaphore | None = None
+
+    def start(self) -> None:
+        self.executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix=f"openfer-{self.what}")
+        self.slots = asyncio.Semaphore(self.workers + self.queue)
+
+    def stop(self) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def run(self, fn: Callable, *args, wait: bool = False) -> Any:
+        """Run blocking ``fn(*args)`` on a worker within ``workers + queue`` slots and the time limit.
 
         Args:
             wait: wait for a free slot (webcam frames) instead of answering 503 at once (image requests).
@@ -129,20 +161,16 @@ class _Service:
             raise RuntimeError("the service is not started: run the app under its lifespan (an ASGI server or "
                                "`with TestClient(app)`)")
         if not wait and self.slots.locked():
-            raise HTTPException(503, "the server is busy (all analysis slots are taken); retry shortly",
+            raise HTTPException(503, f"the server is busy (all {self.what} slots are taken); retry shortly",
                                 headers={"Retry-After": "1"})
         await self.slots.acquire()
         loop = asyncio.get_running_loop()
         fut = loop.run_in_executor(self.executor, fn, *args)
         fut.add_done_callback(lambda _: self.slots.release())  # a timed-out task holds its slot until it ends
         try:
-            return await asyncio.wait_for(asyncio.shield(fut), self.config.request_timeout)
+            return await asyncio.wait_for(asyncio.shield(fut), self.timeout)
         except asyncio.TimeoutError:
-            raise HTTPException(504, f"analysis took longer than {self.config.request_timeout:g} s") from None
-
-    def key_ok(self, key: str | None) -> bool:
-        expected = self.config.api_key
-        return expected is None or (key is not None and hmac.compare_digest(key.encode(), expected.encode()))
+            raise HTTPException(504, self.timeout_detail) from None
 
 
 def _header_key(headers) -> str | None:
@@ -286,7 +314,7 @@ def create_app(config: ServiceConfig | None = None, analyzer: Analyzer | None = 
                                                                    "format is read from the bytes")]) -> dict:
         data = await read_image_upload(file)
         analyzer = svc.require_analyzer()
-        return await svc.run(_analyze_bytes, analyzer, data, cfg)
+        return await svc.run(analyze_bytes, analyzer, data, cfg)
 
     async def read_image_upload(file: UploadFile) -> bytes:
         data = await file.read()
@@ -316,7 +344,7 @@ def create_app(config: ServiceConfig | None = None, analyzer: Analyzer | None = 
         if target is not None and target not in analyzer.classifier.classes:
             raise HTTPException(422, f"unknown class {target!r}; this model's classes are "
                                      f"{', '.join(analyzer.classifier.classes)}")
-        return await svc.run(_explain_bytes, analyzer, data, cfg, method, target, heatmap)
+        return await svc.explain_pool.run(explain_bytes, analyzer, data, cfg, method, target, heatmap)
 
     # -- video jobs ----------------------------------------------------------------------------------------------
 
@@ -525,41 +553,6 @@ class _JobQueueGate:
                     scope, receive, send)
                 return
         await self.app(scope, receive, send)
-
-
-def _analyze_bytes(analyzer: Analyzer, data: bytes, cfg: ServiceConfig) -> dict:
-    """Decode and analyse one uploaded image (blocking: runs on the worker pool)."""
-    t = time.perf_counter()
-    try:
-        rgb = read_image(data, max_pixels=cfg.max_pixels)
-    except ImageReadError as e:
-        status = 413 if "pixels" in str(e) else 422
-        raise HTTPException(status, f"cannot read the image: {e}") from None
-    faces = analyzer.analyze(rgb)
-    return {"width": int(rgb.shape[1]), "height": int(rgb.shape[0]), "num_faces": len(faces),
-            "faces": [f.to_dict() for f in faces], "model": analyzer.classifier.spec.name,
-            "seconds": round(time.perf_counter() - t, 4)}
-
-
-def _explain_bytes(analyzer: Analyzer, data: bytes, cfg: ServiceConfig, method: str, target: str | None,
-                   heatmap: bool) -> dict:
-    """Decode one uploaded image and explain its faces (blocking: runs on the worker pool)."""
-    t = time.perf_counter()
-    try:
-        rgb = read_image(data, max_pixels=cfg.max_pixels)
-    except ImageReadError as e:
-        raise HTTPException(413 if "pixels" in str(e) else 422, f"cannot read the image: {e}") from None
-    try:
-        faces = analyzer.explain(rgb, method, target=target)
-    except ImportError as e:
-        raise HTTPException(422, f"{method} is not available on this server: {e}") from None
-    out = []
-    for f in faces:
-        d = f.to_dict()
-        d["explanation"] = f.explanation.to_dict(heatmap=heatmap)
-        out.append(d)
-    return {"width": int(rgb.shape[1]), "height": int(rgb.shape[0]), "num_faces": len(faces), "faces": out,
-            "model": analyzer.classifier.spec.name, "seconds": round(time.perf_counter() - t, 4)}
 
 
 def _store_and_probe(upload, target: Path, cfg: ServiceConfig) -> int | None:
