@@ -69,8 +69,11 @@ class _Service:
             self.ready.set()
         self.analyze_pool = _Pool("analysis", config.workers, config.queue, config.request_timeout,
                                   f"analysis took longer than {config.request_timeout:g} s")
+        # An accepted explanation may wait for those ahead of it, each stopping at its budget: only a step that
+        # never returns makes the wait run out.
+        rounds = 1 + -(-config.explain_queue // config.explain_workers)
         self.explain_pool = _Pool("explanation", config.explain_workers, config.explain_queue,
-                                  config.explain_timeout + config.request_timeout,
+                                  rounds * config.explain_timeout + config.request_timeout,
                                   f"the explanation overran its time budget of {config.explain_timeout:g} s")
         self.jobs: JobStore | None = None
         self.streams = 0

@@ -48,8 +48,9 @@ class ServiceConfig:
             expression but no explanation, and the answer's ``notes`` say so.
         explain_timeout: seconds of work an explanation request may use (decoding included). The work itself
             stops at the next check (between faces, and between batches of 128 masked crops) and the answer
-            keeps the faces explained so far; ``notes`` say so. The wait for the answer ends 504 only if the
-            work overruns this by ``request_timeout`` (a single step that does not return).
+            keeps the faces explained so far; ``notes`` say so. The budget starts when a worker takes the
+            request; the wait for the answer ends 504 only after the budgets of the requests ahead of it, its
+            own and ``request_timeout`` (a single step that does not return).
         job_workers: video jobs analysed at once.
         max_queued_jobs: video jobs waiting to start; beyond that ``POST /v1/jobs`` answers 429.
         job_timeout: seconds a video job may run; then it stops and keeps what it analysed.
