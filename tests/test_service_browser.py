@@ -279,7 +279,8 @@ def test_video_upload_progress_chart_and_delete(server, tmp_path):
         shot(page, "video")
         page.get_by_role("button", name="Delete job and files").click()
         page.wait_for_function("() => document.getElementById('video-status').textContent.includes('deleted')")
-        assert page.get_attribute("#video-player", "src") is None
+        page.wait_for_function("() => { const v = document.getElementById('video-player'); "
+                               "return v.hidden && !v.getAttribute('src'); }", timeout=5000)
     finally:
         ctx.close()
         pw.stop()
