@@ -646,3 +646,31 @@ def test_the_annotated_video_plays_in_a_browser(tmp_path):
         page.wait_for_function("document.getElementById('v').currentTime > 0.3", timeout=15000)
         assert page.evaluate("document.getElementById('v').videoWidth") == 320
         browser.close()
+
+
+def test_a_complete_variable_frame_rate_file_is_not_called_truncated(tmp_path):
+    """Issue 18 item 9: OpenCV's frame count of a VFR file is duration x nominal rate (here 120 for 60 frames
+    over 4 s); decoding that reaches the duration is the whole file. A cut file still is truncated."""
+    av = pytest.importorskip("av", reason="PyAV comes with the [video] extra")
+    from fractions import Fraction
+
+    from openfer.video.sinks import h264_available
+
+    if not h264_available():
+        pytest.skip("PyAV without an H.264 encoder")
+    path = tmp_path / "vfr.mkv"
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=30)
+        v.width, v.height, v.pix_fmt = 160, 120, "yuv420p"
+        v.codec_context.time_base = Fraction(1, 1000)
+        t = 0
+        for i in range(60):
+            f = av.VideoFrame.from_ndarray(np.full((120, 160, 3), i * 4, np.uint8), format="rgb24")
+            f.pts, f.time_base = t, Fraction(1, 1000)
+            for p in v.encode(f):
+                c.mux(p)
+            t += 33 if i % 2 else 100  # 10 and 30 frames per second, alternating
+        for p in v.encode():
+            c.mux(p)
+    src = open_source(path)
+    assert sum(1 for _ in src) == 60 and src.frame_count > 60 and src.problems == []

@@ -229,7 +229,7 @@ class CaptureSource:
                     except VideoOpenError as e:
                         self.problems.append(str(e))
                     continue
-                self._note_end(index)
+                self._note_end(index, last_t)
                 return
             retries = 0
             t = self._timestamp(index, last_t, start_clock)
@@ -257,10 +257,14 @@ class CaptureSource:
                 t = last_t + 1.0 / (self.fps or 30.0)
         return t
 
-    def _note_end(self, index: int) -> None:
+    def _note_end(self, index: int, last_t: float) -> None:
+        """Record how decoding ended: a dropped stream, or a file that stopped before its end. A file's frame count
+        is the container's duration x its frame rate, an estimate for variable-frame-rate files: decoding that
+        reached the duration (within three frames or 0.25 s) ended with the file even when fewer frames came."""
         if self.live:
             self.problems.append(f"{self.name}: stream ended or dropped after frame {index}")
-        elif self.frame_count is not None and index < self.frame_count - 1 and self.sampling.end is None:
+        elif (self.frame_count is not None and index < self.frame_count - 1 and self.sampling.end is None
+              and last_t < self.frame_count / (self.fps or 30.0) - max(0.25, 3.0 / (self.fps or 30.0))):
             self.problems.append(f"{self.name}: decoding stopped at frame {index} of {self.frame_count} announced "
                                  "by the file (truncated or corrupt); results cover the frames that decoded")
         if self.problems:
