@@ -516,6 +516,16 @@ def test_links_fifos_and_devices_never_hang_and_say_what_they_are(tmp_path):
     assert reasons["pipe.jpg"].startswith("a named pipe") and reasons["zero"].startswith("a device")
 
 
+def test_an_undecodable_tiff_says_what_it_is(tmp_path):
+    """Issue 18 item 9: a floating-point RGB TIFF was "not an image file"; it is a TIFF Pillow cannot decode."""
+    tifffile = pytest.importorskip("tifffile", reason="writes the test file (comes with scikit-image)")
+    tifffile.imwrite(tmp_path / "f.tif", np.random.default_rng(0).random((8, 8, 3)))
+    with pytest.raises(ImageReadError, match="a TIFF in a variant this reader cannot decode"):
+        read_image(tmp_path / "f.tif")
+    with pytest.raises(ImageReadError, match="not an image file"):
+        read_image(b"%PDF-1.7 not an image at all")
+
+
 def test_image_suffixes_lowercase():
     assert {".jpg", ".jpeg", ".png"} <= IMAGE_SUFFIXES
     assert all(s == s.lower() and s.startswith(".") for s in IMAGE_SUFFIXES)

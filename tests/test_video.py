@@ -674,3 +674,21 @@ def test_a_complete_variable_frame_rate_file_is_not_called_truncated(tmp_path):
             c.mux(p)
     src = open_source(path)
     assert sum(1 for _ in src) == 60 and src.frame_count > 60 and src.problems == []
+
+
+def test_an_audio_only_file_says_so(tmp_path):
+    """Issue 18 item 9: an audio-only MP4 was "an unsupported codec"."""
+    av = pytest.importorskip("av", reason="PyAV comes with the [video] extra")
+    path = tmp_path / "voice.mp4"
+    with av.open(str(path), "w") as c:
+        a = c.add_stream("aac", rate=44100, layout="mono")
+        tone = (0.3 * np.sin(np.arange(44100) / 10)).astype(np.float32)
+        for k in range(0, len(tone), 1024):
+            f = av.AudioFrame.from_ndarray(tone[None, k:k + 1024], format="fltp", layout="mono")
+            f.sample_rate, f.pts = 44100, k
+            for p in a.encode(f):
+                c.mux(p)
+        for p in a.encode():
+            c.mux(p)
+    res = run_cli("analyze", path, "--out", tmp_path / "rows.csv")
+    assert res.exit_code == 2 and "no video track (an audio-only file)" in " ".join(res.output.split())

@@ -130,7 +130,7 @@ def read_image_reduced(path: str | Path | bytes, keep_side: Callable[[int, int],
         raise ImageReadError("permission denied") from None
     except UnidentifiedImageError:
         size = len(data) if data is not None else (path.stat().st_size if path.exists() else 0)
-        reason = "file is empty" if size == 0 else "not an image file (or a format that cannot be read)"
+        reason = "file is empty" if size == 0 else _unreadable_kind(data if data is not None else path)
         raise ImageReadError(reason) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageTooLargeError(f"too many pixels (decompression-bomb guard): {e}") from None
@@ -166,6 +166,28 @@ def _reduce(img: Image.Image, factor: int) -> tuple[Image.Image, int]:
     full.close()  # frees the full-size pixels now, before the conversions of the small copy
     img.close()
     return small, done * rest
+
+
+#: First bytes of image formats Pillow may hold variants of that it cannot decode.
+_KNOWN_HEADS = {b"II*\x00": "a TIFF", b"MM\x00*": "a TIFF", b"\x89PNG": "a PNG", b"\xff\xd8\xff": "a JPEG"}
+
+
+def _unreadable_kind(source: Path | bytes) -> str:
+    """Why Pillow could not identify a file: a known image format in a variant it cannot decode (a floating-point
+    RGB TIFF, an unusual compression) says so and what to do; anything else is not an image file."""
+    try:
+        if isinstance(source, bytes):
+            head = source[:4]
+        else:
+            with source.open("rb") as f:
+                head = f.read(4)
+    except OSError:
+        head = b""
+    kind = next((name for magic, name in _KNOWN_HEADS.items() if head.startswith(magic)), None)
+    if kind:
+        return (f"{kind} in a variant this reader cannot decode (e.g. floating-point colour or an unusual "
+                "compression); save it as an 8- or 16-bit PNG or TIFF")
+    return "not an image file (or a format that cannot be read)"
 
 
 def _check_regular_file(path: Path) -> None:

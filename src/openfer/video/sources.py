@@ -191,6 +191,9 @@ class CaptureSource:
             if self.url:
                 raise VideoOpenError(f"stream {self.name} could not be opened: check the URL, the network and "
                                      "any credentials in the URL")
+            if _audio_only(self.target):
+                raise VideoOpenError(f"{self.target}: has sound but no video track (an audio-only file); there are "
+                                     "no faces to analyse")
             raise VideoOpenError(f"{self.target}: not a video OpenCV can decode (corrupt, truncated header, or an "
                                  "unsupported codec); try converting it, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4")
         if self.sampling.start > 0 and not self.live:
@@ -273,6 +276,18 @@ class CaptureSource:
     def close(self) -> None:
         """Release the file, camera or stream."""
         self._cap.release()
+
+
+def _audio_only(path) -> bool:
+    """Whether a file that OpenCV cannot open as video is a container with sound and no picture (PyAV, when
+    installed, reads the container's streams; without it the generic message stays)."""
+    try:
+        import av
+
+        with av.open(str(path)) as c:
+            return bool(c.streams.audio) and not c.streams.video
+    except Exception:  # noqa: BLE001 - not readable by PyAV either: the caller's message applies
+        return False
 
 
 class FolderSource:
