@@ -519,7 +519,7 @@ def test_links_fifos_and_devices_never_hang_and_say_what_they_are(tmp_path):
 def test_an_undecodable_tiff_says_what_it_is(tmp_path):
     """Issue 18 item 9: a floating-point RGB TIFF was "not an image file"; it is a TIFF Pillow cannot decode."""
     tifffile = pytest.importorskip("tifffile", reason="writes the test file (comes with scikit-image)")
-    tifffile.imwrite(tmp_path / "f.tif", np.random.default_rng(0).random((8, 8, 3)))
+    tifffile.imwrite(tmp_path / "f.tif", np.random.default_rng(0).random((8, 8, 3)), photometric="rgb")
     with pytest.raises(ImageReadError, match="a TIFF in a variant this reader cannot decode"):
         read_image(tmp_path / "f.tif")
     with pytest.raises(ImageReadError, match="not an image file"):

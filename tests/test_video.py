@@ -692,3 +692,10 @@ def test_an_audio_only_file_says_so(tmp_path):
             c.mux(p)
     res = run_cli("analyze", path, "--out", tmp_path / "rows.csv")
     assert res.exit_code == 2 and "no video track (an audio-only file)" in " ".join(res.output.split())
+
+
+def test_video_frames_over_the_pixel_limit_are_refused_before_decoding(video):
+    """Issue 18 item 7 (CLI): an 8000 x 8000 video peaked at 4 GB; frames over the limit stop the run at once."""
+    with pytest.raises(VideoOpenError, match="more than the limit of 10,000"):
+        open_source(video[0], max_pixels=10_000)  # the test video is 320 x 240
+    assert open_source(video[0]).frame_count  # the default admits it (and 8K)

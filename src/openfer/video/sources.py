@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv",
                             ".ts", ".mts", ".m2ts", ".3gp", ".ogv"})
 #: URL schemes opened as network streams.
+#: Largest video frame (width x height) a ``CaptureSource`` opens by default: 8K (7680 x 4320) and a margin.
+MAX_FRAME_PIXELS = 40_000_000
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 
 
@@ -141,9 +143,13 @@ class CaptureSource:
         sampling: frame stepping and time window.
         reconnect: for cameras and streams, how many times to try reopening after a read fails (a dropped
             network stream) before ending the run; files end at their first unreadable frame.
+        max_pixels: frames larger than this (width x height, from the container) are refused before any is
+            decoded: each decoded frame is held a few times over in the pipeline, so an 8000 x 8000 video needed
+            4 GB. The default admits 8K video (33 Mpx).
     """
 
-    def __init__(self, target: str | Path | int, sampling: Sampling = Sampling(), reconnect: int = 3) -> None:
+    def __init__(self, target: str | Path | int, sampling: Sampling = Sampling(), reconnect: int = 3,
+                 max_pixels: int = MAX_FRAME_PIXELS) -> None:
         self.target = target
         self.sampling = sampling
         self.reconnect = reconnect
@@ -154,6 +160,12 @@ class CaptureSource:
         self.problems = _Problems()
         self._check_target()
         self._cap = self._open()
+        w, h = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+        if w * h > max_pixels:
+            self._cap.release()
+            raise VideoOpenError(f"{self.name}: frames are {w}x{h} = {w * h:,} pixels, more than the limit of "
+                                 f"{max_pixels:,}; scale the video down first (e.g. ffmpeg -i IN -vf "
+                                 "scale=3840:-2 OUT.mp4)")
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps: float | None = float(fps) if fps and np.isfinite(fps) and 0 < fps < 1000 else None
         count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if not isinstance(target, int) else 0
@@ -353,12 +365,13 @@ def is_video_input(item: str) -> bool:
 
 
 def open_source(target: str | Path | int | list[Path], sampling: Sampling = Sampling(),
-                sequence_fps: float = 30.0) -> FrameSource:
-    """Open a video file, camera index, stream URL, or a list of frame files (an image sequence).
+                sequence_fps: float = 30.0, max_pixels: int = MAX_FRAME_PIXELS) -> FrameSource:
+    """Open a video file, camera index, stream URL, or a list of frame files (an image sequence); video frames
+    larger than ``max_pixels`` are refused (``CaptureSource``).
 
     Raises:
         VideoOpenError: the input cannot be opened (the message says why).
     """
     if isinstance(target, list):
         return FolderSource(target, fps=sequence_fps, sampling=sampling)
-    return CaptureSource(target, sampling)
+    return CaptureSource(target, sampling, max_pixels=max_pixels)
