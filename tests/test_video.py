@@ -699,3 +699,39 @@ def test_video_frames_over_the_pixel_limit_are_refused_before_decoding(video):
     with pytest.raises(VideoOpenError, match="more than the limit of 10,000"):
         open_source(video[0], max_pixels=10_000)  # the test video is 320 x 240
     assert open_source(video[0]).frame_count  # the default admits it (and 8K)
+
+
+def _bad_videos(tmp: Path, good: Path) -> dict[str, Path]:
+    """A corpus of broken or wrong video inputs, generated."""
+    import os
+
+    data = good.read_bytes()
+    cases = {"empty": b"", "text": b"just some notes, not a video\n" * 40, "header_only": data[:64],
+             "cut_in_half": data[: len(data) // 2], "zeros": bytes(4096)}
+    out = {}
+    for name, content in cases.items():
+        path = tmp / f"{name}.avi"
+        path.write_bytes(content)
+        out[name] = path
+    (tmp / "folder.mp4").mkdir()
+    out["folder"] = tmp / "folder.mp4"
+    os.mkfifo(tmp / "pipe.mp4")
+    out["pipe"] = tmp / "pipe.mp4"
+    return out
+
+
+def test_bad_video_corpus_gets_clear_errors_and_damages_no_output(video, tmp_path):
+    """Issue 18 "keep it tested": every broken input ends with exit 1 (some frames read) or 2 (nothing readable)
+    and a one-line reason, never a traceback or a hang, and an existing output file is left as it was."""
+    previous = tmp_path / "rows.csv"
+    previous.write_text("earlier results\n")
+    for name, path in _bad_videos(tmp_path, video[0]).items():
+        res = run_cli("analyze", path, "--out", previous, "--overwrite", "-q")
+        text = " ".join(res.output.split())
+        assert "Traceback" not in text and res.exception is None or isinstance(res.exception, SystemExit), name
+        if name == "cut_in_half":  # the frames before the cut are results; the file says what happened
+            assert res.exit_code == 1 and 0 < read_rows(previous).frame.nunique() < N_FRAMES, name
+            previous.write_text("earlier results\n")
+        else:
+            assert res.exit_code == 2 and "error" in text, (name, text)
+            assert previous.read_text() == "earlier results\n", name

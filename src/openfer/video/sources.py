@@ -182,6 +182,8 @@ class CaptureSource:
             raise VideoOpenError(f"{path}: file not found")
         if path.is_dir():
             raise VideoOpenError(f"{path}: is a folder; for a folder of frames use FolderSource (CLI: --sequence)")
+        if not path.is_file():  # a pipe would block the decoder, a device never ends
+            raise VideoOpenError(f"{path}: not a regular file (a named pipe, device or socket); only files are read")
         if path.stat().st_size == 0:
             raise VideoOpenError(f"{path}: file is empty (0 bytes)")
 
