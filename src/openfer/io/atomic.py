@@ -3,6 +3,8 @@ that is killed never leaves a half-written file where a good one was (an earlier
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 from pathlib import Path
 
@@ -26,3 +28,14 @@ def write_text_atomic(target: str | Path, text: str) -> None:
     part = part_path(target)
     part.write_text(text, encoding="utf-8")
     publish(part, target)
+
+
+def write_csv_atomic(target: str | Path, rows: list[dict]) -> None:
+    """``rows`` (dicts) as a CSV file with a header of every key in first-seen order, through ``write_text_atomic``
+    (an empty list gives an empty file)."""
+    buf = io.StringIO()
+    if rows:
+        w = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
+        w.writeheader()
+        w.writerows(rows)
+    write_text_atomic(target, buf.getvalue())

@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from openfer.io.atomic import write_text_atomic
+from openfer.io.atomic import write_csv_atomic, write_text_atomic
 from openfer.io.rows import ROW_FORMATS, read_rows
 from openfer.report.html import index_html, people_table, session_html
 from openfer.report.session import SessionSummary, summarize_rows
@@ -31,15 +29,6 @@ class ReportFiles:
 def is_rows_file(path: str | Path) -> bool:
     """Whether ``path`` names a rows file (``.csv``, ``.jsonl``, ``.parquet``) rather than a video."""
     return Path(path).suffix.lower() in ROW_FORMATS
-
-
-def _csv_text(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    if rows:
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    return buf.getvalue()
 
 
 def report_session(source: str | Path, out_dir: str | Path, stem: str | None = None, *, analyzer=None,
@@ -67,7 +56,7 @@ def report_session(source: str | Path, out_dir: str | Path, stem: str | None = N
     page = out_dir / f"{stem}.html"
     write_text_atomic(page, session_html(summary, rows, video=video, about=about))
     people = out_dir / f"{stem}.people.csv"
-    write_text_atomic(people, _csv_text(people_table(summary)))
+    write_csv_atomic(people, people_table(summary))
     return ReportFiles(page, people, rows_path, summary)
 
 
@@ -99,7 +88,7 @@ def write_groups(out_dir: str | Path, summaries: list[SessionSummary], groups_fi
         raise GroupsFileError(f"{groups_file}: no tracked person matched a line (video names: "
                               f"{', '.join(sorted({s.name for s in summaries}))})")
     write_text_atomic(out_dir / "groups.html", groups_html(result, measures))
-    write_text_atomic(out_dir / "groups.csv", _csv_text(groups_table(result, measures)))
+    write_csv_atomic(out_dir / "groups.csv", groups_table(result, measures))
     return out_dir / "groups.html"
 
 
@@ -108,6 +97,5 @@ def write_index(out_dir: str | Path, entries: list[tuple[str, SessionSummary | N
     ``people.csv``: every person of every session in one table."""
     out_dir = Path(out_dir)
     write_text_atomic(out_dir / "index.html", index_html(entries))
-    write_text_atomic(out_dir / "people.csv",
-                      _csv_text([row for _, s, _ in entries if s is not None for row in people_table(s)]))
+    write_csv_atomic(out_dir / "people.csv", [row for _, s, _ in entries if s is not None for row in people_table(s)])
     return out_dir / "index.html"

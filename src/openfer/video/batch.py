@@ -4,16 +4,14 @@ every person of every video."""
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from openfer.io.atomic import write_text_atomic
+from openfer.io.atomic import write_csv_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -149,10 +147,5 @@ def write_people_table(out_dir: Path, manifest: dict[str, Any]) -> Path:
             rows.append({"video": entry["path"], "face_id": t["face_id"], "frames": t["frames"],
                          "start_s": t["start_s"], "end_s": t["end_s"], "dominant": t["dominant_expression"],
                          **{f"share_{c}": v for c, v in t["expression_share"].items()}})
-    buf = io.StringIO()
-    if rows:
-        w = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
-        w.writeheader()
-        w.writerows(rows)
-    write_text_atomic(out_dir / "people.csv", buf.getvalue())
+    write_csv_atomic(out_dir / "people.csv", rows)
     return out_dir / "people.csv"
