@@ -511,3 +511,11 @@ def test_version_and_counts_in_the_right_number():
     assert [_n(1, "face"), _n(2, "face"), _n(0, "image"), _n(1, "tracked person", "tracked people"),
             _n(3, "tracked person", "tracked people")] == ["1 face", "2 faces", "0 images", "1 tracked person",
                                                              "3 tracked people"]
+
+
+def test_help_texts_wrap_at_the_terminal_not_mid_sentence():
+    """Issue 17 item 8: docstring line breaks are not kept inside paragraphs (they broke sentences at odd places)."""
+    res = CliRunner().invoke(app, ["analyze", "--help"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0
+    assert "runs the video pipeline: faces are tracked (face_id), rows go to --out" in res.output
+    assert "2 on usage errors, 130 after Ctrl-C." in res.output

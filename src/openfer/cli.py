@@ -952,6 +952,20 @@ def _serving_hosts(allowed: tuple[str, ...], host: str) -> tuple[str, ...]:
 from openfer import cli_own, cli_report  # noqa: E402, F401
 
 
+def _reflow(doc: str) -> str:
+    """A docstring as help text: paragraphs kept, the line breaks inside each removed, so the terminal wraps
+    sentences at its own width instead of at the source's."""
+    import inspect
+    import re
+
+    return "\n\n".join(re.sub(r"\s*\n\s*", " ", p.strip()) for p in inspect.cleandoc(doc).split("\n\n"))
+
+
+for _command in [*app.registered_commands, *models_app.registered_commands]:
+    if _command.help is None and _command.callback is not None and _command.callback.__doc__:
+        _command.help = _reflow(_command.callback.__doc__)
+
+
 def _terminate(signum, frame) -> None:
     """SIGTERM (a job scheduler, ``kill``, a closing terminal) takes the same path as Ctrl-C: every command then
     closes its outputs with the finished work in them."""
