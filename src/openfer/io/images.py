@@ -168,13 +168,14 @@ def _reduce(img: Image.Image, factor: int) -> tuple[Image.Image, int]:
     return small, done * rest
 
 
-#: First bytes of image formats Pillow may hold variants of that it cannot decode.
-_KNOWN_HEADS = {b"II*\x00": "a TIFF", b"MM\x00*": "a TIFF", b"\x89PNG": "a PNG", b"\xff\xd8\xff": "a JPEG"}
+#: First bytes of TIFF files: a family with many variants (floating-point colour, unusual compressions) that Pillow
+#: cannot identify although the file is a valid image.
+_TIFF_HEADS = (b"II*\x00", b"MM\x00*")
 
 
 def _unreadable_kind(source: Path | bytes) -> str:
-    """Why Pillow could not identify a file: a known image format in a variant it cannot decode (a floating-point
-    RGB TIFF, an unusual compression) says so and what to do; anything else is not an image file."""
+    """Why Pillow could not identify a file: a TIFF in a variant it cannot decode says so and what to do; anything
+    else is not an image file (or a damaged one)."""
     try:
         if isinstance(source, bytes):
             head = source[:4]
@@ -183,10 +184,9 @@ def _unreadable_kind(source: Path | bytes) -> str:
                 head = f.read(4)
     except OSError:
         head = b""
-    kind = next((name for magic, name in _KNOWN_HEADS.items() if head.startswith(magic)), None)
-    if kind:
-        return (f"{kind} in a variant this reader cannot decode (e.g. floating-point colour or an unusual "
-                "compression); save it as an 8- or 16-bit PNG or TIFF")
+    if head in _TIFF_HEADS:
+        return ("a TIFF this reader cannot decode (floating-point colour, an unusual compression, or a damaged "
+                "file); save it as an 8- or 16-bit PNG or TIFF")
     return "not an image file (or a format that cannot be read)"
 
 
