@@ -302,7 +302,7 @@ def test_job_lifecycle(api, tmp_path):
     assert r.headers["location"] == f"/v1/jobs/{job_id}"
     job = wait_job(api, job_id)
     assert job["state"] == "done" and job["frames"] == 12 and job["progress"] == 1.0 and job["tracks"] == 1
-    assert set(job["results"]) == {"csv", "jsonl", "summary", "video"} and job["expires"] > job["finished"]
+    assert set(job["results"]) == {"csv", "jsonl", "summary", "video", "report"} and job["expires"] > job["finished"]
     csv_text = api.get(job["results"]["csv"]).text
     assert csv_text.startswith("frame,timestamp,face_id") and len(csv_text.strip().splitlines()) == 13
     rows = [json.loads(line) for line in api.get(job["results"]["jsonl"]).text.splitlines()]
@@ -310,6 +310,10 @@ def test_job_lifecycle(api, tmp_path):
     summary = api.get(job["results"]["summary"]).json()
     assert summary["classes"] == list(CLASSES)
     assert api.get(job["results"]["video"]).content[4:8] == b"ftyp"
+    report = api.get(job["results"]["report"])  # the readable report, with a thumbnail from the upload
+    assert report.headers["content-type"].startswith("text/html") and "apparent facial expressions" in report.text
+    assert "the uploaded video" in report.text and "data:image/jpeg;base64," in report.text
+    assert str(api.app.state.service.jobs.root) not in report.text  # no server path
     folder = api.app.state.service.jobs.root / job_id
     assert folder.is_dir() and not any(p.name.startswith("input") for p in folder.iterdir())  # upload gone
     assert api.delete(f"/v1/jobs/{job_id}").status_code == 204

@@ -32,12 +32,13 @@ def is_rows_file(path: str | Path) -> bool:
 
 
 def report_session(source: str | Path, out_dir: str | Path, stem: str | None = None, *, analyzer=None,
-                   video: str | Path | None = None, about: str = "",
+                   video: str | Path | None = None, about: str = "", name: str | None = None,
                    on_frame: Callable | None = None) -> ReportFiles:
     """Report one session: ``source`` is a video (analysed with ``analyzer``, default as ``analyze_video``; its
     rows are kept as ``<stem>.rows.csv``) or a rows file (``video``, when given, supplies face thumbnails).
 
-    Writes ``<stem>.html`` and ``<stem>.people.csv`` in ``out_dir`` (each complete or not at all).
+    Writes ``<stem>.html`` and ``<stem>.people.csv`` in ``out_dir`` (each complete or not at all); ``name`` is
+    what the report calls the session (default: the source's file name).
     """
     source, out_dir = Path(source), Path(out_dir)
     stem = stem or source.stem
@@ -52,7 +53,7 @@ def report_session(source: str | Path, out_dir: str | Path, stem: str | None = N
         result = rows.attrs.get("result")
         if result is not None and result.interrupted:
             raise KeyboardInterrupt
-    summary = summarize_rows(rows, name=source.name)
+    summary = summarize_rows(rows, name=name or source.name)
     page = out_dir / f"{stem}.html"
     write_text_atomic(page, session_html(summary, rows, video=video, about=about))
     people = out_dir / f"{stem}.people.csv"

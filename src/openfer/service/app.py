@@ -50,7 +50,7 @@ _PAGE_HEADERS = {
 }
 _NOSNIFF = {"X-Content-Type-Options": "nosniff"}
 _RESULT_TYPES = {"csv": "text/csv", "jsonl": "application/x-ndjson", "summary": "application/json",
-                 "video": "video/mp4"}
+                 "video": "video/mp4", "report": "text/html"}
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -408,7 +408,8 @@ def create_app(config: ServiceConfig | None = None, analyzer: Analyzer | None = 
     @app.get("/v1/jobs/{job_id}/results/{kind}", dependencies=v1, tags=["videos"], response_class=FileResponse,
              responses={200: {"content": {t: {} for t in _RESULT_TYPES.values()},
                               "description": "csv: rows; jsonl: rows as JSON Lines; summary: per-person JSON; "
-                                             "video: the annotated MP4"}, **_errors(401, 404, 409, 422)},
+                                             "video: the annotated MP4 (H.264, with the upload's sound); "
+                                             "report: the readable HTML report (openfer report)"}, **_errors(401, 404, 409, 422)},
              summary="Download a result of a finished job")
     async def job_result(job_id: str, kind: ResultKind) -> FileResponse:
         job = find_job(job_id)

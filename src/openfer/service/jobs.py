@@ -26,7 +26,8 @@ from openfer.analyzer import Analyzer
 log = logging.getLogger(__name__)
 
 #: Result kind -> file name inside a job folder.
-RESULT_FILES = {"csv": "rows.csv", "jsonl": "rows.jsonl", "summary": "summary.json", "video": "annotated.mp4"}
+RESULT_FILES = {"csv": "rows.csv", "jsonl": "rows.jsonl", "summary": "summary.json", "video": "annotated.mp4",
+                "report": "report.html"}
 #: Temporary roots are named ``openfer-jobs-<pid>-<random>``; the pid says whether their server still runs.
 ROOT_PREFIX = "openfer-jobs-"
 _ROOT_NAME = re.compile(rf"{ROOT_PREFIX}(\d+)-\w+")
@@ -224,13 +225,27 @@ class JobStore:
         with RowWriter(files["jsonl"], analyzer.classifier.classes) as jsonl:
             result = run_video(analyzer, source, out=files["csv"], summary_path=files["summary"],
                                annotate_path=files["video"], on_rows=jsonl.write, on_frame=progress)
-        job.input.unlink(missing_ok=True)  # the upload is not needed any more; results stay until expiry
         job.frames, job.faces, job.tracks = result.frames, result.faces, result.tracks
         job.problems = [self._public(job, p.replace("stopped: _Stop: ", "stopped: ")) for p in result.problems]
+        if result.frames and not job.cancelled:
+            self._report(job, files["csv"], analyzer)
+        job.input.unlink(missing_ok=True)  # the upload is not needed any more; results stay until expiry
         if result.frames == 0 and not job.cancelled:
             job.state, job.error = "failed", "no frame could be decoded: " + "; ".join(job.problems[:3] or ["empty"])
         else:
             job.state = "done"
+
+    def _report(self, job: Job, rows: Path, analyzer: Analyzer) -> None:
+        """The readable HTML report of a finished job (``openfer report``), thumbnails from the upload while it is
+        still here; a report that cannot be made is a problem line, not a failed job."""
+        try:
+            from openfer.report.build import report_session
+
+            report_session(rows, job.folder, "report", video=job.input, name="the uploaded video",
+                           about=f"Model: {analyzer.classifier.spec.name}.")
+        except Exception as e:  # noqa: BLE001 - the analysis itself succeeded; its files stay available
+            log.warning("job %s: no report (%s)", job.id, e)
+            job.problems.append(self._public(job, f"no HTML report: {type(e).__name__}: {e}"))
 
     def _public(self, job: Job, text: str) -> str:
         """``text`` without the server's paths (the upload's, its job folder's, the root's): clients see words."""

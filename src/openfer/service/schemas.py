@@ -91,6 +91,7 @@ class ResultKind(str, Enum):
     jsonl = "jsonl"
     summary = "summary"
     video = "video"
+    report = "report"
 
 
 class JobOut(BaseModel):

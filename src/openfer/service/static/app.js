@@ -369,7 +369,8 @@ function seekFromChart(event) {
 }
 
 async function download(kind) {
-  const names = { csv: "rows.csv", jsonl: "rows.jsonl", summary: "summary.json", video: "annotated.mp4" };
+  const names = { csv: "rows.csv", jsonl: "rows.jsonl", summary: "summary.json", video: "annotated.mp4",
+                  report: "report.html" };
   try {
     const blob = await api(`/v1/jobs/${currentJob}/results/${kind}`).then((r) => r.blob());
     saveBlob(blob, `openfer-${names[kind]}`);
