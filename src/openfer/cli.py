@@ -346,7 +346,7 @@ def _split_videos(items: list[str], recursive: bool) -> tuple[list[Path], list[s
     for the photo path (folders stay there too: their photos are analysed as well)."""
     import glob as globlib
 
-    from openfer.video.sources import STREAM_SCHEMES, VIDEO_SUFFIXES
+    from openfer.video.sources import STREAM_SCHEMES, VIDEO_SUFFIXES, find_videos
 
     videos: list[Path] = []
     rest: list[str] = []
@@ -355,9 +355,7 @@ def _split_videos(items: list[str], recursive: bool) -> tuple[list[Path], list[s
         if str(item).lower().startswith(STREAM_SCHEMES):
             videos.append(p)
         elif p.is_dir():
-            found = sorted(f for f in (p.rglob("*") if recursive else p.iterdir())
-                           if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES and not f.name.startswith("."))
-            videos += found
+            videos += find_videos(p, recursive)
             rest.append(item)
         elif globlib.has_magic(item) and not p.exists():
             found = sorted(Path(m) for m in globlib.glob(item) if Path(m).suffix.lower() in VIDEO_SUFFIXES)

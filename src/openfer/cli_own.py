@@ -11,13 +11,9 @@ import numpy as np
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from openfer.cli import PRIOR_HELP, DetectorOption, MaxSideOption, ThresholdOption, _detection, _e, _n, app, err
+from openfer.cli import (PRIOR_HELP, DetectorOption, MaxSideOption, ThresholdOption, _detection, _e, _n, _usage, app,
+                         err)
 from openfer.errors import OpenferError, require_extra
-
-
-def _usage(msg: str) -> None:
-    err.print(f"[red]error:[/red] {_e(msg)}")
-    raise typer.Exit(2)
 
 
 def _progress(quiet: bool) -> Progress:

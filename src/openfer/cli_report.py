@@ -15,13 +15,13 @@ from openfer.cli import PRIOR_HELP, _e, _n, _usage, app, err
 def _sources(items: list[str]) -> list[Path]:
     """Videos and rows files named, or found in folders (videos only; not recursive into outputs)."""
     from openfer.report.build import is_rows_file
-    from openfer.video.sources import VIDEO_SUFFIXES
+    from openfer.video.sources import VIDEO_SUFFIXES, find_videos
 
     out: list[Path] = []
     for item in items:
         p = Path(item)
         if p.is_dir():
-            out += sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES)
+            out += find_videos(p, recursive=False)
         elif p.suffix.lower() in VIDEO_SUFFIXES or is_rows_file(p):
             out.append(p)
         else:
@@ -57,15 +57,16 @@ def report(
     """
     from openfer.analyzer import Analyzer
     from openfer.detect import DetectorSettings
-    from openfer.errors import OpenferError
-    from openfer.report.build import is_rows_file, report_session, unique_stems, write_groups, write_index
+    from openfer.errors import OpenferError, require_extra
+    from openfer.io.outputs import unique_stems
+    from openfer.report.build import is_rows_file, report_session, write_groups, write_index
     from openfer.report.groups import GroupsFileError, read_groups
 
     try:
-        import matplotlib  # noqa: F401
-        import pandas  # noqa: F401
-    except ImportError as e:
-        _usage(f"reports need the [video] extra: pip install -e '.[video]' ({e})")
+        for module in ("matplotlib", "pandas"):
+            require_extra(module, "video", "reports need matplotlib and pandas")
+    except OpenferError as e:
+        _usage(str(e))
     sources = _sources(inputs)
     if video is not None and (len(sources) != 1 or not is_rows_file(sources[0])):
         _usage("--video goes with exactly one rows file (a video input is its own video)")

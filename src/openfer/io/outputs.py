@@ -40,3 +40,14 @@ def output_problems(inputs: Iterable[str | Path], outputs: dict[str, str | Path 
             problems.append(f"{name} {out} exists; pass --overwrite to replace it (it is replaced only once the new "
                             "file is complete)")
     return problems
+
+
+def unique_stems(paths: list[Path]) -> list[str]:
+    """A file stem per path, numbered where two share one (``a``, ``a-1``): output names that never collide."""
+    seen: dict[str, int] = {}
+    out = []
+    for p in paths:
+        n = seen.get(p.stem, 0)
+        seen[p.stem] = n + 1
+        out.append(p.stem if n == 0 else f"{p.stem}-{n}")
+    return out

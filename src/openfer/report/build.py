@@ -61,17 +61,6 @@ def report_session(source: str | Path, out_dir: str | Path, stem: str | None = N
     return ReportFiles(page, people, rows_path, summary)
 
 
-def unique_stems(sources: list[Path]) -> list[str]:
-    """A file stem per source, numbered where two sources share one (``a``, ``a-1``)."""
-    seen: dict[str, int] = {}
-    out = []
-    for s in sources:
-        n = seen.get(s.stem, 0)
-        seen[s.stem] = n + 1
-        out.append(s.stem if n == 0 else f"{s.stem}-{n}")
-    return out
-
-
 def write_groups(out_dir: str | Path, summaries: list[SessionSummary], groups_file: str | Path) -> Path:
     """``groups.html`` and ``groups.csv``: the people of ``summaries`` compared by the groups of ``groups_file``
     (``openfer.report.groups``) on their time shares and derived valence/arousal."""

@@ -8,17 +8,15 @@ confirmatory analysis.
 
 from __future__ import annotations
 
-import base64
 import csv
 import html
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from openfer.errors import UnreadableInputError
-from openfer.report.html import _CSS, COLOURS, WHAT_IT_IS
+from openfer.report.html import _CSS, COLOURS, WHAT_IT_IS, _png
 
 
 class GroupsFileError(UnreadableInputError):
@@ -150,10 +148,7 @@ def _plot(result: dict, measures: list[str]) -> str:
     for ax in axes.ravel()[len(measures):]:
         ax.axis("off")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    return _png(fig)
 
 
 def groups_html(result: dict, measures: list[str]) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from openfer.io.atomic import write_csv_atomic, write_text_atomic
+from openfer.io.outputs import unique_stems
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +42,7 @@ def settings_hash(settings: dict[str, Any]) -> str:
 
 def output_names(videos: list[Path], rows_format: str = ".csv") -> dict[Path, tuple[str, str]]:
     """Rows and summary file names per video, unique even when two videos share a name (``a``, ``a-1``)."""
-    seen: dict[str, int] = {}
-    out = {}
-    for v in videos:
-        n = seen.get(v.stem, 0)
-        seen[v.stem] = n + 1
-        stem = v.stem if n == 0 else f"{v.stem}-{n}"
-        out[v] = (f"{stem}.rows{rows_format}", f"{stem}.summary.json")
-    return out
+    return {v: (f"{stem}.rows{rows_format}", f"{stem}.summary.json") for v, stem in zip(videos, unique_stems(videos))}
 
 
 def read_manifest(out_dir: Path) -> dict[str, Any]:

@@ -361,6 +361,13 @@ class ArraySource:
         """Nothing to release."""
 
 
+def find_videos(folder: str | Path, recursive: bool = True) -> list[Path]:
+    """The video files in a folder (by their ending; hidden names skipped), in a stable order."""
+    folder = Path(folder)
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(f for f in found if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES and not f.name.startswith("."))
+
+
 def is_video_input(item: str) -> bool:
     """Whether a CLI input is a video file (by its ending) or a stream URL, not an image."""
     return str(item).lower().startswith(STREAM_SCHEMES) or Path(item).suffix.lower() in VIDEO_SUFFIXES
