@@ -63,7 +63,8 @@ def report_session(source: str | Path, out_dir: str | Path, stem: str | None = N
 
 def write_groups(out_dir: str | Path, summaries: list[SessionSummary], groups_file: str | Path) -> Path:
     """``groups.html`` and ``groups.csv``: the people of ``summaries`` compared by the groups of ``groups_file``
-    (``openfer.report.groups``) on their time shares and derived valence/arousal."""
+    (``openfer.report.groups``) on their time shares and derived valence/arousal (and head pose / gaze shares
+    when every session has geometry)."""
     from openfer.report.groups import compare_groups, groups_html, groups_table, read_groups
 
     out_dir = Path(out_dir)
@@ -71,6 +72,8 @@ def write_groups(out_dir: str | Path, summaries: list[SessionSummary], groups_fi
     people = [row for s in summaries for row in people_table(s)]
     classes = summaries[0].classes if summaries else ()
     measures = [f"share_{c}" for c in classes] + ["valence_derived", "arousal_derived"]
+    if people and all("facing_camera_share" in r for r in people):  # every session ran with --geometry
+        measures += ["facing_camera_share", "gaze_camera_share"]
     result = compare_groups(people, rules, measures)
     if not result["groups"]:
         from openfer.report.groups import GroupsFileError
