@@ -47,6 +47,8 @@ def report(
     model: Annotated[str, typer.Option(help="Expression model for videos (see 'openfer models').")] = "default",
     prior: Annotated[str, typer.Option(help=PRIOR_HELP)] = "training",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    audio: Annotated[bool, typer.Option(help="Videos: add the voice track (speech, vocal arousal) under the faces "
+                                             "(\\[audio] extra; rows files show theirs when they have it).")] = False,
 ) -> None:
     """Readable reports of recorded sessions: per person the time in each expression, a timeline, episodes,
     notable moments with face thumbnails, derived valence/arousal and coverage, in one self-contained HTML file per
@@ -97,7 +99,8 @@ def report(
                 frames = progress.add_task(f"  {source.name}", total=None)
                 try:
                     files = report_session(source, out, stem, analyzer=analyzer, video=video, about=about,
-                                           on_frame=lambda r: progress.update(frames, completed=r.frames))
+                                           on_frame=lambda r: progress.update(frames, completed=r.frames),
+                                           audio=audio)
                     entries.append((files.html.name, files.summary, ""))
                 except KeyboardInterrupt:
                     raise
