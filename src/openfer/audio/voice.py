@@ -226,9 +226,10 @@ def per_second(ff: FrameFeatures, speech: np.ndarray, seconds: int, start: float
     table[:, 6] = np.where(speech_s > 0.2, np.convolve(nuc, k3, mode="same") / np.maximum(speech_s, 1e-9), np.nan)
     use = table[:, 1] >= MIN_SPEECH_SHARE
     z = [sign * _zscore(table[:, SECOND_COLUMNS.index(name)], use) for name, sign in AROUSAL_PARTS]
-    with np.errstate(all="ignore"):
-        stacked = np.vstack(z)
-        arousal = np.nanmean(np.where(np.isfinite(stacked), stacked, np.nan), axis=0) if len(z) else np.nan
+    stacked = np.vstack(z)
+    known = np.isfinite(stacked)
+    counts = known.sum(axis=0)
+    arousal = np.where(counts > 0, np.where(known, stacked, 0).sum(axis=0) / np.maximum(counts, 1), np.nan)
     table[:, 7] = np.where(use, arousal, np.nan)
     table[:, 2] = np.where(np.isfinite(table[:, 2]), 27.5 * 2 ** (table[:, 2] / 12), np.nan)  # back to Hz
     return table
