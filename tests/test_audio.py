@@ -196,6 +196,16 @@ def test_arousal_index_higher_for_aroused_voice_and_columns_at_times(vad):
     assert abs(sum(summary["emotion_share"].values()) - 1) < 1e-3
 
 
+@pytest.mark.parametrize("seconds", [0.5, 1.0, 2.0, 2.5])
+def test_short_sound_gives_a_table_per_started_second(seconds, vad):
+    from openfer.audio.voice import analyze_samples
+
+    x, _ = synth.speech(synth.CALM, seconds, pause=(0.1, 0.2), phrase_s=(2.0, 3.0), seed=4)
+    track = analyze_samples(x, vad=vad)
+    assert len(track.seconds) == int(np.ceil(seconds))
+    assert track.at(seconds / 2)["voice_speech"] in (0, 1)
+
+
 def test_speech_emotion_model_checks_its_metadata(tmp_path):
     import onnx
     import onnxruntime as ort
@@ -263,6 +273,14 @@ def test_analyze_video_with_and_without_sound(videos, tmp_path):
         else:
             assert not voice["sound"] and rows[cols].isna().all().all()
             assert isinstance(rows, pd.DataFrame)
+    # --start: the sound is read from the same time as the frames, on the same clock
+    r = _run(["analyze", str(videos / "talk.mp4"), "--audio", "--start", "2", "--out", str(tmp_path / "late.csv"),
+              "-q"])
+    assert r.exit_code == 0, r.output
+    late, full = read_rows(tmp_path / "late.csv"), read_rows(tmp_path / "talk.csv")
+    both = late.merge(full, on="timestamp", suffixes=("_late", "_full"))
+    assert late["timestamp"].min() == pytest.approx(2.0) and len(both) == len(late) == 20
+    np.testing.assert_allclose(both["voice_f0_late"], both["voice_f0_full"], atol=0.5)
 
 
 def test_analyze_audio_file_batch_and_report(videos, tmp_path):

@@ -221,9 +221,11 @@ def per_second(ff: FrameFeatures, speech: np.ndarray, seconds: int, start: float
         c = np.bincount(sec, weights=mask.astype(float), minlength=seconds)
         table[:, j] = np.where(c > 0, w / np.maximum(c, 1), np.nan)
     nuc = np.bincount(sec, weights=nuclei.astype(float), minlength=seconds)
-    k3 = np.ones(3)
-    speech_s = np.convolve(sp, k3, mode="same") * HOP_S
-    table[:, 6] = np.where(speech_s > 0.2, np.convolve(nuc, k3, mode="same") / np.maximum(speech_s, 1e-9), np.nan)
+    def window3(v: np.ndarray) -> np.ndarray:  # sum over the second before, this one and the one after
+        return np.convolve(v, np.ones(3), mode="full")[1:seconds + 1]
+
+    speech_s = window3(sp) * HOP_S
+    table[:, 6] = np.where(speech_s > 0.2, window3(nuc) / np.maximum(speech_s, 1e-9), np.nan)
     use = table[:, 1] >= MIN_SPEECH_SHARE
     z = [sign * _zscore(table[:, SECOND_COLUMNS.index(name)], use) for name, sign in AROUSAL_PARTS]
     stacked = np.vstack(z)
