@@ -325,3 +325,15 @@ def test_emodb_pristine_clips_are_classified_above_chance():
     truth = [EMOTION_CLASSES.index(r["emotion"]) for r in rows]
     # speaker 03 was in the training data: this checks the shipped model and the feature code agree, not accuracy
     assert np.mean(p.argmax(1) == np.array(truth)) >= 4 / 7
+
+
+def test_evaluate_on_a_labelled_folder_maps_label_spellings(tmp_path):
+    from openfer.audio.evaluate import evaluate
+
+    for i, (label, voice) in enumerate((("Angry", synth.AROUSED), ("calm", synth.CALM), ("sad", synth.CALM),
+                                        ("contempt", synth.CALM))):
+        synth.write_wav(tmp_path / f"{i}.wav", synth.speech(voice, 2, seed=i)[0])
+    (tmp_path / "labels.csv").write_text("file,emotion\n0.wav,Angry\n1.wav,calm\n2.wav,sad\n3.wav,contempt\n")
+    scores = evaluate(tmp_path)
+    assert scores["clips"] == 3 and scores["classes_scored"] == ["anger", "sadness"]
+    assert scores["skipped_labels"] == ["contempt"] and scores["arousal_uar"] is not None
