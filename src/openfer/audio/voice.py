@@ -2,7 +2,8 @@
 and speech-emotion probabilities, on the recording's clock so it lines up with the video frames.
 
 One pass over the sound in chunks (``AudioReader``): Silero VAD and the frame features stream; what is kept is
-small per-frame tables (17 float32 values per 10 ms, about 25 MB per hour), never the samples. At the end the
+small per-frame tables (18 float32 values per 10 ms: about 1.1 MB per minute of sound at peak, measured), never
+the samples. At the end the
 per-second statistics are z-scored over the session's speech seconds and combined into the arousal index:
 
     arousal = mean of the available z-scores of  F0 (semitones), loudness, alpha ratio, -Hammarberg index,
