@@ -18,6 +18,8 @@ from openfer.audio.reader import AudioReader, NoAudioError, read_audio  # noqa: 
 from openfer.audio.vad import Segment, SileroVad, speech_mask, speech_segments  # noqa: E402
 from openfer.errors import UnreadableInputError  # noqa: E402
 
+from conftest import video_with_sound  # noqa: E402
+
 EMODB = Path(__file__).resolve().parents[2] / "shared" / "data" / "emodb"
 
 
@@ -29,31 +31,6 @@ def vad():
 def _tone(freq: float, seconds: float = 1.0, sr: int = 16000) -> np.ndarray:
     t = np.arange(int(seconds * sr)) / sr
     return (0.3 * np.sin(2 * np.pi * freq * t) + 0.1 * np.sin(4 * np.pi * freq * t)).astype(np.float32)
-
-
-def _write_video(path: Path, sound: np.ndarray | None, seconds: float = 4.0, fps: int = 10) -> None:
-    """An H.264 MP4 of the astronaut photo with ``sound`` (16 kHz mono) as AAC, or silent."""
-    import av
-
-    from conftest import astronaut
-
-    img = astronaut()[::2, ::2].copy()
-    with av.open(str(path), "w") as c:
-        v = c.add_stream("libx264", rate=fps)
-        v.width, v.height, v.pix_fmt = img.shape[1], img.shape[0], "yuv420p"
-        a = None
-        if sound is not None:
-            a = c.add_stream("aac", rate=16000)
-            a.layout = "mono"
-        for _ in range(int(seconds * fps)):
-            c.mux(v.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
-        c.mux(v.encode())
-        if a is not None:
-            fr = av.AudioFrame.from_ndarray((sound * 32767).astype(np.int16).reshape(1, -1), format="s16",
-                                            layout="mono")
-            fr.sample_rate = 16000
-            c.mux(a.encode(fr))
-            c.mux(a.encode())
 
 
 # --- reading -------------------------------------------------------------------------------------------------
@@ -83,7 +60,7 @@ def test_reader_errors(tmp_path):
     (tmp_path / "junk.wav").write_bytes(b"not audio at all")
     with pytest.raises(UnreadableInputError):
         AudioReader(tmp_path / "junk.wav")
-    _write_video(tmp_path / "silent.mp4", None, seconds=1)
+    video_with_sound(tmp_path / "silent.mp4", None, seconds=1)
     with pytest.raises(NoAudioError):
         AudioReader(tmp_path / "silent.mp4")
 
@@ -235,8 +212,8 @@ def test_speech_emotion_model_checks_its_metadata(tmp_path):
 def videos(tmp_path_factory):
     d = tmp_path_factory.mktemp("av")
     x, _ = synth.speech(synth.CALM, 4, seed=1)
-    _write_video(d / "talk.mp4", x)
-    _write_video(d / "silent.mp4", None)
+    video_with_sound(d / "talk.mp4", x)
+    video_with_sound(d / "silent.mp4", None)
     synth.write_wav(d / "talk.wav", x)
     return d
 
