@@ -88,6 +88,20 @@ def test_vad_streaming_equals_one_call_and_finds_generated_speech_not_noise(vad)
         assert speech_segments(vad.probabilities(synth.noise(8, -25, kind=kind), final=True)) == []
 
 
+def test_vad_model_comes_from_the_installed_wheel_and_is_checked(monkeypatch):
+    from openfer.audio import vad as vad_mod
+    from openfer.errors import MissingExtraError
+
+    path = vad_mod.silero_model_path()
+    assert path.name == "silero_vad_16k_sequence.onnx" and "silero_vad" in str(path)
+    monkeypatch.setattr(vad_mod, "MODEL_SHA256", "0" * 64)
+    with pytest.raises(UnreadableInputError, match="silero-vad==6.2.3"):
+        vad_mod.silero_model_path()
+    monkeypatch.setattr(vad_mod.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(MissingExtraError, match=r"openfer\[audio\]"):
+        vad_mod.silero_model_path()
+
+
 @pytest.mark.parametrize("probs, expected", [
     ([0] * 10 + [0.9] * 20 + [0] * 20, [(0.29, 0.99)]),            # one stretch, padded 30 ms
     ([0.9] * 20 + [0.1] * 5 + [0.9] * 20 + [0] * 20, [(0.0, 1.47)]),  # a 160 ms dip is a pause inside
