@@ -107,6 +107,10 @@ def analyze(
                                                "moving average of probabilities, 0-1 (1 = off; 0.3 steadies "
                                                "flickering labels).")] = 1.0,
     preview: Annotated[bool, typer.Option(help="Video: show annotated frames in a window (q stops).")] = False,
+    audio: Annotated[bool, typer.Option(help="Video: add the voice (speech activity, pitch, loudness, vocal arousal, "
+                                             "speech-emotion probabilities) to every row and the summary; empty "
+                                             "columns when the video has no sound (\\[audio] extra). Audio files "
+                                             "(.wav, .mp3, ...) always get a row per second.")] = False,
     geometry: Annotated[bool, typer.Option(help="Add 478 landmarks, head pose, gaze, blendshapes, AU proxies and "
                                                 "quality flags (OpenFace-style columns; \\[geometry] extra and "
                                                 "'openfer models fetch face-landmarker').")] = False,
@@ -139,21 +143,31 @@ def analyze(
         _usage("--smooth must be above 0 (1 turns smoothing off)")
     if end is not None and end <= start:
         _usage(f"--end ({end:g} s) must come after --start ({start:g} s)")
+    from openfer.audio.reader import is_audio_file
+
+    if items and camera is None and not sequence and all(is_audio_file(i) for i in items):
+        from openfer.cli_audio import analyze_audio_files
+
+        analyze_audio_files(items, out=out or (Path(csv) if csv else None), summary=summary, start=start, end=end,
+                            quiet=quiet, overwrite=overwrite)
+    if audio and (camera is not None or sequence):
+        _usage("--audio needs a video file (a camera, stream or image sequence has no sound track to read)")
     videos, photo_items = _split_videos(items, recursive) if camera is None and not sequence else ([], items)
     if len(videos) > 1 or (videos and len(items) == 1 and Path(items[0]).is_dir()):
         _analyze_batch(videos, photo_items, out=out, model=model, prior=prior, detection=detection, every=every,
-                       fps=fps, start=start, end=end, smooth=smooth, recursive=recursive, quiet=quiet, geometry=geo)
+                       fps=fps, start=start, end=end, smooth=smooth, recursive=recursive, quiet=quiet, geometry=geo,
+                       audio=audio)
         return
     if camera is not None or sequence or any(is_video_input(i) for i in items):
         _analyze_video(items, camera=camera, sequence=sequence, out=out or (Path(csv) if csv else None) or (
             Path(jsonl) if jsonl and jsonl != "-" else None), summary=summary, annotate=annotate, model=model,
             detection=detection, every=every, fps=fps, start=start, end=end, smooth=smooth, preview=preview,
-            recursive=recursive, quiet=quiet, geometry=geo, prior=prior, overwrite=overwrite)
+            recursive=recursive, quiet=quiet, geometry=geo, prior=prior, overwrite=overwrite, audio=audio)
         return
     video_only = [name for name, given in (("--summary", summary is not None), ("--every", every != 1),
                                            ("--fps", fps is not None), ("--start", start != 0),
                                            ("--end", end is not None), ("--smooth", smooth != 1),
-                                           ("--preview", preview)) if given]
+                                           ("--preview", preview), ("--audio", audio)) if given]
     if video_only:
         _usage(f"{', '.join(video_only)} only apply to videos (the inputs are photos); for photos use --out "
                "results.jsonl or faces.csv, --annotate FOLDER")
@@ -275,7 +289,7 @@ def _geometry_stage(model_dir: Path | None):
 
 def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate, model, detection, every, fps, start,
                    end, smooth, preview, recursive, quiet, geometry=None, prior: str = "training",
-                   overwrite: bool = False) -> None:
+                   overwrite: bool = False, audio: bool = False) -> None:
     """The video branch of ``analyze``: open one source, run the streaming pipeline, report."""
     from openfer.analyzer import Analyzer
     from openfer.io.images import expand_inputs
@@ -310,6 +324,14 @@ def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate
         tracker = FaceTracker(frame_rate=source.fps or 30.0)
     except (OpenferError, OSError) as e:  # the source cannot be opened, a name, a model file or an extra
         usage(str(e))
+    voice = None
+    if audio:
+        from openfer.cli_audio import voice_track
+        from openfer.video.sources import STREAM_SCHEMES
+
+        if str(items[0]).lower().startswith(STREAM_SCHEMES):
+            usage("--audio needs a video file (a live stream's sound is not read)")
+        voice = voice_track(items[0], start, end, quiet)
 
     progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[fps]:.1f} frames/s"), TimeElapsedColumn(), TimeRemainingColumn(),
@@ -318,7 +340,7 @@ def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate
         with progress:
             task = progress.add_task(f"analyzing {source.name}", total=source.expected_frames, fps=0.0)
             result = run_video(analyzer, source, out=out, summary_path=summary, annotate_path=annotate,
-                               tracker=tracker, smoother=smoother, preview=preview,
+                               tracker=tracker, smoother=smoother, preview=preview, voice=voice,
                                on_frame=lambda r: progress.update(task, completed=r.frames, fps=r.fps))
     except OSError as e:  # an output that cannot be written
         usage(f"cannot write results: {e}")
@@ -370,7 +392,7 @@ def _split_videos(items: list[str], recursive: bool) -> tuple[list[Path], list[s
 
 
 def _analyze_batch(videos: list[Path], photo_items: list[str], *, out, model, prior, detection, every, fps, start,
-                   end, smooth, recursive, quiet, geometry) -> None:
+                   end, smooth, recursive, quiet, geometry, audio: bool = False) -> None:
     """Several videos (a folder, a glob, a list): rows and summary per video in the --out folder, a manifest that
     lets a rerun skip finished videos, people.csv across them, and the photos of mixed folders beside them."""
     from openfer.analyzer import Analyzer
@@ -394,16 +416,19 @@ def _analyze_batch(videos: list[Path], photo_items: list[str], *, out, model, pr
     mark_output_folder(out)  # a later run over a folder holding it does not read its files as inputs
     settings = {"model": model, "prior": prior, "detector": detection.name, "threshold": detection.threshold,
                 "max_side": detection.max_side, "upscale": detection.upscale, "every": every, "fps": fps, "start": start, "end": end, "smooth": smooth,
-                "geometry": geometry is not None}
+                "geometry": geometry is not None, **({"audio": True} if audio else {})}
 
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TimeRemainingColumn(), console=err, disable=quiet)
 
     def run_one(video: Path, rows: Path, summary: Path):
+        from openfer.audio.voice import analyze_sound
+
+        voice = analyze_sound(video, start=start, end=end) if audio else None
         source = open_source(video, sampling)
         task = progress.add_task(f"  {video.name}", total=source.expected_frames)
         try:
-            return run_video(analyzer, source, out=rows, summary_path=summary,
+            return run_video(analyzer, source, out=rows, summary_path=summary, voice=voice,
                              tracker=FaceTracker(frame_rate=source.fps or 30.0),
                              smoother=EmaSmoother(alpha=smooth) if smooth < 1 else None,
                              on_frame=lambda r: progress.update(task, completed=r.frames))

@@ -52,6 +52,8 @@ def report(
     model_dir: Annotated[Optional[Path], typer.Option(help="Folder holding face_landmarker.task for --geometry.")
                          ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    audio: Annotated[bool, typer.Option(help="Videos: add the voice track (speech, vocal arousal) under the faces "
+                                             "(\\[audio] extra; rows files show theirs when they have it).")] = False,
 ) -> None:
     """Readable reports of recorded sessions: per person the time in each expression, a timeline, episodes,
     notable moments with face thumbnails, derived valence/arousal and coverage, in one self-contained HTML file per
@@ -106,7 +108,8 @@ def report(
                 frames = progress.add_task(f"  {source.name}", total=None)
                 try:
                     files = report_session(source, out, stem, analyzer=analyzer, video=video, about=about,
-                                           on_frame=lambda r: progress.update(frames, completed=r.frames))
+                                           on_frame=lambda r: progress.update(frames, completed=r.frames),
+                                           audio=audio)
                     entries.append((files.html.name, files.summary, ""))
                 except KeyboardInterrupt:
                     raise

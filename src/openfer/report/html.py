@@ -187,6 +187,9 @@ def session_html(session: SessionSummary, rows, video: str | Path | None = None,
                f"{notable}</table></div>" if notable else "")
             + f"</div><details><summary>Episodes ({len(p.episodes)})</summary><table><tr><th>time</th>"
             f"<th>expression</th><th>peak</th></tr>{episodes}</table>{more}</details></section>")
+    from openfer.report.voice import voice_section
+
+    parts.append(voice_section(rows, session.classes, session.duration_s))  # empty unless rows have voice columns
     angles = ", ".join(f"{c} {a:g}°" for c, a in CIRCUMPLEX.items())
     parts.append(f"<p class='muted'>Made by openfer. Valence/arousal mapping (degrees on the circumplex, neutral at "
                  f"the centre): {e(angles)}. Episodes: stretches with one top expression, interruptions under 1 s "
