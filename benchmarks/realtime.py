@@ -102,11 +102,11 @@ def scene(n_frames: int, people: int, seed: int = 0, enter_leave: bool = True) -
     return out
 
 
-def write_clip(path: Path, tracks: list[list], seed: int = 0, fps: float = 30.0) -> list[list]:
-    """Render ``tracks`` (``scene``) with the face photos over ``background`` to ``path`` (.mp4: mp4v); returns
-    per person, per frame the pasted photo's rectangle (x1, y1, x2, y2) or None."""
+def write_clip(path: Path, tracks: list[list], seed: int = 0, fps: float = 30.0, plain: bool = False) -> list[list]:
+    """Render ``tracks`` (``scene``) with the face photos over ``background`` (``plain``: flat grey) to ``path``
+    (.mp4: mp4v); returns per person, per frame the pasted photo's rectangle (x1, y1, x2, y2) or None."""
     faces = face_images(len(tracks))
-    bg = background(seed)
+    bg = np.full((SIZE[1], SIZE[0], 3), 128, np.uint8) if plain else background(seed)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*("mp4v" if path.suffix == ".mp4" else "MJPG")),
                              fps, SIZE)
     rects: list[list] = [[] for _ in tracks]
@@ -198,6 +198,129 @@ def profile(args) -> dict:
             res[f"run_video_detect_every_{every}_frames_per_s"] = round(r.frames / (time.perf_counter() - t), 1)
     res["environment"]["load_avg_1m_at_end"] = round(os.getloadavg()[0], 2)
     print(json.dumps(res, indent=2), flush=True)
+    return res
+
+
+# ---- speed against fer, and the CLI ------------------------------------------------------------------------------
+
+#: Runs in fer's own environment: decode the clip and run fer's detect+classify on every frame (fer's defaults: the
+#: OpenCV Haar cascade and its TFLite expression model). Start-up (imports, model load) is timed apart.
+FER_WORKER = """
+import json, sys, time
+t0 = time.perf_counter()
+import cv2
+from fer.fer import FER
+det = FER()
+startup = time.perf_counter() - t0
+cap = cv2.VideoCapture(sys.argv[1])
+ok, frame = cap.read()
+det.detect_emotions(frame)  # warm-up on the first frame, not timed
+cap.release()
+cap = cv2.VideoCapture(sys.argv[1])
+t = time.perf_counter()
+frames = faces = 0
+while True:
+    ok, frame = cap.read()
+    if not ok:
+        break
+    faces += len(det.detect_emotions(frame))
+    frames += 1
+secs = time.perf_counter() - t
+print(json.dumps({"frames": frames, "faces": faces, "seconds": secs, "startup_s": startup}))
+"""
+
+#: Runs in openfer's environment: the same clip through ``run_video`` (decode, detect or follow, track, classify,
+#: write rows), models loaded first and timed apart, warmed up on the first frame as fer is.
+OURS_WORKER = """
+import json, sys, time, tempfile
+from pathlib import Path
+t0 = time.perf_counter()
+import openfer
+from openfer.detect import load_detector
+from openfer.video import open_source, run_video
+an = openfer.Analyzer(detector=load_detector("centerface", max_shrink=None), classifier=sys.argv[3])
+startup = time.perf_counter() - t0
+first = next(iter(open_source(sys.argv[1]))).image
+an.classify(first, an.detector.detect(first))
+with tempfile.TemporaryDirectory() as tmp:
+    t = time.perf_counter()
+    r = run_video(an, open_source(sys.argv[1]), out=Path(tmp) / "rows.csv", detect_every=int(sys.argv[2]))
+    secs = time.perf_counter() - t
+print(json.dumps({"frames": r.frames, "faces": r.faces, "seconds": secs, "startup_s": startup}))
+"""
+
+
+def _worker(python: str, code: str, *argv) -> dict:
+    out = subprocess.run([python, "-c", code, *map(str, argv)], capture_output=True, text=True,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    if out.returncode != 0:
+        raise RuntimeError(f"{python} failed: {out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def fer(args) -> dict:
+    """frames/s of fer's pipeline and ours (the default fast path, the every-frame path; default model unless
+    --models) on 640x480 clips with 1 and 3 faces, alternating round by round; medians over rounds."""
+    if not Path(args.fer_python).exists():
+        raise SystemExit(f"fer's Python {args.fer_python} is missing: make the venv as docs/video.md says")
+    res: dict = {"environment": environment(args.note), "frames": args.frames, "rounds": args.rounds, "clips": {}}
+    contenders = [("fer", None, None)] + [(f"openfer {m} detect_every={n}", m, n)
+                                          for m in args.models.split(",") for n in (args.detect_every, 1)]
+    with tempfile.TemporaryDirectory() as tmp:
+        for people in (1, 3):
+            clip = Path(tmp) / f"{people}.mp4"
+            # flat grey around the faces: fer's Haar cascade finds no false faces there (textured backgrounds gave it
+            # extra faces to classify and slowed it further), so the comparison is the kindest to fer
+            write_clip(clip, scene(args.frames, people, seed=people, enter_leave=False), seed=people, plain=True)
+            runs: dict[str, list[dict]] = {name: [] for name, _, _ in contenders}
+            for k in range(args.rounds):
+                for name, model, every in contenders if k % 2 == 0 else contenders[::-1]:
+                    if model is None:
+                        runs[name].append(_worker(args.fer_python, FER_WORKER, clip))
+                    else:
+                        runs[name].append(_worker(sys.executable, OURS_WORKER, clip, every, model))
+                    r = runs[name][-1]
+                    print(f"{people} face(s) round {k}: {name}: {r['frames'] / r['seconds']:.1f} frames/s "
+                          f"({r['faces']} faces, load {os.getloadavg()[0]:.1f})", flush=True)
+            out = {}
+            for name, rs in runs.items():
+                fps = [r["frames"] / r["seconds"] for r in rs]
+                out[name] = {"frames_per_s_median": round(statistics.median(fps), 1),
+                             "frames_per_s_rounds": [round(v, 1) for v in fps],
+                             "faces_per_frame": round(rs[0]["faces"] / max(1, rs[0]["frames"]), 2),
+                             "startup_s_median": round(statistics.median(r["startup_s"] for r in rs), 2)}
+            base = out["fer"]["frames_per_s_median"]
+            for name in out:
+                out[name]["x_fer"] = round(out[name]["frames_per_s_median"] / base, 2)
+            res["clips"][f"640x480 {people} face(s)"] = out
+            print(json.dumps(out, indent=2), flush=True)
+    res["environment"]["load_avg_1m_at_end"] = round(os.getloadavg()[0], 2)
+    return res
+
+
+def cli(args) -> dict:
+    """Wall time of ``openfer analyze clip.mp4 --out rows.csv`` (a new process: start-up included) on a 300-frame
+    640x480 one-face clip, the default against ``--detect-every 1``, alternating; medians."""
+    exe = Path(sys.executable).with_name("openfer")
+    res: dict = {"environment": environment(args.note), "frames": args.frames, "rounds": args.rounds, "runs": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = Path(tmp) / "clip.mp4"
+        write_clip(clip, scene(args.frames, 1, enter_leave=False))
+        variants = {"default": [], "--detect-every 1": []}
+        for k in range(args.rounds):
+            for name in (list(variants) if k % 2 == 0 else list(variants)[::-1]):
+                extra = name.split() if name != "default" else []
+                t = time.perf_counter()
+                subprocess.run([str(exe), "analyze", str(clip), "--out", str(Path(tmp) / "rows.csv"), "--overwrite",
+                                "--quiet", *extra], check=True)
+                variants[name].append(args.frames / (time.perf_counter() - t))
+                print(f"round {k}: {name}: {variants[name][-1]:.1f} frames/s (load {os.getloadavg()[0]:.1f})",
+                      flush=True)
+        for name, fps in variants.items():
+            res["runs"][name] = {"frames_per_s_median": round(statistics.median(fps), 1),
+                                 "frames_per_s_rounds": [round(v, 1) for v in fps]}
+    res["environment"]["load_avg_1m_at_end"] = round(os.getloadavg()[0], 2)
+    print(json.dumps(res["runs"], indent=2), flush=True)
     return res
 
 
@@ -329,6 +452,7 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=300)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--detect-every", type=int, default=5)
+    p.add_argument("--models", default="default", help="fer: openfer models to run, comma-separated")
     p.add_argument("--everies", default="2,3,5,8,10", help="quality: the --detect-every values to compare")
     p.add_argument("--fer-python", default=os.environ.get("FER_PYTHON", "/work/venv-fer/bin/python"))
     p.add_argument("--note", default="")

@@ -52,6 +52,7 @@ class FaceFollower:
         self.detect_every = detect_every
         self.carrier = carrier or FlowCarrier()
         self._since: int | None = None  # frames since the last detection; None: detect on the next frame
+        self._shape: tuple[int, ...] | None = None
         #: frames the detector ran on, and frames in all (for the run's statistics)
         self.detections = 0
         self.frames = 0
@@ -60,6 +61,8 @@ class FaceFollower:
         """This frame's faces (RGB uint8 [H, W, 3]), with ``track_id``; ``timestamp`` in seconds as for
         ``FaceTracker.update``. A detector error propagates; call ``missed`` for that frame then."""
         self.frames += 1
+        if image.shape[:2] != self._shape:  # a stream that changes its frame size: nothing to follow across it
+            self._since, self._shape = None, image.shape[:2]
         if self.detect_every > 1 and self._since is not None and self._since + 1 < self.detect_every:
             moved, uncertain = self.carrier.carry(image)
             if not uncertain:
