@@ -8,6 +8,9 @@ and whenever a followed face is lost, and moves the faces it found through the f
 
 from __future__ import annotations
 
+import dataclasses
+
+import cv2
 import numpy as np
 
 from openfer.detect import Detector
@@ -19,6 +22,10 @@ from openfer.types import Face
 #: Detector every this many frames by default for videos (``--detect-every``): measured in docs/video.md, new
 #: faces are found within this many frames and the carried boxes stay within a few pixels of detected ones.
 DEFAULT_DETECT_EVERY = 5
+#: On a scheduled detection, the frame is shrunk so the smallest followed face is still this tall (pixels)...
+_SCALED_FACE_PX = 64.0
+#: ...but not below this longer side (pixels): new faces of a fifth of the frame's height are still found.
+_SCALED_MIN_SIDE = 320
 
 
 class FaceFollower:
@@ -33,6 +40,11 @@ class FaceFollower:
             found, and boxes drift a little between detections.
         carrier: moves faces between detections (default: a ``FlowCarrier``). When it loses a face (turned
             away, hidden, leaving the frame) the detector runs on that frame at once.
+        full_every: scheduled detections while faces are followed run on a copy shrunk so the smallest followed
+            face stays 64 px tall (not below 320 px a side; up to 4x cheaper for big faces); every
+            ``full_every``-th of them, the first, and every detection after a loss run at full size. So a new face
+            at least a third of the followed ones' size is found within ``detect_every`` frames, a smaller one
+            within ``detect_every * full_every``. 1: always full size (also when the detector upscales itself).
 
     Example:
         >>> import skimage.data
@@ -44,13 +56,17 @@ class FaceFollower:
     """
 
     def __init__(self, detector: Detector, tracker: FaceTracker | None = None, detect_every: int = DEFAULT_DETECT_EVERY,
-                 carrier: FlowCarrier | None = None) -> None:
+                 carrier: FlowCarrier | None = None, full_every: int = 3) -> None:
         if detect_every < 1:
             raise UsageError(f"detect_every must be at least 1 (1: detect every frame), got {detect_every}")
+        if full_every < 1:
+            raise UsageError(f"full_every must be at least 1 (1: always detect at full size), got {full_every}")
         self.detector = detector
         self.tracker = tracker or FaceTracker()
         self.detect_every = detect_every
         self.carrier = carrier or FlowCarrier()
+        self.full_every = 1 if getattr(detector, "upscale", False) else full_every
+        self._scheduled = 0  # scheduled detections since the last full-size one
         self._since: int | None = None  # frames since the last detection; None: detect on the next frame
         self._shape: tuple[int, ...] | None = None
         #: frames the detector ran on, and frames in all (for the run's statistics)
@@ -63,16 +79,42 @@ class FaceFollower:
         self.frames += 1
         if image.shape[:2] != self._shape:  # a stream that changes its frame size: nothing to follow across it
             self._since, self._shape = None, image.shape[:2]
-        if self.detect_every > 1 and self._since is not None and self._since + 1 < self.detect_every:
+        scheduled = self._since is not None
+        if self.detect_every > 1 and scheduled and self._since + 1 < self.detect_every:
             moved, uncertain = self.carrier.carry(image)
             if not uncertain:
                 self._since += 1
                 return self._track(image, moved, timestamp, detected=False)
+            scheduled = False
         self._since = None  # if the detector fails, the next frame tries again
-        faces = self.detector.detect(image)
+        scale = self._scale(image) if scheduled and self._scheduled + 1 < self.full_every else 1.0
+        faces = self._detect(image, scale)
+        self._scheduled = self._scheduled + 1 if scale < 1.0 else 0
         self.detections += 1
         self._since = 0
         return self._track(image, faces, timestamp, detected=True)
+
+    def _scale(self, image: np.ndarray) -> float:
+        """How much a scheduled detection may shrink ``image``: the smallest followed face stays ``_SCALED_FACE_PX``
+        tall, the longer side at least ``_SCALED_MIN_SIDE``; 1 when nothing is followed."""
+        faces = self.carrier.faces
+        if not faces:
+            return 1.0
+        smallest = min(min(f.box[2] - f.box[0], f.box[3] - f.box[1]) for f in faces)
+        side = min(max(image.shape[:2]), getattr(self.detector, "max_side", None) or max(image.shape[:2]))
+        scale = max(_SCALED_FACE_PX / max(smallest, 1.0), _SCALED_MIN_SIDE / side) * side / max(image.shape[:2])
+        return scale if scale < 0.8 else 1.0
+
+    def _detect(self, image: np.ndarray, scale: float) -> list[Face]:
+        """The detector's faces in ``image``, found on a copy shrunk by ``scale`` and mapped back."""
+        if scale >= 1.0:
+            return self.detector.detect(image)
+        small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        sy, sx = image.shape[0] / small.shape[0], image.shape[1] / small.shape[1]
+        return [dataclasses.replace(f, box=(f.box[0] * sx, f.box[1] * sy, f.box[2] * sx, f.box[3] * sy),
+                                    landmarks=None if f.landmarks is None else
+                                    np.asarray(f.landmarks, np.float32) * np.array([sx, sy], np.float32))
+                for f in self.detector.detect(small)]
 
     def _track(self, image: np.ndarray, faces: list[Face], timestamp: float | None, detected: bool) -> list[Face]:
         tracked = self.tracker.update(faces, timestamp)
@@ -89,4 +131,5 @@ class FaceFollower:
         """Forget every face and track (ids restart from 0): call between unrelated videos."""
         self.tracker.reset()
         self.carrier.reset()
-        self._since = None
+        self._since = self._shape = None
+        self._scheduled = 0
