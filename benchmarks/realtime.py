@@ -239,7 +239,9 @@ t0 = time.perf_counter()
 import openfer
 from openfer.detect import load_detector
 from openfer.video import open_source, run_video
+from openfer.track import FaceTracker
 an = openfer.Analyzer(detector=load_detector("centerface", max_shrink=None), classifier=sys.argv[3])
+FaceTracker()  # imports the tracking library (about 1 s), as the CLI does before its first frame
 startup = time.perf_counter() - t0
 first = next(iter(open_source(sys.argv[1]))).image
 an.classify(first, an.detector.detect(first))

@@ -170,3 +170,31 @@ def test_cli_default_is_the_library_default():
 
     assert inspect.signature(cli.analyze).parameters["detect_every"].default == DEFAULT_DETECT_EVERY
     assert inspect.signature(run_video).parameters["detect_every"].default == DEFAULT_DETECT_EVERY
+
+
+def test_scheduled_detections_shrink_to_the_followed_faces_and_small_newcomers_are_found(tmp_path, analyzer):
+    """A big face followed: scheduled detections run shrunk (cheaper); a small face entering is still found
+    within detect_every * full_every frames (the full-size detection), and the big face keeps its id."""
+    n, enters = 40, 6
+    path = tmp_path / "small.avi"
+    truth = moving_faces_video(path, {0: [(40 + 2 * i, 40, 260) for i in range(n)],
+                                      1: [None if i < enters else (480, 300, 60) for i in range(n)]},
+                               size=(640, 480))
+    sizes = []
+
+    class Spy:
+        max_side, upscale = 640, False
+
+        def detect(self, image):
+            sizes.append(image.shape[1])
+            return analyzer.detector.detect(image)
+
+    rows: list[dict] = []
+    run_video(analyzer, open_source(path), on_rows=rows.extend,
+              follower=FaceFollower(Spy(), FaceTracker(), detect_every=EVERY, full_every=3))
+    assert sizes[0] == 640 and min(sizes) < 400, sizes
+    assert sizes.count(640) < len(sizes), "some scheduled detections ran shrunk"
+    first = next(i for i in range(n) if _person_rows(rows, truth[1], i))
+    assert first < enters + EVERY * 3
+    ids = {r["face_id"] for i in range(n) for r in _person_rows(rows, truth[0], i)}
+    assert len(ids) == 1
