@@ -198,3 +198,17 @@ def test_scheduled_detections_shrink_to_the_followed_faces_and_small_newcomers_a
     assert first < enters + EVERY * 3
     ids = {r["face_id"] for i in range(n) for r in _person_rows(rows, truth[0], i)}
     assert len(ids) == 1
+
+
+def test_centerface_edit_is_cached_so_start_up_skips_onnx(tmp_path, monkeypatch):
+    """The free-size CenterFace graph is made once per user cache (editing it needs the slow-to-import onnx
+    package); later loads read the cached file, which detects as the edit made in memory does."""
+    from openfer.detect import centerface as cf
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    path = cf._dynamic_bundled_path()
+    assert path.is_file() and path.parent == tmp_path / "openfer" / "models"
+    monkeypatch.setattr(cf, "_dynamic_model_bytes", lambda p: pytest.fail("the cached file should be used"))
+    assert cf._dynamic_bundled_path() == path
+    faces = cf.CenterFaceDetector(max_shrink=None).detect(astronaut())
+    assert len(faces) == 1 and faces[0].score > 0.5
