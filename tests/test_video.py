@@ -37,10 +37,11 @@ def video(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def run(video, analyzer, tmp_path_factory):
-    """One full run over the two-person video with every output."""
+    """One full run over the two-person video with every output, detecting on every frame (the exact path, whose
+    rows follow the faces frame by frame; tests/test_follow.py checks the default, faster path against it)."""
     out = tmp_path_factory.mktemp("out")
     result = run_video(analyzer, open_source(video[0]), out=out / "rows.csv", summary_path=out / "summary.json",
-                       annotate_path=out / "annotated.avi")
+                       annotate_path=out / "annotated.avi", detect_every=1)
     return result, out
 
 

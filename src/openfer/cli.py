@@ -99,6 +99,10 @@ def analyze(
     overwrite: Annotated[bool, typer.Option(help="Replace output files that already exist (never an input).")] = False,
     summary: Annotated[Optional[Path], typer.Option(help="Video: per-face summary JSON.")] = None,
     every: Annotated[int, typer.Option(min=1, help="Video: analyse every Nth frame.")] = 1,
+    detect_every: Annotated[int, typer.Option(min=1, help="Video: run the face detector on every Nth analysed "
+                                                          "frame (and when a face is lost), following faces with "
+                                                          "optical flow between: faster; a new face is found within "
+                                                          "N frames. 1 detects every frame.")] = 5,  # = DEFAULT_DETECT_EVERY
     fps: Annotated[Optional[float], typer.Option(help="Video: analyse at most this many frames per second "
                                                       "(with --sequence: the frame rate of the images, default 30).")] = None,
     start: Annotated[float, typer.Option(min=0.0, help="Video: start at this time, seconds.")] = 0.0,
@@ -156,15 +160,17 @@ def analyze(
     if len(videos) > 1 or (videos and len(items) == 1 and Path(items[0]).is_dir()):
         _analyze_batch(videos, photo_items, out=out, model=model, prior=prior, detection=detection, every=every,
                        fps=fps, start=start, end=end, smooth=smooth, recursive=recursive, quiet=quiet, geometry=geo,
-                       audio=audio)
+                       audio=audio, detect_every=detect_every)
         return
     if camera is not None or sequence or any(is_video_input(i) for i in items):
         _analyze_video(items, camera=camera, sequence=sequence, out=out or (Path(csv) if csv else None) or (
             Path(jsonl) if jsonl and jsonl != "-" else None), summary=summary, annotate=annotate, model=model,
             detection=detection, every=every, fps=fps, start=start, end=end, smooth=smooth, preview=preview,
-            recursive=recursive, quiet=quiet, geometry=geo, prior=prior, overwrite=overwrite, audio=audio)
+            recursive=recursive, quiet=quiet, geometry=geo, prior=prior, overwrite=overwrite, audio=audio,
+            detect_every=detect_every)
         return
     video_only = [name for name, given in (("--summary", summary is not None), ("--every", every != 1),
+                                           ("--detect-every", detect_every != 5),
                                            ("--fps", fps is not None), ("--start", start != 0),
                                            ("--end", end is not None), ("--smooth", smooth != 1),
                                            ("--preview", preview), ("--audio", audio)) if given]
@@ -289,7 +295,7 @@ def _geometry_stage(model_dir: Path | None):
 
 def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate, model, detection, every, fps, start,
                    end, smooth, preview, recursive, quiet, geometry=None, prior: str = "training",
-                   overwrite: bool = False, audio: bool = False) -> None:
+                   overwrite: bool = False, audio: bool = False, detect_every: int = 5) -> None:
     """The video branch of ``analyze``: open one source, run the streaming pipeline, report."""
     from openfer.analyzer import Analyzer
     from openfer.io.images import expand_inputs
@@ -341,6 +347,7 @@ def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate
             task = progress.add_task(f"analyzing {source.name}", total=source.expected_frames, fps=0.0)
             result = run_video(analyzer, source, out=out, summary_path=summary, annotate_path=annotate,
                                tracker=tracker, smoother=smoother, preview=preview, voice=voice,
+                               detect_every=detect_every,
                                on_frame=lambda r: progress.update(task, completed=r.frames, fps=r.fps))
     except OSError as e:  # an output that cannot be written
         usage(f"cannot write results: {e}")
@@ -392,7 +399,7 @@ def _split_videos(items: list[str], recursive: bool) -> tuple[list[Path], list[s
 
 
 def _analyze_batch(videos: list[Path], photo_items: list[str], *, out, model, prior, detection, every, fps, start,
-                   end, smooth, recursive, quiet, geometry, audio: bool = False) -> None:
+                   end, smooth, recursive, quiet, geometry, audio: bool = False, detect_every: int = 5) -> None:
     """Several videos (a folder, a glob, a list): rows and summary per video in the --out folder, a manifest that
     lets a rerun skip finished videos, people.csv across them, and the photos of mixed folders beside them."""
     from openfer.analyzer import Analyzer
@@ -416,7 +423,8 @@ def _analyze_batch(videos: list[Path], photo_items: list[str], *, out, model, pr
     mark_output_folder(out)  # a later run over a folder holding it does not read its files as inputs
     settings = {"model": model, "prior": prior, "detector": detection.name, "threshold": detection.threshold,
                 "max_side": detection.max_side, "upscale": detection.upscale, "every": every, "fps": fps, "start": start, "end": end, "smooth": smooth,
-                "geometry": geometry is not None, **({"audio": True} if audio else {})}
+                "detect_every": detect_every, "geometry": geometry is not None,
+                **({"audio": True} if audio else {})}
 
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TimeRemainingColumn(), console=err, disable=quiet)
@@ -430,7 +438,7 @@ def _analyze_batch(videos: list[Path], photo_items: list[str], *, out, model, pr
         try:
             return run_video(analyzer, source, out=rows, summary_path=summary, voice=voice,
                              tracker=FaceTracker(frame_rate=source.fps or 30.0),
-                             smoother=EmaSmoother(alpha=smooth) if smooth < 1 else None,
+                             smoother=EmaSmoother(alpha=smooth) if smooth < 1 else None, detect_every=detect_every,
                              on_frame=lambda r: progress.update(task, completed=r.frames))
         finally:
             progress.remove_task(task)

@@ -77,6 +77,19 @@ def _dynamic_model_bytes(path: Path) -> bytes:
     return model.SerializeToString()
 
 
+#: Version of the edit ``_dynamic_model_bytes`` makes; part of the cached file's name, so a change remakes it.
+_DYNAMIC_EDIT_VERSION = 1
+
+
+def _dynamic_bundled_path() -> Path:
+    """The bundled CenterFace with free input size (``_dynamic_model_bytes``), made once and kept in the user cache:
+    editing it needs the ``onnx`` package, whose import alone is most of a video run's start-up (about 1 s)."""
+    from openfer.zoo.registry import cached_model
+
+    return cached_model(f"centerface-dynamic-v{_DYNAMIC_EDIT_VERSION}-{CENTERFACE_SHA256[:16]}.onnx",
+                        lambda: _dynamic_model_bytes(bundled_centerface_path()))
+
+
 def detection_sides(width: int, height: int, max_side: int | None,
                     max_shrink: float | None = DEFAULT_MAX_SHRINK) -> list[int]:
     """The longer side (pixels) of each pass the detector makes over a ``width`` x ``height`` image, coarsest first.
@@ -151,7 +164,7 @@ class CenterFaceDetector:
         self.upscale = upscale
         self.max_shrink = max_shrink
         if session is None:
-            session = make_session(_dynamic_model_bytes(Path(model_path) if model_path else bundled_centerface_path()),
+            session = make_session(_dynamic_model_bytes(Path(model_path)) if model_path else _dynamic_bundled_path(),
                                    threads)
         self.session = session
 

@@ -1,4 +1,4 @@
-"""One webcam stream: JPEG/PNG frames in, tracked faces with expressions out (one ``FaceTracker`` per stream)."""
+"""One webcam stream: JPEG/PNG frames in, tracked faces with expressions out (one ``FaceFollower`` per stream)."""
 
 from __future__ import annotations
 
@@ -12,18 +12,24 @@ from openfer.io.images import read_image
 class StreamSession:
     """Analyses the frames of one live stream in order, giving each person a stable ``track_id``.
 
-    Frames are timed by their arrival, so the tracker copes with a browser that sends at a varying rate.
+    Frames are timed by their arrival, so the tracker copes with a browser that sends at a varying rate. As for
+    video files, the detector runs on every ``detect_every``-th frame (and when a face is lost) and faces are
+    followed by optical flow between, so the page gets more frames per second (it sends the next frame when the
+    last result arrives).
 
     Args:
         analyzer: the shared detector + classifier.
         max_pixels: largest frame accepted (decoding guard).
+        detect_every: detector on every this many frames (1: every frame).
     """
 
-    def __init__(self, analyzer: Analyzer, max_pixels: int) -> None:
+    def __init__(self, analyzer: Analyzer, max_pixels: int, detect_every: int | None = None) -> None:
         from openfer.track import FaceTracker
+        from openfer.track.follow import DEFAULT_DETECT_EVERY, FaceFollower
 
         self.analyzer, self.max_pixels = analyzer, max_pixels
         self.tracker = FaceTracker(lost_seconds=1.0)
+        self.follower = FaceFollower(analyzer.detector, self.tracker, detect_every or DEFAULT_DETECT_EVERY)
         self.frames = 0
         self._t0 = time.monotonic()
 
@@ -35,8 +41,7 @@ class StreamSession:
         """
         t = time.perf_counter()
         rgb = read_image(data, max_pixels=self.max_pixels)
-        faces = self.analyzer.detector.detect(rgb)
-        faces = self.tracker.update(faces, time.monotonic() - self._t0)
+        faces = self.follower.step(rgb, time.monotonic() - self._t0)
         faces = self.analyzer.classify(rgb, faces)
         self.frames += 1
         return {"type": "result", "frame": self.frames, "width": int(rgb.shape[1]), "height": int(rgb.shape[0]),

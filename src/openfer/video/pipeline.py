@@ -1,8 +1,9 @@
-"""The streaming video loop: read -> detect -> track -> classify (batched across frames) -> smooth -> write.
+"""The streaming video loop: read -> detect (or follow) -> track -> classify (batched across frames) -> smooth -> write.
 
-Memory stays constant: frames wait in a bounded decode queue (``prefetch``) and in one classification batch
-(``batch_frames``); rows are written as soon as their batch is classified; the summary keeps per-track
-statistics only.
+Three threads overlap: one decodes, one finds and tracks faces (the detector on some frames, optical flow between:
+``openfer.track.FaceFollower``), and the calling thread classifies and writes. Memory stays constant: frames wait in
+bounded queues (``prefetch``) and in one classification batch (``batch_frames``); rows are written as soon as their
+batch is classified; the summary keeps per-track statistics only.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from openfer.io.atomic import write_text_atomic
 from openfer.io.rows import RowWriter, frame_rows, row_columns
 from openfer.report.summary import VideoSummary
 from openfer.track import EmaSmoother, FaceTracker
+from openfer.track.follow import DEFAULT_DETECT_EVERY, FaceFollower
 from openfer.types import Face
 from openfer.video.sinks import AnnotatedVideoWriter, PreviewWindow
 from openfer.video.sources import Frame, FrameSource
@@ -62,15 +64,16 @@ class VideoRunResult:
 
 
 class _Prefetch:
-    """Decodes the source in a background thread into a bounded queue (OpenCV releases the GIL while decoding)."""
+    """Runs an iterable (the source's decoding, or the face finding over decoded frames) in a background thread
+    into a bounded queue (OpenCV and ONNX Runtime release the GIL while they work)."""
 
     _END = object()
 
-    def __init__(self, source: FrameSource, size: int) -> None:
+    def __init__(self, source, size: int, name: str = "openfer-decode") -> None:
         self._q: queue.Queue = queue.Queue(maxsize=max(1, size))
         self._stop = threading.Event()
         self._source = source
-        self._thread = threading.Thread(target=self._run, name="openfer-decode", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
@@ -92,9 +95,14 @@ class _Prefetch:
                 continue
         return False
 
-    def __iter__(self) -> Iterator[Frame]:
+    def __iter__(self) -> Iterator:
         while True:
-            item = self._q.get()
+            try:
+                item = self._q.get(timeout=0.1)
+            except queue.Empty:
+                if self._stop.is_set():  # stopped: the producer puts nothing more
+                    return
+                continue
             if item is self._END:
                 return
             if isinstance(item, BaseException):
@@ -121,6 +129,8 @@ def run_video(
     on_frame: Callable[[VideoRunResult], None] | None = None,
     on_faces: Callable[[Frame, list[Face]], None] | None = None,
     voice=None,
+    detect_every: int = DEFAULT_DETECT_EVERY,
+    follower: FaceFollower | None = None,
 ) -> VideoRunResult:
     """Analyse every sampled frame of ``source``, streaming rows, annotated frames and finally the summary.
 
@@ -134,13 +144,19 @@ def run_video(
         smoother: smooths each track's probabilities (default: none, rows hold per-frame outputs).
         batch_frames: frames whose face crops are classified together. Larger batches are a little faster per
             face; rows are written up to this many frames later and that many frames are held in memory.
-        prefetch: frames decoded ahead in a background thread (0: decode in this thread).
+        prefetch: frames decoded ahead in a background thread, and frames whose faces are found ahead in another
+            (0: decode, find faces, classify and write in this thread, one after the other).
         preview: show annotated frames in a window (q or Esc stops).
         on_rows: called with each frame's rows as they are written (e.g. to collect a DataFrame).
         on_frame: called with the running result after each frame is written (progress bars).
         on_faces: called with each frame and its finished faces (e.g. to collect ``Face.embedding``).
         voice: the recording's ``openfer.audio.voice.VoiceTrack`` (``analyze_sound``): every row gets its voice
             columns at the frame's timestamp (empty without sound) and the summary its ``voice`` section.
+        detect_every: run the detector on every this many frames (and whenever a face is lost), following faces
+            with optical flow between (``FaceFollower``). 1: detect every frame, the exact and slow way; higher is
+            faster but a new face can wait up to ``detect_every - 1`` frames to be found.
+        follower: finds and tracks the faces (default: a ``FaceFollower`` over ``analyzer.detector``, ``tracker``
+            and ``detect_every``); when given, ``tracker`` and ``detect_every`` are its own.
 
     Returns:
         What was done; ``problems`` lists what could not be read (the run itself does not raise for bad frames).
@@ -150,7 +166,8 @@ def run_video(
     """
     classes = analyzer.classifier.classes
     result = VideoRunResult(source=source.name)
-    tracker = tracker or FaceTracker(frame_rate=source.fps or 30.0)
+    follower = follower or FaceFollower(analyzer.detector, tracker or FaceTracker(frame_rate=source.fps or 30.0),
+                                        detect_every)
     summary = VideoSummary(classes)
     writer = video = window = None
     try:  # outputs that cannot be opened (no display, bad suffix) end the run before any frame is read
@@ -209,20 +226,27 @@ def run_video(
                 on_frame(result)
         return keep_going
 
-    reader = _Prefetch(source, prefetch) if prefetch > 0 else None
     # Live timestamps are arrival times: decoders and networks hand frames over in bursts, and a reconnect adds a
     # pause. The tracker's motion model would read that jitter as speed (and a pause as a long flight), so live
     # sources are tracked frame by frame; files keep their container times (stepping, variable frame rate).
     live = bool(getattr(source, "live", False))
-    try:
-        for frame in reader if reader is not None else source:
+
+    def found(frames) -> Iterator[tuple[Frame, list[Face]]]:
+        for frame in frames:
+            t = None if live else frame.timestamp
             try:
-                faces = analyzer.detector.detect(frame.image)
+                faces = follower.step(frame.image, t)
             except Exception as e:  # noqa: BLE001 - one bad frame must not end the run
                 log.debug("detection failed on frame %d", frame.index, exc_info=True)
                 result.problems.append(f"frame {frame.index + 1}: detection failed: {type(e).__name__}: {e}")
-                faces = []
-            pending.append((frame, tracker.update(faces, None if live else frame.timestamp)))
+                faces = follower.missed(t)
+            yield frame, faces
+
+    reader = _Prefetch(source, prefetch) if prefetch > 0 else None
+    finder = _Prefetch(found(reader), prefetch, "openfer-faces") if reader is not None else None
+    try:
+        for frame, faces in finder if finder is not None else found(source):
+            pending.append((frame, faces))
             if len(pending) >= batch_frames and not flush():
                 result.interrupted = True
                 break
@@ -239,8 +263,9 @@ def run_video(
         result.problems.append(f"stopped: {type(e).__name__}: {e}")
         flush()
     finally:
-        if reader is not None:
-            reader.stop()
+        for stage in (reader, finder):  # the decoder first: the face finder may be waiting for its next frame
+            if stage is not None:
+                stage.stop()
         source.close()
         result.problems = [*source.problems, *result.problems]
         result.seconds = time.perf_counter() - t0
@@ -248,6 +273,7 @@ def run_video(
             if sink is not None:
                 sink.close()
         result.summary = {"source": source.name, "source_fps": source.fps, "interrupted": result.interrupted,
+                          "detect_every": follower.detect_every, "detected_frames": follower.detections,
                           "problems": result.problems, "classes": list(classes), **summary.to_dict()}
         if voice is not None:
             result.summary["voice"] = voice.summary()

@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
+from typing import Callable
 
 from openfer.errors import UnknownNameError, UnreadableInputError, did_you_mean
 from openfer.labels import CANONICAL8, FER2013_CLASSES
@@ -313,31 +314,44 @@ def model_path(spec: ModelSpec) -> Path:
     """
     if not spec.base:
         return shipped_file(spec)
-    import os
-    import tempfile
-
-    import onnx
-
-    from openfer.classify.features import attach_head
-
     base_spec = get_spec(spec.base)
     base, head = model_path(base_spec), shipped_file(spec)
     key = hashlib.sha256(f"{COMPOSE_VERSION}:{base_spec.sha256}:{spec.sha256}".encode()).hexdigest()[:16]
+
+    def compose() -> bytes:
+        import onnx  # only when composing: its import takes about 1 s
+
+        from openfer.classify.features import attach_head
+
+        return attach_head(onnx.load(str(base)), onnx.load(str(head)), len(base_spec.classes)).SerializeToString()
+
+    return cached_model(f"{spec.name}-{key}.onnx", compose)
+
+
+def cached_model(name: str, build: Callable[[], bytes]) -> Path:
+    """A model file derived from shipped ones, made by ``build`` the first time and kept in the user cache
+    (``$XDG_CACHE_HOME/openfer/models``, else the temp folder) as ``name``, which must name its inputs' hashes.
+
+    Written atomically: two processes making it at once both end with a whole file.
+    """
+    import os
+    import tempfile
+
     for folder in (Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "openfer" / "models",
                    Path(tempfile.gettempdir()) / "openfer-models"):
-        target = folder / f"{spec.name}-{key}.onnx"
+        target = folder / name
         if target.is_file():
             return target
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            model = attach_head(onnx.load(str(base)), onnx.load(str(head)), len(base_spec.classes))
+            data = build()
             tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
-            tmp.write_bytes(model.SerializeToString())
-            tmp.replace(target)  # atomic: two processes composing at once both end with a whole file
+            tmp.write_bytes(data)
+            tmp.replace(target)
             return target
         except OSError:
             continue
-    raise OSError(f"cannot write the composed {spec.name} model to the user cache or the temp folder")
+    raise OSError(f"cannot write the model {name} to the user cache or the temp folder")
 
 
 def sha256_file(path: str | Path) -> str:
