@@ -410,8 +410,11 @@ def _analyze_batch(videos: list[Path], photo_items: list[str], *, out, model, pr
                            on_video=lambda v, state: progress.advance(overall))
     photos = [] if result.interrupted else _image_inputs(photo_items, recursive, True)
     photo_summary = None
-    if photos:
-        photo_summary = run_images(analyzer, photos, jsonl=str(out / "photos.jsonl"), csv_path=str(out / "photos.csv"))
+    if photos:  # photos get the photo detector (finer passes for big ones), not the one-pass video detector
+        photo_analyzer = Analyzer(detector=detection.load(threads), classifier=model, geometry=geometry, prior=prior,
+                                  threads=threads)
+        photo_summary = run_images(photo_analyzer, photos, jsonl=str(out / "photos.jsonl"),
+                                   csv_path=str(out / "photos.csv"))
     if not quiet:
         err.print(f"{_n(len(result.done), 'video')} analysed, {len(result.skipped)} skipped (finished before, same "
                   f"settings), {len(result.failed)} failed" + (f"; {_n(len(photos), 'photo')}" if photos else "")
