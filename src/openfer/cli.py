@@ -395,10 +395,11 @@ def _analyze_batch(videos: list[Path], photo_items: list[str], *, out, model, pr
                         TimeRemainingColumn(), console=err, disable=quiet)
 
     def run_one(video: Path, rows: Path, summary: Path):
-        tasks = []
+        tasks = []  # the video's own progress bar, added once it is open (its frame count known)
         try:
-            return analyze_video_file(analyzer, video, rows, summary, sampling, smooth, on_open=lambda source: tasks.append(
-                progress.add_task(f"  {video.name}", total=source.expected_frames)),
+            return analyze_video_file(
+                analyzer, video, rows, summary, sampling, smooth,
+                on_open=lambda source: tasks.append(progress.add_task(f"  {video.name}", total=source.expected_frames)),
                 on_frame=lambda r: progress.update(tasks[0], completed=r.frames))
         finally:
             for task in tasks:

@@ -39,7 +39,9 @@ class ScaleResult:
     """What a run did. Per video ``videos_done``, ``videos_skipped`` (finished by an earlier run with the same
     settings) and ``videos_failed`` (with why); photo counts (``photos_failed``: error records);
     ``dashboard_url`` of the Ray cluster (empty without a dashboard); ``workers`` per process id: jobs, CPU
-    seconds and peak memory (MB); ``startup_s``: seconds until the cluster and the actors were ready."""
+    seconds and peak memory (MB); ``restarted_workers``: actors Ray restarted after they died (their jobs ran
+    again); ``retried_jobs``: jobs given to a fresh actor after Ray's own retries ran out; ``startup_s``: seconds
+    until the cluster and the actors were ready."""
 
     out_dir: Path
     videos_done: list[str] = field(default_factory=list)
@@ -52,6 +54,7 @@ class ScaleResult:
     interrupted: bool = False
     dashboard_url: str = ""
     workers: dict[int, dict[str, float]] = field(default_factory=dict)
+    restarted_workers: int = 0
     retried_jobs: int = 0
     startup_s: float = 0.0
     wall_s: float = 0.0
@@ -72,11 +75,12 @@ class _Worker:
         cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
         self.settings = settings if settings.threads else replace(settings, threads=max(1, int(cpus)))
         self.analyzers: dict[str, Any] = {}
+        self.restarted = ray.get_runtime_context().was_current_actor_reconstructed
 
     def run(self, job: Job) -> dict[str, Any]:
         if job.kind not in self.analyzers:
             self.analyzers[job.kind] = self.settings.analyzer(job.kind)
-        return run_job(job, self.analyzers[job.kind], self.settings)
+        return {**run_job(job, self.analyzers[job.kind], self.settings), "restarted": self.restarted}
 
 
 def analyze(paths: list[str | Path], out: str | Path, settings: AnalysisSettings | None = None, *,
@@ -217,7 +221,8 @@ def _plan_photos(photos: list[str], out_dir: Path, state: _Manifest, digest: str
             result.photos_skipped += 1
         else:
             todo.append(photo)
-    used = [int(e["part"].split("-")[-1]) for e in state.photos.values() if str(e.get("part", "")).startswith("photos-")]
+    used = [int(e["part"].split("-")[-1]) for e in state.photos.values()
+            if str(e.get("part", "")).startswith("photos-")]
     first = max(used, default=-1) + 1
     jobs = []
     for i in range(0, len(todo), chunk):
@@ -257,73 +262,93 @@ def _dashboard_url() -> str:
 
 def _run_jobs(jobs: list[Job], settings: AnalysisSettings, workers: int | None, state: _Manifest, digest: str,
               result: ScaleResult, t0: float, on_progress, on_start) -> None:
-    """Hand ``jobs`` to a pool of actors, ``AHEAD`` queued on each beyond the one it runs; record every finished
-    job in the manifest. A job whose actor died beyond Ray's own retries goes to a fresh actor, up to 3 times."""
-    import ray
+    """Hand ``jobs`` to a pool of actors and record every finished job in the manifest (``_Pool``); the actors
+    are ended afterwards, also after Ctrl-C or an error."""
+    pool = _Pool(settings, workers, len(jobs))
+    try:
+        pool.run(jobs, state, result, t0, on_progress, on_start)
+    finally:
+        pool.close()
 
-    cpus = settings.threads or 1
-    total_cpus = int(ray.cluster_resources().get("CPU", 1))
-    n = max(1, min(workers or max(1, total_cpus // cpus), len(jobs)))
-    if n * cpus > total_cpus:
-        log.warning("%d workers of %d CPUs need more than the cluster's %d CPUs: some wait", n, cpus, total_cpus)
-    actor_cls = ray.remote(_Worker)
-    run_id = uuid.uuid4().hex[:8]
 
-    def new_actor(i: int):
-        return actor_cls.options(num_cpus=cpus, max_restarts=3, max_task_retries=3,
-                                 name=f"openfer-{run_id}-{i}").remote(settings)
+class _Pool:
+    """Actors of ``settings.threads`` (or 1) CPUs each, ``AHEAD`` jobs queued on each beyond the one it runs. Ray
+    restarts a killed actor and runs its jobs again (``max_restarts``, ``max_task_retries``); a job whose actor
+    is lost beyond that goes to a fresh actor, up to 3 times, then counts as failed."""
 
-    actors = [new_actor(i) for i in range(n)]
-    queue = deque(jobs)
-    attempts: dict[str, int] = defaultdict(int)
-    running: dict[Any, tuple[int, Job]] = {}
-    load = [0] * n
-    finished = 0
-    first = True
+    def __init__(self, settings: AnalysisSettings, workers: int | None, jobs: int) -> None:
+        import ray
 
-    def submit() -> None:
-        for i in range(n):
-            while queue and load[i] <= AHEAD:
-                job = queue.popleft()
-                _mark(state, job, "running")
-                running[actors[i].run.remote(job)] = (i, job)
-                load[i] += 1
+        self.settings, self.cpus = settings, settings.threads or 1
+        total = int(ray.cluster_resources().get("CPU", 1))
+        self.n = max(1, min(workers or max(1, total // self.cpus), jobs))
+        if self.n * self.cpus > total:
+            log.warning("%d workers of %d CPUs need more than the cluster's %d CPUs: some wait", self.n, self.cpus,
+                        total)
+        self.cls, self.run_id = ray.remote(_Worker), uuid.uuid4().hex[:8]
+        self.actors = [self._new(i) for i in range(self.n)]
 
-    submit()
-    while running:
-        ready, _ = ray.wait(list(running), num_returns=1)
-        i, job = running.pop(ready[0])
-        load[i] -= 1
-        try:
-            info = ray.get(ready[0])
-        except ray.exceptions.RayActorError as e:  # the actor died and Ray's restarts or retries ran out
-            attempts[job.name] += 1
-            result.retried_jobs += 1
-            log.warning("worker lost while on %s (%s); %s", job.name, type(e).__name__,
-                        "trying again" if attempts[job.name] < 3 else "giving up")
-            if attempts[job.name] < 3:
-                actors[i] = new_actor(i)
-                queue.appendleft(job)
-            else:
-                _record_failure(state, job, f"worker lost 3 times: {e}", result)
-                finished += 1
-        except ray.exceptions.RayTaskError as e:  # an error in openfer on this job (bad files are records)
-            _record_failure(state, job, f"{type(e.cause).__name__}: {e.cause}", result)
-            finished += 1
-        else:
-            if first:
-                result.startup_s = time.perf_counter() - t0 - info["wall_s"]
-                first = False
-                if on_start:
-                    on_start(result, len(jobs))
-            _record(state, job, info, result)
-            finished += 1
-            if info.get("interrupted"):
-                raise KeyboardInterrupt
-        state.save(soon=True)
-        if on_progress:
-            on_progress(finished, len(jobs), job.name if job.kind == "photos" else job.inputs[0])
+    def _new(self, i: int):
+        return self.cls.options(num_cpus=self.cpus, max_restarts=3, max_task_retries=3,
+                                name=f"openfer-{self.run_id}-{i}").remote(self.settings)
+
+    def close(self) -> None:
+        import ray
+
+        for actor in self.actors:
+            ray.kill(actor)
+
+    def run(self, jobs: list[Job], state: _Manifest, result: ScaleResult, t0: float, on_progress, on_start) -> None:
+        import ray
+
+        queue, attempts = deque(jobs), defaultdict(int)
+        running: dict[Any, tuple[int, Job]] = {}
+        load = [0] * self.n
+        finished = 0
+
+        def submit() -> None:
+            for i in range(self.n):
+                while queue and load[i] <= AHEAD:
+                    job = queue.popleft()
+                    _mark(state, job, "running")
+                    running[self.actors[i].run.remote(job)] = (i, job)
+                    load[i] += 1
+
         submit()
+        while running:
+            ready, _ = ray.wait(list(running), num_returns=1)
+            i, job = running.pop(ready[0])
+            load[i] -= 1
+            try:
+                info = ray.get(ready[0])
+            except ray.exceptions.RayActorError as e:  # the actor died and Ray's restarts or retries ran out
+                attempts[job.name] += 1
+                result.retried_jobs += 1
+                log.warning("worker lost while on %s (%s); %s", job.name, type(e).__name__,
+                            "trying again" if attempts[job.name] < 3 else "giving up")
+                if attempts[job.name] < 3:
+                    ray.kill(self.actors[i])
+                    self.actors[i] = self._new(i)
+                    queue.appendleft(job)
+                else:
+                    _record_failure(state, job, f"worker lost 3 times: {e}", result)
+                    finished += 1
+            except ray.exceptions.RayTaskError as e:  # an error in openfer on this job (bad files are records)
+                _record_failure(state, job, f"{type(e.cause).__name__}: {e.cause}", result)
+                finished += 1
+            else:
+                if not result.workers:
+                    result.startup_s = time.perf_counter() - t0 - info["wall_s"]
+                    if on_start:
+                        on_start(result, len(jobs))
+                _record(state, job, info, result)
+                finished += 1
+                if info.get("interrupted"):
+                    raise KeyboardInterrupt
+            state.save(soon=True)
+            if on_progress:
+                on_progress(finished, len(jobs), job.name if job.kind == "photos" else job.inputs[0])
+            submit()
 
 
 def _mark(state: _Manifest, job: Job, status: str) -> None:
@@ -334,6 +359,8 @@ def _mark(state: _Manifest, job: Job, status: str) -> None:
 
 def _record(state: _Manifest, job: Job, info: dict[str, Any], result: ScaleResult) -> None:
     """A finished job into the manifest and the counts."""
+    if info["pid"] not in result.workers and info["restarted"]:
+        result.restarted_workers += 1
     worker = result.workers.setdefault(info["pid"], {"jobs": 0, "cpu_s": 0.0, "wall_s": 0.0, "max_rss_mb": 0.0})
     worker["jobs"] += 1
     worker["cpu_s"] += info["cpu_s"]
@@ -397,8 +424,7 @@ def _publish_photos(photos: list[str], out_dir: Path, state: _Manifest) -> None:
             if name is None:
                 continue
             if name not in readers:
-                readers[name] = PartReader((str(out_dir / PARTS / f"{name}.jsonl"), str(out_dir / PARTS / f"{name}.csv")),
-                                           members[name])
+                readers[name] = PartReader(photo_job(name, [], out_dir).outputs, members[name])
             reader = readers[name]
             if not header and reader.header:
                 rows.writerow(reader.header)

@@ -84,8 +84,8 @@ def analyze_video_file(analyzer, video: Path, rows: Path, summary: Path, samplin
     source = open_source(video, sampling)
     if on_open:
         on_open(source)
-    return run_video(analyzer, source, out=rows, summary_path=summary, tracker=FaceTracker(frame_rate=source.fps or 30.0),
-                     smoother=EmaSmoother(alpha=smooth) if smooth < 1 else None, on_frame=on_frame)
+    return run_video(analyzer, source, out=rows, summary_path=summary,
+                     tracker=FaceTracker(frame_rate=source.fps or 30.0), smoother=EmaSmoother(alpha=smooth) if smooth < 1 else None, on_frame=on_frame)
 
 
 def run_batch(videos: list[Path], out_dir: str | Path, run_one: Callable[[Path, Path, Path], Any],
