@@ -306,13 +306,14 @@ class _Pool:
         load = [0] * self.n
         finished = 0
 
-        def submit() -> None:
-            for i in range(self.n):
-                while queue and load[i] <= AHEAD:
-                    job = queue.popleft()
-                    _mark(state, job, "running")
-                    running[self.actors[i].run.remote(job)] = (i, job)
-                    load[i] += 1
+        def submit() -> None:  # one job to each idle actor first, then the queued ones: few jobs still spread
+            for depth in range(AHEAD + 1):
+                for i in range(self.n):
+                    if queue and load[i] <= depth:
+                        job = queue.popleft()
+                        _mark(state, job, "running")
+                        running[self.actors[i].run.remote(job)] = (i, job)
+                        load[i] += 1
 
         submit()
         while running:
