@@ -85,9 +85,9 @@ def run_single(data: Path, out: Path, threads: int) -> dict:
     return res
 
 
-def descendants_cpu_s(pid: int) -> float:
-    """CPU seconds of every process below ``pid`` (Ray's GCS, raylet, dashboard, workers) from /proc, each with
-    the finished children it reaped (``cutime``, ``cstime``: the workers Ray ended), so nothing is left out."""
+def descendants_cpu_s(pid: int) -> dict[int, float]:
+    """CPU seconds (user + system) so far of every process below ``pid`` (Ray's GCS, raylet, dashboard, workers),
+    from /proc."""
     parent, cpu = {}, {}
     tick = os.sysconf("SC_CLK_TCK")
     for entry in Path("/proc").iterdir():
@@ -98,15 +98,38 @@ def descendants_cpu_s(pid: int) -> float:
         except OSError:
             continue
         parent[int(entry.name)] = int(fields[1])
-        cpu[int(entry.name)] = sum(int(f) for f in fields[11:15]) / tick
-    total, todo = 0.0, [pid]
+        cpu[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    found, todo = {}, [pid]
     while todo:
         p = todo.pop()
         for child, par in parent.items():
             if par == p:
-                total += cpu[child]
+                found[child] = cpu[child]
                 todo.append(child)
-    return total
+    return found
+
+
+class TreeCpu:
+    """Samples ``descendants_cpu_s`` every half second in a thread, keeping each process's latest figure: Ray's
+    raylet does not collect the CPU time of the workers it ends, so they are counted while they live (up to half
+    a second of a killed worker's last moments is missed)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.seen: dict[int, float] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.5):
+            self.seen.update(descendants_cpu_s(os.getpid()))
+
+    def total(self) -> float:
+        """CPU seconds of this process and every process below it seen so far."""
+        self.seen.update(descendants_cpu_s(os.getpid()))
+        return time.process_time() + sum(self.seen.values())
 
 
 def run_ray(data: Path, out: Path, workers: int) -> dict:
@@ -115,6 +138,7 @@ def run_ray(data: Path, out: Path, workers: int) -> dict:
 
     import openfer.scale
 
+    cpu = TreeCpu()
     t0 = time.perf_counter()
     ray.init(num_cpus=2, object_store_memory=100 * 1024 * 1024, log_to_driver=False)
     res = {"ray_init_s": time.perf_counter() - t0}
@@ -128,7 +152,7 @@ def run_ray(data: Path, out: Path, workers: int) -> dict:
                      "worker_cpu_s": sum(w["cpu_s"] for w in r.workers.values()),
                      "worker_peak_rss_mb": max(w["max_rss_mb"] for w in r.workers.values()),
                      "worker_busy_share": busy / (wall * len(r.workers))}
-    res["tree_cpu_s"] = time.process_time() + descendants_cpu_s(os.getpid())
+    res["tree_cpu_s"] = cpu.total()
     ray.shutdown()
     return res
 

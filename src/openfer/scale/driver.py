@@ -13,6 +13,7 @@ used: its read tasks starve when actors hold every CPU, one bad image aborts ``r
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from collections import defaultdict, deque
@@ -100,7 +101,7 @@ def analyze(paths: list[str | Path], out: str | Path, settings: AnalysisSettings
             ``manifest.json`` (what is done, for reruns); ``parts/`` holds the photo chunks they are merged from.
         settings: models, detector and video sampling (default: ``AnalysisSettings()``).
         address: the cluster (``"auto"``, ``"ray://host:10001"``, ``"host:6379"``); None: a Ray already started
-            in this process, else a new local one on this machine.
+            in this process, else the one ``$RAY_ADDRESS`` names, else a new local one on this machine.
         workers: actors (default: as many as the cluster's CPUs allow, ``settings.threads`` or 1 CPU each).
         chunk: photos per job. Results do not depend on it.
         rows_format: ``.csv``, ``.jsonl`` or ``.parquet`` for video rows.
@@ -202,7 +203,7 @@ def _plan_videos(videos: list[Path], names: dict, out_dir: Path, state: _Manifes
             continue
         state.videos[_key(video)] = {**ident, "settings_hash": digest, "status": "queued", "rows": rows.name,
                                      "summary": summary.name}
-        jobs.append(Job("video", _key(video), (str(video),), (str(rows), str(summary))))
+        jobs.append(Job("video", _key(video), (str(video),), (str(rows), str(summary)), os.getcwd()))
     return jobs
 
 
@@ -243,8 +244,8 @@ def _start_ray(address: str | None, ray_init: dict[str, Any] | None, result: Sca
         result.dashboard_url = _dashboard_url()
         return False
     kwargs = {"log_to_driver": False, "configure_logging": True, "logging_level": logging.WARNING}
-    if address is None:
-        # a local Ray: the jobs pass paths and small dicts, so a small object store is plenty
+    if address is None and not os.environ.get("RAY_ADDRESS"):
+        # a new local Ray: the jobs pass paths and small dicts, so a small object store is plenty
         kwargs["object_store_memory"] = 256 * 1024 * 1024
     context = ray.init(address=address, **kwargs, **(ray_init or {}))
     result.dashboard_url = getattr(context, "dashboard_url", "") or ""

@@ -21,18 +21,21 @@ PARTS = "parts"
 class Job:
     """One unit of work: ``kind`` ``photos`` (``inputs`` a chunk of photo paths, written to the part files
     ``parts/<name>.jsonl`` and ``.csv``) or ``video`` (``inputs`` one video, its rows and summary written to
-    ``outputs``)."""
+    ``outputs``). Paths as the user gave them, relative to ``cwd`` (the driver's folder): records keep the
+    names a single-machine run writes, and a worker on another machine with the same shared mount finds them."""
 
     kind: Literal["photos", "video"]
     name: str
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
+    cwd: str = ""
 
 
 def photo_job(name: str, photos: list[str], out_dir: Path) -> Job:
     """The job of one chunk of photos, written to ``out_dir/parts/<name>.jsonl`` and ``.csv``."""
     parts = Path(out_dir) / PARTS
-    return Job("photos", name, tuple(photos), (str(parts / f"{name}.jsonl"), str(parts / f"{name}.csv")))
+    return Job("photos", name, tuple(photos), (str(parts / f"{name}.jsonl"), str(parts / f"{name}.csv")),
+               os.getcwd())
 
 
 def run_job(job: Job, analyzer, settings) -> dict[str, Any]:
@@ -40,6 +43,8 @@ def run_job(job: Job, analyzer, settings) -> dict[str, Any]:
     what happened: counts, ``interrupted``, and for a video that failed its ``error``; plus this process's id,
     CPU seconds, wall seconds and peak memory (MB), for the run's figures."""
     t0, c0 = time.perf_counter(), time.process_time()
+    if job.cwd and os.path.isdir(job.cwd):  # an actor runs one job at a time: changing its folder is safe
+        os.chdir(job.cwd)
     if job.kind == "photos":
         info = _photos(job, analyzer)
     else:
