@@ -91,11 +91,23 @@ def inputs(tmp_path_factory):
     return root
 
 
+def run_in(folder: Path, *args):
+    """``run_cli`` from ``folder`` (inputs given relative to it, as users do)."""
+    import os
+
+    here = os.getcwd()
+    os.chdir(folder)
+    try:
+        return run_cli(*args)
+    finally:
+        os.chdir(here)
+
+
 @pytest.fixture(scope="module")
 def single(inputs, tmp_path_factory):
-    """The single-machine run of the same inputs (openfer analyze FOLDER --out DIR)."""
+    """The single-machine run of the same inputs (openfer analyze in --out DIR, from the folder above)."""
     out = tmp_path_factory.mktemp("single") / "out"
-    res = run_cli("analyze", inputs, "--out", out, "--model", "fast", "-q")
+    res = run_in(inputs.parent, "analyze", "in", "--out", out, "--model", "fast", "-q")
     assert res.exit_code == 1, res.output  # bad.jpg
     return out
 
@@ -135,12 +147,13 @@ def assert_same_results(out: Path, reference: Path) -> None:
 def test_engine_ray_gives_the_single_machine_results(ray_local, inputs, single, tmp_path):
     """The documented command on a local Ray: the same files, rows, face ids and probabilities as without it."""
     out = tmp_path / "ray"
-    res = run_cli("analyze", inputs, "--out", out, "--model", "fast", "--engine", "ray")
+    res = run_in(inputs.parent, "analyze", "in", "--out", out, "--model", "fast", "--engine", "ray")
     assert res.exit_code == 1, res.output  # bad.jpg, as in the single-machine run
     said = " ".join(res.output.split())
     assert "2 videos analysed" in said and "7 photos analysed" in said and "1 unreadable" in said
     assert {p.name for p in single.iterdir() if p.is_file()} <= {p.name for p in out.iterdir() if p.is_file()}
-    assert_same_results(out, single)
+    assert_same_results(out, single)  # with the paths as given: in/p0.jpg...
+    assert photo_records(out)[0]["path"].startswith("in/")
     assert {"a.rows.csv", "a-1.rows.csv"} <= {p.name for p in out.iterdir()}  # two videos named a.avi
     big = next(r for r in photo_records(out) if r["path"].endswith("big.jpg"))
     assert big["num_faces"] >= 5 and len(big["detect_sides"]) > 1  # the photo detector, not the video one
@@ -148,7 +161,7 @@ def test_engine_ray_gives_the_single_machine_results(ray_local, inputs, single, 
 
 
 @pytest.mark.slow
-def test_a_killed_worker_is_retried_and_nothing_is_lost_or_doubled(ray_local, inputs, single, tmp_path):
+def test_a_killed_worker_is_retried_and_nothing_is_lost_or_doubled(ray_local, inputs, single, tmp_path, monkeypatch):
     """One-photo jobs on 2 actors; after the first job one actor is killed while it holds queued jobs: Ray
     restarts it and runs them again, and every input appears exactly once."""
     import openfer.scale
@@ -161,7 +174,8 @@ def test_a_killed_worker_is_retried_and_nothing_is_lost_or_doubled(ray_local, in
             ray_local.kill(ray_local.get_actor(name), no_restart=False)
             killed.append(name)
 
-    result = openfer.scale.analyze([inputs], tmp_path / "out", SETTINGS, workers=2, chunk=1, on_progress=kill_one)
+    monkeypatch.chdir(inputs.parent)
+    result = openfer.scale.analyze(["in"], tmp_path / "out", SETTINGS, workers=2, chunk=1, on_progress=kill_one)
     assert killed and not result.interrupted
     assert result.restarted_workers == 1  # Ray restarted the killed actor, which finished the jobs it held
     assert sum(w["jobs"] for w in result.workers.values()) == 9  # 7 photos, 2 videos: each job once
