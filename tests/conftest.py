@@ -157,3 +157,26 @@ def moving_faces_video(path: Path, tracks: dict[int, list], size: tuple[int, int
         writer.write(cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
     writer.release()
     return truth
+
+
+def video_with_sound(path: Path, sound: np.ndarray | None, seconds: float = 4.0, fps: int = 10) -> None:
+    """An H.264 MP4 of the astronaut photo with ``sound`` (16 kHz mono) as AAC, or silent."""
+    import av
+
+    img = astronaut()[::2, ::2].copy()
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=fps)
+        v.width, v.height, v.pix_fmt = img.shape[1], img.shape[0], "yuv420p"
+        a = None
+        if sound is not None:
+            a = c.add_stream("aac", rate=16000)
+            a.layout = "mono"
+        for _ in range(int(seconds * fps)):
+            c.mux(v.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+        c.mux(v.encode())
+        if a is not None:
+            fr = av.AudioFrame.from_ndarray((sound * 32767).astype(np.int16).reshape(1, -1), format="s16",
+                                            layout="mono")
+            fr.sample_rate = 16000
+            c.mux(a.encode(fr))
+            c.mux(a.encode())

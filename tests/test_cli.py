@@ -519,3 +519,37 @@ def test_help_texts_wrap_at_the_terminal_not_mid_sentence():
     assert res.exit_code == 0
     assert "runs the video pipeline: faces are tracked (face_id), rows go to --out" in res.output
     assert "2 on usage errors, 130 after Ctrl-C." in res.output
+
+
+@pytest.mark.slow
+def test_ctrl_c_mid_photo_run_keeps_every_finished_photo(tmp_path):
+    """Issue 18: SIGINT (Ctrl-C) in the middle of a folder of photos: exit 130, and the JSONL and CSV are complete
+    files holding exactly the photos finished before it (one record per photo, whole lines, rows for the same
+    photos), published under their names with no temporary file left."""
+    import signal
+    import time
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    small = astronaut()[::2, ::2]
+    for i in range(400):  # far more than get done before the signal
+        save(folder / f"p{i:03d}.png", small)
+    jsonl, table = tmp_path / "out.jsonl", tmp_path / "out.csv"
+    proc = subprocess.Popen([sys.executable, "-c", "from openfer.cli import main; main()", "analyze", str(folder),
+                             "--jsonl", str(jsonl), "--csv", str(table), "--model", "fast", "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # wait until a few photos are written to the temporary file
+        parts = list(tmp_path.glob(".out.*.part.jsonl"))
+        if parts and parts[0].read_text().count("\n") >= 3:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err.decode()[-2000:]
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert 3 <= len(records) < 400 and len({r["path"] for r in records}) == len(records)
+    with open(table, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["path"] for r in rows} == {r["path"] for r in records if r.get("faces")}
+    assert not [p for p in tmp_path.iterdir() if ".part" in p.name]

@@ -622,6 +622,24 @@ def test_real_cli_images_and_video(tmp_path):
     assert rows.loc[:5, "pose_Rz"].abs().max() < 0.3 and rows.loc[:5, "x_1"].is_monotonic_increasing  # moves right
 
 
+
+@needs_model
+def test_report_with_geometry_says_how_long_each_person_faced_the_camera(tmp_path):
+    """`openfer report VIDEO --geometry`: the people CSV gets facing/gaze shares, the page says them."""
+    import pandas as pd
+
+    from conftest import moving_faces_video
+
+    video = tmp_path / "v.avi"
+    moving_faces_video(video, {0: [(40 + 4 * i, 30, 150) for i in range(10)]})
+    res = CliRunner().invoke(app, ["report", str(video), "--geometry", "--model-dir", str(model_dir()), "-q",
+                                   "--out", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    people = pd.read_csv(tmp_path / "r" / "people.csv")
+    assert len(people) == 1 and 0 <= people.facing_camera_share[0] <= 1 and 0 <= people.gaze_camera_share[0] <= 1
+    assert people.head_angle_deg[0] < 45  # a frontal face
+    assert "Head pointed at the camera" in (tmp_path / "r" / "v.html").read_text()
+
 def test_summary_and_annotation_use_geometry():
     from openfer.report.annotate import annotate
     from openfer.report.summary import VideoSummary

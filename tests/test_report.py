@@ -197,3 +197,38 @@ def test_a_broken_groups_file_stops_before_any_work(tmp_path):
                                    str(tmp_path / "rep")])
     assert res.exit_code == 2 and "needs the columns video,group" in " ".join(res.output.split())
     assert not (tmp_path / "rep").exists()
+
+
+def _with_geometry(rows: pd.DataFrame, turned: list[bool], position=(300.0, -100.0, 900.0)) -> pd.DataFrame:
+    """``rows`` (one person) with OpenFace pose and gaze columns: a head at ``position`` (mm, off the optical axis)
+    looking into the lens, or with head and eyes turned 40° (yaw, relative to the line of sight) where ``turned``."""
+    from openfer.geometry.pose import euler_xyz, line_of_sight_rotation, rotation_xyz
+
+    sight = line_of_sight_rotation(position)
+    rows = rows.copy()
+    for i, t in enumerate(turned):
+        rot = sight @ rotation_xyz(0.0, np.radians(40.0 if t else 0.0), 0.0)
+        gaze = rot @ np.array([0.0, 0.0, -1.0])
+        rx, ry, rz = euler_xyz(rot)
+        rows.loc[i, ["pose_Rx", "pose_Ry", "pose_Rz", "pose_Tx", "pose_Ty", "pose_Tz"]] = [rx, ry, rz, *position]
+        rows.loc[i, ["gaze_0_x", "gaze_0_y", "gaze_0_z", "gaze_1_x", "gaze_1_y", "gaze_1_z"]] = [*gaze, *gaze]
+    return rows
+
+
+def test_head_pose_and_gaze_shares_are_measured_from_the_line_to_the_camera():
+    """A head at the edge of the frame looking into the lens faces the camera (not the optical axis); frames
+    without geometry (NaN) are left out of the shares; rows without geometry columns give no attention."""
+    from openfer.report.build import people_table
+    from openfer.report.session import FACING_DEG
+
+    rows = _rows({0: ["neutral"] * 20}, 20)
+    plain = summarize_rows(rows)
+    assert plain.people[0].attention is None and "Head pointed" not in session_html(plain, rows)
+    geo = _with_geometry(rows, [False] * 8 + [True] * 10)  # frames 19-20 keep NaN geometry
+    a = summarize_rows(geo).people[0].attention
+    assert a.frames == 18 and a.facing_share == pytest.approx(8 / 18) and a.gaze_share == pytest.approx(8 / 18)
+    assert a.head_angle_deg == pytest.approx(40.0, abs=0.01) and a.gaze_angle_deg == pytest.approx(40.0, abs=0.01)
+    assert FACING_DEG < 40
+    s = summarize_rows(geo)
+    assert "Head pointed at the camera" in session_html(s, geo)
+    assert people_table(s)[0]["facing_camera_share"] == pytest.approx(8 / 18, abs=1e-4)

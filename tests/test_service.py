@@ -323,6 +323,27 @@ def test_job_lifecycle(api, tmp_path):
     assert api.delete(f"/v1/jobs/{job_id}").status_code == 404
 
 
+def test_job_audio_option_adds_the_voice(api, tmp_path):
+    pytest.importorskip("silero_vad", reason="the voice needs the [audio] extra")
+    from conftest import video_with_sound
+    from openfer.audio import synth
+
+    video_with_sound(tmp_path / "talk.mp4", synth.speech(synth.CALM, 3, seed=1)[0], seconds=3)
+    video_with_sound(tmp_path / "silent.mp4", None, seconds=1)
+    for name, sound in (("talk", True), ("silent", False)):
+        r = api.post("/v1/jobs", files=upload((tmp_path / f"{name}.mp4").read_bytes(), "v.mp4", "video/mp4"),
+                     data={"audio": "true", "fps": "5"})
+        job = wait_job(api, r.json()["id"])
+        assert job["state"] == "done" and job["problems"] == [], job
+        rows = [json.loads(line) for line in api.get(job["results"]["jsonl"]).text.splitlines()]
+        assert all("voice_speech" in row for row in rows)
+        assert any(row["voice_speech"] == 1 for row in rows) is sound
+        voice = api.get(job["results"]["summary"]).json()["voice"]
+        assert voice["sound"] is sound and voice["source"] == "upload"
+        assert ("<h2>Voice</h2>" in api.get(job["results"]["report"]).text) is sound
+        api.delete(f"/v1/jobs/{job['id']}")
+
+
 def test_job_fps_option(api, tmp_path):
     video = small_video(tmp_path / "clip.avi").read_bytes()  # 12 frames at 30 fps = 0.4 s
     job = wait_job(api, api.post("/v1/jobs", files=upload(video), data={"fps": "10"}).json()["id"])

@@ -107,6 +107,10 @@ def analyze(
                                                "moving average of probabilities, 0-1 (1 = off; 0.3 steadies "
                                                "flickering labels).")] = 1.0,
     preview: Annotated[bool, typer.Option(help="Video: show annotated frames in a window (q stops).")] = False,
+    audio: Annotated[bool, typer.Option(help="Video: add the voice (speech activity, pitch, loudness, vocal arousal, "
+                                             "speech-emotion probabilities) to every row and the summary; empty "
+                                             "columns when the video has no sound (\\[audio] extra). Audio files "
+                                             "(.wav, .mp3, ...) always get a row per second.")] = False,
     geometry: Annotated[bool, typer.Option(help="Add 478 landmarks, head pose, gaze, blendshapes, AU proxies and "
                                                 "quality flags (OpenFace-style columns; \\[geometry] extra and "
                                                 "'openfer models fetch face-landmarker').")] = False,
@@ -147,6 +151,15 @@ def analyze(
         _usage("--smooth must be above 0 (1 turns smoothing off)")
     if end is not None and end <= start:
         _usage(f"--end ({end:g} s) must come after --start ({start:g} s)")
+    from openfer.audio.reader import is_audio_file
+
+    if items and camera is None and not sequence and all(is_audio_file(i) for i in items):
+        from openfer.cli_audio import analyze_audio_files
+
+        analyze_audio_files(items, out=out or (Path(csv) if csv else None), summary=summary, start=start, end=end,
+                            quiet=quiet, overwrite=overwrite)
+    if audio and (camera is not None or sequence):
+        _usage("--audio needs a video file (a camera, stream or image sequence has no sound track to read)")
     if engine == "ray":
         from openfer.cli_scale import analyze_ray
         from openfer.scale import AnalysisSettings
@@ -157,7 +170,7 @@ def analyze(
                       if given]
         analyze_ray(items, out=out, settings=AnalysisSettings(
             model=model, prior=prior, detection=detection, threads=threads, every=every, fps=fps, start=start, end=end,
-            smooth=smooth, geometry=geometry, model_dir=model_dir), address=address, workers=workers,
+            smooth=smooth, geometry=geometry, model_dir=model_dir, audio=audio), address=address, workers=workers,
             recursive=recursive, quiet=quiet, local_only=local_only)
     if address is not None or workers is not None:
         _usage("--address and --workers only apply with --engine ray")
@@ -165,18 +178,19 @@ def analyze(
     if len(videos) > 1 or (videos and len(items) == 1 and Path(items[0]).is_dir()):
         _analyze_batch(videos, photo_items, out=out, model=model, prior=prior, detection=detection, every=every,
                        fps=fps, start=start, end=end, smooth=smooth, recursive=recursive, quiet=quiet, geometry=geo,
-                       threads=threads)
+                       threads=threads, audio=audio)
         return
     if camera is not None or sequence or any(is_video_input(i) for i in items):
         _analyze_video(items, camera=camera, sequence=sequence, out=out or (Path(csv) if csv else None) or (
             Path(jsonl) if jsonl and jsonl != "-" else None), summary=summary, annotate=annotate, model=model,
             detection=detection, every=every, fps=fps, start=start, end=end, smooth=smooth, preview=preview,
-            recursive=recursive, quiet=quiet, geometry=geo, prior=prior, overwrite=overwrite, threads=threads)
+            recursive=recursive, quiet=quiet, geometry=geo, prior=prior, overwrite=overwrite, threads=threads,
+            audio=audio)
         return
     video_only = [name for name, given in (("--summary", summary is not None), ("--every", every != 1),
                                            ("--fps", fps is not None), ("--start", start != 0),
                                            ("--end", end is not None), ("--smooth", smooth != 1),
-                                           ("--preview", preview)) if given]
+                                           ("--preview", preview), ("--audio", audio)) if given]
     if video_only:
         _usage(f"{', '.join(video_only)} only apply to videos (the inputs are photos); for photos use --out "
                "results.jsonl or faces.csv, --annotate FOLDER")
@@ -299,7 +313,7 @@ def _geometry_stage(model_dir: Path | None):
 
 def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate, model, detection, every, fps, start,
                    end, smooth, preview, recursive, quiet, geometry=None, prior: str = "training",
-                   overwrite: bool = False, threads: int = 0) -> None:
+                   overwrite: bool = False, threads: int = 0, audio: bool = False) -> None:
     """The video branch of ``analyze``: open one source, run the streaming pipeline, report."""
     from openfer.analyzer import Analyzer
     from openfer.io.images import expand_inputs
@@ -334,6 +348,14 @@ def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate
         tracker = FaceTracker(frame_rate=source.fps or 30.0)
     except (OpenferError, OSError) as e:  # the source cannot be opened, a name, a model file or an extra
         usage(str(e))
+    voice = None
+    if audio:
+        from openfer.cli_audio import voice_track
+        from openfer.video.sources import STREAM_SCHEMES
+
+        if str(items[0]).lower().startswith(STREAM_SCHEMES):
+            usage("--audio needs a video file (a live stream's sound is not read)")
+        voice = voice_track(items[0], start, end, quiet)
 
     progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[fps]:.1f} frames/s"), TimeElapsedColumn(), TimeRemainingColumn(),
@@ -342,7 +364,7 @@ def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate
         with progress:
             task = progress.add_task(f"analyzing {source.name}", total=source.expected_frames, fps=0.0)
             result = run_video(analyzer, source, out=out, summary_path=summary, annotate_path=annotate,
-                               tracker=tracker, smoother=smoother, preview=preview,
+                               tracker=tracker, smoother=smoother, preview=preview, voice=voice,
                                on_frame=lambda r: progress.update(task, completed=r.frames, fps=r.fps))
     except OSError as e:  # an output that cannot be written
         usage(f"cannot write results: {e}")
@@ -366,7 +388,7 @@ def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate
 
 
 def _analyze_batch(videos: list[Path], photo_items: list[str], *, out, model, prior, detection, every, fps, start,
-                   end, smooth, recursive, quiet, geometry, threads: int = 0) -> None:
+                   end, smooth, recursive, quiet, geometry, threads: int = 0, audio: bool = False) -> None:
     """Several videos (a folder, a glob, a list): rows and summary per video in the --out folder, a manifest that
     lets a rerun skip finished videos, people.csv across them, and the photos of mixed folders beside them."""
     from openfer.analyzer import Analyzer
@@ -389,16 +411,19 @@ def _analyze_batch(videos: list[Path], photo_items: list[str], *, out, model, pr
         _usage(str(e))
     mark_output_folder(out)  # a later run over a folder holding it does not read its files as inputs
     settings = AnalysisSettings(model=model, prior=prior, detection=detection, every=every, fps=fps, start=start,
-                                end=end, smooth=smooth, geometry=geometry is not None).manifest_settings()
+                                end=end, smooth=smooth, geometry=geometry is not None, audio=audio).manifest_settings()
 
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TimeRemainingColumn(), console=err, disable=quiet)
 
     def run_one(video: Path, rows: Path, summary: Path):
+        from openfer.audio.voice import analyze_sound
+
+        voice = analyze_sound(video, start=start, end=end) if audio else None
         tasks = []  # the video's own progress bar, added once it is open (its frame count known)
         try:
             return analyze_video_file(
-                analyzer, video, rows, summary, sampling, smooth,
+                analyzer, video, rows, summary, sampling, smooth, voice=voice,
                 on_open=lambda source: tasks.append(progress.add_task(f"  {video.name}", total=source.expected_frames)),
                 on_frame=lambda r: progress.update(tasks[0], completed=r.frames))
         finally:

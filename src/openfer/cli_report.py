@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from openfer.cli import PRIOR_HELP, _e, _n, _usage, app, err
+from openfer.cli import PRIOR_HELP, _e, _geometry_stage, _n, _usage, app, err
 
 
 def _sources(items: list[str]) -> list[Path]:
@@ -46,7 +46,14 @@ def report(
                                                         "(means, 95 % intervals, rank tests) in groups.html.")] = None,
     model: Annotated[str, typer.Option(help="Expression model for videos (see 'openfer models').")] = "default",
     prior: Annotated[str, typer.Option(help=PRIOR_HELP)] = "training",
+    geometry: Annotated[bool, typer.Option(help="For videos: also estimate head pose and gaze, and report the time "
+                                                "each person faced and looked at the camera (\\[geometry] extra).")
+                        ] = False,
+    model_dir: Annotated[Optional[Path], typer.Option(help="Folder holding face_landmarker.task for --geometry.")
+                         ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    audio: Annotated[bool, typer.Option(help="Videos: add the voice track (speech, vocal arousal) under the faces "
+                                             "(\\[audio] extra; rows files show theirs when they have it).")] = False,
 ) -> None:
     """Readable reports of recorded sessions: per person the time in each expression, a timeline, episodes,
     notable moments with face thumbnails, derived valence/arousal and coverage, in one self-contained HTML file per
@@ -82,10 +89,14 @@ def report(
     analyzer = None
     if any(not is_rows_file(s) for s in sources):
         try:  # one detection pass per frame, as 'openfer analyze VIDEO'
-            analyzer = Analyzer(detector=DetectorSettings(max_shrink=None).load(), classifier=model, prior=prior)
+            analyzer = Analyzer(detector=DetectorSettings(max_shrink=None).load(), classifier=model, prior=prior,
+                                geometry=_geometry_stage(model_dir) if geometry else None)
         except (OpenferError, OSError) as e:  # an unknown model, a model file
             _usage(str(e))
-    about = f"Model: {model}, prior: {prior}." if analyzer else ""
+    elif geometry:
+        err.print("[yellow]warning:[/yellow] --geometry only applies to videos; rows files keep the geometry "
+                  "columns they were written with")
+    about = f"Model: {model}, prior: {prior}{', with geometry' if geometry else ''}." if analyzer else ""
     entries: list = []
     failed = interrupted = False
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -97,7 +108,8 @@ def report(
                 frames = progress.add_task(f"  {source.name}", total=None)
                 try:
                     files = report_session(source, out, stem, analyzer=analyzer, video=video, about=about,
-                                           on_frame=lambda r: progress.update(frames, completed=r.frames))
+                                           on_frame=lambda r: progress.update(frames, completed=r.frames),
+                                           audio=audio)
                     entries.append((files.html.name, files.summary, ""))
                 except KeyboardInterrupt:
                     raise

@@ -27,9 +27,15 @@ BASE_COLUMNS: tuple[str, ...] = (
 ROW_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 
 
-def row_columns(classes: tuple[str, ...], geometry: bool = False) -> list[str]:
-    """All columns: ``BASE_COLUMNS``, ``p_<class>`` for each class, then (``geometry``) ``GEOMETRY_COLUMNS``."""
-    return [*BASE_COLUMNS, *(f"p_{c}" for c in classes), *(GEOMETRY_COLUMNS if geometry else ())]
+def row_columns(classes: tuple[str, ...], geometry: bool = False, voice: tuple[str, ...] | None = None) -> list[str]:
+    """All columns: ``BASE_COLUMNS``, ``p_<class>`` for each class, then (``geometry``) ``GEOMETRY_COLUMNS``, then
+    (``voice``: the speech-emotion classes of ``--audio``) ``openfer.audio.voice.voice_columns``."""
+    extra: list[str] = []
+    if voice is not None:
+        from openfer.audio.voice import voice_columns
+
+        extra = voice_columns(voice)
+    return [*BASE_COLUMNS, *(f"p_{c}" for c in classes), *(GEOMETRY_COLUMNS if geometry else ()), *extra]
 
 
 def frame_rows(frame_index: int, timestamp: float, faces: list[Face], classes: tuple[str, ...],
@@ -70,13 +76,13 @@ class RowWriter:
     """
 
     def __init__(self, path: str | Path, classes: tuple[str, ...], parquet_rows: int = 4096,
-                 geometry: bool = False) -> None:
+                 geometry: bool = False, voice: tuple[str, ...] | None = None) -> None:
         self.path = Path(path)
         fmt = ROW_FORMATS.get(self.path.suffix.lower())
         if fmt is None:
             raise UnknownNameError(f"unknown row format {self.path.suffix!r} for {self.path}: use one of "
                                    f"{', '.join(sorted(ROW_FORMATS))}")
-        self.format, self.columns, self.rows_written = fmt, row_columns(classes, geometry), 0
+        self.format, self.columns, self.rows_written = fmt, row_columns(classes, geometry, voice), 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._part = part_path(self.path)
         self._buffer: list[dict[str, Any]] = []
@@ -89,6 +95,8 @@ class RowWriter:
                 raise MissingExtraError("Parquet output needs pyarrow", "video", e) from None
             floats = {c: pa.float64() for c in self.columns}
             floats.update(frame=pa.int64(), face_id=pa.int64(), success=pa.int8(), expression=pa.string())
+            if voice is not None:
+                floats.update(voice_speech=pa.int8(), voice_expression=pa.string())
             floats.update((c, pa.int8()) for c in INT_COLUMNS if c in floats)
             self._schema = pa.schema([(c, floats[c]) for c in self.columns])
             self._pq = pq.ParquetWriter(str(self._part), self._schema)

@@ -33,12 +33,13 @@ def is_rows_file(path: str | Path) -> bool:
 
 def report_session(source: str | Path, out_dir: str | Path, stem: str | None = None, *, analyzer=None,
                    video: str | Path | None = None, about: str = "", name: str | None = None,
-                   on_frame: Callable | None = None) -> ReportFiles:
+                   on_frame: Callable | None = None, audio: bool = False) -> ReportFiles:
     """Report one session: ``source`` is a video (analysed with ``analyzer``, default as ``analyze_video``; its
     rows are kept as ``<stem>.rows.csv``) or a rows file (``video``, when given, supplies face thumbnails).
 
     Writes ``<stem>.html`` and ``<stem>.people.csv`` in ``out_dir`` (each complete or not at all); ``name`` is
-    what the report calls the session (default: the source's file name).
+    what the report calls the session (default: the source's file name). ``audio`` adds a video's voice
+    (``openfer.audio``) to its rows and a "Voice" section to the page; rows files show theirs when they have it.
     """
     source, out_dir = Path(source), Path(out_dir)
     stem = stem or source.stem
@@ -49,7 +50,12 @@ def report_session(source: str | Path, out_dir: str | Path, stem: str | None = N
         from openfer.video import analyze_video
 
         rows_path, video = out_dir / f"{stem}.rows.csv", source
-        rows = analyze_video(source, analyzer, out=rows_path, on_frame=on_frame)
+        voice = None
+        if audio:
+            from openfer.audio.voice import analyze_sound
+
+            voice = analyze_sound(source)
+        rows = analyze_video(source, analyzer, out=rows_path, on_frame=on_frame, voice=voice)
         result = rows.attrs.get("result")
         if result is not None and result.interrupted:
             raise KeyboardInterrupt
@@ -63,7 +69,8 @@ def report_session(source: str | Path, out_dir: str | Path, stem: str | None = N
 
 def write_groups(out_dir: str | Path, summaries: list[SessionSummary], groups_file: str | Path) -> Path:
     """``groups.html`` and ``groups.csv``: the people of ``summaries`` compared by the groups of ``groups_file``
-    (``openfer.report.groups``) on their time shares and derived valence/arousal."""
+    (``openfer.report.groups``) on their time shares and derived valence/arousal (and head pose / gaze shares
+    when every session has geometry)."""
     from openfer.report.groups import compare_groups, groups_html, groups_table, read_groups
 
     out_dir = Path(out_dir)
@@ -71,6 +78,8 @@ def write_groups(out_dir: str | Path, summaries: list[SessionSummary], groups_fi
     people = [row for s in summaries for row in people_table(s)]
     classes = summaries[0].classes if summaries else ()
     measures = [f"share_{c}" for c in classes] + ["valence_derived", "arousal_derived"]
+    if people and all("facing_camera_share" in r for r in people):  # every session ran with --geometry
+        measures += ["facing_camera_share", "gaze_camera_share"]
     result = compare_groups(people, rules, measures)
     if not result["groups"]:
         from openfer.report.groups import GroupsFileError

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from openfer.report.session import CIRCUMPLEX, LOW_CONFIDENCE, PersonSummary, SessionSummary, valence_arousal
+from openfer.report.session import (CIRCUMPLEX, FACING_DEG, GAZE_DEG, LOW_CONFIDENCE, PersonSummary,
+                                    SessionSummary, valence_arousal)
 
 #: One colour per class (Okabe & Ito 2008, "Color Universal Design"), neutral in grey.
 COLOURS = {"neutral": "#BBBBBB", "happiness": "#E69F00", "surprise": "#56B4E9", "sadness": "#0072B2",
@@ -177,7 +178,7 @@ def session_html(session: SessionSummary, rows, video: str | Path | None = None,
             f"<p>On screen {_time(p.seconds)} (from {_time(p.start_s)} to {_time(p.end_s)}); mostly "
             f"<b>{e(p.dominant)}</b>. Derived valence {p.valence:+.2f}, arousal {p.arousal:+.2f} (−1 to +1). "
             f"Low-confidence frames (top probability under {LOW_CONFIDENCE:.1f}): {_pct(p.low_confidence_share)}. "
-            f"Most common compound expressions: {compounds}.</p>"
+            f"Most common compound expressions: {compounds}.{_attention(p)}</p>"
             f"<img class='plot' src='{timeline_plot(rows, p, session.classes, session.duration_s)}' "
             f"alt='expression probabilities of person {p.face_id} over time'><p class='muted'>{legend}</p>"
             f"<div class='row'><div><table><tr><th>expression</th><th>time share</th><th>mean p</th></tr>"
@@ -186,11 +187,24 @@ def session_html(session: SessionSummary, rows, video: str | Path | None = None,
                f"{notable}</table></div>" if notable else "")
             + f"</div><details><summary>Episodes ({len(p.episodes)})</summary><table><tr><th>time</th>"
             f"<th>expression</th><th>peak</th></tr>{episodes}</table>{more}</details></section>")
+    from openfer.report.voice import voice_section
+
+    parts.append(voice_section(rows, session.classes, session.duration_s))  # empty unless rows have voice columns
     angles = ", ".join(f"{c} {a:g}°" for c, a in CIRCUMPLEX.items())
     parts.append(f"<p class='muted'>Made by openfer. Valence/arousal mapping (degrees on the circumplex, neutral at "
                  f"the centre): {e(angles)}. Episodes: stretches with one top expression, interruptions under 1 s "
                  f"absorbed.</p></body></html>")
     return "".join(parts)
+
+
+def _attention(p: PersonSummary) -> str:
+    """The head pose / gaze sentence of a person (empty without ``--geometry``)."""
+    a = p.attention
+    if a is None:
+        return ""
+    return (f" Head pointed at the camera (within {FACING_DEG:g}°) {_pct(a.facing_share)} of the frames with geometry "
+            f"({a.frames}); gaze towards the camera (within {GAZE_DEG:g}°; an unvalidated estimate) "
+            f"{_pct(a.gaze_share)}.")
 
 
 def people_table(session: SessionSummary) -> list[dict]:
@@ -203,6 +217,10 @@ def people_table(session: SessionSummary) -> list[dict]:
                "low_confidence_share": round(p.low_confidence_share, 4), "episodes": len(p.episodes)}
         row.update({f"share_{c}": round(v, 4) for c, v in p.share.items()})
         row.update({f"mean_p_{c}": round(v, 4) for c, v in p.mean_probability.items()})
+        if p.attention is not None:
+            a = p.attention
+            row.update(facing_camera_share=round(a.facing_share, 4), gaze_camera_share=round(a.gaze_share, 4),
+                       head_angle_deg=round(a.head_angle_deg, 2), gaze_angle_deg=round(a.gaze_angle_deg, 2))
         out.append(row)
     return out
 

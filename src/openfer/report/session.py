@@ -22,6 +22,53 @@ CIRCUMPLEX = {"happiness": 22.5, "surprise": 90.0, "fear": 112.5, "anger": 135.0
               "contempt": 180.0, "sadness": 225.0}
 #: Frames whose top probability is below this are counted as low-confidence time.
 LOW_CONFIDENCE = 0.5
+#: A head whose forward direction is within this many degrees of the line to the camera counts as facing it.
+FACING_DEG = 20.0
+#: A gaze (mean of both eyes) within this many degrees of the line to the camera counts as looking at it; the gaze
+#: estimate is unvalidated (docs/geometry.md), so this share is a rough guide.
+GAZE_DEG = 15.0
+_POSE = ("pose_Rx", "pose_Ry", "pose_Tx", "pose_Ty", "pose_Tz")
+_GAZE = tuple(f"gaze_{e}_{a}" for e in (0, 1) for a in "xyz")
+
+
+@dataclass(frozen=True)
+class Attention:
+    """Where a person's head and eyes pointed relative to the camera (frames with geometry only)."""
+
+    frames: int  #: frames with a head pose
+    facing_share: float  #: head pointed within ``FACING_DEG`` of the camera
+    gaze_share: float  #: gaze within ``GAZE_DEG`` of the camera (unvalidated estimate)
+    head_angle_deg: float  #: median angle between the head's forward direction and the line to the camera
+    gaze_angle_deg: float  #: median angle between the gaze and the line to the camera
+
+
+def _angle_deg(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    u = u / np.linalg.norm(u, axis=1, keepdims=True)
+    v = v / np.linalg.norm(v, axis=1, keepdims=True)
+    return np.degrees(np.arccos(np.clip((u * v).sum(1), -1.0, 1.0)))
+
+
+def attention(rows) -> Attention | None:
+    """The ``Attention`` of one person's rows, or ``None`` without geometry columns (no ``--geometry``).
+
+    Angles are measured against the line from the head (``pose_T*``) to the camera, not the optical axis, so a person
+    at the edge of the frame who looks into the lens counts as looking at the camera. The head's forward direction
+    is the third column of OpenFace's R = Rx·Ry·Rz, negated: (−sin Ry, sin Rx cos Ry, −cos Rx cos Ry); roll does not
+    move it.
+    """
+    if not set(_POSE + _GAZE) <= set(rows.columns):
+        return None
+    v = rows[list(_POSE + _GAZE)].to_numpy(np.float64)
+    v = v[np.isfinite(v).all(1) & (v[:, 4] > 0)]
+    if not len(v):
+        return None
+    rx, ry, to_camera = v[:, 0], v[:, 1], -v[:, 2:5]
+    forward = np.stack([-np.sin(ry), np.sin(rx) * np.cos(ry), -np.cos(rx) * np.cos(ry)], 1)
+    head = _angle_deg(forward, to_camera)
+    gaze = _angle_deg(v[:, 5:8] + v[:, 8:11], to_camera)
+    return Attention(frames=len(v), facing_share=float((head <= FACING_DEG).mean()),
+                     gaze_share=float((gaze <= GAZE_DEG).mean()), head_angle_deg=float(np.median(head)),
+                     gaze_angle_deg=float(np.median(gaze)))
 
 
 @dataclass(frozen=True)
@@ -56,6 +103,7 @@ class PersonSummary:
     compounds: tuple[tuple[str, float], ...]  #: the two most common compound expressions and their time share
     best_frame: int  #: frame where the face was detected most confidently (for a thumbnail)
     best_box: tuple[float, float, float, float]
+    attention: Attention | None = None  #: head pose and gaze, when the rows have geometry columns
 
 
 @dataclass(frozen=True)
@@ -149,7 +197,7 @@ def summarize_rows(rows, name: str = "session", min_episode_s: float = 1.0, nota
             dominant=max(share, key=share.get), valence=float(v.mean()), arousal=float(a.mean()),
             low_confidence_share=float((probs.max(1) < LOW_CONFIDENCE).mean()), episodes=tuple(eps),
             notable=tuple(strong), compounds=compounds, best_frame=int(best["frame"]),
-            best_box=tuple(float(best[k]) for k in ("x1", "y1", "x2", "y2"))))
+            best_box=tuple(float(best[k]) for k in ("x1", "y1", "x2", "y2")), attention=attention(g)))
     n_frames = int(rows["frame"].nunique())
     duration = float(frame_times.iloc[-1] - frame_times.iloc[0] + step) if n_frames else 0.0
     return SessionSummary(name=name, classes=classes, duration_s=duration, frame_step_s=step, frames=n_frames,

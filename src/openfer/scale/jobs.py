@@ -68,7 +68,13 @@ def _video(job: Job, analyzer, settings) -> dict[str, Any]:
 
     rows, summary = (Path(p) for p in job.outputs)
     try:
-        run = analyze_video_file(analyzer, Path(job.inputs[0]), rows, summary, settings.sampling(), settings.smooth)
+        voice = None
+        if settings.audio:
+            from openfer.audio.voice import analyze_sound
+
+            voice = analyze_sound(job.inputs[0], start=settings.start, end=settings.end)
+        run = analyze_video_file(analyzer, Path(job.inputs[0]), rows, summary, settings.sampling(), settings.smooth,
+                                 voice=voice)
     except Exception as e:  # noqa: BLE001 - one bad video must not end the run; it is recorded, as in run_batch
         return {"error": f"{type(e).__name__}: {e}", "interrupted": False}
     return {"frames": run.frames, "faces": run.faces, "tracks": run.tracks, "problems": run.problems[:20],

@@ -31,6 +31,7 @@ class AnalysisSettings:
         smooth: weight of the newest frame in each face's moving average, 0-1 (1: off).
         geometry: also estimate landmarks, head pose, gaze... (``[geometry]`` extra), with the Face Landmarker
             file from ``model_dir`` (None: the default places).
+        audio: videos also get their voice columns (``openfer.audio``, ``[audio]`` extra).
     """
 
     model: str = "default"
@@ -44,6 +45,7 @@ class AnalysisSettings:
     smooth: float = 1.0
     geometry: bool = False
     model_dir: Path | None = None
+    audio: bool = False
 
     def __post_init__(self) -> None:
         if self.threads < 0:
@@ -81,4 +83,5 @@ class AnalysisSettings:
         d = self.detection
         return {"model": self.model, "prior": self.prior, "detector": d.name, "threshold": d.threshold,
                 "max_side": d.max_side, "upscale": d.upscale, "every": self.every, "fps": self.fps,
-                "start": self.start, "end": self.end, "smooth": self.smooth, "geometry": self.geometry}
+                "start": self.start, "end": self.end, "smooth": self.smooth, "geometry": self.geometry,
+                **({"audio": True} if self.audio else {})}

@@ -376,6 +376,9 @@ def create_app(config: ServiceConfig | None = None, analyzer: Analyzer | None = 
                                                      "the bytes")],
         fps: Annotated[Optional[float], Form(gt=0, le=120, description="analyse at most this many frames per "
                                                                          "second (default: every frame)")] = None,
+        audio: Annotated[bool, Form(description="also analyse the voice: speech, vocal arousal, speech-emotion "
+                                                "probabilities in the rows, summary and report ([audio] extra; "
+                                                "empty when the video has no sound)")] = False,
     ) -> dict:
         head = await file.read(16)
         kind = sniff(head)
@@ -391,7 +394,7 @@ def create_app(config: ServiceConfig | None = None, analyzer: Analyzer | None = 
         try:
             await file.seek(0)
             frames = await asyncio.to_thread(_store_and_probe, file.file, target, cfg)
-            job = svc.jobs.submit(job_id, folder, target, fps=fps, expected_frames=frames)
+            job = svc.jobs.submit(job_id, folder, target, fps=fps, expected_frames=frames, audio=audio)
         except QueueFull as e:
             raise HTTPException(429, str(e), headers={"Retry-After": "30"}) from None
         except BaseException:

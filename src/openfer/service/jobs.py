@@ -52,6 +52,7 @@ class Job:
     folder: Path
     input: Path
     fps: float | None = None
+    audio: bool = False  #: add the voice (openfer.audio) to the rows, summary and report
     state: str = "queued"
     created: float = field(default_factory=time.time)
     started: float | None = None
@@ -116,13 +117,13 @@ class JobStore:
         return job_id, folder
 
     def submit(self, job_id: str, folder: Path, input_path: Path, fps: float | None = None,
-               expected_frames: int | None = None) -> Job:
+               expected_frames: int | None = None, audio: bool = False) -> Job:
         """Queue a job whose input is already in ``folder``.
 
         Raises:
             QueueFull: ``max_queued`` jobs are already waiting (the folder is deleted).
         """
-        job = Job(id=job_id, folder=folder, input=input_path, fps=fps, expected_frames=expected_frames)
+        job = Job(id=job_id, folder=folder, input=input_path, fps=fps, expected_frames=expected_frames, audio=audio)
         with self._lock:
             waiting = sum(j.state == "queued" for j in self._jobs.values())
             if waiting >= self._max_queued or self._closed.is_set():
@@ -222,11 +223,13 @@ class JobStore:
                 raise _Stop(f"time limit of {self.timeout:.0f} s reached; the rest was not analysed")
 
         files = {kind: job.folder / name for kind, name in RESULT_FILES.items()}
-        with RowWriter(files["jsonl"], analyzer.classifier.classes) as jsonl:
+        voice = self._voice(job) if job.audio else None
+        with RowWriter(files["jsonl"], analyzer.classifier.classes,
+                       voice=voice.classes if voice is not None else None) as jsonl:
             result = run_video(analyzer, source, out=files["csv"], summary_path=files["summary"],
-                               annotate_path=files["video"], on_rows=jsonl.write, on_frame=progress)
+                               annotate_path=files["video"], on_rows=jsonl.write, on_frame=progress, voice=voice)
         job.frames, job.faces, job.tracks = result.frames, result.faces, result.tracks
-        job.problems = [self._public(job, p.replace("stopped: _Stop: ", "stopped: ")) for p in result.problems]
+        job.problems += [self._public(job, p.replace("stopped: _Stop: ", "stopped: ")) for p in result.problems]
         if result.frames and not job.cancelled:
             self._report(job, files["csv"], analyzer)
         job.input.unlink(missing_ok=True)  # the upload is not needed any more; results stay until expiry
@@ -234,6 +237,21 @@ class JobStore:
             job.state, job.error = "failed", "no frame could be decoded: " + "; ".join(job.problems[:3] or ["empty"])
         else:
             job.state = "done"
+
+    def _voice(self, job: Job):
+        """The upload's ``VoiceTrack`` for ``audio`` jobs (analysed before its frames); without the [audio] extra
+        or on a failure, None and a problem line: the faces are still analysed."""
+        try:
+            from openfer.audio.voice import analyze_sound
+
+            voice = analyze_sound(job.input)
+            voice.source = "upload"
+            voice.problems = [self._public(job, p) for p in voice.problems]
+            return voice
+        except Exception as e:  # noqa: BLE001 - the voice is an addition; its failure must not fail the job
+            log.warning("job %s: no voice (%s)", job.id, e)
+            job.problems.append(self._public(job, f"voice not analysed: {type(e).__name__}: {e}"))
+            return None
 
     def _report(self, job: Job, rows: Path, analyzer: Analyzer) -> None:
         """The readable HTML report of a finished job (``openfer report``), thumbnails from the upload while it is

@@ -75,9 +75,11 @@ def is_finished(entry: dict[str, Any], ident: dict[str, Any], digest: str, outpu
 
 
 def analyze_video_file(analyzer, video: Path, rows: Path, summary: Path, sampling, smooth: float = 1.0,
-                       on_open: Callable[[Any], None] | None = None, on_frame: Callable[[Any], None] | None = None):
+                       on_open: Callable[[Any], None] | None = None, on_frame: Callable[[Any], None] | None = None,
+                       voice=None):
     """One video of a batch: rows to ``rows`` and the summary to ``summary`` with a new tracker (and smoother
-    when ``smooth`` < 1); ``on_open(source)`` is told the opened source. Returns the ``VideoRunResult``."""
+    when ``smooth`` < 1; with ``voice``, its ``VoiceTrack`` columns); ``on_open(source)`` is told the opened
+    source. Returns the ``VideoRunResult``."""
     from openfer.track import EmaSmoother, FaceTracker
     from openfer.video import open_source, run_video
 
@@ -85,7 +87,8 @@ def analyze_video_file(analyzer, video: Path, rows: Path, summary: Path, samplin
     if on_open:
         on_open(source)
     return run_video(analyzer, source, out=rows, summary_path=summary,
-                     tracker=FaceTracker(frame_rate=source.fps or 30.0), smoother=EmaSmoother(alpha=smooth) if smooth < 1 else None, on_frame=on_frame)
+                     tracker=FaceTracker(frame_rate=source.fps or 30.0), smoother=EmaSmoother(alpha=smooth) if smooth < 1 else None, on_frame=on_frame,
+                     voice=voice)
 
 
 def run_batch(videos: list[Path], out_dir: str | Path, run_one: Callable[[Path, Path, Path], Any],

@@ -120,6 +120,7 @@ def run_video(
     on_rows: Callable[[list[dict[str, Any]]], None] | None = None,
     on_frame: Callable[[VideoRunResult], None] | None = None,
     on_faces: Callable[[Frame, list[Face]], None] | None = None,
+    voice=None,
 ) -> VideoRunResult:
     """Analyse every sampled frame of ``source``, streaming rows, annotated frames and finally the summary.
 
@@ -138,6 +139,8 @@ def run_video(
         on_rows: called with each frame's rows as they are written (e.g. to collect a DataFrame).
         on_frame: called with the running result after each frame is written (progress bars).
         on_faces: called with each frame and its finished faces (e.g. to collect ``Face.embedding``).
+        voice: the recording's ``openfer.audio.voice.VoiceTrack`` (``analyze_sound``): every row gets its voice
+            columns at the frame's timestamp (empty without sound) and the summary its ``voice`` section.
 
     Returns:
         What was done; ``problems`` lists what could not be read (the run itself does not raise for bad frames).
@@ -154,7 +157,8 @@ def run_video(
         window = PreviewWindow() if preview else None
         video = AnnotatedVideoWriter(annotate_path, _analysed_fps(source), **_sound_of(source)) \
             if annotate_path else None
-        writer = RowWriter(out, classes, geometry=analyzer.geometry is not None) if out else None
+        writer = RowWriter(out, classes, geometry=analyzer.geometry is not None,
+                           voice=voice.classes if voice is not None else None) if out else None
     except BaseException:
         for sink in (window, video, source):
             if sink is not None:
@@ -181,6 +185,9 @@ def run_video(
             if smoother is not None:
                 faces = smoother.smooth(faces)
             rows = frame_rows(fr.index, fr.timestamp, faces, classes, geometry=analyzer.geometry is not None)
+            if voice is not None:
+                at = voice.at(fr.timestamp)
+                rows = [{**r, **at} for r in rows]
             if writer:
                 writer.write(rows)
             if video:
@@ -242,6 +249,8 @@ def run_video(
                 sink.close()
         result.summary = {"source": source.name, "source_fps": source.fps, "interrupted": result.interrupted,
                           "problems": result.problems, "classes": list(classes), **summary.to_dict()}
+        if voice is not None:
+            result.summary["voice"] = voice.summary()
         if summary_path:
             write_text_atomic(summary_path, json.dumps(result.summary, indent=2))
     return result
@@ -317,6 +326,8 @@ def analyze_video(source: FrameSource | str | Path | int, analyzer: Analyzer | N
         analyzer = Analyzer(detector=load_detector("centerface", max_shrink=None))
     rows: list[dict[str, Any]] = []
     result = run_video(analyzer, src, on_rows=rows.extend, **kwargs)
-    df = pd.DataFrame(rows, columns=row_columns(analyzer.classifier.classes, analyzer.geometry is not None))
+    voice = kwargs.get("voice")
+    df = pd.DataFrame(rows, columns=row_columns(analyzer.classifier.classes, analyzer.geometry is not None,
+                                                voice.classes if voice is not None else None))
     df.attrs["result"] = result
     return df

@@ -270,6 +270,7 @@ async function uploadVideo(file) {
   body.append("file", file);
   const fps = $("video-fps").value;
   if (fps) body.append("fps", fps);
+  if ($("video-audio").checked) body.append("audio", "true");
   setStatus("video-status", `Uploading ${file.name}…`);
   const progress = $("video-progress");
   progress.hidden = false; progress.removeAttribute("value");
