@@ -165,9 +165,9 @@ def loads(monkeypatch):
     seen: list[DetectorSettings] = []
     real = DetectorSettings.load
 
-    def load(self):
+    def load(self, threads=0):
         seen.append(self)
-        return real(self)
+        return real(self, threads)
 
     monkeypatch.setattr(DetectorSettings, "load", load)
     return seen
@@ -211,7 +211,7 @@ def test_an_out_of_range_threshold_is_a_usage_error_everywhere(tmp_path, command
 @pytest.mark.parametrize("bug", [ValueError("an index went wrong"), KeyError("a missing dict key"),
                                  ImportError("cannot import name 'x' from 'openfer.y'")])
 def test_a_library_bug_is_a_crash_not_a_usage_error(tmp_path, monkeypatch, command, bug):
-    def broken(self):
+    def broken(self, threads=0):
         raise bug
 
     monkeypatch.setattr(DetectorSettings, "load", broken)

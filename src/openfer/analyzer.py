@@ -33,6 +33,9 @@ class Analyzer:
             contempt are found more often, at some cost in accuracy; ``openfer.classify.prior``).
         embed: also give every face its ``embedding`` (the expression network's features, same pass; for
             ``openfer embed``, heads and adaptation).
+        threads: ONNX Runtime intra-op threads of the models this analyzer loads by name (0: ONNX Runtime's
+            default, one per core). Several analyzers on one machine (processes of a cluster, a service's
+            workers) each set their share of the cores, so they do not fight over all of them.
 
     Example:
         >>> import openfer, skimage.data
@@ -42,10 +45,15 @@ class Analyzer:
     """
 
     def __init__(self, detector: Detector | str = "centerface", classifier: OnnxClassifier | str = "default",
-                 geometry: GeometryEstimator | None = None, prior: str | None = None, embed: bool = False) -> None:
-        self.detector = load_detector(detector) if isinstance(detector, str) else detector
+                 geometry: GeometryEstimator | None = None, prior: str | None = None, embed: bool = False,
+                 threads: int = 0) -> None:
+        if threads < 0:
+            raise UsageError(f"threads must be 0 (ONNX Runtime's default) or more, got {threads}")
+        if isinstance(detector, str):
+            detector = load_detector(detector, **({"threads": threads} if detector == "centerface" else {}))
+        self.detector = detector
         if isinstance(classifier, str):
-            classifier = load_classifier(classifier, prior=prior or "training")
+            classifier = load_classifier(classifier, prior=prior or "training", threads=threads)
         elif prior is not None and prior != getattr(classifier, "prior", "training"):
             raise UsageError(f"the classifier given uses prior {getattr(classifier, 'prior', 'training')!r}, not "
                              f"{prior!r}: pass prior= to load_classifier instead")

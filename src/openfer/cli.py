@@ -120,6 +120,14 @@ def analyze(
                                                 "'openfer models fetch face-landmarker').")] = False,
     model_dir: Annotated[Optional[Path], typer.Option(help="Folder holding face_landmarker.task for --geometry "
                                                            "(default: $OPENFER_MODEL_DIR, then the user cache).")] = None,
+    threads: Annotated[int, typer.Option(min=0, help="ONNX Runtime threads per analyzer (0: one per core; with "
+                                                     "--engine ray: the CPUs each worker gets).")] = 0,
+    engine: Annotated[Literal["local", "ray"], typer.Option(help="ray: the same analysis on a Ray cluster (\\[scale] "
+                                                                 "extra; --out FOLDER; docs/scale.md).")] = "local",
+    address: Annotated[Optional[str], typer.Option(help="--engine ray: the cluster (auto, ray://host:10001); "
+                                                        "default: a local Ray on this machine.")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="--engine ray: worker processes (default: one per CPU, "
+                                                        "or per --threads CPUs).")] = None,
 ) -> None:
     """Find every face in images or videos and recognise its expression.
 
@@ -133,7 +141,7 @@ def analyze(
     from openfer.analyzer import Analyzer
     from openfer.pipeline import run_images
 
-    from openfer.video.sources import is_video_input
+    from openfer.video.sources import is_video_input, split_video_inputs
 
     _check_prior(prior)
     detection = _detection(detector, threshold, max_side, upscale)
@@ -156,18 +164,33 @@ def analyze(
                             quiet=quiet, overwrite=overwrite)
     if audio and (camera is not None or sequence):
         _usage("--audio needs a video file (a camera, stream or image sequence has no sound track to read)")
-    videos, photo_items = _split_videos(items, recursive) if camera is None and not sequence else ([], items)
+    if engine == "ray":
+        from openfer.cli_scale import analyze_ray
+        from openfer.scale import AnalysisSettings
+
+        local_only = [name for name, given in (("--jsonl", jsonl), ("--csv", csv), ("--annotate", annotate),
+                                               ("--summary", summary), ("--camera", camera is not None),
+                                               ("--sequence", sequence), ("--preview", preview), ("--demo", demo))
+                      if given]
+        analyze_ray(items, out=out, settings=AnalysisSettings(
+            model=model, prior=prior, detection=detection, threads=threads, every=every, fps=fps, start=start, end=end,
+            smooth=smooth, geometry=geometry, model_dir=model_dir, audio=audio, detect_every=detect_every),
+            address=address, workers=workers,
+            recursive=recursive, quiet=quiet, local_only=local_only)
+    if address is not None or workers is not None:
+        _usage("--address and --workers only apply with --engine ray")
+    videos, photo_items = split_video_inputs(items, recursive) if camera is None and not sequence else ([], items)
     if len(videos) > 1 or (videos and len(items) == 1 and Path(items[0]).is_dir()):
         _analyze_batch(videos, photo_items, out=out, model=model, prior=prior, detection=detection, every=every,
                        fps=fps, start=start, end=end, smooth=smooth, recursive=recursive, quiet=quiet, geometry=geo,
-                       audio=audio, detect_every=detect_every)
+                       threads=threads, audio=audio, detect_every=detect_every)
         return
     if camera is not None or sequence or any(is_video_input(i) for i in items):
         _analyze_video(items, camera=camera, sequence=sequence, out=out or (Path(csv) if csv else None) or (
             Path(jsonl) if jsonl and jsonl != "-" else None), summary=summary, annotate=annotate, model=model,
             detection=detection, every=every, fps=fps, start=start, end=end, smooth=smooth, preview=preview,
-            recursive=recursive, quiet=quiet, geometry=geo, prior=prior, overwrite=overwrite, audio=audio,
-            detect_every=detect_every)
+            recursive=recursive, quiet=quiet, geometry=geo, prior=prior, overwrite=overwrite, threads=threads,
+            audio=audio, detect_every=detect_every)
         return
     video_only = [name for name, given in (("--summary", summary is not None), ("--every", every != 1),
                                            ("--detect-every", detect_every != 5),
@@ -207,7 +230,8 @@ def analyze(
         jsonl = "-"
     _check_outputs(files, {"--jsonl": jsonl, "--csv": csv}, overwrite or demo)
     try:
-        analyzer = Analyzer(detector=detection.load(), classifier=model, geometry=geo, prior=prior)
+        analyzer = Analyzer(detector=detection.load(threads), classifier=model, geometry=geo, prior=prior,
+                            threads=threads)
     except (OpenferError, OSError) as e:  # a name, model file or extra the user gave; anything else is a bug
         err.print(f"[red]error:[/red] {_e(e)}")
         raise typer.Exit(2)
@@ -295,7 +319,7 @@ def _geometry_stage(model_dir: Path | None):
 
 def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate, model, detection, every, fps, start,
                    end, smooth, preview, recursive, quiet, geometry=None, prior: str = "training",
-                   overwrite: bool = False, audio: bool = False, detect_every: int = 5) -> None:
+                   overwrite: bool = False, threads: int = 0, audio: bool = False, detect_every: int = 5) -> None:
     """The video branch of ``analyze``: open one source, run the streaming pipeline, report."""
     from openfer.analyzer import Analyzer
     from openfer.io.images import expand_inputs
@@ -324,8 +348,8 @@ def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate
         else:
             source = open_source(camera if camera is not None else items[0], sampling)
         # one pass per frame at --max-side: finer passes for big frames (as for photos) would cost 4-5x per 4K frame
-        analyzer = Analyzer(detector=replace(detection, max_shrink=None).load(), classifier=model,
-                            geometry=geometry, prior=prior)
+        analyzer = Analyzer(detector=replace(detection, max_shrink=None).load(threads), classifier=model,
+                            geometry=geometry, prior=prior, threads=threads)
         smoother = EmaSmoother(alpha=smooth) if smooth < 1 else None
         tracker = FaceTracker(frame_rate=source.fps or 30.0)
     except (OpenferError, OSError) as e:  # the source cannot be opened, a name, a model file or an extra
@@ -370,45 +394,18 @@ def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate
     raise typer.Exit(1 if result.problems else 0)
 
 
-def _split_videos(items: list[str], recursive: bool) -> tuple[list[Path], list[str]]:
-    """The video files among files, folders and globs (folders and globs searched for them), and the items left
-    for the photo path (folders stay there too: their photos are analysed as well)."""
-    import glob as globlib
-
-    from openfer.video.sources import STREAM_SCHEMES, VIDEO_SUFFIXES, find_videos
-
-    videos: list[Path] = []
-    rest: list[str] = []
-    for item in items:
-        p = Path(item)
-        if str(item).lower().startswith(STREAM_SCHEMES):
-            videos.append(p)
-        elif p.is_dir():
-            videos += find_videos(p, recursive)
-            rest.append(item)
-        elif globlib.has_magic(item) and not p.exists():
-            found = sorted(Path(m) for m in globlib.glob(item) if Path(m).suffix.lower() in VIDEO_SUFFIXES)
-            videos += found
-            if len(found) < len(globlib.glob(item)):
-                rest.append(item)
-        elif p.suffix.lower() in VIDEO_SUFFIXES:
-            videos.append(p)
-        else:
-            rest.append(item)
-    return list(dict.fromkeys(videos)), rest
-
-
 def _analyze_batch(videos: list[Path], photo_items: list[str], *, out, model, prior, detection, every, fps, start,
-                   end, smooth, recursive, quiet, geometry, audio: bool = False, detect_every: int = 5) -> None:
+                   end, smooth, recursive, quiet, geometry, threads: int = 0, audio: bool = False,
+                   detect_every: int = 5) -> None:
     """Several videos (a folder, a glob, a list): rows and summary per video in the --out folder, a manifest that
     lets a rerun skip finished videos, people.csv across them, and the photos of mixed folders beside them."""
     from openfer.analyzer import Analyzer
     from openfer.io.images import mark_output_folder
     from openfer.io.rows import ROW_FORMATS
     from openfer.pipeline import run_images
-    from openfer.track import EmaSmoother, FaceTracker
-    from openfer.video import Sampling, open_source, run_video
-    from openfer.video.batch import run_batch
+    from openfer.scale.settings import AnalysisSettings
+    from openfer.video import Sampling
+    from openfer.video.batch import analyze_video_file, run_batch
 
     if out is None or out.suffix.lower() in ROW_FORMATS or out.is_file():
         _usage("several videos: give --out FOLDER (rows and a summary per video go there, with manifest.json "
@@ -416,15 +413,14 @@ def _analyze_batch(videos: list[Path], photo_items: list[str], *, out, model, pr
     try:
         sampling = Sampling(every=every, fps=fps, start=start, end=end)
         # one pass per frame, as for one video
-        analyzer = Analyzer(detector=replace(detection, max_shrink=None).load(), classifier=model,
-                            geometry=geometry, prior=prior)
+        analyzer = Analyzer(detector=replace(detection, max_shrink=None).load(threads), classifier=model,
+                            geometry=geometry, prior=prior, threads=threads)
     except (OpenferError, OSError) as e:  # a name, a model file or an extra the user gave
         _usage(str(e))
     mark_output_folder(out)  # a later run over a folder holding it does not read its files as inputs
-    settings = {"model": model, "prior": prior, "detector": detection.name, "threshold": detection.threshold,
-                "max_side": detection.max_side, "upscale": detection.upscale, "every": every, "fps": fps, "start": start, "end": end, "smooth": smooth,
-                "detect_every": detect_every, "geometry": geometry is not None,
-                **({"audio": True} if audio else {})}
+    settings = AnalysisSettings(model=model, prior=prior, detection=detection, every=every, fps=fps, start=start,
+                                end=end, smooth=smooth, geometry=geometry is not None, audio=audio,
+                                detect_every=detect_every).manifest_settings()
 
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TimeRemainingColumn(), console=err, disable=quiet)
@@ -433,15 +429,15 @@ def _analyze_batch(videos: list[Path], photo_items: list[str], *, out, model, pr
         from openfer.audio.voice import analyze_sound
 
         voice = analyze_sound(video, start=start, end=end) if audio else None
-        source = open_source(video, sampling)
-        task = progress.add_task(f"  {video.name}", total=source.expected_frames)
+        tasks = []  # the video's own progress bar, added once it is open (its frame count known)
         try:
-            return run_video(analyzer, source, out=rows, summary_path=summary, voice=voice,
-                             tracker=FaceTracker(frame_rate=source.fps or 30.0),
-                             smoother=EmaSmoother(alpha=smooth) if smooth < 1 else None, detect_every=detect_every,
-                             on_frame=lambda r: progress.update(task, completed=r.frames))
+            return analyze_video_file(
+                analyzer, video, rows, summary, sampling, smooth, voice=voice, detect_every=detect_every,
+                on_open=lambda source: tasks.append(progress.add_task(f"  {video.name}", total=source.expected_frames)),
+                on_frame=lambda r: progress.update(tasks[0], completed=r.frames))
         finally:
-            progress.remove_task(task)
+            for task in tasks:
+                progress.remove_task(task)
 
     with progress:
         overall = progress.add_task("videos", total=len(videos))
@@ -449,8 +445,11 @@ def _analyze_batch(videos: list[Path], photo_items: list[str], *, out, model, pr
                            on_video=lambda v, state: progress.advance(overall))
     photos = [] if result.interrupted else _image_inputs(photo_items, recursive, True)
     photo_summary = None
-    if photos:
-        photo_summary = run_images(analyzer, photos, jsonl=str(out / "photos.jsonl"), csv_path=str(out / "photos.csv"))
+    if photos:  # photos get the photo detector (finer passes for big ones), not the one-pass video detector
+        photo_analyzer = Analyzer(detector=detection.load(threads), classifier=model, geometry=geometry, prior=prior,
+                                  threads=threads)
+        photo_summary = run_images(photo_analyzer, photos, jsonl=str(out / "photos.jsonl"),
+                                   csv_path=str(out / "photos.csv"))
     if not quiet:
         err.print(f"{_n(len(result.done), 'video')} analysed, {len(result.skipped)} skipped (finished before, same "
                   f"settings), {len(result.failed)} failed" + (f"; {_n(len(photos), 'photo')}" if photos else "")
@@ -524,7 +523,7 @@ def explain(
     from openfer.analyzer import Analyzer
     from openfer.explain.core import check_request
     from openfer.explain.run import run_explain
-    from openfer.video.sources import is_video_input
+    from openfer.video.sources import is_video_input, split_video_inputs
 
     params = {"occlusion": {"patch": patch, "stride": stride}, "rise": {"n_masks": masks, "seed": seed}}.get(method, {})
     detection = _detection(detector, threshold, max_side)

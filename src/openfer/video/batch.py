@@ -45,15 +45,50 @@ def output_names(videos: list[Path], rows_format: str = ".csv") -> dict[Path, tu
     return {v: (f"{stem}.rows{rows_format}", f"{stem}.summary.json") for v, stem in zip(videos, unique_stems(videos))}
 
 
-def read_manifest(out_dir: Path) -> dict[str, Any]:
+def read_manifest(out_dir: Path, section: str | None = "videos") -> dict[str, Any]:
+    """One section of ``out_dir/manifest.json`` (``videos``; ``photos``, which the Ray engine keeps too), or the
+    whole manifest for ``section=None``; empty when there is none or it cannot be read."""
     path = out_dir / MANIFEST
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8")).get("videos", {})
+        whole = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        log.warning("%s is unreadable; every video is analysed again", path)
+        log.warning("%s is unreadable; every input is analysed again", path)
         return {}
+    return whole if section is None else whole.get(section, {})
+
+
+def write_manifest(out_dir: Path, settings: dict[str, Any], **sections: dict[str, Any]) -> None:
+    """Write ``out_dir/manifest.json`` atomically: the settings, their hash and the given sections (per input:
+    ``{key: entry}``), keeping the sections of the manifest already there that are not given."""
+    whole = {**read_manifest(out_dir, None), "settings": settings, "settings_hash": settings_hash(settings),
+             **sections}
+    write_text_atomic(out_dir / MANIFEST, json.dumps(whole, indent=2, default=str))
+
+
+def is_finished(entry: dict[str, Any], ident: dict[str, Any], digest: str, outputs: list[Path]) -> bool:
+    """Whether a manifest ``entry`` says its input is done, for the same file (``ident``: ``video_key``) and
+    settings hash, and its ``outputs`` are all there: then a rerun skips it."""
+    return (entry.get("status") == "done" and entry.get("settings_hash") == digest
+            and all(entry.get(k) == v for k, v in ident.items()) and all(p.is_file() for p in outputs))
+
+
+def analyze_video_file(analyzer, video: Path, rows: Path, summary: Path, sampling, smooth: float = 1.0,
+                       on_open: Callable[[Any], None] | None = None, on_frame: Callable[[Any], None] | None = None,
+                       voice=None, detect_every: int | None = None):
+    """One video of a batch: rows to ``rows`` and the summary to ``summary`` with a new tracker (and smoother
+    when ``smooth`` < 1; with ``voice``, its ``VoiceTrack`` columns); ``on_open(source)`` is told the opened
+    source; ``detect_every`` as ``run_video``'s (None: its default). Returns the ``VideoRunResult``."""
+    from openfer.track import EmaSmoother, FaceTracker
+    from openfer.video import open_source, run_video
+
+    source = open_source(video, sampling)
+    if on_open:
+        on_open(source)
+    return run_video(analyzer, source, out=rows, summary_path=summary,
+                     tracker=FaceTracker(frame_rate=source.fps or 30.0), smoother=EmaSmoother(alpha=smooth) if smooth < 1 else None, on_frame=on_frame,
+                     voice=voice, **({} if detect_every is None else {"detect_every": detect_every}))
 
 
 def run_batch(videos: list[Path], out_dir: str | Path, run_one: Callable[[Path, Path, Path], Any],
@@ -75,8 +110,7 @@ def run_batch(videos: list[Path], out_dir: str | Path, run_one: Callable[[Path, 
     result = BatchResult()
 
     def save() -> None:
-        write_text_atomic(out_dir / MANIFEST, json.dumps({"settings": settings, "settings_hash": digest,
-                                                          "videos": manifest}, indent=2, default=str))
+        write_manifest(out_dir, settings, videos=manifest)
 
     for video in videos:
         rows_name, summary_name = names[video]
@@ -88,10 +122,7 @@ def run_batch(videos: list[Path], out_dir: str | Path, run_one: Callable[[Path, 
             if on_video:
                 on_video(video, "failed")
             continue
-        entry = manifest.get(key, {})
-        if (entry.get("status") == "done" and entry.get("settings_hash") == digest
-                and all(entry.get(k) == v for k, v in ident.items())
-                and (out_dir / rows_name).is_file() and (out_dir / summary_name).is_file()):
+        if is_finished(manifest.get(key, {}), ident, digest, [out_dir / rows_name, out_dir / summary_name]):
             result.skipped.append(str(video))
             if on_video:
                 on_video(video, "skipped")

@@ -368,6 +368,33 @@ def find_videos(folder: str | Path, recursive: bool = True) -> list[Path]:
     return sorted(f for f in found if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES and not f.name.startswith("."))
 
 
+def split_video_inputs(items: list[str], recursive: bool = True) -> tuple[list[Path], list[str]]:
+    """The video files among files, folders and globs (folders and globs searched for them), and the items left
+    for the photo path (folders stay there too: their photos are analysed as well). ``openfer analyze`` and
+    ``openfer.scale.analyze`` split their inputs with this, so both see the same videos and photos."""
+    import glob as globlib
+
+    videos: list[Path] = []
+    rest: list[str] = []
+    for item in items:
+        p = Path(item)
+        if str(item).lower().startswith(STREAM_SCHEMES):
+            videos.append(p)
+        elif p.is_dir():
+            videos += find_videos(p, recursive)
+            rest.append(item)
+        elif globlib.has_magic(item) and not p.exists():
+            found = sorted(Path(m) for m in globlib.glob(item) if Path(m).suffix.lower() in VIDEO_SUFFIXES)
+            videos += found
+            if len(found) < len(globlib.glob(item)):
+                rest.append(item)
+        elif p.suffix.lower() in VIDEO_SUFFIXES:
+            videos.append(p)
+        else:
+            rest.append(item)
+    return list(dict.fromkeys(videos)), rest
+
+
 def is_video_input(item: str) -> bool:
     """Whether a CLI input is a video file (by its ending) or a stream URL, not an image."""
     return str(item).lower().startswith(STREAM_SCHEMES) or Path(item).suffix.lower() in VIDEO_SUFFIXES

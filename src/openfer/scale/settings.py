@@ -1,0 +1,94 @@
+"""``AnalysisSettings``: everything that decides an analysis's results, as a small picklable value.
+
+An ``Analyzer`` holds ONNX Runtime sessions, which cannot be pickled or sent to another process; these settings
+can, and each worker of a cluster builds its own ``Analyzer`` from them once (``analyzer``). The same settings
+give the manifest's ``settings`` and hash, so a run with and without ``--engine ray`` recognise each other's
+finished work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from openfer.detect.settings import DetectorSettings
+from openfer.errors import UsageError
+from openfer.track.follow import DEFAULT_DETECT_EVERY
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """How photos and videos are analysed.
+
+    Attributes:
+        model: expression model name (``openfer models``) or an exported ``.onnx`` classifier.
+        prior: ``"training"`` or ``"balanced"`` decision prior.
+        detection: the face detector. Photos use it as given (big photos are also searched at finer scales);
+            video frames get one pass each (``max_shrink=None``), as ``openfer analyze video.mp4`` does.
+        threads: ONNX Runtime threads per analyzer (0: ONNX Runtime's default; a cluster worker then uses the
+            CPUs it was given).
+        every, fps, start, end: video frame sampling (``openfer.video.Sampling``).
+        smooth: weight of the newest frame in each face's moving average, 0-1 (1: off).
+        geometry: also estimate landmarks, head pose, gaze... (``[geometry]`` extra), with the Face Landmarker
+            file from ``model_dir`` (None: the default places).
+        audio: videos also get their voice columns (``openfer.audio``, ``[audio]`` extra).
+        detect_every: videos run the face detector every this many analysed frames and follow faces between
+            (``openfer.track.follow``; 1: every frame).
+    """
+
+    model: str = "default"
+    prior: str = "training"
+    detection: DetectorSettings = field(default_factory=DetectorSettings)
+    threads: int = 0
+    every: int = 1
+    fps: float | None = None
+    start: float = 0.0
+    end: float | None = None
+    smooth: float = 1.0
+    geometry: bool = False
+    model_dir: Path | None = None
+    audio: bool = False
+    detect_every: int = DEFAULT_DETECT_EVERY
+
+    def __post_init__(self) -> None:
+        if self.threads < 0:
+            raise UsageError(f"threads must be 0 (ONNX Runtime's default) or more, got {self.threads}")
+        if self.detect_every < 1:
+            raise UsageError(f"detect_every must be 1 (every frame) or more, got {self.detect_every}")
+        if not (0 < self.smooth <= 1):
+            raise UsageError(f"smooth must be above 0 and at most 1 (1 turns smoothing off), got {self.smooth:g}")
+        self.sampling()  # checks every, fps, start and end
+
+    def sampling(self):
+        """The video frame sampling (``openfer.video.Sampling``)."""
+        from openfer.video.sources import Sampling
+
+        return Sampling(every=self.every, fps=self.fps, start=self.start, end=self.end)
+
+    def analyzer(self, kind: Literal["photos", "video"] = "photos", threads: int | None = None):
+        """A new ``Analyzer`` for photos or for video frames, with ``threads`` ONNX threads (default: ``threads``).
+
+        Loading takes about half a second (two ONNX sessions); a worker does it once per kind and keeps it.
+        """
+        from openfer.analyzer import Analyzer
+
+        n = self.threads if threads is None else threads
+        detection = self.detection if kind == "photos" else replace(self.detection, max_shrink=None)
+        geo = None
+        if self.geometry:
+            from openfer.geometry import GeometryEstimator
+
+            geo = GeometryEstimator(model_dir=self.model_dir)
+        return Analyzer(detector=detection.load(threads=n), classifier=self.model, geometry=geo, prior=self.prior,
+                        threads=n)
+
+    def manifest_settings(self) -> dict[str, Any]:
+        """The settings a batch manifest records and hashes (``openfer.video.batch``): what changes the results,
+        not how fast they come (``threads``)."""
+        d = self.detection
+        return {"model": self.model, "prior": self.prior, "detector": d.name, "threshold": d.threshold,
+                "max_side": d.max_side, "upscale": d.upscale, "every": self.every, "fps": self.fps,
+                "start": self.start, "end": self.end, "smooth": self.smooth, "detect_every": self.detect_every,
+                "geometry": self.geometry,
+                **({"audio": True} if self.audio else {})}
