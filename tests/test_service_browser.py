@@ -133,7 +133,7 @@ def test_photo_upload_shows_overlay_and_results(server, tmp_path):
         status = page.inner_text("#photo-status")
         assert status.startswith("1 face found"), status
         items = page.locator("#photo-faces li")
-        assert items.count() == 1 and items.first.inner_text().startswith("Face 1:")
+        assert items.count() == 1 and items.first.inner_text().startswith("Face 0:")
         # The overlay: the face's box, in the colour of its expression, on the face.
         probe = page.evaluate("""() => {
             const f = photoResult.faces[0], c = document.getElementById('photo-canvas');

@@ -105,7 +105,7 @@ def face_panel(image: np.ndarray, face: Face, index: int, width: int) -> np.ndar
     draw.text((10, THUMB + 26), "no evidence", font=_font(11), fill=(200, 200, 200))
     draw.text((10 + THUMB, THUMB + 26), "strongest", font=_font(11), fill=(200, 200, 200), anchor="ra")
     x0 = THUMB + 24
-    draw.text((x0, 10), f"face {index + 1}: {e.target} {e.probability:.2f}  ({e.method})", font=big,
+    draw.text((x0, 10), f"face {index}: {e.target} {e.probability:.2f}  ({e.method})", font=big,
               fill=(255, 255, 255))
     bar_x, bar_w = x0 + 150, max(60, min(220, width - x0 - 230))
     for i, name in enumerate(REGION_NAMES):
@@ -135,7 +135,7 @@ def render_explanations(image: np.ndarray, faces: list[Face], min_width: int = 7
     for i, f in enumerate(faces):
         if f.explanation is not None:
             x1, y1 = int(f.box[0]), int(f.box[1])
-            cv2.putText(top, str(i + 1), (x1 + 3 + (width - image.shape[1]) // 2, y1 + 18),
+            cv2.putText(top, str(i), (x1 + 3 + (width - image.shape[1]) // 2, y1 + 18),
                         cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2, cv2.LINE_AA)
     panels = [face_panel(image, f, i, width) for i, f in enumerate(faces) if f.explanation is not None]
     return np.concatenate([top, *panels]) if panels else top

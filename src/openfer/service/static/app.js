@@ -49,7 +49,7 @@ function renderFaces(listId, faces) {
   list.replaceChildren();
   faces.forEach((face, i) => {
     const li = document.createElement("li");
-    const who = face.track_id !== undefined && face.track_id !== null ? `Person ${face.track_id}` : `Face ${i + 1}`;
+    const who = face.track_id !== undefined && face.track_id !== null ? `Person ${face.track_id}` : `Face ${i}`;
     const title = document.createElement("strong");
     title.textContent = `${who}: ${face.expression} (${pct(face.probabilities[face.expression])})`;
     li.appendChild(title);
@@ -82,7 +82,7 @@ function placeBoxes(layer, faces, width, height) {
     Object.assign(box.style, { left: `${100 * x1 / width}%`, top: `${100 * y1 / height}%`,
                                width: `${100 * (x2 - x1) / width}%`, height: `${100 * (y2 - y1) / height}%` });
     box.style.setProperty("--c", colour(face.expression));
-    const who = face.track_id !== undefined && face.track_id !== null ? `#${face.track_id}` : `${i + 1}.`;
+    const who = face.track_id !== undefined && face.track_id !== null ? `#${face.track_id}` : `#${i}`;
     const label = document.createElement("span");
     label.className = "face-label";
     label.textContent = `${who} ${face.expression} ${pct(face.probabilities[face.expression])}`;
