@@ -141,6 +141,7 @@ def analyze(
     from openfer.analyzer import Analyzer
     from openfer.pipeline import run_images
 
+    from openfer.track.follow import DEFAULT_DETECT_EVERY
     from openfer.video.sources import is_video_input, split_video_inputs
 
     _check_prior(prior)
@@ -193,7 +194,7 @@ def analyze(
             audio=audio, detect_every=detect_every)
         return
     video_only = [name for name, given in (("--summary", summary is not None), ("--every", every != 1),
-                                           ("--detect-every", detect_every != 5),
+                                           ("--detect-every", detect_every != DEFAULT_DETECT_EVERY),
                                            ("--fps", fps is not None), ("--start", start != 0),
                                            ("--end", end is not None), ("--smooth", smooth != 1),
                                            ("--preview", preview), ("--audio", audio)) if given]
@@ -319,7 +320,7 @@ def _geometry_stage(model_dir: Path | None):
 
 def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate, model, detection, every, fps, start,
                    end, smooth, preview, recursive, quiet, geometry=None, prior: str = "training",
-                   overwrite: bool = False, threads: int = 0, audio: bool = False, detect_every: int = 5) -> None:
+                   overwrite: bool, threads: int, audio: bool, detect_every: int) -> None:
     """The video branch of ``analyze``: open one source, run the streaming pipeline, report."""
     from openfer.analyzer import Analyzer
     from openfer.io.images import expand_inputs
@@ -395,8 +396,7 @@ def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate
 
 
 def _analyze_batch(videos: list[Path], photo_items: list[str], *, out, model, prior, detection, every, fps, start,
-                   end, smooth, recursive, quiet, geometry, threads: int = 0, audio: bool = False,
-                   detect_every: int = 5) -> None:
+                   end, smooth, recursive, quiet, geometry, threads: int, audio: bool, detect_every: int) -> None:
     """Several videos (a folder, a glob, a list): rows and summary per video in the --out folder, a manifest that
     lets a rerun skip finished videos, people.csv across them, and the photos of mixed folders beside them."""
     from openfer.analyzer import Analyzer
@@ -426,9 +426,11 @@ def _analyze_batch(videos: list[Path], photo_items: list[str], *, out, model, pr
                         TimeRemainingColumn(), console=err, disable=quiet)
 
     def run_one(video: Path, rows: Path, summary: Path):
-        from openfer.audio.voice import analyze_sound
+        voice = None
+        if audio:
+            from openfer.audio.voice import analyze_sound
 
-        voice = analyze_sound(video, start=start, end=end) if audio else None
+            voice = analyze_sound(video, start=start, end=end)
         tasks = []  # the video's own progress bar, added once it is open (its frame count known)
         try:
             return analyze_video_file(

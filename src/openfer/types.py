@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -186,6 +186,16 @@ class Face:
     def height(self) -> float:
         """Box height in pixels."""
         return self.box[3] - self.box[1]
+
+    def scaled(self, sx: float, sy: float | None = None) -> Face:
+        """This face in a copy of its image resized ``sx`` times in x and ``sy`` (default ``sx``) in y, e.g. from a
+        reduced copy back to the original: the box, the landmarks and the explanation's crop-to-image transform."""
+        sy = sx if sy is None else sy
+        x1, y1, x2, y2 = self.box
+        expl = self.explanation and replace(self.explanation,
+                                            crop_to_image=self.explanation.crop_to_image * np.array([[sx], [sy]]))
+        return replace(self, box=(x1 * sx, y1 * sy, x2 * sx, y2 * sy),
+                       landmarks=self.landmarks * np.array([sx, sy], np.float32), explanation=expl)
 
     def to_dict(self, decimals: int = 4) -> dict[str, Any]:
         """JSON-ready dict: box, score, landmarks ([[x, y] x5]), expression, probabilities (and ``track_id`` when set,

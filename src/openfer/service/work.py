@@ -3,7 +3,6 @@ and explain within a face cap and a time budget that stops the work itself, not 
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Any
 
@@ -77,14 +76,7 @@ def detect(analyzer: Analyzer, image: ReducedImage, cfg: ServiceConfig) -> list[
 def to_original(faces: list[Face], factor: int) -> list[Face]:
     """``faces`` found in an image reduced ``factor`` times, in the original's pixels (box, landmarks, the
     explanation's crop-to-image transform)."""
-    if factor == 1:
-        return faces
-    out = []
-    for f in faces:
-        box = tuple(float(v) * factor for v in f.box)
-        expl = f.explanation and dataclasses.replace(f.explanation, crop_to_image=f.explanation.crop_to_image * factor)
-        out.append(dataclasses.replace(f, box=box, landmarks=np.asarray(f.landmarks) * factor, explanation=expl))
-    return out
+    return faces if factor == 1 else [f.scaled(factor) for f in faces]
 
 
 def answer(analyzer: Analyzer, image: ReducedImage, faces: list[dict], started: float, **extra) -> dict:

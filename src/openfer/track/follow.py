@@ -8,8 +8,6 @@ and whenever a followed face is lost, and moves the faces it found through the f
 
 from __future__ import annotations
 
-import dataclasses
-
 import cv2
 import numpy as np
 
@@ -110,11 +108,8 @@ class FaceFollower:
         if scale >= 1.0:
             return self.detector.detect(image)
         small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        sy, sx = image.shape[0] / small.shape[0], image.shape[1] / small.shape[1]
-        return [dataclasses.replace(f, box=(f.box[0] * sx, f.box[1] * sy, f.box[2] * sx, f.box[3] * sy),
-                                    landmarks=None if f.landmarks is None else
-                                    np.asarray(f.landmarks, np.float32) * np.array([sx, sy], np.float32))
-                for f in self.detector.detect(small)]
+        sx, sy = image.shape[1] / small.shape[1], image.shape[0] / small.shape[0]
+        return [f.scaled(sx, sy) for f in self.detector.detect(small)]
 
     def _track(self, image: np.ndarray, faces: list[Face], timestamp: float | None, detected: bool) -> list[Face]:
         tracked = self.tracker.update(faces, timestamp)
