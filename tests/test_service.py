@@ -491,6 +491,27 @@ def test_stream_gives_stable_track_ids(api):
         assert len(left_ids) == 1 and len(right_ids) == 1 and left_ids != right_ids
 
 
+def test_stream_decodes_big_frames_at_the_size_detection_needs(analyzer):
+    """A 1920x1440 camera frame is decoded at half size (the detector's one 640 px pass needs no more), and the
+    faces come back in the frame's own pixels, where the same scene at 640x480 puts them, scaled."""
+    import cv2
+
+    from openfer.service.stream import StreamSession
+
+    small = grey_canvas(640, 480)
+    paste_head(small, 200, 90, 80)
+    paste_head(small, 160, 400, 150)
+    big = cv2.resize(small, (1920, 1440), interpolation=cv2.INTER_CUBIC)
+    at_640, at_1920 = (StreamSession(analyzer, max_pixels=40_000_000, detect_every=1) for _ in range(2))
+    a, b = at_640.analyze(encode(small)), at_1920.analyze(encode(big, quality=95))
+    assert (b["width"], b["height"]) == (1920, 1440) and at_1920._factor == 2 and at_640._factor == 1
+    assert len(a["faces"]) == len(b["faces"]) == 2
+    for fa, fb in zip(sorted(a["faces"], key=lambda f: f["box"][0]), sorted(b["faces"], key=lambda f: f["box"][0])):
+        side = fa["box"][2] - fa["box"][0]
+        np.testing.assert_allclose(np.array(fb["box"]) / 3, fa["box"], atol=0.08 * side)
+        assert fa["expression"] == fb["expression"]
+
+
 def test_stream_bad_frames_get_error_messages(api):
     with api.websocket_connect("/v1/stream") as ws:
         ws.receive_json()
@@ -740,6 +761,43 @@ def test_stale_job_folders_are_cleaned_at_start(analyzer, tmp_path, monkeypatch)
     with client(analyzer, jobs_dir=str(jobs)):
         pass
     assert sorted(p.name for p in jobs.iterdir()) == ["b" * 32, "c" * 32, "notes"]
+
+
+def test_abandoned_folders_of_older_versions_are_cleaned(tmp_path):
+    """Older versions left no pid: their roots (holding job folders) and unmarked job folders go once nothing in
+    them changed for a day; fresh ones, empty old roots and other folders stay."""
+    import os
+    import time
+
+    from openfer.service.jobs import ABANDONED_AFTER_S, clean_stale
+
+    def make(path, age, files=("input.mp4",)):
+        path.mkdir(parents=True)
+        for name in files:
+            (path / name).write_bytes(b"face video")
+        then = time.time() - age
+        for p in [*path.rglob("*"), path]:
+            os.utime(p, (then, then))
+
+    day = ABANDONED_AFTER_S
+    make(tmp_path / "openfer-jobs-ab_12xyz" / ("a" * 32), 2 * day)
+    os.utime(tmp_path / "openfer-jobs-ab_12xyz", (time.time() - 2 * day,) * 2)
+    make(tmp_path / "openfer-jobs-cd34efgh" / ("b" * 32), day / 24)  # changed an hour ago: maybe running
+    os.utime(tmp_path / "openfer-jobs-cd34efgh", (time.time() - 2 * day,) * 2)
+    make(tmp_path / "openfer-jobs-emptyold", 2 * day, files=())  # empty: an idle old server may own it
+    make(tmp_path / "openfer-jobs-notmine1" / "photos", 2 * day)  # no job folder inside: not ours
+    make(tmp_path / ("c" * 32), 2 * day)  # unmarked 32-hex folder in a shared temp dir: could be anyone's
+    gone = clean_stale(tmp_path)
+    assert [p.name for p in gone] == ["openfer-jobs-ab_12xyz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["openfer-jobs-cd34efgh", "openfer-jobs-emptyold", "openfer-jobs-notmine1", "c" * 32])
+
+    jobs = tmp_path / "jobs"  # a configured jobs folder: unmarked job folders of older versions go when a day old
+    make(jobs / ("d" * 32), 2 * day)
+    make(jobs / ("e" * 32), day / 24)
+    make(jobs / "notes", 2 * day)
+    assert [p.name for p in clean_stale(jobs, jobs_folder=True)] == ["d" * 32]
+    assert sorted(p.name for p in jobs.iterdir()) == ["e" * 32, "notes"]
 
 
 # ---------------------------------------------------------------------------------------------------------------

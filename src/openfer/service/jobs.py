@@ -34,6 +34,11 @@ _ROOT_NAME = re.compile(rf"{ROOT_PREFIX}(\d+)-\w+")
 #: File in every job folder holding the process id of the server that made it.
 OWNER_FILE = ".openfer-job"
 _JOB_NAME = re.compile(r"[0-9a-f]{32}")
+#: Older openfer versions named roots ``openfer-jobs-<8 random characters>`` and left no marker: without a pid to
+#: check, such a folder counts as abandoned when nothing in it changed for this long, far beyond any job's
+#: retention and time limit, so a running server's folders never look abandoned.
+ABANDONED_AFTER_S = 86_400.0
+_OLD_ROOT_NAME = re.compile(rf"{ROOT_PREFIX}[a-z0-9_]{{8}}")
 
 
 class QueueFull(Exception):
@@ -91,7 +96,7 @@ class JobStore:
         else:
             self.root = Path(root)
             self.root.mkdir(parents=True, exist_ok=True)
-            clean_stale(self.root)
+            clean_stale(self.root, jobs_folder=True)
         self.retention, self.max_frames, self.timeout = retention, max_frames, timeout
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
@@ -307,12 +312,35 @@ def _owner(folder: Path) -> int | None:
         return None
 
 
-def clean_stale(folder: Path) -> list[Path]:
+def _children(folder: Path) -> list[Path]:
+    try:
+        return list(folder.iterdir())
+    except OSError:
+        return []
+
+
+def _unchanged_since(folder: Path, cutoff: float) -> bool:
+    """True when ``folder`` and everything in it were last modified before ``cutoff`` (seconds since the epoch)."""
+    try:
+        if folder.lstat().st_mtime >= cutoff:
+            return False
+        for top, dirs, files in os.walk(folder):
+            for name in dirs + files:
+                if os.lstat(os.path.join(top, name)).st_mtime >= cutoff:
+                    return False
+    except OSError:
+        return False
+    return True
+
+
+def clean_stale(folder: Path, jobs_folder: bool = False) -> list[Path]:
     """Delete what killed servers left in ``folder``; returns what was deleted.
 
     Only openfer's own folders go, and only when the process that made them is gone: temporary roots named
-    ``openfer-jobs-<pid>-*`` and job folders (32 hex digits) holding an ``OWNER_FILE``. A running server's folders,
-    folders without a marker and every other file stay.
+    ``openfer-jobs-<pid>-*`` and job folders (32 hex digits) holding an ``OWNER_FILE``. Folders of older versions
+    (a root ``openfer-jobs-<8 characters>`` holding job folders, or, in a configured ``jobs_folder``, a job folder
+    without a marker) go when nothing in them changed for ``ABANDONED_AFTER_S``. A running server's folders, empty
+    old roots and every other file stay.
     """
     stale = []
     try:
@@ -323,8 +351,12 @@ def clean_stale(folder: Path) -> list[Path]:
         if entry.is_symlink() or not entry.is_dir():
             continue
         root = _ROOT_NAME.fullmatch(entry.name)
-        pid = int(root.group(1)) if root else _owner(entry) if _JOB_NAME.fullmatch(entry.name) else None
-        if pid is not None and pid != os.getpid() and not _alive(pid):
+        job = _JOB_NAME.fullmatch(entry.name)
+        pid = int(root.group(1)) if root else _owner(entry) if job else None
+        old = pid is None and ((job and jobs_folder) or (_OLD_ROOT_NAME.fullmatch(entry.name)
+                                       and any(_JOB_NAME.fullmatch(p.name) for p in _children(entry))))
+        if old and _unchanged_since(entry, time.time() - ABANDONED_AFTER_S) or (
+                pid is not None and pid != os.getpid() and not _alive(pid)):
             shutil.rmtree(entry, ignore_errors=True)
             stale.append(entry)
     if stale:

@@ -6,7 +6,8 @@ import time
 from typing import Any
 
 from openfer.analyzer import Analyzer
-from openfer.io.images import read_image
+from openfer.io.images import ReducedImage, read_image_reduced
+from openfer.service.work import detection_side
 
 
 class StreamSession:
@@ -15,7 +16,8 @@ class StreamSession:
     Frames are timed by their arrival, so the tracker copes with a browser that sends at a varying rate. As for
     video files, the detector runs on every ``detect_every``-th frame (and when a face is lost) and faces are
     followed by optical flow between, so the page gets more frames per second (it sends the next frame when the
-    last result arrives).
+    last result arrives). A frame larger than the detector needs (a 4K camera, a client that sends full-size frames)
+    is decoded at 1/k size, as uploads are; faces are answered in the frame's own pixels.
 
     Args:
         analyzer: the shared detector + classifier.
@@ -32,6 +34,7 @@ class StreamSession:
         self.follower = FaceFollower(analyzer.detector, self.tracker, detect_every or DEFAULT_DETECT_EVERY)
         self.frames = 0
         self._t0 = time.monotonic()
+        self._factor = 1
 
     def analyze(self, data: bytes) -> dict[str, Any]:
         """The result message for one encoded frame (blocking; run it in a worker thread).
@@ -40,9 +43,20 @@ class StreamSession:
             openfer.io.images.ImageReadError: the bytes are not a readable image.
         """
         t = time.perf_counter()
-        rgb = read_image(data, max_pixels=self.max_pixels)
-        faces = self.follower.step(rgb, time.monotonic() - self._t0)
-        faces = self.analyzer.classify(rgb, faces)
+        image = self._decode(data)
+        faces = self.follower.step(image.rgb, time.monotonic() - self._t0)
+        faces = self.analyzer.classify(image.rgb, faces)
+        if image.factor > 1:
+            faces = [f.scaled(image.factor) for f in faces]
         self.frames += 1
-        return {"type": "result", "frame": self.frames, "width": int(rgb.shape[1]), "height": int(rgb.shape[0]),
+        return {"type": "result", "frame": self.frames, "width": image.width, "height": image.height,
                 "faces": [f.to_dict() for f in faces], "ms": round((time.perf_counter() - t) * 1000, 1)}
+
+    def _decode(self, data: bytes) -> ReducedImage:
+        """The frame at the size detection needs; the follower's detector is set for that size."""
+        image = read_image_reduced(data, detection_side(self.analyzer), max_pixels=self.max_pixels)
+        if image.factor != self._factor:
+            detector = self.analyzer.detector
+            self.follower.detector = detector.for_reduced(image.factor) if image.factor > 1 else detector
+            self._factor = image.factor
+        return image

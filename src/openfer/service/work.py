@@ -4,7 +4,7 @@ and explain within a face cap and a time budget that stops the work itself, not 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from fastapi import HTTPException
@@ -52,14 +52,21 @@ class BudgetedClassifier:
         return getattr(self.classifier, name)
 
 
+def detection_side(analyzer: Analyzer) -> Callable[[int, int], int] | None:
+    """The longer side an image of a given size must keep for ``analyzer``'s detector to find what it finds in the
+    full image (its finest pass), or None for full resolution: a detector that cannot work on reduced images, or
+    geometry, which reads full-size pixels."""
+    detector = analyzer.detector
+    if not hasattr(detector, "for_reduced") or analyzer.geometry is not None:
+        return None
+    return lambda w, h: max(detector.sides(w, h))
+
+
 def decode(analyzer: Analyzer, data: bytes, cfg: ServiceConfig) -> ReducedImage:
     """The upload's pixels at the size detection needs (a photo far larger than the detector's finest pass is
     decoded at 1/k size, so a 6300 px PNG does not cost 1.5 GB), or a 413/422 saying why it cannot be read."""
-    detector = analyzer.detector
-    reducible = hasattr(detector, "for_reduced") and analyzer.geometry is None
     try:
-        return read_image_reduced(data, (lambda w, h: max(detector.sides(w, h))) if reducible else None,
-                                  max_pixels=cfg.max_pixels)
+        return read_image_reduced(data, detection_side(analyzer), max_pixels=cfg.max_pixels)
     except ImageReadError as e:
         raise HTTPException(413 if isinstance(e, ImageTooLargeError) else 422, f"cannot read the image: {e}") from None
 
