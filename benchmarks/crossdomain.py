@@ -8,7 +8,8 @@ The photo sets are scored as a user meets them (``openfer.crossdomain``): Center
 aligned at each model's input size; a miss counts as wrong. Detections are cached under
 ``benchmarks/results/cache/`` (git-ignored), so a second run only pays for the classifiers. Every cell can be
 reproduced with one ``openfer evaluate`` command (docs/models.md). ``--prior both`` scores each model with its
-training and its balanced decision prior (``openfer.classify.prior``); the network runs once per input and the
+training and its balanced decision prior (``openfer.classify.prior``; under the training prior the label is the
+model's ``decision``, the argmax after its ``decision_tau`` adjustment); the network runs once per input and the
 balanced probabilities are the training ones re-weighted by ``OnnxClassifier.apply_prior``, exactly what
 ``load_classifier(name, prior="balanced")`` returns. An ``--onnx`` file uses the prior and exponent of ``--like``.
 """
@@ -23,7 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from openfer.classify import OnnxClassifier
-from openfer.classify.prior import PRIORS
+from openfer.classify.prior import ARGMAX, PRIORS
 from openfer.crossdomain import detect_photos, evaluate_photos, load_photo_set, photo_crops, shared_data_path
 from openfer.datasets import default_npz_path, load_dataset
 from openfer.detect import load_detector
@@ -51,6 +52,7 @@ class PriorView:
     def __init__(self, clf: OnnxClassifier, prior: str, memo: dict) -> None:
         self.clf, self.prior, self.memo = clf, prior, memo
         self.spec, self.classes, self.input_size = clf.spec, clf.classes, clf.input_size
+        self.decision = clf.decision if prior == "training" else ARGMAX  # as load_classifier(name, prior=prior)
 
     def predict_proba(self, x):
         key = (x.shape, hashlib.sha1(x.tobytes()).hexdigest())
@@ -109,6 +111,7 @@ def main() -> None:
         for prior in priors:
             clf = PriorView(base, prior, memo)
             row = {"model": name, "prior": prior, "balance_tau": base.spec.balance_tau,
+                   "decision_tau": base.spec.decision_tau if prior == "training" else 0.0,
                    "publictest": {"protocol": protocol, **brief(evaluate_set(clf, publictest[protocol]))}}
             for set_name, (ps, ds, mask) in sets.items():
                 c = crops[key]["london" if set_name == "london" else "muxspace"]
@@ -138,7 +141,8 @@ def print_tables(results: dict) -> None:
         rare = " | ".join(f"{pt['per_class_recall'][c]:.2f} ({pt['support'][c]})" if c in pt["support"] else "—"
                           for c in RARE)
         mt, ma, lo = row["muxspace_test"], row["muxspace_all"], row["london"]
-        tau = f" ({row['balance_tau']:g})" if row["prior"] == "balanced" else ""
+        tau = (f" ({row['balance_tau']:g})" if row["prior"] == "balanced"
+               else f", label τ {row['decision_tau']:g}" if row.get("decision_tau") else "")
         print(f"| `{row['model']}` | {row['prior']}{tau} | {pt['protocol']} | {pt['accuracy']:.2%} | {pt['uar']:.2%} | {pt['macro_f1']:.3f} | "
               f"{rare} | {mt['uar']:.2%} / {mt['accuracy']:.2%} | {ma['uar']:.2%} / {ma['accuracy']:.2%} | "
               f"{lo['accuracy']:.2%} |")

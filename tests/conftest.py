@@ -29,6 +29,16 @@ HEAD_REGION = (150, 30, 300, 210)
 CLASSES = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")
 
 
+def label_of(probs, model: str = "default") -> str | list[str]:
+    """The label a registered model gives these probabilities ([K] or [N, K], ``CLASSES`` order) under its training
+    prior: its decision rule (``openfer.classify.prior``), not always the plain argmax."""
+    from openfer.classify.prior import model_decision
+    from openfer.zoo.registry import get_spec
+
+    idx = model_decision(get_spec(model)).index(np.asarray(probs, np.float64))
+    return CLASSES[int(idx)] if np.ndim(idx) == 0 else [CLASSES[int(i)] for i in idx]
+
+
 @functools.lru_cache(maxsize=None)
 def _astronaut() -> np.ndarray:
     import skimage.data

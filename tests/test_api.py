@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import openfer
-from conftest import ASTRONAUT_FACE, CLASSES, astronaut, chelsea, grey_canvas, iou, paste_head, save
+from conftest import ASTRONAUT_FACE, CLASSES, astronaut, chelsea, grey_canvas, iou, label_of, paste_head, save
 
 
 def _crops(n: int, h: int, w: int, rgb: bool, seed: int = 0) -> np.ndarray:
@@ -153,7 +153,9 @@ def test_predict_proba_batches_and_normalises_with_fake_session():
     # preprocess feeds raw 0..255 values (normalisation lives inside the graph)
     x = clf.preprocess(np.full((1, 10, 10), 200, np.uint8))
     assert x.dtype == np.float32 and x.shape == (1, 1, s, s) and np.allclose(x, 200)
-    assert clf.predict(faces[:3]) == ["neutral", "contempt", "contempt"]
+    # crop 0 has equal probabilities: the label rule gives the tie to the rarest training class (disgust and
+    # contempt tie at 0.47 %; the first wins); the others lean to contempt by far
+    assert clf.predict(faces[:3]) == ["disgust", "contempt", "contempt"] == label_of(p[:3])
     assert session.batches[-1][0] == 3
 
 
@@ -190,7 +192,7 @@ def _check_face(face, expected_box):
     probs = np.array([face.probabilities[c] for c in CLASSES])
     assert np.isfinite(probs).all() and (probs >= 0).all()
     assert abs(probs.sum() - 1) < 1e-5
-    assert face.expression == CLASSES[int(probs.argmax())]
+    assert face.expression == label_of(probs)
 
 
 @pytest.mark.parametrize("source", ["array", "png-path", "png-str", "grey-array"])

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from openfer.classify import OnnxClassifier, load_classifier
-from openfer.classify.prior import PRIORS, check_prior, rebalance
+from openfer.classify.prior import ARGMAX, PRIORS, Decision, check_prior, decision_of, model_decision, rebalance
 from openfer.cli import app
 from openfer.evaluate import classification_metrics
 from openfer.zoo.registry import FER2013_TRAIN_COUNTS, FERPLUS_TRAIN_COUNTS, MODELS, get_spec
@@ -35,9 +35,9 @@ class TableSession:
         return [out]
 
 
-def two_class_spec(pi, tau):
+def two_class_spec(pi, tau, decision_tau=0.0):
     return replace(get_spec("default"), name="toy", classes=("neutral", "disgust"), train_prior=tuple(pi),
-                   balance_tau=tau)
+                   balance_tau=tau, decision_tau=decision_tau)
 
 
 def test_rebalance_math():
@@ -113,12 +113,66 @@ def test_classifier_without_declared_prior_cannot_balance():
         OnnxClassifier(get_spec("default"), session=TableSession(np.ones((1, 8)) / 8), prior="flat")
 
 
+def test_decision_flips_close_calls_only():
+    """The label is the argmax of p / pi ** tau; the probabilities are untouched."""
+    pi = (0.9, 0.1)
+    rule = Decision(pi, 0.25)  # weights 0.9 ** -0.25 = 1.027 and 0.1 ** -0.25 = 1.778
+    p = np.array([[0.6, 0.4], [0.7, 0.3], [0.5, 0.5], [0.2, 0.8]])
+    # 0.6*1.027=0.616 < 0.4*1.778=0.711 (flips); 0.7*1.027=0.719 > 0.3*1.778=0.533 (stays)
+    assert rule.index(p).tolist() == [1, 0, 1, 1]
+    assert int(rule.index(p[1])) == 0  # one face
+    assert ARGMAX.index(p).tolist() == [0, 0, 0, 1]
+    assert Decision((), 0.25).index(p).tolist() == ARGMAX.index(p).tolist()  # no prior: plain argmax
+    assert Decision(pi, 0.0).weigh(p) is not None and np.array_equal(Decision(pi, 0.0).index(p), p.argmax(1))
+
+
+def test_classifier_labels_use_the_decision_but_report_calibrated_probabilities():
+    pi, p = (0.8, 0.2), [[0.6, 0.4], [0.9, 0.1]]
+    spec = two_class_spec(pi, 1.0, decision_tau=0.5)  # weights 1.118 and 2.236: 0.671 < 0.894 flips row 0
+    clf = OnnxClassifier(spec, session=TableSession(p * 2))
+    x = np.zeros((2, 48, 48), np.uint8)
+    np.testing.assert_allclose(clf.predict_proba(x), p, rtol=1e-6)  # calibrated, unchanged
+    assert clf.predict(x) == ["disgust", "neutral"]
+    assert decision_of(clf) == Decision(pi, 0.5) and model_decision(spec) == Decision(pi, 0.5)
+    bal = OnnxClassifier(spec, session=TableSession(p), prior="balanced")
+    assert bal.decision == ARGMAX  # the balanced probabilities are already re-weighted
+    assert model_decision(replace(spec, train_prior=())) == ARGMAX
+    assert decision_of(object()) == ARGMAX  # a classifier of the user's without a decision rule
+
+
+def test_analyzer_smoother_and_evaluation_follow_the_decision():
+    """One rule everywhere a label is made: Analyzer faces, smoothed video faces, `openfer evaluate`."""
+    import openfer
+    from openfer.datasets import FaceSet
+    from openfer.evaluate import evaluate_set
+    from openfer.track import EmaSmoother
+    from openfer.types import Face
+
+    pi, p = (0.8, 0.2), np.array([[0.6, 0.4]] * 3)
+    spec = two_class_spec(pi, 1.0, decision_tau=0.5)
+    clf = OnnxClassifier(spec, session=TableSession(np.concatenate([p, p])))
+    a = openfer.Analyzer(classifier=clf)
+    faces = a._with_probs([Face(box=(0, 0, 10, 10), score=1.0)], [(p[0], None)])
+    assert faces[0].expression == "disgust" and faces[0].probabilities["neutral"] == pytest.approx(0.6)
+    smoother = EmaSmoother(alpha=0.5, decision=decision_of(clf))
+    f = Face(box=(0, 0, 10, 10), score=1.0, track_id=3, expression="disgust",
+             probabilities={"neutral": 0.6, "disgust": 0.4})
+    assert smoother.smooth([f])[0].expression == "disgust"
+    assert EmaSmoother(alpha=0.5).smooth([f])[0].expression == "neutral"  # plain argmax without the rule
+    data = FaceSet(pixels=np.zeros((3, 48, 48), np.uint8), labels=np.array([1, 1, 0]), targets=np.eye(2)[[1, 1, 0]],
+                   classes=spec.classes)
+    m = evaluate_set(clf, data)
+    assert m["per_class_recall"] == {"neutral": 0.0, "disgust": 1.0}  # labels by the rule
+    assert m["nll"] == pytest.approx(-(2 * np.log(0.4) + np.log(0.6)) / 3, rel=1e-5)  # NLL of the probabilities
+
+
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_registry_declares_prior_and_tau(name):
     spec = MODELS[name]
     assert len(spec.train_prior) == len(spec.classes)
     assert sum(spec.train_prior) == pytest.approx(1.0) and min(spec.train_prior) > 0
     assert 0.0 <= spec.balance_tau <= 1.5
+    assert 0.0 <= spec.decision_tau <= spec.balance_tau  # a milder adjustment than the balanced prior
     counts = FER2013_TRAIN_COUNTS if len(spec.classes) == 7 else FERPLUS_TRAIN_COUNTS
     assert spec.train_prior == pytest.approx(np.array(counts) / sum(counts))
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from openfer.align import align_faces
 from openfer.classify import OnnxClassifier, load_classifier
+from openfer.classify.prior import decision_of
 from openfer.detect import Detector, load_detector
 from openfer.errors import UsageError
 from openfer.io.images import read_image, to_rgb
@@ -162,9 +163,9 @@ class Analyzer:
     def _with_probs(self, faces: list[Face], outputs) -> list[Face]:
         """New faces with expression and probabilities from ``outputs``: one (probabilities, features or None)
         pair per face."""
-        classes = self.classifier.classes
+        classes, decision = self.classifier.classes, decision_of(self.classifier)
         return [
-            dataclasses.replace(f, expression=classes[int(p.argmax())],
+            dataclasses.replace(f, expression=classes[int(decision.index(p))],
                                 probabilities={c: float(v) for c, v in zip(classes, p)}, embedding=e)
             for f, (p, e) in zip(faces, outputs)
         ]

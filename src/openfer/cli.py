@@ -45,8 +45,9 @@ def _e(text) -> str:
     return escape(str(text))
 
 
-PRIOR_HELP = ("Decision prior: training (best accuracy on everyday faces) or balanced (every expression equally "
-              "likely a priori: finds rare ones such as disgust, fear, contempt more often, at some accuracy).")
+PRIOR_HELP = ("Decision prior: training (calibrated probabilities, best accuracy on everyday faces; the label "
+              "leans a little towards rare classes in close calls) or balanced (every expression equally likely a "
+              "priori: finds rare ones such as disgust, fear, contempt more often, at some accuracy).")
 
 # The detection options, declared once for every command that finds faces (analyze, explain, embed, fit), so
 # their names, ranges and help cannot drift apart; each command turns them into one DetectorSettings
@@ -323,6 +324,7 @@ def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate
                    overwrite: bool, threads: int, audio: bool, detect_every: int) -> None:
     """The video branch of ``analyze``: open one source, run the streaming pipeline, report."""
     from openfer.analyzer import Analyzer
+    from openfer.classify.prior import decision_of
     from openfer.io.images import expand_inputs
     from openfer.track import EmaSmoother, FaceTracker
     from openfer.video import Sampling, open_source, run_video
@@ -351,7 +353,7 @@ def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate
         # one pass per frame at --max-side: finer passes for big frames (as for photos) would cost 4-5x per 4K frame
         analyzer = Analyzer(detector=replace(detection, max_shrink=None).load(threads), classifier=model,
                             geometry=geometry, prior=prior, threads=threads)
-        smoother = EmaSmoother(alpha=smooth) if smooth < 1 else None
+        smoother = EmaSmoother(alpha=smooth, decision=decision_of(analyzer.classifier)) if smooth < 1 else None
         tracker = FaceTracker(frame_rate=source.fps or 30.0)
     except (OpenferError, OSError) as e:  # the source cannot be opened, a name, a model file or an extra
         usage(str(e))
@@ -760,7 +762,11 @@ def evaluate(
         raise typer.Exit(2)
     result["model"] = str(onnx) if onnx else model
     result["prior"] = prior
-    title = (f"{result['model']} ({prior} prior) on {Path(result['data']).name} {result['split']} "
+    from openfer.classify.prior import decision_of
+
+    result["decision_tau"] = decision_of(classifier).tau  # the label rule (0: plain argmax)
+    rule = f", label τ {result['decision_tau']:g}" if result["decision_tau"] else ""
+    title = (f"{result['model']} ({prior} prior{rule}) on {Path(result['data']).name} {result['split']} "
              f"({result['protocol']})")
     if confusion:
         from openfer.report.confusion import save_confusion

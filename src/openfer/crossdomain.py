@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from openfer.classify.prior import decision_of
 from openfer.errors import UnknownNameError, UnreadableInputError, UsageError
 from openfer.evaluate import calibration_metrics, check_outputs, classification_metrics, restrict
 from openfer.labels import CANONICAL8, canonical
@@ -232,7 +233,7 @@ def photo_crops(photos: PhotoSet, detections: PhotoDetections, size: int, channe
 
 def evaluate_photos(classifier, photos: PhotoSet, detections: PhotoDetections,
                     crops: np.ndarray | None = None) -> dict:
-    """Metrics of ``classifier`` on a photo set, its argmax restricted to the scored classes (renormalised).
+    """Metrics of ``classifier`` on a photo set, its label (``decision``) restricted to the scored classes.
 
     The top level scores every image, a miss (no face found) counting as wrong (``confusion`` gets a
     ``NO_FACE`` column); ``detected_only`` scores the images with a face, and adds NLL and ECE.
@@ -244,10 +245,11 @@ def evaluate_photos(classifier, photos: PhotoSet, detections: PhotoDetections,
     if crops is None:
         crops = photo_crops(photos, detections, classifier.input_size, classifier.spec.channels)
     found = detections.found
-    p = restrict(classifier.predict_proba(crops), classifier.classes, photos.classes)
+    full = classifier.predict_proba(crops)
+    p = restrict(full, classifier.classes, photos.classes)
     k = len(photos.classes)
     pred = np.full(len(photos), k, np.int64)
-    pred[found] = p.argmax(1)
+    pred[found] = restrict(decision_of(classifier).weigh(full), classifier.classes, photos.classes).argmax(1)
     result = classification_metrics(photos.labels, pred, photos.classes + (NO_FACE,))
     result["support"].pop(NO_FACE)
     detected_only = classification_metrics(photos.labels[found], pred[found], photos.classes)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from openfer.classify.prior import decision_of
 from openfer.datasets import FaceSet, default_npz_path, load_dataset
 from openfer.errors import UsageError
 
@@ -53,11 +54,14 @@ def restrict(probs: np.ndarray, model_classes: tuple[str, ...], classes: tuple[s
 
 
 def evaluate_set(classifier, data: FaceSet) -> dict:
-    """Metrics of ``classifier`` on a labelled set; the argmax is restricted to the set's classes, so an
-    8-class model is scored fairly on a 7-class dataset (cross-dataset protocol)."""
+    """Metrics of ``classifier`` on a labelled set; its label (``decision``) is restricted to the set's classes, so
+    an 8-class model is scored fairly on a 7-class dataset (cross-dataset protocol). NLL and ECE score the
+    probabilities themselves."""
     check_outputs(classifier.classes, data.classes)
-    p = restrict(classifier.predict_proba(data.pixels), classifier.classes, data.classes)
-    result = classification_metrics(data.labels, p.argmax(1), data.classes)
+    full = classifier.predict_proba(data.pixels)
+    p = restrict(full, classifier.classes, data.classes)
+    labels = restrict(decision_of(classifier).weigh(full), classifier.classes, data.classes).argmax(1)
+    result = classification_metrics(data.labels, labels, data.classes)
     result.update(calibration_metrics(p, data.labels))
     return result
 

@@ -145,7 +145,8 @@ class Face:
         score: detector confidence in [0, 1].
         landmarks: float32 [5, 2] (x, y) pixels, rows in ``LANDMARK_NAMES`` order (image left/right as seen,
             i.e. "left_eye" is the eye with the smaller x in an upright frontal face).
-        expression: top class name, or None before classification.
+        expression: the label: the top class after the classifier's decision rule (``openfer.classify.prior``), or
+            None before classification.
         probabilities: class name -> probability (sums to 1), empty before classification.
         track_id: identity of this face across the frames of a video (``openfer.track``), an int >= 0 that stays
             the same for one person through motion and short gaps; None for still images and for faces the

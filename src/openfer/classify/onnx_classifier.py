@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from openfer.classify.prior import check_prior, rebalance
+from openfer.classify.prior import ARGMAX, check_prior, model_decision, rebalance
 from openfer.errors import UsageError
 from openfer.runtime import make_session
 from openfer.zoo.registry import ModelSpec, get_spec, model_path, spec_from_onnx
@@ -26,6 +26,10 @@ class OnnxClassifier:
             as unbalanced as FER2013). ``"balanced"``: re-weighted as if every class were equally common
             (``openfer.classify.prior``; higher recall of rare expressions such as disgust, fear, contempt, lower
             accuracy on mostly neutral or happy faces).
+
+    ``decision`` is how a label is chosen from the probabilities: under the training prior the argmax after the
+    model's ``decision_tau`` adjustment (rare classes win close calls more often), under the balanced one the
+    plain argmax.
     """
 
     def __init__(self, spec: ModelSpec, path: str | Path | None = None, threads: int = 0,
@@ -35,6 +39,7 @@ class OnnxClassifier:
             raise UsageError(f"model {spec.name!r} declares no training class prior, so it cannot be balanced; "
                              "use prior='training'")
         self.spec = spec
+        self.decision = model_decision(spec) if prior == "training" else ARGMAX
         self.path = Path(path) if path else None  # None: the shipped file of ``spec`` (or an injected session)
         self.batch_size = batch_size
         self.threads = threads
@@ -107,8 +112,8 @@ class OnnxClassifier:
         return rebalance(probs, self.spec.train_prior, self.spec.balance_tau)
 
     def predict(self, faces: np.ndarray) -> list[str]:
-        """Top class name per crop."""
-        return [self.classes[i] for i in self.predict_proba(faces).argmax(1)]
+        """The label of each crop (``decision``)."""
+        return [self.classes[i] for i in self.decision.index(self.predict_proba(faces))]
 
 
 def to_network_input(faces: np.ndarray, size: int, channels: int) -> np.ndarray:

@@ -6,6 +6,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from openfer.classify.prior import decision_of
 from openfer.errors import UnknownNameError, UsageError
 
 
@@ -63,9 +64,10 @@ def baseline(crop: np.ndarray) -> np.ndarray:
 
 
 def class_index(classifier, target: str | int | None, probs: np.ndarray) -> int:
-    """Column of ``target`` (a class name or index; None = the top class of ``probs``), or a clear error."""
+    """Column of ``target`` (a class name or index; None = the label of ``probs``: the classifier's decision), or a
+    clear error."""
     if target is None:
-        return int(np.argmax(probs))
+        return int(decision_of(classifier).index(probs))
     if isinstance(target, (int, np.integer)):
         if not 0 <= int(target) < len(classifier.classes):
             raise UsageError(f"class index {target} out of range for {len(classifier.classes)} classes")

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from openfer.align import FER_TEMPLATE, crop_face
+from openfer.classify.prior import decision_of
 from openfer.errors import UnknownNameError
 from openfer.explain.base import channels_of, class_index
 from openfer.explain.occlusion import occlusion_map
@@ -120,7 +121,7 @@ def explain_faces(image: np.ndarray, faces: list[Face], classifier, method: str 
         expl = Explanation(method=method, target=name, probability=float(p[t]), heatmap=hm, crop_to_image=inv,
                            regions=shares, region_areas=region_areas(masks),
                            rationale=rationale(name, float(p[t]), shares, method), regions_from=source)
-        out.append(dataclasses.replace(f, expression=classifier.classes[int(p.argmax())],
+        out.append(dataclasses.replace(f, expression=classifier.classes[int(decision_of(classifier).index(p))],
                                        probabilities={c: float(v) for c, v in zip(classifier.classes, p)},
                                        explanation=expl))
     return out

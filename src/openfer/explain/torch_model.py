@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from openfer.classify.prior import decision_of
 from openfer.classify.onnx_classifier import to_network_input
 from openfer.errors import MissingExtraError
 
@@ -71,7 +72,9 @@ class TorchClassifier:
         from openfer.zoo.registry import model_path
 
         path = getattr(classifier, "path", None) or model_path(classifier.spec)
-        return cls(onnx_to_torch(path), classifier.classes, classifier.input_size, classifier.spec.channels)
+        twin = cls(onnx_to_torch(path), classifier.classes, classifier.input_size, classifier.spec.channels)
+        twin.decision = decision_of(classifier)  # the same labels as the ONNX classifier
+        return twin
 
     def members(self) -> list:
         """The networks inside: the members of an ensemble, else ``[net]``."""

@@ -58,8 +58,13 @@ class FeatureTable:
 
     @property
     def expression(self) -> list[str]:
-        """Top class of each face."""
-        return [self.classes[i] for i in self.probabilities.argmax(1)] if len(self) else []
+        """Label of each face: the argmax after its model's decision rule (``openfer.classify.prior``), as
+        ``openfer analyze`` labels faces."""
+        from openfer.classify.prior import ARGMAX, model_decision
+        from openfer.zoo.registry import MODELS
+
+        decision = model_decision(MODELS[self.model]) if self.model in MODELS else ARGMAX
+        return [self.classes[i] for i in decision.index(self.probabilities)] if len(self) else []
 
     def take(self, idx: np.ndarray) -> "FeatureTable":
         """The rows at ``idx`` (indices or a boolean mask), as a new table."""

@@ -178,8 +178,9 @@ def summarize_rows(rows, name: str = "session", min_episode_s: float = 1.0, nota
     for fid, g in faces.groupby("face_id"):
         g = g.sort_values("timestamp")
         probs = g[[f"p_{c}" for c in classes]].to_numpy(np.float64)
-        top_idx = probs.argmax(1)
-        top = [classes[i] for i in top_idx]
+        # the label each row was given (the model's decision rule); rows without one fall back to the argmax
+        top = (g["expression"].astype(str).tolist() if "expression" in g and g["expression"].notna().all()
+               else [classes[i] for i in probs.argmax(1)])
         times, frames = g["timestamp"].to_numpy(np.float64), g["frame"].to_numpy(np.int64)
         counts = Counter(top)
         share = {c: counts.get(c, 0) / len(top) for c in classes}

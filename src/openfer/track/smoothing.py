@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 
+from openfer.classify.prior import ARGMAX, Decision
 from openfer.errors import UsageError
 from openfer.types import Face
 
@@ -18,15 +19,18 @@ class EmaSmoother:
             the last 6 frames (0.2 s), steadying labels that flicker between similar classes at the price of
             reacting that much later to a real change.
         forget_after: a track unseen for this many ``smooth`` calls starts afresh (bounds memory on long runs).
+        decision: how the label is chosen from the smoothed probabilities (the classifier's ``decision``, so smoothed
+            and unsmoothed labels follow one rule).
 
     Faces without a ``track_id`` or without probabilities pass through unchanged.
     """
 
-    def __init__(self, alpha: float = 0.3, forget_after: int = 300) -> None:
+    def __init__(self, alpha: float = 0.3, forget_after: int = 300, decision: Decision = ARGMAX) -> None:
         if not 0 < alpha <= 1:
             raise UsageError(f"alpha must be in (0, 1] (1 = no smoothing), got {alpha}")
         self.alpha = alpha
         self.forget_after = forget_after
+        self.decision = decision
         self._state: dict[int, tuple[np.ndarray, int]] = {}
         self._calls = 0
 
@@ -43,7 +47,7 @@ class EmaSmoother:
             prev = self._state.get(f.track_id)
             p = raw if prev is None or prev[0].shape != raw.shape else self.alpha * raw + (1 - self.alpha) * prev[0]
             self._state[f.track_id] = (p, self._calls)
-            out.append(dataclasses.replace(f, expression=names[int(p.argmax())],
+            out.append(dataclasses.replace(f, expression=names[int(self.decision.index(p))],
                                            probabilities={c: float(v) for c, v in zip(names, p)}))
         if self._calls % 64 == 0:
             self._state = {k: v for k, v in self._state.items() if self._calls - v[1] <= self.forget_after}

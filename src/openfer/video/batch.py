@@ -81,6 +81,7 @@ def analyze_video_file(analyzer, video: Path, rows: Path, summary: Path, samplin
     """One video of a batch: rows to ``rows`` and the summary to ``summary`` with a new tracker (and smoother
     when ``smooth`` < 1; with ``voice``, its ``VoiceTrack`` columns); ``on_open(source)`` is told the opened
     source; ``detect_every`` as ``run_video``'s. Returns the ``VideoRunResult``."""
+    from openfer.classify.prior import decision_of
     from openfer.track import EmaSmoother, FaceTracker
     from openfer.video import open_source, run_video
 
@@ -88,7 +89,7 @@ def analyze_video_file(analyzer, video: Path, rows: Path, summary: Path, samplin
     if on_open:
         on_open(source)
     return run_video(analyzer, source, out=rows, summary_path=summary, tracker=FaceTracker(frame_rate=source.fps or 30.0),
-                     smoother=EmaSmoother(alpha=smooth) if smooth < 1 else None, on_frame=on_frame, voice=voice,
+                     smoother=EmaSmoother(alpha=smooth, decision=decision_of(analyzer.classifier)) if smooth < 1 else None, on_frame=on_frame, voice=voice,
                      detect_every=detect_every)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from openfer.analyzer import Analyzer
+from openfer.classify.prior import decision_of
 from openfer.errors import UsageError
 from openfer.io.atomic import write_text_atomic
 from openfer.io.rows import RowWriter, frame_rows, row_columns
@@ -337,8 +338,6 @@ def analyze_video(source: FrameSource | str | Path | int, analyzer: Analyzer | N
     from openfer.video.sources import Sampling, open_source
 
     sampling = Sampling(every=every, fps=fps, start=start, end=end)  # checks the ranges
-    if "smoother" not in kwargs and smooth != 1.0:
-        kwargs["smoother"] = EmaSmoother(alpha=smooth)
     if isinstance(source, (str, Path, int)):
         src = open_source(source, sampling)
     elif sampling != Sampling():
@@ -350,6 +349,8 @@ def analyze_video(source: FrameSource | str | Path | int, analyzer: Analyzer | N
         from openfer.detect import load_detector
 
         analyzer = Analyzer(detector=load_detector("centerface", max_shrink=None))
+    if "smoother" not in kwargs and smooth != 1.0:
+        kwargs["smoother"] = EmaSmoother(alpha=smooth, decision=decision_of(analyzer.classifier))
     rows: list[dict[str, Any]] = []
     result = run_video(analyzer, src, on_rows=rows.extend, **kwargs)
     voice = kwargs.get("voice")
