@@ -286,6 +286,47 @@ def test_video_upload_progress_chart_and_delete(server, tmp_path):
         pw.stop()
 
 
+def test_video_with_voice_shows_the_voice_under_the_faces(server, tmp_path):
+    """With "Voice too", the page draws a voice strip (speech shaded, arousal line) under the people's charts, says
+    how much of the time has speech, and clicking it seeks the video like the face charts."""
+    pytest.importorskip("silero_vad", reason="the voice needs the [audio] extra")
+    from conftest import video_with_sound
+    from openfer.audio import synth
+
+    talk, _ = synth.speech(synth.CALM, 3, seed=1)
+    video = tmp_path / "talk.mp4"
+    video_with_sound(video, np.concatenate([np.zeros(16000 * 2, np.float32), talk[: 16000 * 2]]), seconds=4)
+    pw, ctx = browser(tmp_path)
+    try:
+        page = open_app(ctx, server)
+        page.get_by_role("tab", name="Video").click()
+        page.check("#video-audio")
+        page.set_input_files("#video-input", str(video))
+        page.wait_for_selector("#video-charts canvas[data-person='voice']", timeout=120000)
+        label = page.get_attribute("#video-charts canvas[data-person='voice']", "aria-label")
+        share = float(label.split("speech in ")[1].split("\u00a0%")[0])
+        assert 20 <= share <= 70, label  # speech in the second half of a 4 s clip only
+        assert page.locator("#video-charts canvas[data-person='0']").count() == 1  # the face chart is still there
+        # the strip is not blank: speech shading somewhere in its right half, none at its left edge
+        colours = page.evaluate("""() => {
+            const c = document.querySelector("#video-charts canvas[data-person='voice']");
+            const ctx = c.getContext("2d"), y = Math.round(c.height / 3);
+            const at = (f) => Array.from(ctx.getImageData(Math.round(c.width * f), y, 1, 1).data.slice(0, 3));
+            return {left: at(0.1), right: at(0.8)};
+        }""")
+        speech = [0xCF, 0xE3, 0xF5]
+        assert colours["left"] != speech and colours["right"] == speech, colours
+        page.wait_for_function("() => document.getElementById('video-player').readyState >= 2", timeout=30000)
+        strip = page.locator("#video-charts canvas[data-person='voice']")
+        box = strip.bounding_box()
+        strip.click(position={"x": 34 + (box["width"] - 42) * 0.75, "y": box["height"] / 2})
+        page.wait_for_function("() => document.getElementById('video-player').currentTime > 1.5", timeout=10000)
+        shot(page, "video-voice")
+    finally:
+        ctx.close()
+        pw.stop()
+
+
 def test_live_webcam_streams_results(server, tmp_path):
     frames = []
     # The astronaut's head gliding right and back over a grey room, 6 s at 10 fps; the fake camera loops the file,

@@ -318,12 +318,15 @@ async function pollJob(id) {
 
 async function chartJob(job) {
   const text = await api(job.results.jsonl).then((r) => r.text());
-  const series = new Map();
+  const series = new Map(), voice = new Map();
   let classes = [], t1 = 0;
   for (const line of text.split("\n")) {
     if (!line.trim()) continue;
     const row = JSON.parse(line);
     t1 = Math.max(t1, row.timestamp);
+    if (row.voice_speech !== undefined && row.voice_speech !== null && !voice.has(row.timestamp)) {
+      voice.set(row.timestamp, { t: row.timestamp, speech: row.voice_speech, arousal: row.voice_arousal });
+    }
     if (!row.success || row.face_id < 0) continue;
     const p = {};
     for (const [k, v] of Object.entries(row)) if (k.startsWith("p_") && v !== null) p[k.slice(2)] = v;
@@ -331,8 +334,58 @@ async function chartJob(job) {
     if (!series.has(row.face_id)) series.set(row.face_id, []);
     series.get(row.face_id).push({ t: row.timestamp, p });
   }
-  if (!series.size) { $("video-charts").textContent = "No face was found in this video."; return; }
-  renderCharts("video-charts", series, classes, 0, t1);
+  if (!series.size) $("video-charts").textContent = "No face was found in this video.";
+  else renderCharts("video-charts", series, classes, 0, t1);
+  renderVoice("video-charts", [...voice.values()].sort((a, b) => a.t - b.t), 0, t1);
+}
+
+// The voice under the faces (jobs with "Also analyse the voice"): shaded where someone speaks, and the vocal
+// arousal index of each second with speech (z-scored over the recording: 0 is its typical level), drawn within ±2.
+function renderVoice(containerId, points, t0, t1) {
+  if (!points.length) return;
+  const box = $(containerId);
+  let canvas = box.querySelector("canvas[data-person='voice']");
+  if (!canvas) {
+    const heading = document.createElement("h4"); heading.textContent = "Voice: speech and vocal arousal";
+    canvas = document.createElement("canvas"); canvas.dataset.person = "voice";
+    canvas.setAttribute("role", "img");
+    box.append(heading, canvas);
+  }
+  const spoken = points.filter((p) => p.speech === 1).length / points.length;
+  canvas.setAttribute("aria-label", `Voice: speech in ${pct(spoken)} of the analysed time (shaded); line: vocal ` +
+    "arousal, 0 = this recording's typical level, higher = more activated");
+  const dpr = window.devicePixelRatio || 1;
+  const w = canvas.clientWidth || 600, h = canvas.clientHeight || 160;
+  canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr);
+  const ctx = canvas.getContext("2d");
+  ctx.scale(dpr, dpr);
+  ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, w, h);
+  const left = 34, right = 8, top = 8, bottom = 20;
+  const X = (t) => left + (w - left - right) * (t1 > t0 ? (t - t0) / (t1 - t0) : 0);
+  const Y = (a) => top + (h - top - bottom) * (1 - (Math.max(-2, Math.min(2, a)) + 2) / 4);
+  ctx.fillStyle = "#cfe3f5";  // speech
+  points.forEach((p, i) => {
+    if (p.speech !== 1) return;
+    const next = i + 1 < points.length ? points[i + 1].t : t1;
+    ctx.fillRect(X(p.t), top, Math.max(1, X(next) - X(p.t)), h - top - bottom);
+  });
+  ctx.strokeStyle = "#bbb"; ctx.lineWidth = 1; ctx.fillStyle = "#333"; ctx.font = "11px system-ui, sans-serif";
+  for (const a of [-2, 0, 2]) {
+    ctx.beginPath(); ctx.moveTo(left, Y(a)); ctx.lineTo(w - right, Y(a)); ctx.stroke();
+    ctx.fillText(a > 0 ? `+${a}` : String(a), 2, Y(a) + 4);
+  }
+  ctx.fillText(`${t0.toFixed(1)} s`, left, h - 5);
+  const end = `${t1.toFixed(1)} s`;
+  ctx.fillText(end, w - right - ctx.measureText(end).width, h - 5);
+  ctx.strokeStyle = "#b35806"; ctx.lineWidth = 2; ctx.beginPath();
+  let started = false;
+  for (const p of points) {
+    if (p.arousal === null || p.arousal === undefined) { started = false; continue; }
+    if (started) ctx.lineTo(X(p.t), Y(p.arousal)); else ctx.moveTo(X(p.t), Y(p.arousal));
+    started = true;
+  }
+  ctx.stroke();
+  canvas.dataset.t0 = String(t0); canvas.dataset.t1 = String(t1);
 }
 
 let videoUrl = null;
