@@ -111,8 +111,9 @@ function fitLabel(layer, label, earlier) {
   label.className = "face-label inside";  // nowhere clear: on the box itself
 }
 
-// A line chart of each class's probability over time for one person.
-function drawChart(canvas, series, classes, t0, t1) {
+// A blank time chart on ``canvas`` (sized for the screen): X maps seconds t0..t1 across, Y maps 0..1 up; ``paint``
+// draws under the grid; ``ticks`` are [value 0..1, label] pairs of horizontal lines.
+function timeChart(canvas, t0, t1, ticks, paint = null) {
   const dpr = window.devicePixelRatio || 1;
   const w = canvas.clientWidth || 600, h = canvas.clientHeight || 160;
   canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr);
@@ -121,15 +122,22 @@ function drawChart(canvas, series, classes, t0, t1) {
   ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, w, h);
   const left = 34, right = 8, top = 8, bottom = 20;
   const X = (t) => left + (w - left - right) * (t1 > t0 ? (t - t0) / (t1 - t0) : 0);
-  const Y = (p) => top + (h - top - bottom) * (1 - p);
+  const Y = (v) => top + (h - top - bottom) * (1 - v);
+  if (paint) paint(ctx, X, Y);
   ctx.strokeStyle = "#bbb"; ctx.lineWidth = 1; ctx.fillStyle = "#333"; ctx.font = "11px system-ui, sans-serif";
-  for (const p of [0, 0.5, 1]) {
-    ctx.beginPath(); ctx.moveTo(left, Y(p)); ctx.lineTo(w - right, Y(p)); ctx.stroke();
-    ctx.fillText(`${p * 100}%`, 2, Y(p) + 4);
+  for (const [v, label] of ticks) {
+    ctx.beginPath(); ctx.moveTo(left, Y(v)); ctx.lineTo(w - right, Y(v)); ctx.stroke();
+    ctx.fillText(label, 2, Y(v) + 4);
   }
   ctx.fillText(`${t0.toFixed(1)} s`, left, h - 5);
   const end = `${t1.toFixed(1)} s`;
   ctx.fillText(end, w - right - ctx.measureText(end).width, h - 5);
+  return { ctx, X, Y };
+}
+
+// A line chart of each class's probability over time for one person.
+function drawChart(canvas, series, classes, t0, t1) {
+  const { ctx, X, Y } = timeChart(canvas, t0, t1, [0, 0.5, 1].map((p) => [p, `${p * 100}%`]));
   for (const name of classes) {
     ctx.strokeStyle = colour(name); ctx.lineWidth = 2; ctx.beginPath();
     let started = false, last = null;
@@ -354,34 +362,21 @@ function renderVoice(containerId, points, t0, t1) {
   const spoken = points.filter((p) => p.speech === 1).length / points.length;
   canvas.setAttribute("aria-label", `Voice: speech in ${pct(spoken)} of the analysed time (shaded); line: vocal ` +
     "arousal, 0 = this recording's typical level, higher = more activated");
-  const dpr = window.devicePixelRatio || 1;
-  const w = canvas.clientWidth || 600, h = canvas.clientHeight || 160;
-  canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr);
-  const ctx = canvas.getContext("2d");
-  ctx.scale(dpr, dpr);
-  ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, w, h);
-  const left = 34, right = 8, top = 8, bottom = 20;
-  const X = (t) => left + (w - left - right) * (t1 > t0 ? (t - t0) / (t1 - t0) : 0);
-  const Y = (a) => top + (h - top - bottom) * (1 - (Math.max(-2, Math.min(2, a)) + 2) / 4);
-  ctx.fillStyle = "#cfe3f5";  // speech
-  points.forEach((p, i) => {
-    if (p.speech !== 1) return;
-    const next = i + 1 < points.length ? points[i + 1].t : t1;
-    ctx.fillRect(X(p.t), top, Math.max(1, X(next) - X(p.t)), h - top - bottom);
-  });
-  ctx.strokeStyle = "#bbb"; ctx.lineWidth = 1; ctx.fillStyle = "#333"; ctx.font = "11px system-ui, sans-serif";
-  for (const a of [-2, 0, 2]) {
-    ctx.beginPath(); ctx.moveTo(left, Y(a)); ctx.lineTo(w - right, Y(a)); ctx.stroke();
-    ctx.fillText(a > 0 ? `+${a}` : String(a), 2, Y(a) + 4);
-  }
-  ctx.fillText(`${t0.toFixed(1)} s`, left, h - 5);
-  const end = `${t1.toFixed(1)} s`;
-  ctx.fillText(end, w - right - ctx.measureText(end).width, h - 5);
+  const level = (a) => (Math.max(-2, Math.min(2, a)) + 2) / 4;  // arousal -2..+2 -> 0..1
+  const speech = (ctx, X, Y) => {
+    ctx.fillStyle = "#cfe3f5";
+    points.forEach((p, i) => {
+      if (p.speech !== 1) return;
+      const next = i + 1 < points.length ? points[i + 1].t : t1;
+      ctx.fillRect(X(p.t), Y(1), Math.max(1, X(next) - X(p.t)), Y(0) - Y(1));
+    });
+  };
+  const { ctx, X, Y } = timeChart(canvas, t0, t1, [[0, "-2"], [0.5, "0"], [1, "+2"]], speech);
   ctx.strokeStyle = "#b35806"; ctx.lineWidth = 2; ctx.beginPath();
   let started = false;
   for (const p of points) {
     if (p.arousal === null || p.arousal === undefined) { started = false; continue; }
-    if (started) ctx.lineTo(X(p.t), Y(p.arousal)); else ctx.moveTo(X(p.t), Y(p.arousal));
+    if (started) ctx.lineTo(X(p.t), Y(level(p.arousal))); else ctx.moveTo(X(p.t), Y(level(p.arousal)));
     started = true;
   }
   ctx.stroke();
