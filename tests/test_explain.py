@@ -332,6 +332,11 @@ def test_shipped_onnx_models_run_in_pytorch(name):
     p_twin, p_onnx = twin.predict_proba(x), onnx_clf.predict_proba(x)
     np.testing.assert_allclose(p_twin, p_onnx, atol=0.05 if name == "default" else 1e-5)
     assert (p_twin.argmax(1) == p_onnx.argmax(1)).all()
+    # with the balanced prior, the twin re-weights as the ONNX classifier does (same probabilities, same labels)
+    balanced = openfer.load_classifier(name, prior="balanced")
+    p_bal = TorchClassifier.from_onnx(balanced).predict_proba(x)
+    np.testing.assert_allclose(p_bal, balanced.predict_proba(x), atol=0.05 if name == "default" else 1e-5)
+    assert not np.allclose(p_bal, p_twin, atol=1e-3)
     layers = cam_layers(twin)
     from openfer.train.combine import network_count
     from openfer.zoo.registry import get_spec, model_path

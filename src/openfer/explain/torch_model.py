@@ -45,6 +45,7 @@ class TorchClassifier:
         self.channels = int(channels)
         self.temperature = float(temperature)
         self.batch_size = batch_size
+        self.reweigh = None  # an OnnxClassifier's decision prior (from_onnx), applied to the probabilities
 
     @classmethod
     def from_checkpoint(cls, path: str | Path) -> "TorchClassifier":
@@ -73,7 +74,8 @@ class TorchClassifier:
 
         path = getattr(classifier, "path", None) or model_path(classifier.spec)
         twin = cls(onnx_to_torch(path), classifier.classes, classifier.input_size, classifier.spec.channels)
-        twin.decision = decision_of(classifier)  # the same labels as the ONNX classifier
+        # the same probabilities (its decision prior) and labels as the ONNX classifier
+        twin.reweigh, twin.decision = getattr(classifier, "apply_prior", None), decision_of(classifier)
         return twin
 
     def members(self) -> list:
@@ -105,4 +107,5 @@ class TorchClassifier:
         with torch.no_grad():
             for i in range(0, len(faces), self.batch_size):
                 out.append(torch.softmax(self.logits(self.to_tensor(faces[i : i + self.batch_size])), 1))
-        return torch.cat(out).numpy().astype(np.float32)
+        p = torch.cat(out).numpy().astype(np.float32)
+        return self.reweigh(p) if self.reweigh else p
