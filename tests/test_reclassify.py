@@ -123,3 +123,40 @@ def test_run_video_reclassifies_and_reports_it(analyzer):
     assert result.summary["classify_every"] == 5 and result.summary["classified_faces"] == 2
     exact = run_video(analyzer, ArraySource(frames, fps=25), classify_every=1)
     assert exact.summary["classified_faces"] == 10
+
+
+def test_defaults_agree_everywhere():
+    import inspect
+
+    from openfer import cli
+    from openfer.scale.settings import AnalysisSettings
+    from openfer.track.reclassify import DEFAULT_CLASSIFY_EVERY
+    from openfer.video.batch import analyze_video_file
+
+    for fn in (cli.analyze, run_video, analyze_video_file):
+        assert inspect.signature(fn).parameters["classify_every"].default == DEFAULT_CLASSIFY_EVERY
+    assert AnalysisSettings().classify_every == DEFAULT_CLASSIFY_EVERY
+    assert AnalysisSettings(classify_every=1).manifest_settings()["classify_every"] == 1
+    with pytest.raises(UsageError):
+        AnalysisSettings(classify_every=0)
+
+
+def test_cli_classify_every(tmp_path):
+    """`--classify-every N` reaches the summary for a video, and is refused for photos."""
+    import json
+
+    from conftest import moving_faces_video, save
+    from typer.testing import CliRunner
+
+    from openfer.cli import app
+
+    clip = tmp_path / "c.avi"
+    moving_faces_video(clip, {0: [(40 + 2 * i, 40, 100) for i in range(12)]})
+    res = CliRunner().invoke(app, ["analyze", str(clip), "--out", str(tmp_path / "r.csv"), "--classify-every", "1",
+                                   "--summary", str(tmp_path / "s.json"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["classify_every"] == 1 and summary["classified_faces"] == 12
+    photo = save(tmp_path / "a.png", astronaut())
+    res = CliRunner().invoke(app, ["analyze", str(photo), "--classify-every", "3", "--jsonl", str(tmp_path / "r.jsonl")])
+    assert res.exit_code == 2 and "--classify-every" in res.output
