@@ -6,6 +6,7 @@ between detections costs in quality.
     python benchmarks/realtime.py fer [--rounds 5]        # frames/s against fer==25.10.3 (its own venv), 1 and 3 faces
     python benchmarks/realtime.py quality                 # recall, expression agreement, box IoU, id switches vs
                                                           # the every-frame pipeline, for several --detect-every
+                                                          # and --classify-every
 
 ``fer`` needs a separate virtual environment with fer (installed with --no-deps) and tensorflow-cpu; it is never a
 dependency of openfer (docs/video.md says how to make it); give its Python with --fer-python (default
@@ -277,7 +278,8 @@ first = next(iter(open_source(sys.argv[1]))).image
 an.classify(first, an.detector.detect(first))
 with tempfile.TemporaryDirectory() as tmp:
     t, cpu0 = time.perf_counter(), sum(os.times()[:2])
-    r = run_video(an, open_source(sys.argv[1]), out=Path(tmp) / "rows.csv", detect_every=int(sys.argv[2]))
+    r = run_video(an, open_source(sys.argv[1]), out=Path(tmp) / "rows.csv", detect_every=int(sys.argv[2]),
+                  classify_every=int(sys.argv[4]))
     secs = time.perf_counter() - t
     cpu = sum(os.times()[:2]) - cpu0
 print(json.dumps({"frames": r.frames, "faces": r.faces, "seconds": secs, "cpu_s": cpu, "startup_s": startup}))
@@ -298,21 +300,23 @@ def fer(args) -> dict:
     if not Path(args.fer_python).exists():
         raise SystemExit(f"fer's Python {args.fer_python} is missing: make the venv as docs/video.md says")
     res: dict = {"environment": environment(args.note), "frames": args.frames, "rounds": args.rounds, "clips": {}}
-    contenders = [("fer", None, None)] + [(f"openfer {m} detect_every={n}", m, n)
-                                          for m in args.models.split(",") for n in (args.detect_every, 1)]
+    # ours: the defaults (detect and classify on some frames), and the exact every-frame path
+    contenders = [("fer", None, None, None)] + [
+        (f"openfer {m} " + (f"detect_every={n}" if n == 1 else f"detect_every={n} classify_every={k}"), m, n, k)
+        for m in args.models.split(",") for n, k in ((args.detect_every, args.classify_every), (1, 1))]
     with tempfile.TemporaryDirectory() as tmp:
         for people in (1, 3):
             clip = Path(tmp) / f"{people}.mp4"
             # flat grey around the faces: fer's Haar cascade finds no false faces there (textured backgrounds gave it
             # extra faces to classify and slowed it further), so the comparison is the kindest to fer
             write_clip(clip, scene(args.frames, people, seed=people, enter_leave=False), seed=people, plain=True)
-            runs: dict[str, list[dict]] = {name: [] for name, _, _ in contenders}
+            runs: dict[str, list[dict]] = {name: [] for name, _, _, _ in contenders}
             for k in range(args.rounds):
-                for name, model, every in contenders if k % 2 == 0 else contenders[::-1]:
+                for name, model, every, classify in contenders if k % 2 == 0 else contenders[::-1]:
                     if model is None:
                         runs[name].append(_worker(args.fer_python, FER_WORKER, clip))
                     else:
-                        runs[name].append(_worker(sys.executable, OURS_WORKER, clip, every, model))
+                        runs[name].append(_worker(sys.executable, OURS_WORKER, clip, every, model, classify))
                     r = runs[name][-1]
                     print(f"{people} face(s) round {k}: {name}: {r['frames'] / r['seconds']:.1f} frames/s "
                           f"({r['faces']} faces, load {os.getloadavg()[0]:.1f})", flush=True)
@@ -339,13 +343,14 @@ def fer(args) -> dict:
 
 def cli(args) -> dict:
     """Wall time of ``openfer analyze clip.mp4 --out rows.csv`` (a new process: start-up included) on a 300-frame
-    640x480 one-face clip, the default against ``--detect-every 1``, alternating; medians."""
+    640x480 one-face clip, the default against ``--detect-every 1 --classify-every 1`` (the exact every-frame
+    path), alternating; medians."""
     exe = Path(sys.executable).with_name("openfer")
     res: dict = {"environment": environment(args.note), "frames": args.frames, "rounds": args.rounds, "runs": {}}
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "clip.mp4"
         write_clip(clip, scene(args.frames, 1, enter_leave=False))
-        variants = {"default": [], "--detect-every 1": []}
+        variants = {"default": [], "--detect-every 1 --classify-every 1": []}
         for k in range(args.rounds):
             for name in (list(variants) if k % 2 == 0 else list(variants)[::-1]):
                 extra = name.split() if name != "default" else []
@@ -505,6 +510,7 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=300)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--detect-every", type=int, default=5)
+    p.add_argument("--classify-every", type=int, default=5, help="fer: ours besides the every-frame path")
     p.add_argument("--models", default="default", help="fer: openfer models to run, comma-separated")
     p.add_argument("--everies", default="2,3,5,8,10", help="quality: the --detect-every values to compare")
     p.add_argument("--classify-everies", default="1,3,5,10",

@@ -329,6 +329,9 @@ def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate
                    end, smooth, preview, recursive, quiet, geometry=None, prior: str = "training",
                    overwrite: bool, threads: int, audio: bool, detect_every: int, classify_every: int) -> None:
     """The video branch of ``analyze``: open one source, run the streaming pipeline, report."""
+    from openfer.track.bytetrack import preload
+
+    preload()  # the tracking library's imports overlap with loading the models and opening the video
     from openfer.analyzer import Analyzer
     from openfer.io.images import expand_inputs
     from openfer.track import EmaSmoother, FaceTracker
