@@ -448,13 +448,16 @@ def quality(args) -> dict:
     Speeds of each on the same clips."""
     from openfer import Analyzer
     from openfer.detect import load_detector
+    from openfer.track import FaceTracker
+    from openfer.track.follow import FaceFollower
     from openfer.video import open_source, run_video
 
     an = Analyzer(detector=load_detector("centerface", max_shrink=None))
     variants = [(int(n), 1) for n in args.everies.split(",")] + \
         [(args.detect_every, int(k)) for k in args.classify_everies.split(",")]
     variants = list(dict.fromkeys(v for v in variants if v != (1, 1)))
-    res: dict = {"environment": environment(args.note), "frames": args.frames, "clips": {}, "totals": {}}
+    res: dict = {"environment": environment(args.note), "frames": args.frames, "full_every": args.full_every,
+                 "clips": {}, "totals": {}}
     clips = [(people, seed, False) for people, seed in [(1, 0), (2, 1), (3, 2), (3, 3), (4, 4)]]
     if LONDON.is_dir():
         clips += [(people, seed, True) for people, seed in [(1, 5), (2, 6), (3, 7)]]
@@ -468,7 +471,10 @@ def quality(args) -> dict:
             for n, k in [(1, 1), *variants]:
                 rows: list[dict] = []
                 t = time.perf_counter()
-                r = run_video(an, open_source(clip), on_rows=rows.extend, detect_every=n, classify_every=k)
+                follower = FaceFollower(an.detector, FaceTracker(), n, full_every=args.full_every) \
+                    if args.full_every else None
+                r = run_video(an, open_source(clip), on_rows=rows.extend, detect_every=n, classify_every=k,
+                              follower=follower)
                 runs[n, k] = (rows, r.frames / (time.perf_counter() - t), r.summary)
             res["clips"][name] = {"every_frame_frames_per_s": round(runs[1, 1][1], 1)}
             for n, k in variants:
@@ -515,6 +521,8 @@ def main() -> None:
     p.add_argument("--everies", default="2,3,5,8,10", help="quality: the --detect-every values to compare")
     p.add_argument("--classify-everies", default="1,3,5,10",
                    help="quality: the --classify-every values to compare at --detect-every")
+    p.add_argument("--full-every", type=int, default=None,
+                   help="quality: FaceFollower(full_every=) for the fast path (default: the library's)")
     p.add_argument("--fer-python", default=os.environ.get("FER_PYTHON", "/work/venv-fer/bin/python"))
     p.add_argument("--note", default="")
     args = p.parse_args()
