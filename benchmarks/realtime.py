@@ -270,9 +270,11 @@ t0 = time.perf_counter()
 import openfer
 from openfer.detect import load_detector
 from openfer.video import open_source, run_video
-from openfer.track import FaceTracker
+from openfer.track.bytetrack import preload
+thread = preload()  # the tracking library's imports (about 1 s) overlap with loading the models, as in the CLI
 an = openfer.Analyzer(detector=load_detector("centerface", max_shrink=None), classifier=sys.argv[3])
-FaceTracker()  # imports the tracking library (about 1 s), as the CLI does before its first frame
+if thread is not None:
+    thread.join()  # start-up ends when the tracker is ready, as it must be before the first frame
 startup = time.perf_counter() - t0
 first = next(iter(open_source(sys.argv[1]))).image
 an.classify(first, an.detector.detect(first))

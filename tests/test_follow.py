@@ -246,3 +246,17 @@ def test_cheap_scheduled_detection_refreshes_followed_faces_on_crops_and_finds_n
         assert iou(twin.box, f.box) > 0.85
         assert np.abs(twin.landmarks - f.landmarks).max() < 6
     assert sorted(f.track_id for f in faces) == [0, 1]
+
+
+def test_tracking_library_is_imported_on_first_use_or_in_the_background():
+    """FaceTracker() alone does not import the tracking library (about 1 s of imports); its first update does,
+    and preload() imports it in a background thread (the CLI overlaps it with loading the models)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from openfer.track import FaceTracker; from openfer.track.bytetrack import preload; "
+            "from openfer.types import Face; t = FaceTracker(); print('trackers' in sys.modules); "
+            "th = preload(); th.join(); print('trackers' in sys.modules, preload() is None); "
+            "print([f.track_id for f in t.update([Face(box=(0.0, 0.0, 50.0, 60.0), score=0.9)], 0.0)])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[:3] == ["False", "True True", "[0]"], out
