@@ -6,6 +6,7 @@ between detections costs in quality.
     python benchmarks/realtime.py fer [--rounds 5]        # frames/s against fer==25.10.3 (its own venv), 1 and 3 faces
     python benchmarks/realtime.py quality                 # recall, expression agreement, box IoU, id switches vs
                                                           # the every-frame pipeline, for several --detect-every
+                                                          # and --classify-every
 
 ``fer`` needs a separate virtual environment with fer (installed with --no-deps) and tensorflow-cpu; it is never a
 dependency of openfer (docs/video.md says how to make it); give its Python with --fer-python (default
@@ -50,23 +51,32 @@ def environment(note: str = "") -> dict:
 
 # ---- generated clips ---------------------------------------------------------------------------------------------
 
+def _london_face(f: Path) -> np.ndarray:
+    im = cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB)
+    h, w = im.shape[:2]
+    return im[int(h * 0.1):int(h * 0.95), int(w * 0.15):int(w * 0.85)]
+
+
 def face_images(n: int) -> list[np.ndarray]:
     """``n`` face photos (RGB, the face filling most of it): London set's when present (different people and
     expressions), else the astronaut's head."""
     if LONDON.is_dir():
         files = sorted(LONDON.glob("*.jpg"))
         step = max(1, len(files) // max(n, 1))
-        picks = [files[(k * step + k * 7) % len(files)] for k in range(n)]
-        out = []
-        for f in picks:
-            im = cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB)
-            h, w = im.shape[:2]
-            out.append(im[int(h * 0.1):int(h * 0.95), int(w * 0.15):int(w * 0.85)])
-        return out
+        return [_london_face(files[(k * step + k * 7) % len(files)]) for k in range(n)]
     import skimage.data
 
     head = skimage.data.astronaut()[20:230, 120:300]
     return [head.copy() for _ in range(n)]
+
+
+def expression_pairs(n: int) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """``n`` people's (neutral, smiling) photos from the London set, or None without it."""
+    if not LONDON.is_dir():
+        return None
+    people = sorted(f.name.split("_")[1] for f in LONDON.glob("neutral_*.jpg"))[::7][:n]
+    return [(_london_face(next(LONDON.glob(f"neutral_{p}_*.jpg"))), _london_face(next(LONDON.glob(f"happiness_{p}_*.jpg"))))
+            for p in people]
 
 
 def background(seed: int = 0) -> np.ndarray:
@@ -102,21 +112,32 @@ def scene(n_frames: int, people: int, seed: int = 0, enter_leave: bool = True) -
     return out
 
 
-def write_clip(path: Path, tracks: list[list], seed: int = 0, fps: float = 30.0, plain: bool = False) -> list[list]:
+#: Frames a change of expression takes in ``write_clip(changing=True)`` (about 0.2 s at 30 frames/s).
+CHANGE_FRAMES = 6
+
+
+def write_clip(path: Path, tracks: list[list], seed: int = 0, fps: float = 30.0, plain: bool = False,
+               changing: bool = False) -> list[list]:
     """Render ``tracks`` (``scene``) with the face photos over ``background`` (``plain``: flat grey) to ``path``
-    (.mp4: mp4v); returns per person, per frame the pasted photo's rectangle (x1, y1, x2, y2) or None."""
-    faces = face_images(len(tracks))
+    (.mp4: mp4v); returns per person, per frame the pasted photo's rectangle (x1, y1, x2, y2) or None.
+    ``changing`` (needs the London set): every person turns from neutral to smiling and back, each change a
+    cross-fade over ``CHANGE_FRAMES`` frames, at frames that differ between people and are not multiples of small N
+    (so classifying followed faces less often is tested on faces whose expression changes)."""
+    pairs = expression_pairs(len(tracks)) if changing else None
+    faces = face_images(len(tracks)) if pairs is None else [a for a, _ in pairs]
     bg = np.full((SIZE[1], SIZE[0], 3), 128, np.uint8) if plain else background(seed)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*("mp4v" if path.suffix == ".mp4" else "MJPG")),
                              fps, SIZE)
     rects: list[list] = [[] for _ in tracks]
     for i in range(len(tracks[0])):
         frame = bg.copy()
-        for face, track, rect in zip(faces, tracks, rects):
+        for p, (face, track, rect) in enumerate(zip(faces, tracks, rects)):
             if track[i] is None:
                 rect.append(None)
                 continue
             cx, cy, h = track[i]
+            if pairs is not None:
+                face = _expression_at(*pairs[p], i, p)
             w = h * face.shape[1] / face.shape[0]
             x1, y1 = int(round(cx - w / 2)), int(round(cy - h / 2))
             x1, y1 = max(0, min(SIZE[0] - int(w) - 1, x1)), max(0, min(SIZE[1] - int(h) - 1, y1))
@@ -125,6 +146,16 @@ def write_clip(path: Path, tracks: list[list], seed: int = 0, fps: float = 30.0,
         writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     writer.release()
     return rects
+
+
+def _expression_at(neutral: np.ndarray, smiling: np.ndarray, frame: int, person: int) -> np.ndarray:
+    """The photo of a ``changing`` person at ``frame``: neutral, then smiling from a person-dependent odd frame
+    on for about 40 frames, then neutral again, repeating every 90 frames; cross-fades of ``CHANGE_FRAMES``."""
+    if smiling.shape != neutral.shape:
+        smiling = cv2.resize(smiling, neutral.shape[1::-1], interpolation=cv2.INTER_AREA)
+    t = (frame - 23 - 11 * person) % 90
+    w = min(1.0, t / CHANGE_FRAMES) if t < 40 else max(0.0, 1 - (t - 40) / CHANGE_FRAMES)
+    return cv2.addWeighted(smiling, w, neutral, 1 - w, 0)
 
 
 # ---- profile -----------------------------------------------------------------------------------------------------
@@ -239,15 +270,18 @@ t0 = time.perf_counter()
 import openfer
 from openfer.detect import load_detector
 from openfer.video import open_source, run_video
-from openfer.track import FaceTracker
+from openfer.track.bytetrack import preload
+thread = preload()  # the tracking library's imports (about 1 s) overlap with loading the models, as in the CLI
 an = openfer.Analyzer(detector=load_detector("centerface", max_shrink=None), classifier=sys.argv[3])
-FaceTracker()  # imports the tracking library (about 1 s), as the CLI does before its first frame
+if thread is not None:
+    thread.join()  # start-up ends when the tracker is ready, as it must be before the first frame
 startup = time.perf_counter() - t0
 first = next(iter(open_source(sys.argv[1]))).image
 an.classify(first, an.detector.detect(first))
 with tempfile.TemporaryDirectory() as tmp:
     t, cpu0 = time.perf_counter(), sum(os.times()[:2])
-    r = run_video(an, open_source(sys.argv[1]), out=Path(tmp) / "rows.csv", detect_every=int(sys.argv[2]))
+    r = run_video(an, open_source(sys.argv[1]), out=Path(tmp) / "rows.csv", detect_every=int(sys.argv[2]),
+                  classify_every=int(sys.argv[4]))
     secs = time.perf_counter() - t
     cpu = sum(os.times()[:2]) - cpu0
 print(json.dumps({"frames": r.frames, "faces": r.faces, "seconds": secs, "cpu_s": cpu, "startup_s": startup}))
@@ -268,21 +302,23 @@ def fer(args) -> dict:
     if not Path(args.fer_python).exists():
         raise SystemExit(f"fer's Python {args.fer_python} is missing: make the venv as docs/video.md says")
     res: dict = {"environment": environment(args.note), "frames": args.frames, "rounds": args.rounds, "clips": {}}
-    contenders = [("fer", None, None)] + [(f"openfer {m} detect_every={n}", m, n)
-                                          for m in args.models.split(",") for n in (args.detect_every, 1)]
+    # ours: the defaults (detect and classify on some frames), and the exact every-frame path
+    contenders = [("fer", None, None, None)] + [
+        (f"openfer {m} " + (f"detect_every={n}" if n == 1 else f"detect_every={n} classify_every={k}"), m, n, k)
+        for m in args.models.split(",") for n, k in ((args.detect_every, args.classify_every), (1, 1))]
     with tempfile.TemporaryDirectory() as tmp:
         for people in (1, 3):
             clip = Path(tmp) / f"{people}.mp4"
             # flat grey around the faces: fer's Haar cascade finds no false faces there (textured backgrounds gave it
             # extra faces to classify and slowed it further), so the comparison is the kindest to fer
             write_clip(clip, scene(args.frames, people, seed=people, enter_leave=False), seed=people, plain=True)
-            runs: dict[str, list[dict]] = {name: [] for name, _, _ in contenders}
+            runs: dict[str, list[dict]] = {name: [] for name, _, _, _ in contenders}
             for k in range(args.rounds):
-                for name, model, every in contenders if k % 2 == 0 else contenders[::-1]:
+                for name, model, every, classify in contenders if k % 2 == 0 else contenders[::-1]:
                     if model is None:
                         runs[name].append(_worker(args.fer_python, FER_WORKER, clip))
                     else:
-                        runs[name].append(_worker(sys.executable, OURS_WORKER, clip, every, model))
+                        runs[name].append(_worker(sys.executable, OURS_WORKER, clip, every, model, classify))
                     r = runs[name][-1]
                     print(f"{people} face(s) round {k}: {name}: {r['frames'] / r['seconds']:.1f} frames/s "
                           f"({r['faces']} faces, load {os.getloadavg()[0]:.1f})", flush=True)
@@ -309,13 +345,14 @@ def fer(args) -> dict:
 
 def cli(args) -> dict:
     """Wall time of ``openfer analyze clip.mp4 --out rows.csv`` (a new process: start-up included) on a 300-frame
-    640x480 one-face clip, the default against ``--detect-every 1``, alternating; medians."""
+    640x480 one-face clip, the default against ``--detect-every 1 --classify-every 1`` (the exact every-frame
+    path), alternating; medians."""
     exe = Path(sys.executable).with_name("openfer")
     res: dict = {"environment": environment(args.note), "frames": args.frames, "rounds": args.rounds, "runs": {}}
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "clip.mp4"
         write_clip(clip, scene(args.frames, 1, enter_leave=False))
-        variants = {"default": [], "--detect-every 1": []}
+        variants = {"default": [], "--detect-every 1 --classify-every 1": []}
         for k in range(args.rounds):
             for name in (list(variants) if k % 2 == 0 else list(variants)[::-1]):
                 extra = name.split() if name != "default" else []
@@ -406,50 +443,70 @@ def compare(ref_rows: list[dict], rows: list[dict], rects: list[list], n_frames:
 
 
 def quality(args) -> dict:
-    """Every-frame pipeline against ``detect_every`` N on generated multi-face clips with people entering and
-    leaving; speeds of each on the same clips."""
+    """The every-frame pipeline (detect and classify every face on every frame) against the fast path's settings on
+    generated multi-face clips: ``--detect-every`` N (classifying every frame), and the default N with
+    ``--classify-every`` k. Clips: people moving, entering and leaving; with the London set also people whose
+    expression changes (``write_clip(changing=True)``), where reusing classifications could miss a change.
+    Speeds of each on the same clips."""
     from openfer import Analyzer
     from openfer.detect import load_detector
+    from openfer.track import FaceTracker
+    from openfer.track.follow import FaceFollower
     from openfer.video import open_source, run_video
 
     an = Analyzer(detector=load_detector("centerface", max_shrink=None))
-    everies = [int(v) for v in args.everies.split(",")]
-    res: dict = {"environment": environment(args.note), "frames": args.frames, "clips": {}, "totals": {}}
-    totals: dict[int, dict] = {n: {"ref": 0, "matched": 0, "agree": 0, "delays": [], "switches": 0, "fps": []}
-                               for n in everies}
+    variants = [(int(n), 1) for n in args.everies.split(",")] + \
+        [(args.detect_every, int(k)) for k in args.classify_everies.split(",")]
+    variants = list(dict.fromkeys(v for v in variants if v != (1, 1)))
+    res: dict = {"environment": environment(args.note), "frames": args.frames, "full_every": args.full_every,
+                 "clips": {}, "totals": {}}
+    clips = [(people, seed, False) for people, seed in [(1, 0), (2, 1), (3, 2), (3, 3), (4, 4)]]
+    if LONDON.is_dir():
+        clips += [(people, seed, True) for people, seed in [(1, 5), (2, 6), (3, 7)]]
+    totals: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for people, seed in [(1, 0), (2, 1), (3, 2), (3, 3), (4, 4)]:
-            name = f"{people}faces-seed{seed}"
+        for people, seed, changing in clips:
+            name = f"{people}faces-seed{seed}" + ("-changing" if changing else "")
             clip = Path(tmp) / f"{name}.avi"
-            rects = write_clip(clip, scene(args.frames, people, seed=seed), seed=seed)
+            rects = write_clip(clip, scene(args.frames, people, seed=seed), seed=seed, changing=changing)
             runs = {}
-            for n in [1, *everies]:
+            for n, k in [(1, 1), *variants]:
                 rows: list[dict] = []
                 t = time.perf_counter()
-                r = run_video(an, open_source(clip), on_rows=rows.extend, detect_every=n)
-                runs[n] = (rows, r.frames / (time.perf_counter() - t), r.summary.get("detected_frames"))
-            res["clips"][name] = {"every_frame_frames_per_s": round(runs[1][1], 1)}
-            for n in everies:
-                c = compare(runs[1][0], runs[n][0], rects, args.frames)
-                c.update(frames_per_s=round(runs[n][1], 1), detected_frames=runs[n][2])
-                res["clips"][name][f"detect_every_{n}"] = {k: round(v, 4) if isinstance(v, float) else v
-                                                          for k, v in c.items()}
-                t = totals[n]
-                t["ref"] += c["reference_faces"]
-                t["matched"] += round(c["recall"] * c["reference_faces"])
-                t["agree"] += round(c["expression_agreement"] * round(c["recall"] * c["reference_faces"]))
-                t["delays"] += c["new_face_delays_frames"]
-                t["switches"] += c["id_switches"]
-                t["fps"].append(runs[n][1] / runs[1][1])
+                follower = FaceFollower(an.detector, FaceTracker(), n, full_every=args.full_every) \
+                    if args.full_every else None
+                r = run_video(an, open_source(clip), on_rows=rows.extend, detect_every=n, classify_every=k,
+                              follower=follower)
+                runs[n, k] = (rows, r.frames / (time.perf_counter() - t), r.summary)
+            res["clips"][name] = {"every_frame_frames_per_s": round(runs[1, 1][1], 1)}
+            for n, k in variants:
+                c = compare(runs[1, 1][0], runs[n, k][0], rects, args.frames)
+                c.update(frames_per_s=round(runs[n, k][1], 1), detected_frames=runs[n, k][2].get("detected_frames"),
+                         classified_faces=runs[n, k][2].get("classified_faces"))
+                key = f"detect_every_{n}" + (f"_classify_every_{k}" if k != 1 else "")
+                res["clips"][name][key] = {a: round(v, 4) if isinstance(v, float) else v for a, v in c.items()}
+                for group in ("all", "changing" if changing else "moving"):
+                    t = totals.setdefault(group, {}).setdefault(key, {
+                        "ref": 0, "matched": 0, "agree": 0, "delays": [], "switches": 0, "fps": [], "classified": 0})
+                    t["ref"] += c["reference_faces"]
+                    t["matched"] += round(c["recall"] * c["reference_faces"])
+                    t["agree"] += round(c["expression_agreement"] * round(c["recall"] * c["reference_faces"]))
+                    t["delays"] += c["new_face_delays_frames"]
+                    t["switches"] += c["id_switches"]
+                    t["fps"].append(runs[n, k][1] / runs[1, 1][1])
+                    t["classified"] += c["classified_faces"] or 0
             print(name, json.dumps(res["clips"][name]), flush=True)
-    for n, t in totals.items():
-        found = [d for d in t["delays"] if d is not None]
-        res["totals"][f"detect_every_{n}"] = {
-            "recall": round(t["matched"] / max(1, t["ref"]), 4),
-            "expression_agreement": round(t["agree"] / max(1, t["matched"]), 4),
-            "new_faces": len(t["delays"]), "new_faces_missed": len(t["delays"]) - len(found),
-            "new_face_delay_max_frames": max(found, default=None), "id_switches": t["switches"],
-            "speedup_median": round(float(np.median(t["fps"])), 2)}
+    for group, by_key in totals.items():
+        res["totals"][group] = {}
+        for key, t in by_key.items():
+            found = [d for d in t["delays"] if d is not None]
+            res["totals"][group][key] = {
+                "recall": round(t["matched"] / max(1, t["ref"]), 4),
+                "expression_agreement": round(t["agree"] / max(1, t["matched"]), 4),
+                "classified_share": round(t["classified"] / max(1, t["matched"]), 3),
+                "new_faces": len(t["delays"]), "new_faces_missed": len(t["delays"]) - len(found),
+                "new_face_delay_max_frames": max(found, default=None), "id_switches": t["switches"],
+                "speedup_median": round(float(np.median(t["fps"])), 2)}
     res["environment"]["load_avg_1m_at_end"] = round(os.getloadavg()[0], 2)
     print(json.dumps(res["totals"], indent=2), flush=True)
     return res
@@ -461,8 +518,13 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=300)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--detect-every", type=int, default=5)
+    p.add_argument("--classify-every", type=int, default=5, help="fer: ours besides the every-frame path")
     p.add_argument("--models", default="default", help="fer: openfer models to run, comma-separated")
     p.add_argument("--everies", default="2,3,5,8,10", help="quality: the --detect-every values to compare")
+    p.add_argument("--classify-everies", default="1,3,5,10",
+                   help="quality: the --classify-every values to compare at --detect-every")
+    p.add_argument("--full-every", type=int, default=None,
+                   help="quality: FaceFollower(full_every=) for the fast path (default: the library's)")
     p.add_argument("--fer-python", default=os.environ.get("FER_PYTHON", "/work/venv-fer/bin/python"))
     p.add_argument("--note", default="")
     args = p.parse_args()

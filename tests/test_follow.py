@@ -135,7 +135,7 @@ class _Counting:
 
 def test_follower_detects_on_schedule_on_loss_and_after_a_failure():
     det = _Counting()
-    follower = FaceFollower(det, FaceTracker(), detect_every=3)
+    follower = FaceFollower(det, FaceTracker(), detect_every=3, full_every=1)
     frame = textured()
     ids = [f.track_id for t in range(7) for f in follower.step(frame, t / 30)]
     assert ids == [0] * 7 and det.calls == 3, "frames 0, 3 and 6"
@@ -212,3 +212,51 @@ def test_centerface_edit_is_cached_so_start_up_skips_onnx(tmp_path, monkeypatch)
     assert cf._dynamic_bundled_path() == path
     faces = cf.CenterFaceDetector(max_shrink=None).detect(astronaut())
     assert len(faces) == 1 and faces[0].score > 0.5
+
+
+def test_cheap_scheduled_detection_refreshes_followed_faces_on_crops_and_finds_new_ones(analyzer):
+    """A scheduled detection while a face is followed: the face is detected again on a crop around it (its box
+    and landmarks as a full-frame detection gives them), and a new face elsewhere comes from a 320-px copy."""
+    from conftest import grey_canvas, paste_head
+
+    first = grey_canvas()
+    paste_head(first, 200, 60, 100)
+    later = first.copy()
+    paste_head(later, 200, 380, 120)  # someone new appears on the scheduled detection's frame
+    seen = []
+
+    class Spy:
+        max_side, upscale = 640, False
+
+        def detect(self, image):
+            seen.append(image.shape[:2])
+            return analyzer.detector.detect(image)
+
+    follower = FaceFollower(Spy(), FaceTracker(), detect_every=2, full_every=3)
+    assert len(follower.step(first, 0.0)) == 1 and seen == [(480, 640)]
+    faces = follower.step(later, 1 / 30)  # carried: the new face is not seen yet
+    assert len(faces) == 1 and len(seen) == 1
+    faces = follower.step(later, 2 / 30)
+    assert (480, 640) not in seen[1:] and (240, 320) in seen[1:], seen
+    assert max(h * w for h, w in seen[1:]) < 480 * 640 / 3, "a crop around the followed face, and the small copy"
+    full = analyzer.detector.detect(later)
+    assert len(faces) == len(full) == 2
+    for f in full:
+        twin = max(faces, key=lambda g: iou(g.box, f.box))
+        assert iou(twin.box, f.box) > 0.85
+        assert np.abs(twin.landmarks - f.landmarks).max() < 6
+    assert sorted(f.track_id for f in faces) == [0, 1]
+
+
+def test_tracking_library_is_imported_on_first_use_or_in_the_background():
+    """FaceTracker() alone does not import the tracking library (about 1 s of imports); its first update does,
+    and preload() imports it in a background thread (the CLI overlaps it with loading the models)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from openfer.track import FaceTracker; from openfer.track.bytetrack import preload; "
+            "from openfer.types import Face; t = FaceTracker(); print('trackers' in sys.modules); "
+            "th = preload(); th.join(); print('trackers' in sys.modules, preload() is None); "
+            "print([f.track_id for f in t.update([Face(box=(0.0, 0.0, 50.0, 60.0), score=0.9)], 0.0)])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[:3] == ["False", "True True", "[0]"], out

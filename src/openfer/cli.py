@@ -104,6 +104,10 @@ def analyze(
                                                           "frame (and when a face is lost), following faces with "
                                                           "optical flow between: faster; a new face is found within "
                                                           "N frames. 1 detects every frame.")] = 5,  # = DEFAULT_DETECT_EVERY
+    classify_every: Annotated[int, typer.Option(min=1, help="Video: classify a followed face on at least every Nth "
+                                                            "analysed frame, and at once when its face crop looks "
+                                                            "different; frames between repeat its last "
+                                                            "probabilities. 1 classifies every frame.")] = 5,  # = DEFAULT_CLASSIFY_EVERY
     fps: Annotated[Optional[float], typer.Option(help="Video: analyse at most this many frames per second "
                                                       "(with --sequence: the frame rate of the images, default 30).")] = None,
     start: Annotated[float, typer.Option(min=0.0, help="Video: start at this time, seconds.")] = 0.0,
@@ -143,6 +147,7 @@ def analyze(
     from openfer.pipeline import run_images
 
     from openfer.track.follow import DEFAULT_DETECT_EVERY
+    from openfer.track.reclassify import DEFAULT_CLASSIFY_EVERY
     from openfer.video.sources import is_video_input, split_video_inputs
 
     _check_prior(prior)
@@ -176,7 +181,8 @@ def analyze(
                       if given]
         analyze_ray(items, out=out, settings=AnalysisSettings(
             model=model, prior=prior, detection=detection, threads=threads, every=every, fps=fps, start=start, end=end,
-            smooth=smooth, geometry=geometry, model_dir=model_dir, audio=audio, detect_every=detect_every),
+            smooth=smooth, geometry=geometry, model_dir=model_dir, audio=audio, detect_every=detect_every,
+            classify_every=classify_every),
             address=address, workers=workers,
             recursive=recursive, quiet=quiet, local_only=local_only)
     if address is not None or workers is not None:
@@ -185,17 +191,18 @@ def analyze(
     if len(videos) > 1 or (videos and len(items) == 1 and Path(items[0]).is_dir()):
         _analyze_batch(videos, photo_items, out=out, model=model, prior=prior, detection=detection, every=every,
                        fps=fps, start=start, end=end, smooth=smooth, recursive=recursive, quiet=quiet, geometry=geo,
-                       threads=threads, audio=audio, detect_every=detect_every)
+                       threads=threads, audio=audio, detect_every=detect_every, classify_every=classify_every)
         return
     if camera is not None or sequence or any(is_video_input(i) for i in items):
         _analyze_video(items, camera=camera, sequence=sequence, out=out or (Path(csv) if csv else None) or (
             Path(jsonl) if jsonl and jsonl != "-" else None), summary=summary, annotate=annotate, model=model,
             detection=detection, every=every, fps=fps, start=start, end=end, smooth=smooth, preview=preview,
             recursive=recursive, quiet=quiet, geometry=geo, prior=prior, overwrite=overwrite, threads=threads,
-            audio=audio, detect_every=detect_every)
+            audio=audio, detect_every=detect_every, classify_every=classify_every)
         return
     video_only = [name for name, given in (("--summary", summary is not None), ("--every", every != 1),
                                            ("--detect-every", detect_every != DEFAULT_DETECT_EVERY),
+                                           ("--classify-every", classify_every != DEFAULT_CLASSIFY_EVERY),
                                            ("--fps", fps is not None), ("--start", start != 0),
                                            ("--end", end is not None), ("--smooth", smooth != 1),
                                            ("--preview", preview), ("--audio", audio)) if given]
@@ -321,8 +328,11 @@ def _geometry_stage(model_dir: Path | None):
 
 def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate, model, detection, every, fps, start,
                    end, smooth, preview, recursive, quiet, geometry=None, prior: str = "training",
-                   overwrite: bool, threads: int, audio: bool, detect_every: int) -> None:
+                   overwrite: bool, threads: int, audio: bool, detect_every: int, classify_every: int) -> None:
     """The video branch of ``analyze``: open one source, run the streaming pipeline, report."""
+    from openfer.track.bytetrack import preload
+
+    preload()  # the tracking library's imports overlap with loading the models and opening the video
     from openfer.analyzer import Analyzer
     from openfer.classify.prior import decision_of
     from openfer.io.images import expand_inputs
@@ -374,7 +384,7 @@ def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate
             task = progress.add_task(f"analyzing {source.name}", total=source.expected_frames, fps=0.0)
             result = run_video(analyzer, source, out=out, summary_path=summary, annotate_path=annotate,
                                tracker=tracker, smoother=smoother, preview=preview, voice=voice,
-                               detect_every=detect_every,
+                               detect_every=detect_every, classify_every=classify_every,
                                on_frame=lambda r: progress.update(task, completed=r.frames, fps=r.fps))
     except OSError as e:  # an output that cannot be written
         usage(f"cannot write results: {e}")
@@ -398,7 +408,8 @@ def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate
 
 
 def _analyze_batch(videos: list[Path], photo_items: list[str], *, out, model, prior, detection, every, fps, start,
-                   end, smooth, recursive, quiet, geometry, threads: int, audio: bool, detect_every: int) -> None:
+                   end, smooth, recursive, quiet, geometry, threads: int, audio: bool, detect_every: int,
+                   classify_every: int) -> None:
     """Several videos (a folder, a glob, a list): rows and summary per video in the --out folder, a manifest that
     lets a rerun skip finished videos, people.csv across them, and the photos of mixed folders beside them."""
     from openfer.analyzer import Analyzer
@@ -422,7 +433,7 @@ def _analyze_batch(videos: list[Path], photo_items: list[str], *, out, model, pr
     mark_output_folder(out)  # a later run over a folder holding it does not read its files as inputs
     settings = AnalysisSettings(model=model, prior=prior, detection=detection, every=every, fps=fps, start=start,
                                 end=end, smooth=smooth, geometry=geometry is not None, audio=audio,
-                                detect_every=detect_every).manifest_settings()
+                                detect_every=detect_every, classify_every=classify_every).manifest_settings()
 
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TimeRemainingColumn(), console=err, disable=quiet)
@@ -437,6 +448,7 @@ def _analyze_batch(videos: list[Path], photo_items: list[str], *, out, model, pr
         try:
             return analyze_video_file(
                 analyzer, video, rows, summary, sampling, smooth, voice=voice, detect_every=detect_every,
+                classify_every=classify_every,
                 on_open=lambda source: tasks.append(progress.add_task(f"  {video.name}", total=source.expected_frames)),
                 on_frame=lambda r: progress.update(tasks[0], completed=r.frames))
         finally:

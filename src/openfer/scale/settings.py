@@ -15,6 +15,7 @@ from typing import Any, Literal
 from openfer.detect.settings import DetectorSettings
 from openfer.errors import UsageError
 from openfer.track.follow import DEFAULT_DETECT_EVERY
+from openfer.track.reclassify import DEFAULT_CLASSIFY_EVERY
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class AnalysisSettings:
         audio: videos also get their voice columns (``openfer.audio``, ``[audio]`` extra).
         detect_every: videos run the face detector every this many analysed frames and follow faces between
             (``openfer.track.follow``; 1: every frame).
+        classify_every: videos classify a followed face at least every this many analysed frames, and when it
+            looks different (``openfer.track.reclassify``; 1: every frame).
     """
 
     model: str = "default"
@@ -50,12 +53,15 @@ class AnalysisSettings:
     model_dir: Path | None = None
     audio: bool = False
     detect_every: int = DEFAULT_DETECT_EVERY
+    classify_every: int = DEFAULT_CLASSIFY_EVERY
 
     def __post_init__(self) -> None:
         if self.threads < 0:
             raise UsageError(f"threads must be 0 (ONNX Runtime's default) or more, got {self.threads}")
         if self.detect_every < 1:
             raise UsageError(f"detect_every must be 1 (every frame) or more, got {self.detect_every}")
+        if self.classify_every < 1:
+            raise UsageError(f"classify_every must be 1 (every frame) or more, got {self.classify_every}")
         if not (0 < self.smooth <= 1):
             raise UsageError(f"smooth must be above 0 and at most 1 (1 turns smoothing off), got {self.smooth:g}")
         self.sampling()  # checks every, fps, start and end
@@ -90,5 +96,6 @@ class AnalysisSettings:
         return {"model": self.model, "prior": self.prior, "detector": d.name, "threshold": d.threshold,
                 "max_side": d.max_side, "upscale": d.upscale, "every": self.every, "fps": self.fps,
                 "start": self.start, "end": self.end, "smooth": self.smooth, "detect_every": self.detect_every,
+                "classify_every": self.classify_every,
                 "geometry": self.geometry,
                 **({"audio": True} if self.audio else {})}

@@ -16,8 +16,10 @@ class StreamSession:
     Frames are timed by their arrival, so the tracker copes with a browser that sends at a varying rate. As for
     video files, the detector runs on every ``detect_every``-th frame (and when a face is lost) and faces are
     followed by optical flow between, so the page gets more frames per second (it sends the next frame when the
-    last result arrives). A frame larger than the detector needs (a 4K camera, a client that sends full-size frames)
-    is decoded at 1/k size, as uploads are; faces are answered in the frame's own pixels.
+    last result arrives); a followed face is classified again when its face crop looks different or every
+    ``DEFAULT_CLASSIFY_EVERY`` frames (``openfer.track.Reclassifier``), as for video files. A frame larger than the
+    detector needs (a 4K camera, a client that sends full-size frames) is decoded at 1/k size, as uploads are;
+    faces are answered in the frame's own pixels.
 
     Args:
         analyzer: the shared detector + classifier.
@@ -27,11 +29,17 @@ class StreamSession:
 
     def __init__(self, analyzer: Analyzer, max_pixels: int, detect_every: int | None = None) -> None:
         from openfer.track import FaceTracker
+        from openfer.track.bytetrack import preload
         from openfer.track.follow import DEFAULT_DETECT_EVERY, FaceFollower
+        from openfer.track.reclassify import Reclassifier
 
         self.analyzer, self.max_pixels = analyzer, max_pixels
+        loading = preload()
+        if loading is not None:  # the tracker's library must be in before the first frame is timed: its second of
+            loading.join()  # imports would read as a pause longer than lost_seconds, and ids would restart
         self.tracker = FaceTracker(lost_seconds=1.0)
         self.follower = FaceFollower(analyzer.detector, self.tracker, detect_every or DEFAULT_DETECT_EVERY)
+        self.reclassifier = Reclassifier(analyzer)
         self.frames = 0
         self._t0 = time.monotonic()
         self._factor = 1
@@ -45,7 +53,7 @@ class StreamSession:
         t = time.perf_counter()
         image = self._decode(data)
         faces = self.follower.step(image.rgb, time.monotonic() - self._t0)
-        faces = self.analyzer.classify(image.rgb, faces)
+        faces = self.reclassifier.classify_frames([(image.rgb, faces)])[0]
         if image.factor > 1:
             faces = [f.scaled(image.factor) for f in faces]
         self.frames += 1

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import threading
 
 import numpy as np
 
@@ -34,20 +36,31 @@ class FaceTracker:
 
     def __init__(self, lost_seconds: float = 2.0, activation_score: float = 0.5, high_score: float = 0.5,
                  min_iou: float = 0.1, confirm_frames: int = 1, frame_rate: float = 30.0) -> None:
-        try:
-            from trackers import ByteTrackTracker
-        except ImportError as e:
-            raise MissingExtraError("video tracking needs the [video] extra", "video", e) from None
+        if importlib.util.find_spec("trackers") is None:
+            raise MissingExtraError("video tracking needs the [video] extra", "video")
         if lost_seconds < 0 or frame_rate <= 0:
             raise UsageError(f"lost_seconds must be >= 0 and frame_rate > 0, got {lost_seconds}, {frame_rate}")
-        self._tracker = ByteTrackTracker(
+        self._settings = dict(
             lost_track_buffer=max(0, int(round(lost_seconds * 30))),  # the library counts 30 fps frames
             frame_rate=frame_rate, track_activation_threshold=activation_score,
             minimum_consecutive_frames=confirm_frames, minimum_iou_threshold=min_iou,
             high_conf_det_threshold=high_score,
         )
+        self._impl = None
         self._confirm_frames = confirm_frames
         self._last_t: float | None = None
+
+    @property
+    def _tracker(self):
+        """The library's ByteTrack, made on first use: importing the library takes about a second (it imports
+        supervision and SciPy), which ``preload`` can overlap with loading the models."""
+        if self._impl is None:
+            try:
+                from trackers import ByteTrackTracker
+            except ImportError as e:
+                raise MissingExtraError("video tracking needs the [video] extra", "video", e) from None
+            self._impl = ByteTrackTracker(**self._settings)
+        return self._impl
 
     def update(self, faces: list[Face], timestamp: float | None = None) -> list[Face]:
         """New ``Face`` objects for this frame's ``faces``, in the same order, with ``track_id`` set.
@@ -97,5 +110,26 @@ class FaceTracker:
 
     def reset(self) -> None:
         """Forget every track (ids restart from 0): call between unrelated videos."""
-        self._tracker.reset()
+        if self._impl is not None:
+            self._impl.reset()
         self._last_t = None
+
+
+def preload() -> threading.Thread | None:
+    """Import the tracking library in a background thread, so that its second or so of imports (supervision,
+    SciPy) overlaps with work that releases the GIL: loading the ONNX models, opening the video, the first
+    detection. A ``FaceTracker`` that needs the library first waits for the import to finish (Python's import
+    lock). Returns the thread, or None when the library is missing or already imported."""
+    import sys
+
+    if "trackers" in sys.modules or importlib.util.find_spec("trackers") is None:
+        return None
+
+    def run() -> None:
+        try:
+            import trackers  # noqa: F401
+        except Exception:  # noqa: BLE001 - the FaceTracker that needs it raises the error in its own thread
+            pass
+    thread = threading.Thread(target=run, name="openfer-import-trackers", daemon=True)
+    thread.start()
+    return thread

@@ -14,6 +14,7 @@ from typing import Any, Callable
 from openfer.io.atomic import write_csv_atomic, write_text_atomic
 from openfer.io.outputs import unique_stems
 from openfer.track.follow import DEFAULT_DETECT_EVERY
+from openfer.track.reclassify import DEFAULT_CLASSIFY_EVERY
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +78,11 @@ def is_finished(entry: dict[str, Any], ident: dict[str, Any], digest: str, outpu
 
 def analyze_video_file(analyzer, video: Path, rows: Path, summary: Path, sampling, smooth: float = 1.0,
                        on_open: Callable[[Any], None] | None = None, on_frame: Callable[[Any], None] | None = None,
-                       voice=None, detect_every: int = DEFAULT_DETECT_EVERY):
+                       voice=None, detect_every: int = DEFAULT_DETECT_EVERY,
+                       classify_every: int = DEFAULT_CLASSIFY_EVERY):
     """One video of a batch: rows to ``rows`` and the summary to ``summary`` with a new tracker (and smoother
     when ``smooth`` < 1; with ``voice``, its ``VoiceTrack`` columns); ``on_open(source)`` is told the opened
-    source; ``detect_every`` as ``run_video``'s. Returns the ``VideoRunResult``."""
+    source; ``detect_every`` and ``classify_every`` as ``run_video``'s. Returns the ``VideoRunResult``."""
     from openfer.classify.prior import decision_of
     from openfer.track import EmaSmoother, FaceTracker
     from openfer.video import open_source, run_video
@@ -89,8 +91,8 @@ def analyze_video_file(analyzer, video: Path, rows: Path, summary: Path, samplin
     if on_open:
         on_open(source)
     return run_video(analyzer, source, out=rows, summary_path=summary, tracker=FaceTracker(frame_rate=source.fps or 30.0),
-                     smoother=EmaSmoother(alpha=smooth, decision=decision_of(analyzer.classifier)) if smooth < 1 else None, on_frame=on_frame, voice=voice,
-                     detect_every=detect_every)
+                     smoother=EmaSmoother(alpha=smooth, decision=decision_of(analyzer.classifier)) if smooth < 1 else None,
+                     on_frame=on_frame, voice=voice, detect_every=detect_every, classify_every=classify_every)
 
 
 def run_batch(videos: list[Path], out_dir: str | Path, run_one: Callable[[Path, Path, Path], Any],

@@ -25,6 +25,7 @@ from openfer.io.rows import RowWriter, frame_rows, row_columns
 from openfer.report.summary import VideoSummary
 from openfer.track import EmaSmoother, FaceTracker
 from openfer.track.follow import DEFAULT_DETECT_EVERY, FaceFollower
+from openfer.track.reclassify import DEFAULT_CLASSIFY_EVERY, Reclassifier
 from openfer.types import Face
 from openfer.video.sinks import AnnotatedVideoWriter, PreviewWindow
 from openfer.video.sources import Frame, FrameSource
@@ -132,6 +133,7 @@ def run_video(
     voice=None,
     detect_every: int = DEFAULT_DETECT_EVERY,
     follower: FaceFollower | None = None,
+    classify_every: int = DEFAULT_CLASSIFY_EVERY,
 ) -> VideoRunResult:
     """Analyse every sampled frame of ``source``, streaming rows, annotated frames and finally the summary.
 
@@ -158,6 +160,9 @@ def run_video(
             faster but a new face can wait up to ``detect_every - 1`` frames to be found.
         follower: finds and tracks the faces (default: a ``FaceFollower`` over ``analyzer.detector``, ``tracker``
             and ``detect_every``); when given, ``tracker`` and ``detect_every`` are its own.
+        classify_every: classify a followed face at least every this many frames, and at once when its aligned
+            crop looks different (``openfer.track.Reclassifier``); the frames between reuse its last probabilities.
+            1: classify every face on every frame.
 
     Returns:
         What was done; ``problems`` lists what could not be read (the run itself does not raise for bad frames).
@@ -169,6 +174,7 @@ def run_video(
     result = VideoRunResult(source=source.name)
     follower = follower or FaceFollower(analyzer.detector, tracker or FaceTracker(frame_rate=source.fps or 30.0),
                                         detect_every)
+    reclassifier = Reclassifier(analyzer, classify_every)
     summary = VideoSummary(classes)
     writer = video = window = None
     try:  # outputs that cannot be opened (no display, bad suffix) end the run before any frame is read
@@ -192,7 +198,7 @@ def run_video(
         if not batch:
             return True
         try:
-            classified = analyzer.classify_frames([(fr.image, faces) for fr, faces in batch])
+            classified = reclassifier.classify_frames([(fr.image, faces) for fr, faces in batch])
         except Exception as e:  # noqa: BLE001 - the frames are still reported, without expressions
             log.debug("classification failed", exc_info=True)
             result.problems.append(f"classification failed for frames {batch[0][0].index + 1}-"
@@ -275,6 +281,7 @@ def run_video(
                 sink.close()
         result.summary = {"source": source.name, "source_fps": source.fps, "interrupted": result.interrupted,
                           "detect_every": follower.detect_every, "detected_frames": follower.detections,
+                          "classify_every": reclassifier.every, "classified_faces": reclassifier.classified,
                           "problems": result.problems, "classes": list(classes), **summary.to_dict()}
         if voice is not None:
             result.summary["voice"] = voice.summary()
