@@ -617,7 +617,8 @@ app.add_typer(models_app, name="models")
 
 @models_app.command("fetch")
 def models_fetch(
-    name: Annotated[str, typer.Argument(help="Model file to download: face-landmarker (MediaPipe, Apache-2.0).")],
+    name: Annotated[str, typer.Argument(help="Model file to download: face-landmarker (MediaPipe, Apache-2.0) "
+                                                    "or faceres (face identity for --reid, MIT).")],
     model_dir: Annotated[Optional[Path], typer.Option(help="Save here instead of the user cache.")] = None,
     url: Annotated[Optional[str], typer.Option(help="Download from this URL (a mirror, or file:// a local copy) "
                                                     "instead of the official one; the SHA-256 is checked alike.")] = None,
@@ -629,7 +630,7 @@ def models_fetch(
         err.print(f"[red]error:[/red] unknown model file {name!r}; available: {', '.join(MODEL_FILES)}")
         raise typer.Exit(2)
     spec = MODEL_FILES[name]
-    progress = Progress(TextColumn(f"downloading {spec.filename}"), BarColumn(), MofNCompleteColumn(),
+    progress = Progress(TextColumn(f"downloading {spec.name}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=err)
     try:
         with progress:

@@ -1,0 +1,270 @@
+"""Re-identification: a person who leaves and comes back, is hidden for seconds, or reappears after a cut keeps
+their ``face_id``.
+
+ByteTrack (``openfer.track.bytetrack``) keeps an id through motion and short gaps by box overlap alone; after a
+longer absence, or at another place after a cut, it starts a new track. ``Reidentifier`` sits after it: every
+person (an *identity*, whose number becomes the rows' ``face_id``) keeps a small gallery of identity descriptors
+(``openfer.track.identity``) from good views of their face. When a new track starts, its first frames are held
+back (at most ``ReidSettings.max_hold`` frames) while descriptors of its face are collected; then the track is
+linked to the absent identity it resembles most — if the cosine similarity reaches ``threshold`` and the gates
+allow it — or becomes a new identity. Because the decision comes before those frames are passed on, every output
+(rows, summary, annotated video, report) sees one id per person from the track's first frame.
+
+Gates (each rules a candidate identity out, whatever the descriptors say):
+
+* **not co-visible**: an identity seen in any frame at or after the new track's first frame is someone else (one
+  person is not in the picture twice);
+* **time**: an identity absent for longer than ``max_gap_seconds`` is not a candidate (None: no limit);
+* **appearance**: only faces at least ``min_eye_px`` between the eyes, roughly frontal and not cut by the frame's
+  edge are described, so the decision rests on views the network reads well.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Protocol
+
+import numpy as np
+
+from openfer.errors import UsageError
+from openfer.types import Face
+
+
+class Describer(Protocol):
+    """What ``Reidentifier`` needs of ``openfer.track.identity.FaceDescriber``: unit-length descriptors [N, D]."""
+
+    def describe(self, image: np.ndarray, faces: list[Face]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class ReidSettings:
+    """How tracks are linked into identities.
+
+    Attributes:
+        threshold: cosine similarity between a new track's mean descriptor and an absent identity's closest
+            gallery descriptor at or above which they are linked. Higher makes fewer wrong merges of two people
+            but leaves more returns unrecognised (chosen on data in docs/sessions.md).
+        max_gap_seconds: an identity absent for longer is no longer a candidate (None: any time within the video).
+        descriptors: usable views of a new track's face collected before deciding (fewer decides sooner on less).
+        max_hold: frames a new track's frames are held back at most while they are collected; then it is decided
+            on what it has (with no usable view it becomes a new identity). Memory grows with it: one frame each.
+        min_eye_px: faces with less distance between the eyes (pixels) are not described (too small to tell).
+        max_yaw: faces turned further (nose off the eyes' midpoint by this share of the eye distance) are not
+            described.
+        refresh_frames: an identity's visible face is described again at most every this many frames to keep its
+            gallery current (lighting, pose).
+        gallery: descriptors kept per identity (the most recent distinct views).
+    """
+
+    threshold: float = 0.5
+    max_gap_seconds: float | None = None
+    descriptors: int = 3
+    max_hold: int = 15
+    min_eye_px: float = 14.0
+    max_yaw: float = 0.35
+    refresh_frames: int = 10
+    gallery: int = 8
+
+    def __post_init__(self) -> None:
+        if not -1.0 <= self.threshold <= 1.0:
+            raise UsageError(f"threshold is a cosine similarity between -1 and 1, got {self.threshold}")
+        if self.descriptors < 1 or self.max_hold < 1 or self.refresh_frames < 1 or self.gallery < 1:
+            raise UsageError("descriptors, max_hold, refresh_frames and gallery must be at least 1")
+        if self.max_gap_seconds is not None and self.max_gap_seconds < 0:
+            raise UsageError(f"max_gap_seconds must be >= 0 or None, got {self.max_gap_seconds}")
+
+
+@dataclass
+class _Identity:
+    id: int
+    gallery: list[np.ndarray] = field(default_factory=list)
+    last_seen: float = -np.inf
+    last_described: int = -(10**9)
+
+
+@dataclass
+class _NewTrack:
+    first_seen: float
+    last_seen: float
+    frames: int = 0
+    views: list[np.ndarray] = field(default_factory=list)
+
+
+def usable(face: Face, shape: tuple[int, ...], settings: ReidSettings) -> bool:
+    """Whether ``face`` in a frame of ``shape`` gives a trustworthy descriptor: landmarks, eyes at least
+    ``min_eye_px`` apart, yaw proxy under ``max_yaw``, box inside the frame."""
+    lm = face.landmarks
+    if lm is None or not np.isfinite(lm).all():
+        return False
+    eyes = lm[1] - lm[0]
+    dist = float(np.hypot(*eyes))
+    if dist < settings.min_eye_px:
+        return False
+    mid = (lm[0] + lm[1]) / 2
+    yaw = abs(float(np.dot(lm[2] - mid, eyes)) / dist) / dist  # nose offset along the eye line
+    x1, y1, x2, y2 = face.box
+    inside = x1 >= 0 and y1 >= 0 and x2 <= shape[1] and y2 <= shape[0]
+    return yaw <= settings.max_yaw and inside
+
+
+class Reidentifier:
+    """Relabels tracked faces so that one person keeps one ``track_id`` (the rows' ``face_id``) across absences.
+
+    Args:
+        describer: makes identity descriptors (``openfer.track.identity.load_describer()``; tests pass a fake).
+        settings: thresholds and gates (``ReidSettings``).
+
+    Feed it the tracked frames in order through ``relabel``; call ``reset`` between unrelated videos.
+
+    Example (a fake describer: two looks, "a" and "b"):
+        >>> import numpy as np
+        >>> from openfer.types import Face
+        >>> class Looks:
+        ...     def describe(self, image, faces):
+        ...         return np.array([[1.0, 0.0] if f.score > 0.8 else [0.0, 1.0] for f in faces])
+        >>> lm = np.array([[40, 40], [60, 40], [50, 50], [42, 60], [58, 60]], np.float32)
+        >>> def face(track, score): return Face(box=(30, 25, 70, 75), score=score, landmarks=lm, track_id=track)
+        >>> frames = [(t, [face(track, score)]) for t, track, score in
+        ...           [(0, 0, 0.9), (1, 0, 0.9), (5, 1, 0.7), (6, 1, 0.7), (9, 2, 0.9), (10, 2, 0.9)]]
+        >>> reid = Reidentifier(Looks(), ReidSettings(descriptors=1))
+        >>> image = np.zeros((100, 100, 3), np.uint8)
+        >>> [faces[0].track_id for _, faces in reid.relabel((image, t, f) for t, f in frames)]
+        [0, 0, 1, 1, 0, 0]
+    """
+
+    def __init__(self, describer: Describer, settings: ReidSettings | None = None) -> None:
+        self.describer = describer
+        self.settings = settings or ReidSettings()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every identity and track (ids restart from 0)."""
+        self._identities: dict[int, _Identity] = {}
+        self._tracks: dict[int, int] = {}  # tracker's track id -> identity id
+        self._new: dict[int, _NewTrack] = {}
+        self._frame = 0
+        #: links made: (track id, identity id, similarity, seconds absent) for the summary
+        self.links: list[tuple[int, int, float, float]] = []
+
+    def relabel(self, frames: Iterable[tuple[Any, float, list[Face]]]) -> Iterator[tuple[Any, list[Face]]]:
+        """Yield ``(item, faces)`` for each ``(item, timestamp, faces)`` of ``frames``, in order, with each face's
+        ``track_id`` replaced by its identity's number (faces without a track id are passed as they are).
+
+        ``item`` is passed through untouched (e.g. the pipeline's ``Frame``); when it is not an image itself,
+        ``image_of`` must give the frame's RGB image. Frames are held back while a new track is being decided, at
+        most ``settings.max_hold`` frames; the rest are yielded when ``frames`` ends.
+        """
+        held: deque[tuple[Any, list[Face]]] = deque()
+        for item, timestamp, faces in frames:
+            self._observe(image_of(item), float(timestamp), faces)
+            held.append((item, faces))
+            while held and all(f.track_id is None or f.track_id in self._tracks for f in held[0][1]):
+                yield self._mapped(*held.popleft())
+        self._decide_all()
+        while held:
+            yield self._mapped(*held.popleft())
+
+    def summary(self) -> dict[str, Any]:
+        """The identities and the links made (for the run's summary JSON)."""
+        return {"identities": len(self._identities), "tracks": len(self._tracks),
+                "links": [{"track": t, "face_id": i, "similarity": round(s, 4), "absent_seconds": round(g, 3)}
+                          for t, i, s, g in self.links],
+                "settings": dataclasses.asdict(self.settings)}
+
+    # --- internals -------------------------------------------------------------------------------------------
+
+    def _mapped(self, item: Any, faces: list[Face]) -> tuple[Any, list[Face]]:
+        return item, [f if f.track_id is None else dataclasses.replace(f, track_id=self._tracks[f.track_id])
+                      for f in faces]
+
+    def _observe(self, image: np.ndarray, t: float, faces: list[Face]) -> None:
+        s = self.settings
+        self._frame += 1
+        present = {f.track_id for f in faces if f.track_id is not None}
+        for track in [k for k in self._new if k not in present]:  # a new track that vanished: decide now
+            self._decide(track)
+        want: list[tuple[Face, int]] = []
+        for f in faces:
+            if f.track_id is None:
+                continue
+            if f.track_id not in self._tracks and f.track_id not in self._new:
+                self._new[f.track_id] = _NewTrack(first_seen=t, last_seen=t)
+            ok = usable(f, image.shape, s)
+            if f.track_id in self._new:
+                self._new[f.track_id].frames += 1
+                self._new[f.track_id].last_seen = t
+                if ok:
+                    want.append((f, f.track_id))
+            else:
+                ident = self._identities[self._tracks[f.track_id]]
+                ident.last_seen = t
+                if ok and self._frame - ident.last_described >= s.refresh_frames:
+                    ident.last_described = self._frame
+                    want.append((f, f.track_id))
+        if want:
+            descriptors = self.describer.describe(image, [f for f, _ in want])
+            for (_, track), d in zip(want, descriptors):
+                if track in self._new:
+                    self._new[track].views.append(d)
+                else:
+                    self._remember(self._identities[self._tracks[track]], d)
+        for track, new in list(self._new.items()):
+            if len(new.views) >= s.descriptors or new.frames >= s.max_hold:
+                self._decide(track)
+        self._split_duplicates(faces, t)
+
+    def _remember(self, ident: _Identity, d: np.ndarray) -> None:
+        """Add a view to the gallery unless it repeats one closely; the oldest goes when it is full."""
+        if any(float(g @ d) > 0.97 for g in ident.gallery):
+            return
+        ident.gallery.append(d)
+        del ident.gallery[: -self.settings.gallery]
+
+    def _decide(self, track: int) -> None:
+        """Link the new ``track`` to the best absent identity, or give it a new one."""
+        new = self._new.pop(track)
+        s = self.settings
+        best, best_sim = None, -np.inf
+        if new.views:
+            probe = np.mean(new.views, axis=0)
+            probe /= max(float(np.linalg.norm(probe)), 1e-12)
+            for ident in self._identities.values():
+                if not ident.gallery or ident.last_seen >= new.first_seen:
+                    continue  # no views, or visible together with the new track: someone else
+                if s.max_gap_seconds is not None and new.first_seen - ident.last_seen > s.max_gap_seconds:
+                    continue
+                sim = max(float(g @ probe) for g in ident.gallery)
+                if sim > best_sim:
+                    best, best_sim = ident, sim
+        if best is not None and best_sim >= s.threshold:
+            self.links.append((track, best.id, best_sim, new.first_seen - best.last_seen))
+            ident = best
+        else:
+            ident = self._identities[len(self._identities)] = _Identity(len(self._identities))
+        self._tracks[track] = ident.id
+        ident.last_seen = max(ident.last_seen, new.last_seen)
+        for d in new.views:
+            self._remember(ident, d)
+
+    def _decide_all(self) -> None:
+        for track in list(self._new):
+            self._decide(track)
+
+    def _split_duplicates(self, faces: list[Face], t: float) -> None:
+        """Two decided tracks of one identity in one frame (the tracker revived an old track of a person already
+        linked to a new one): the later track becomes its own identity from here on."""
+        seen: dict[int, int] = {}
+        for f in sorted((f for f in faces if f.track_id in self._tracks), key=lambda f: f.track_id):
+            ident = self._tracks[f.track_id]
+            if ident in seen:
+                new = self._identities[len(self._identities)] = _Identity(len(self._identities), last_seen=t)
+                self._tracks[f.track_id] = new.id
+            else:
+                seen[ident] = f.track_id
+
+
+def image_of(item: Any) -> np.ndarray:
+    """The RGB image of a pipeline ``Frame`` (its ``image``) or of a bare array."""
+    return item if isinstance(item, np.ndarray) else item.image
