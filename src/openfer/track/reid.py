@@ -45,7 +45,9 @@ class ReidSettings:
     Attributes:
         threshold: cosine similarity between a new track's mean descriptor and an absent identity's closest
             gallery descriptor at or above which they are linked. Higher makes fewer wrong merges of two people
-            but leaves more returns unrecognised (chosen on data in docs/sessions.md).
+            but leaves more returns unrecognised. 0.6: the similarity that 0.1 % of different-person LFW pairs
+            reach with single photos (80 % of same-person pairs reach it; ``benchmarks/reid.py template``); a
+            track's probe averages several views, which lifts same-person similarities further.
         max_gap_seconds: an identity absent for longer is no longer a candidate (None: any time within the video).
         descriptors: usable views of a new track's face collected before deciding (fewer decides sooner on less).
         max_hold: frames a new track's frames are held back at most while they are collected; then it is decided
@@ -58,11 +60,11 @@ class ReidSettings:
         gallery: descriptors kept per identity (the most recent distinct views).
     """
 
-    threshold: float = 0.5
+    threshold: float = 0.6
     max_gap_seconds: float | None = None
     descriptors: int = 3
     max_hold: int = 15
-    min_eye_px: float = 14.0
+    min_eye_px: float = 16.0
     max_yaw: float = 0.35
     refresh_frames: int = 10
     gallery: int = 8
@@ -88,8 +90,11 @@ class _Identity:
 class _NewTrack:
     first_seen: float
     last_seen: float
+    last_frame: int
+    box: tuple[float, float, float, float]
     frames: int = 0
     views: list[np.ndarray] = field(default_factory=list)
+    absorbed: list[int] = field(default_factory=list)  # earlier short tracks this one continues
 
 
 def usable(face: Face, shape: tuple[int, ...], settings: ReidSettings) -> bool:
@@ -167,8 +172,10 @@ class Reidentifier:
             yield self._mapped(*held.popleft())
 
     def summary(self) -> dict[str, Any]:
-        """The identities and the links made (for the run's summary JSON)."""
-        return {"identities": len(self._identities), "tracks": len(self._tracks),
+        """The identities, the links made and the descriptors' cost (for the run's summary JSON)."""
+        count, seconds = getattr(self.describer, "count", 0), getattr(self.describer, "seconds", 0.0)
+        return {"identities": len(self._identities), "tracks": len(self._tracks), "descriptors": count,
+                "ms_per_descriptor": round(1000 * seconds / count, 2) if count else None,
                 "links": [{"track": t, "face_id": i, "similarity": round(s, 4), "absent_seconds": round(g, 3)}
                           for t, i, s, g in self.links],
                 "settings": dataclasses.asdict(self.settings)}
@@ -183,18 +190,20 @@ class Reidentifier:
         s = self.settings
         self._frame += 1
         present = {f.track_id for f in faces if f.track_id is not None}
-        for track in [k for k in self._new if k not in present]:  # a new track that vanished: decide now
-            self._decide(track)
+        for track in [k for k, new in self._new.items() if k not in present]:
+            if self._frame - self._new[track].last_frame > s.max_hold:  # vanished and not continued: decide
+                self._decide(track)
         want: list[tuple[Face, int]] = []
         for f in faces:
             if f.track_id is None:
                 continue
             if f.track_id not in self._tracks and f.track_id not in self._new:
-                self._new[f.track_id] = _NewTrack(first_seen=t, last_seen=t)
+                self._new[f.track_id] = self._continued(f, t, present)
             ok = usable(f, image.shape, s)
             if f.track_id in self._new:
-                self._new[f.track_id].frames += 1
-                self._new[f.track_id].last_seen = t
+                new = self._new[f.track_id]
+                new.frames += 1
+                new.last_seen, new.last_frame, new.box = t, self._frame, f.box
                 if ok:
                     want.append((f, f.track_id))
             else:
@@ -214,6 +223,24 @@ class Reidentifier:
             if len(new.views) >= s.descriptors or new.frames >= s.max_hold:
                 self._decide(track)
         self._split_duplicates(faces, t)
+
+    def _continued(self, face: Face, t: float, present: set[int]) -> _NewTrack:
+        """A new track's record; if it starts next to where an undecided track just vanished (the tracker lost a
+        face entering fast, or for a frame), it continues that track: its views and frames carry over, and one
+        decision labels both."""
+        cx, cy = (face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2
+        best, best_d = None, np.inf
+        for k, old in self._new.items():
+            if k in present or old.last_frame >= self._frame or t - old.last_seen > 1.0:
+                continue
+            reach = 1.5 * max(old.box[2] - old.box[0], old.box[3] - old.box[1], face.box[2] - face.box[0])
+            d = float(np.hypot(cx - (old.box[0] + old.box[2]) / 2, cy - (old.box[1] + old.box[3]) / 2))
+            if d <= reach and d < best_d:
+                best, best_d = k, d
+        if best is None:
+            return _NewTrack(first_seen=t, last_seen=t, last_frame=self._frame, box=face.box)
+        old = self._new.pop(best)
+        return dataclasses.replace(old, absorbed=[*old.absorbed, best])
 
     def _remember(self, ident: _Identity, d: np.ndarray) -> None:
         """Add a view to the gallery unless it repeats one closely; the oldest goes when it is full."""
@@ -243,7 +270,8 @@ class Reidentifier:
             ident = best
         else:
             ident = self._identities[len(self._identities)] = _Identity(len(self._identities))
-        self._tracks[track] = ident.id
+        for k in [track, *new.absorbed]:
+            self._tracks[k] = ident.id
         ident.last_seen = max(ident.last_seen, new.last_seen)
         for d in new.views:
             self._remember(ident, d)
