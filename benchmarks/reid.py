@@ -1,6 +1,7 @@
 """Re-identification benchmark (issue 16 item 4): identity switches and wrong merges, before and after re-ID.
 
     python benchmarks/reid.py template   # LFW: identity-crop template, crop size, similarity threshold -> reid-lfw.json
+    python benchmarks/reid.py london     # London portraits: same/different-person similarities -> reid-london.json
     python benchmarks/reid.py clips      # generated clips with cuts, exits/re-entries, occlusions -> reid.json
 
 ``template`` measures where CenterFace puts the 5 landmarks on muxspace's LFW photos (the framing faceres's
@@ -255,9 +256,42 @@ def template(args) -> dict:
     return out
 
 
+def london(args) -> dict:
+    """Similarity of faceres descriptors between the two photos of each London person (neutral, smiling) and
+    between different people, at the clips' face size: one studio, one camera, one light, as in a session video."""
+    import csv
+
+    from openfer.detect import load_detector
+    from openfer.track.identity import load_describer
+
+    detector = load_detector("centerface", max_shrink=None)
+    describer = load_describer(args.faceres)
+    emb = {}
+    with open(args.london / "labels.csv", newline="") as f:
+        for r in csv.DictReader(f):
+            img = cv2.cvtColor(cv2.imread(str(args.london / r["file"])), cv2.COLOR_BGR2RGB)
+            img = cv2.resize(img, (200, 200), interpolation=cv2.INTER_AREA)  # faces about the clips' size
+            found = detector.detect(img)
+            if found:
+                emb[(r["person"], r["emotion"])] = describer.describe(img, found[:1])[0]
+    pos = np.array([emb[(p, "neutral")] @ emb[(p, "happiness")] for p in sorted({p for p, _ in emb})
+                    if (p, "neutral") in emb and (p, "happiness") in emb])
+    keys = list(emb)
+    sims = np.stack([emb[k] for k in keys]) @ np.stack([emb[k] for k in keys]).T
+    who = np.array([k[0] for k in keys])
+    neg = sims[np.triu(who[:, None] != who[None], 1)]
+    out = {"same_pairs": len(pos), "different_pairs": len(neg), "auc": round(float((pos[:, None] > neg[None]).mean()), 4),
+           "same_median": round(float(np.median(pos)), 4), "same_min": round(float(pos.min()), 4),
+           "different_median": round(float(np.median(neg)), 4),
+           "at_threshold": {str(t): {"fmr": round(float((neg >= t).mean()), 5), "tmr": round(float((pos >= t).mean()), 4)}
+                            for t in (0.5, 0.55, 0.6, 0.65, 0.7, 0.75)}}
+    print(json.dumps(out, indent=1))
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("what", choices=["template", "clips"])
+    p.add_argument("what", choices=["template", "london", "clips"])
     p.add_argument("--faceres", type=Path, default=SHARED / "models" / "faceres")
     p.add_argument("--muxspace", type=Path, default=SHARED / "data" / "muxspace")
     p.add_argument("--london", type=Path, default=SHARED / "data" / "london")
@@ -271,9 +305,9 @@ def main() -> None:
         from openfer.track.reid import ReidSettings
 
         args.threshold = ReidSettings().threshold
-    result = {"template": template, "clips": clips}[args.what](args)
+    result = {"template": template, "london": london, "clips": clips}[args.what](args)
     result["machine"] = "shared 2-core CPU (other workers running); timings are indicative"
-    out = args.out or RESULTS / ("reid-lfw.json" if args.what == "template" else "reid.json")
+    out = args.out or RESULTS / {"template": "reid-lfw.json", "london": "reid-london.json", "clips": "reid.json"}[args.what]
     out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out}", file=sys.stderr)
 

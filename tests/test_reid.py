@@ -151,10 +151,12 @@ def _face(track, person, dx=0.0, eyes=20.0):
     return Face((30 + dx, 25, 70 + dx, 75), 0.9 + person / 100, lm + [dx, 0], track_id=track)
 
 
-def _run(frames, people, **settings):
+def _run(frames, people, images=None, **settings):
     """frames: per frame a list of (track, person, dx); returns per frame the relabelled ids, in order."""
     reid = Reidentifier(FakeDescriber(people), ReidSettings(**settings))
-    stream = ((IMAGE, i / 10, [_face(t, p, dx) for t, p, dx in faces]) for i, faces in enumerate(frames))
+    images = images or [IMAGE] * len(frames)
+    stream = ((img, i / 10, [_face(t, p, dx) for t, p, dx in faces])
+              for i, (img, faces) in enumerate(zip(images, frames)))
     return [[f.track_id for f in faces] for _, faces in reid.relabel(stream)], reid
 
 
@@ -187,6 +189,17 @@ def test_gates_keep_two_people_apart():
     frames = [[(0, 0, 0)]] * 3 + [[(1, 0, 0), (2, 0, 100)]] * 3
     ids, _ = _run(frames, PEOPLE, descriptors=1)
     assert sorted(ids[-1]) == [0, 1]
+
+
+def test_a_cut_makes_every_face_a_new_track_to_re_identify():
+    """The tracker keeps track 0 across the cut (the boxes overlap) although another person stands there: after
+    the cut the face is re-identified (person 1, new id), and person 0 gets id 0 back after a second cut."""
+    other = np.full_like(IMAGE, 200)
+    images = [IMAGE] * 4 + [other] * 4 + [IMAGE] * 4
+    frames = [[(0, 0, 0)]] * 4 + [[(0, 1, 0)]] * 4 + [[(0, 0, 0)]] * 4
+    ids, reid = _run(frames, PEOPLE, images, descriptors=1)
+    assert ids == [[0]] * 4 + [[1]] * 4 + [[0]] * 4 and reid.cuts == [5, 9]
+    assert _run(frames, PEOPLE, images, descriptors=1, cut_threshold=None)[0] == [[0]] * 12
 
 
 def test_frames_are_held_until_the_new_track_is_decided_and_none_are_lost():

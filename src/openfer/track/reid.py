@@ -14,6 +14,8 @@ Gates (each rules a candidate identity out, whatever the descriptors say):
 
 * **not co-visible**: an identity seen in any frame at or after the new track's first frame is someone else (one
   person is not in the picture twice);
+* **cuts**: at a cut (the whole picture changes at once) every face starts a new track, so the tracker's box
+  overlap cannot carry an id over to another person who stands where someone stood;
 * **time**: an identity absent for longer than ``max_gap_seconds`` is not a candidate (None: no limit);
 * **appearance**: only faces at least ``min_eye_px`` between the eyes, roughly frontal and not cut by the frame's
   edge are described, so the decision rests on views the network reads well.
@@ -26,6 +28,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Protocol
 
+import cv2
 import numpy as np
 
 from openfer.errors import UsageError
@@ -45,9 +48,11 @@ class ReidSettings:
     Attributes:
         threshold: cosine similarity between a new track's mean descriptor and an absent identity's closest
             gallery descriptor at or above which they are linked. Higher makes fewer wrong merges of two people
-            but leaves more returns unrecognised. 0.6: the similarity that 0.1 % of different-person LFW pairs
-            reach with single photos (80 % of same-person pairs reach it; ``benchmarks/reid.py template``); a
-            track's probe averages several views, which lifts same-person similarities further.
+            but leaves more returns unrecognised. 0.7: one camera and one light make different people look more
+            alike than LFW's news photos do: of London's studio portraits (one studio, as in a session video),
+            0.28 % of different-person pairs reach 0.7 (4.8 % reach 0.6) and every same-person pair (neutral vs
+            smiling) does (lowest 0.76); on LFW 0.1 % of different-person pairs reach 0.6 (``benchmarks/reid.py
+            template`` and ``london``). Within a video the same person scored 0.85-0.99 on the generated clips.
         max_gap_seconds: an identity absent for longer is no longer a candidate (None: any time within the video).
         descriptors: usable views of a new track's face collected before deciding (fewer decides sooner on less).
         max_hold: frames a new track's frames are held back at most while they are collected; then it is decided
@@ -58,9 +63,15 @@ class ReidSettings:
         refresh_frames: an identity's visible face is described again at most every this many frames to keep its
             gallery current (lighting, pose).
         gallery: descriptors kept per identity (the most recent distinct views).
+        cut_threshold: a frame whose small grey thumbnail differs from the previous one's by more than this (mean
+            absolute difference, 0-255) is a cut: every face after it starts a new track to re-identify, because
+            the tracker would otherwise hand an id to whoever appears where someone stood before the cut. On the
+            generated clips (benchmarks/reid.py) frames within a shot differed by at most 13 (a panel sliding in
+            front of a face), cuts by 21 to 62. A false cut costs little: the same faces are re-identified with
+            their own ids. Lower finds softer cuts (None: never).
     """
 
-    threshold: float = 0.6
+    threshold: float = 0.7
     max_gap_seconds: float | None = None
     descriptors: int = 3
     max_hold: int = 15
@@ -68,6 +79,7 @@ class ReidSettings:
     max_yaw: float = 0.35
     refresh_frames: int = 10
     gallery: int = 8
+    cut_threshold: float | None = 18.0
 
     def __post_init__(self) -> None:
         if not -1.0 <= self.threshold <= 1.0:
@@ -147,8 +159,13 @@ class Reidentifier:
     def reset(self) -> None:
         """Forget every identity and track (ids restart from 0)."""
         self._identities: dict[int, _Identity] = {}
-        self._tracks: dict[int, int] = {}  # tracker's track id -> identity id
+        self._tracks: dict[int, int] = {}  # track (key) -> identity id
         self._new: dict[int, _NewTrack] = {}
+        self._keys: dict[int, int] = {}  # tracker's track id -> its track key since the last cut
+        self._thumb: np.ndarray | None = None
+        self._next_key = 0
+        #: cuts found (frame numbers, 1-based)
+        self.cuts: list[int] = []
         self._frame = 0
         #: links made: (track id, identity id, similarity, seconds absent) for the summary
         self.links: list[tuple[int, int, float, float]] = []
@@ -163,7 +180,7 @@ class Reidentifier:
         """
         held: deque[tuple[Any, list[Face]]] = deque()
         for item, timestamp, faces in frames:
-            self._observe(image_of(item), float(timestamp), faces)
+            faces = self._observe(image_of(item), float(timestamp), faces)
             held.append((item, faces))
             while held and all(f.track_id is None or f.track_id in self._tracks for f in held[0][1]):
                 yield self._mapped(*held.popleft())
@@ -174,7 +191,8 @@ class Reidentifier:
     def summary(self) -> dict[str, Any]:
         """The identities, the links made and the descriptors' cost (for the run's summary JSON)."""
         count, seconds = getattr(self.describer, "count", 0), getattr(self.describer, "seconds", 0.0)
-        return {"identities": len(self._identities), "tracks": len(self._tracks), "descriptors": count,
+        return {"identities": len(self._identities), "tracks": len(self._tracks), "cuts": self.cuts,
+                "descriptors": count,
                 "ms_per_descriptor": round(1000 * seconds / count, 2) if count else None,
                 "links": [{"track": t, "face_id": i, "similarity": round(s, 4), "absent_seconds": round(g, 3)}
                           for t, i, s, g in self.links],
@@ -186,9 +204,14 @@ class Reidentifier:
         return item, [f if f.track_id is None else dataclasses.replace(f, track_id=self._tracks[f.track_id])
                       for f in faces]
 
-    def _observe(self, image: np.ndarray, t: float, faces: list[Face]) -> None:
+    def _observe(self, image: np.ndarray, t: float, faces: list[Face]) -> list[Face]:
+        """Take in one frame: ``faces`` with their tracker ids replaced by track keys (new ones after a cut)."""
         s = self.settings
         self._frame += 1
+        if self._is_cut(image):
+            self._keys.clear()
+            self.cuts.append(self._frame)
+        faces = [f if f.track_id is None else dataclasses.replace(f, track_id=self._key(f.track_id)) for f in faces]
         present = {f.track_id for f in faces if f.track_id is not None}
         for track in [k for k, new in self._new.items() if k not in present]:
             if self._frame - self._new[track].last_frame > s.max_hold:  # vanished and not continued: decide
@@ -223,6 +246,24 @@ class Reidentifier:
             if len(new.views) >= s.descriptors or new.frames >= s.max_hold:
                 self._decide(track)
         self._split_duplicates(faces, t)
+        return faces
+
+    def _key(self, track: int) -> int:
+        """The key of the tracker's ``track`` (a fresh one for its first face after a cut)."""
+        if track not in self._keys:
+            self._keys[track] = self._next_key
+            self._next_key += 1
+        return self._keys[track]
+
+    def _is_cut(self, image: np.ndarray) -> bool:
+        """Whether ``image`` starts a new shot: its 32 x 18 grey thumbnail far from the previous frame's."""
+        if self.settings.cut_threshold is None:
+            return False
+        grey = image if image.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(image[..., :3]), cv2.COLOR_RGB2GRAY)
+        thumb = cv2.resize(grey, (32, 18), interpolation=cv2.INTER_AREA).astype(np.float32)
+        before, self._thumb = self._thumb, thumb
+        return before is not None and before.shape == thumb.shape and \
+            float(np.abs(thumb - before).mean()) > self.settings.cut_threshold
 
     def _continued(self, face: Face, t: float, present: set[int]) -> _NewTrack:
         """A new track's record; if it starts next to where an undecided track just vanished (the tracker lost a
