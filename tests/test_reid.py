@@ -234,6 +234,41 @@ def test_usable_views_are_large_frontal_and_inside_the_frame():
         ReidSettings(threshold=2)
 
 
+# --- the command line --------------------------------------------------------------------------------------------
+
+def test_cli_reid_gives_a_returning_face_its_id_and_says_how_to_get_the_model(tmp_path, monkeypatch):
+    """The astronaut is seen, gone for 2.5 s (longer than the tracker keeps a lost track), and back at another
+    place: two face_ids without --reid, one with it (generated faceres-format weights: the wiring, not the
+    network's quality). Without the model files --reid stops with the command that fetches them."""
+    from conftest import moving_faces_video
+    from typer.testing import CliRunner
+
+    from openfer.cli import app
+    from openfer.io.rows import read_rows
+
+    spec, src = _tiny_spec(tmp_path)
+    monkeypatch.setattr(model_file, "FACERES", spec)
+    video = tmp_path / "clip.avi"
+    moving_faces_video(video, {0: [(20, 60, 110)] * 12 + [None] * 75 + [(200, 60, 110)] * 12})
+    ids = {}
+    for flags in ([], ["--reid", "--model-dir", str(src)]):
+        rows, summary = tmp_path / f"rows{len(flags)}.csv", tmp_path / f"s{len(flags)}.json"
+        result = CliRunner().invoke(app, ["analyze", str(video), "--out", str(rows), "--summary", str(summary),
+                                          "--detect-every", "1", "-q", *flags])
+        assert result.exit_code == 0, result.output
+        df = read_rows(rows)
+        ids[bool(flags)] = sorted(set(df[df.success > 0].face_id.astype(int)))
+    assert ids == {False: [0, 1], True: [0]}
+    import json
+
+    assert json.loads(summary.read_text())["reid"]["links"][0]["face_id"] == 0
+    result = CliRunner().invoke(app, ["analyze", str(video), "--out", str(tmp_path / "r.csv"), "--reid",
+                                      "--model-dir", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2 and "openfer models fetch faceres" in result.output
+    result = CliRunner().invoke(app, ["analyze", str(tmp_path / "photo.jpg"), "--reid"])
+    assert result.exit_code == 2 and "--reid" in result.output and "only apply to videos" in result.output
+
+
 # --- end to end: real faces, real faceres ----------------------------------------------------------------------
 
 needs_real = pytest.mark.skipif(not (REAL / "faceres.json").is_file() or not (LONDON / "labels.csv").is_file(),

@@ -103,6 +103,10 @@ def analyze(
                                                           "frame (and when a face is lost), following faces with "
                                                           "optical flow between: faster; a new face is found within "
                                                           "N frames. 1 detects every frame.")] = 5,  # = DEFAULT_DETECT_EVERY
+    reid: Annotated[bool, typer.Option(help="Video: re-identify people who leave and come back, are hidden for "
+                                            "seconds or reappear after a cut, so they keep their face_id (faceres "
+                                            "identity network: 'openfer models fetch faceres' or --model-dir; "
+                                            "docs/sessions.md).")] = False,
     fps: Annotated[Optional[float], typer.Option(help="Video: analyse at most this many frames per second "
                                                       "(with --sequence: the frame rate of the images, default 30).")] = None,
     start: Annotated[float, typer.Option(min=0.0, help="Video: start at this time, seconds.")] = 0.0,
@@ -119,7 +123,8 @@ def analyze(
                                                 "quality flags (OpenFace-style columns; \\[geometry] extra and "
                                                 "'openfer models fetch face-landmarker').")] = False,
     model_dir: Annotated[Optional[Path], typer.Option(help="Folder holding face_landmarker.task for --geometry "
-                                                           "(default: $OPENFER_MODEL_DIR, then the user cache).")] = None,
+                                                           "or faceres.json/.bin for --reid (default: "
+                                                           "$OPENFER_MODEL_DIR, then the user cache).")] = None,
     threads: Annotated[int, typer.Option(min=0, help="ONNX Runtime threads per analyzer (0: one per core; with "
                                                      "--engine ray: the CPUs each worker gets).")] = 0,
     engine: Annotated[Literal["local", "ray"], typer.Option(help="ray: the same analysis on a Ray cluster (\\[scale] "
@@ -148,8 +153,8 @@ def analyze(
     detection = _detection(detector, threshold, max_side, upscale)
     items = list(paths or [])
     geo = _geometry_stage(model_dir) if geometry else None
-    if model_dir is not None and not geometry:
-        err.print("[yellow]warning:[/yellow] --model-dir only applies with --geometry")
+    if model_dir is not None and not geometry and not reid:
+        err.print("[yellow]warning:[/yellow] --model-dir only applies with --geometry or --reid")
     if fps is not None and fps <= 0:
         _usage(f"--fps must be above 0, got {fps:g}")
     if smooth == 0:
@@ -175,7 +180,7 @@ def analyze(
                       if given]
         analyze_ray(items, out=out, settings=AnalysisSettings(
             model=model, prior=prior, detection=detection, threads=threads, every=every, fps=fps, start=start, end=end,
-            smooth=smooth, geometry=geometry, model_dir=model_dir, audio=audio, detect_every=detect_every),
+            smooth=smooth, geometry=geometry, model_dir=model_dir, audio=audio, detect_every=detect_every, reid=reid),
             address=address, workers=workers,
             recursive=recursive, quiet=quiet, local_only=local_only)
     if address is not None or workers is not None:
@@ -184,20 +189,21 @@ def analyze(
     if len(videos) > 1 or (videos and len(items) == 1 and Path(items[0]).is_dir()):
         _analyze_batch(videos, photo_items, out=out, model=model, prior=prior, detection=detection, every=every,
                        fps=fps, start=start, end=end, smooth=smooth, recursive=recursive, quiet=quiet, geometry=geo,
-                       threads=threads, audio=audio, detect_every=detect_every)
+                       threads=threads, audio=audio, detect_every=detect_every, reid=_reid_stage(model_dir, reid))
         return
     if camera is not None or sequence or any(is_video_input(i) for i in items):
         _analyze_video(items, camera=camera, sequence=sequence, out=out or (Path(csv) if csv else None) or (
             Path(jsonl) if jsonl and jsonl != "-" else None), summary=summary, annotate=annotate, model=model,
             detection=detection, every=every, fps=fps, start=start, end=end, smooth=smooth, preview=preview,
             recursive=recursive, quiet=quiet, geometry=geo, prior=prior, overwrite=overwrite, threads=threads,
-            audio=audio, detect_every=detect_every)
+            audio=audio, detect_every=detect_every, reid=_reid_stage(model_dir, reid))
         return
     video_only = [name for name, given in (("--summary", summary is not None), ("--every", every != 1),
                                            ("--detect-every", detect_every != DEFAULT_DETECT_EVERY),
                                            ("--fps", fps is not None), ("--start", start != 0),
                                            ("--end", end is not None), ("--smooth", smooth != 1),
-                                           ("--preview", preview), ("--audio", audio)) if given]
+                                           ("--preview", preview), ("--audio", audio), ("--reid", reid))
+                  if given]
     if video_only:
         _usage(f"{', '.join(video_only)} only apply to videos (the inputs are photos); for photos use --out "
                "results.jsonl or faces.csv, --annotate FOLDER")
@@ -318,9 +324,22 @@ def _geometry_stage(model_dir: Path | None):
         raise typer.Exit(2)
 
 
+def _reid_stage(model_dir: Path | None, reid: bool):
+    """The ``--reid`` face describer (loaded once, shared by the videos of a run), or exit 2 with a one-line
+    message (no faceres files: how to get them)."""
+    if not reid:
+        return None
+    from openfer.track.identity import load_describer
+
+    try:
+        return load_describer(model_dir)
+    except (OpenferError, OSError, ValueError) as e:
+        _usage(f"--reid: {e}")
+
+
 def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate, model, detection, every, fps, start,
                    end, smooth, preview, recursive, quiet, geometry=None, prior: str = "training",
-                   overwrite: bool, threads: int, audio: bool, detect_every: int) -> None:
+                   overwrite: bool, threads: int, audio: bool, detect_every: int, reid=None) -> None:
     """The video branch of ``analyze``: open one source, run the streaming pipeline, report."""
     from openfer.analyzer import Analyzer
     from openfer.io.images import expand_inputs
@@ -372,7 +391,7 @@ def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate
             task = progress.add_task(f"analyzing {source.name}", total=source.expected_frames, fps=0.0)
             result = run_video(analyzer, source, out=out, summary_path=summary, annotate_path=annotate,
                                tracker=tracker, smoother=smoother, preview=preview, voice=voice,
-                               detect_every=detect_every,
+                               detect_every=detect_every, reid=_reidentifier(reid),
                                on_frame=lambda r: progress.update(task, completed=r.frames, fps=r.fps))
     except OSError as e:  # an output that cannot be written
         usage(f"cannot write results: {e}")
@@ -395,8 +414,18 @@ def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate
     raise typer.Exit(1 if result.problems else 0)
 
 
+def _reidentifier(describer):
+    """A new ``Reidentifier`` for one video over the run's describer (None without --reid)."""
+    if describer is None:
+        return None
+    from openfer.track.reid import Reidentifier
+
+    return Reidentifier(describer)
+
+
 def _analyze_batch(videos: list[Path], photo_items: list[str], *, out, model, prior, detection, every, fps, start,
-                   end, smooth, recursive, quiet, geometry, threads: int, audio: bool, detect_every: int) -> None:
+                   end, smooth, recursive, quiet, geometry, threads: int, audio: bool, detect_every: int,
+                   reid=None) -> None:
     """Several videos (a folder, a glob, a list): rows and summary per video in the --out folder, a manifest that
     lets a rerun skip finished videos, people.csv across them, and the photos of mixed folders beside them."""
     from openfer.analyzer import Analyzer
@@ -420,7 +449,7 @@ def _analyze_batch(videos: list[Path], photo_items: list[str], *, out, model, pr
     mark_output_folder(out)  # a later run over a folder holding it does not read its files as inputs
     settings = AnalysisSettings(model=model, prior=prior, detection=detection, every=every, fps=fps, start=start,
                                 end=end, smooth=smooth, geometry=geometry is not None, audio=audio,
-                                detect_every=detect_every).manifest_settings()
+                                detect_every=detect_every, reid=reid is not None).manifest_settings()
 
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TimeRemainingColumn(), console=err, disable=quiet)
@@ -435,6 +464,7 @@ def _analyze_batch(videos: list[Path], photo_items: list[str], *, out, model, pr
         try:
             return analyze_video_file(
                 analyzer, video, rows, summary, sampling, smooth, voice=voice, detect_every=detect_every,
+                reid=_reidentifier(reid),
                 on_open=lambda source: tasks.append(progress.add_task(f"  {video.name}", total=source.expected_frames)),
                 on_frame=lambda r: progress.update(tasks[0], completed=r.frames))
         finally:

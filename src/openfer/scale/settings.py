@@ -35,6 +35,8 @@ class AnalysisSettings:
         audio: videos also get their voice columns (``openfer.audio``, ``[audio]`` extra).
         detect_every: videos run the face detector every this many analysed frames and follow faces between
             (``openfer.track.follow``; 1: every frame).
+        reid: videos re-identify people who come back (``openfer.track.reid``), with the faceres files from
+            ``model_dir`` (None: the default places).
     """
 
     model: str = "default"
@@ -50,6 +52,7 @@ class AnalysisSettings:
     model_dir: Path | None = None
     audio: bool = False
     detect_every: int = DEFAULT_DETECT_EVERY
+    reid: bool = False
 
     def __post_init__(self) -> None:
         if self.threads < 0:
@@ -91,4 +94,14 @@ class AnalysisSettings:
                 "max_side": d.max_side, "upscale": d.upscale, "every": self.every, "fps": self.fps,
                 "start": self.start, "end": self.end, "smooth": self.smooth, "detect_every": self.detect_every,
                 "geometry": self.geometry,
-                **({"audio": True} if self.audio else {})}
+                **({"audio": True} if self.audio else {}), **({"reid": True} if self.reid else {})}
+
+    def reidentifier(self):
+        """A new ``openfer.track.reid.Reidentifier`` for one video, or None without ``reid``; the faceres network
+        is loaded once per process."""
+        if not self.reid:
+            return None
+        from openfer.track.identity import shared_describer
+        from openfer.track.reid import Reidentifier
+
+        return Reidentifier(shared_describer(self.model_dir))

@@ -10,6 +10,7 @@ no converted file are needed.
 from __future__ import annotations
 
 import time
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -96,3 +97,9 @@ def load_describer(model_dir: str | Path | None = None, size: int = DEFAULT_SIZE
     options.inter_op_num_threads = 1
     session = ort.InferenceSession(build_onnx(path, size), options, providers=["CPUExecutionProvider"])
     return FaceDescriber(session, size)
+
+
+@lru_cache(maxsize=2)
+def shared_describer(model_dir: Path | None = None) -> FaceDescriber:
+    """``load_describer(model_dir)`` made once per process (cluster workers analyse many videos)."""
+    return load_describer(model_dir)
