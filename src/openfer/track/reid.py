@@ -48,11 +48,12 @@ class ReidSettings:
     Attributes:
         threshold: cosine similarity between a new track's mean descriptor and an absent identity's closest
             gallery descriptor at or above which they are linked. Higher makes fewer wrong merges of two people
-            but leaves more returns unrecognised. 0.7: one camera and one light make different people look more
-            alike than LFW's news photos do: of London's studio portraits (one studio, as in a session video),
-            0.28 % of different-person pairs reach 0.7 (4.8 % reach 0.6) and every same-person pair (neutral vs
-            smiling) does (lowest 0.76); on LFW 0.1 % of different-person pairs reach 0.6 (``benchmarks/reid.py
-            template`` and ``london``). Within a video the same person scored 0.85-0.99 on the generated clips.
+            but leaves more returns unrecognised. 0.75: one camera and one light make different people look more
+            alike than LFW's news photos do. Of London's studio portraits (one studio, as in a session video),
+            0.04 % of different-person pairs reach 0.75 (0.28 % reach 0.7, 4.8 % reach 0.6) and every same-person
+            pair (neutral vs smiling, lowest 0.76) does; on LFW 0.1 % of different-person pairs reach 0.6
+            (``benchmarks/reid.py template`` and ``london``). On the generated clips 0.7 let one stranger take an
+            absent person's id (similarity 0.73), and returning people scored 0.85-0.99 (docs/sessions.md).
         max_gap_seconds: an identity absent for longer is no longer a candidate (None: any time within the video).
         descriptors: usable views of a new track's face collected before deciding (fewer decides sooner on less).
         max_hold: frames a new track's frames are held back at most while they are collected; then it is decided
@@ -71,7 +72,7 @@ class ReidSettings:
             their own ids. Lower finds softer cuts (None: never).
     """
 
-    threshold: float = 0.7
+    threshold: float = 0.75
     max_gap_seconds: float | None = None
     descriptors: int = 3
     max_hold: int = 15
@@ -213,9 +214,9 @@ class Reidentifier:
             self.cuts.append(self._frame)
         faces = [f if f.track_id is None else dataclasses.replace(f, track_id=self._key(f.track_id)) for f in faces]
         present = {f.track_id for f in faces if f.track_id is not None}
-        for track in [k for k, new in self._new.items() if k not in present]:
-            if self._frame - self._new[track].last_frame > s.max_hold:  # vanished and not continued: decide
-                self._decide(track)
+        # vanished and not continued by another track within max_hold frames: decide
+        self._decide(*[k for k, new in self._new.items()
+                       if k not in present and self._frame - new.last_frame > s.max_hold])
         want: list[tuple[Face, int]] = []
         for f in faces:
             if f.track_id is None:
@@ -242,9 +243,8 @@ class Reidentifier:
                     self._new[track].views.append(d)
                 else:
                     self._remember(self._identities[self._tracks[track]], d)
-        for track, new in list(self._new.items()):
-            if len(new.views) >= s.descriptors or new.frames >= s.max_hold:
-                self._decide(track)
+        self._decide(*[k for k, new in self._new.items()
+                       if len(new.views) >= s.descriptors or new.frames >= s.max_hold])
         self._split_duplicates(faces, t)
         return faces
 
@@ -290,12 +290,15 @@ class Reidentifier:
         ident.gallery.append(d)
         del ident.gallery[: -self.settings.gallery]
 
-    def _decide(self, track: int) -> None:
-        """Link the new ``track`` to the best absent identity, or give it a new one."""
-        new = self._new.pop(track)
+    def _decide(self, *tracks: int) -> None:
+        """Link the new ``tracks`` (decided together) to absent identities, best similarity first, one track per
+        identity; the others become new identities."""
         s = self.settings
-        best, best_sim = None, -np.inf
-        if new.views:
+        news = {k: self._new.pop(k) for k in tracks}
+        pairs = []  # (similarity, track, identity)
+        for k, new in news.items():
+            if not new.views:
+                continue
             probe = np.mean(new.views, axis=0)
             probe /= max(float(np.linalg.norm(probe)), 1e-12)
             for ident in self._identities.values():
@@ -304,22 +307,27 @@ class Reidentifier:
                 if s.max_gap_seconds is not None and new.first_seen - ident.last_seen > s.max_gap_seconds:
                     continue
                 sim = max(float(g @ probe) for g in ident.gallery)
-                if sim > best_sim:
-                    best, best_sim = ident, sim
-        if best is not None and best_sim >= s.threshold:
-            self.links.append((track, best.id, best_sim, new.first_seen - best.last_seen))
-            ident = best
-        else:
-            ident = self._identities[len(self._identities)] = _Identity(len(self._identities))
-        for k in [track, *new.absorbed]:
-            self._tracks[k] = ident.id
-        ident.last_seen = max(ident.last_seen, new.last_seen)
-        for d in new.views:
-            self._remember(ident, d)
+                if sim >= s.threshold:
+                    pairs.append((sim, k, ident.id))
+        linked: dict[int, int] = {}  # track -> identity
+        for sim, k, i in sorted(pairs, reverse=True):
+            if k in linked or i in linked.values():
+                continue
+            linked[k] = i
+            self.links.append((k, i, sim, news[k].first_seen - self._identities[i].last_seen))
+        for k, new in news.items():  # in the order the tracks started: new identities are numbered that way
+            if k in linked:
+                ident = self._identities[linked[k]]
+            else:
+                ident = self._identities[len(self._identities)] = _Identity(len(self._identities))
+            for key in [k, *new.absorbed]:
+                self._tracks[key] = ident.id
+            ident.last_seen = max(ident.last_seen, new.last_seen)
+            for d in new.views:
+                self._remember(ident, d)
 
     def _decide_all(self) -> None:
-        for track in list(self._new):
-            self._decide(track)
+        self._decide(*self._new)
 
     def _split_duplicates(self, faces: list[Face], t: float) -> None:
         """Two decided tracks of one identity in one frame (the tracker revived an old track of a person already
