@@ -191,6 +191,15 @@ def test_gates_keep_two_people_apart():
     assert sorted(ids[-1]) == [0, 1]
 
 
+def test_a_short_track_decided_after_a_later_one_still_joins_it():
+    """Track 0 (2 views, then gone) waits for a continuation while track 1, the same person elsewhere, is decided
+    first: they were never visible together, so track 0 joins track 1's identity rather than becoming another."""
+    frames = [[(0, 0, 0)]] * 2 + [[]] + [[(1, 0, 120)]] * 3 + [[]] * 6
+    ids, reid = _run(frames, PEOPLE, descriptors=3, max_hold=5)
+    assert ids == [[0]] * 2 + [[]] + [[0]] * 3 + [[]] * 6
+    assert [(t, i) for t, i, _, _ in reid.links] == [(0, 0)] and reid.links[0][3] == pytest.approx(0.2)
+
+
 def test_a_cut_makes_every_face_a_new_track_to_re_identify():
     """The tracker keeps track 0 across the cut (the boxes overlap) although another person stands there: after
     the cut the face is re-identified (person 1, new id), and person 0 gets id 0 back after a second cut."""

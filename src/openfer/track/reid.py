@@ -12,8 +12,8 @@ allow it — or becomes a new identity. Because the decision comes before those 
 
 Gates (each rules a candidate identity out, whatever the descriptors say):
 
-* **not co-visible**: an identity seen in any frame at or after the new track's first frame is someone else (one
-  person is not in the picture twice);
+* **not co-visible**: an identity seen at any time while the new track was seen is someone else (one person is
+  not in the picture twice);
 * **cuts**: at a cut (the whole picture changes at once) every face starts a new track, so the tracker's box
   overlap cannot carry an id over to another person who stands where someone stood;
 * **time**: an identity absent for longer than ``max_gap_seconds`` is not a candidate (None: no limit);
@@ -91,11 +91,34 @@ class ReidSettings:
             raise UsageError(f"max_gap_seconds must be >= 0 or None, got {self.max_gap_seconds}")
 
 
+#: Visible spans of one identity closer than this (seconds) are one span (frames of one track are this close).
+_SPAN_GAP = 1.0
+
+
 @dataclass
 class _Identity:
     id: int
     gallery: list[np.ndarray] = field(default_factory=list)
-    last_seen: float = -np.inf
+    seen: list[list[float]] = field(default_factory=list)  # [start, end] seconds when visible, in order
+
+    def see(self, start: float, end: float) -> None:
+        """Add a time span the person was visible (merged with spans that overlap or nearly touch)."""
+        spans = sorted([*self.seen, [start, end]])
+        self.seen = [spans[0]]
+        for a, b in spans[1:]:
+            if a <= self.seen[-1][1] + _SPAN_GAP:
+                self.seen[-1][1] = max(self.seen[-1][1], b)
+            else:
+                self.seen.append([a, b])
+
+    def overlaps(self, start: float, end: float) -> bool:
+        """Whether the person was visible at some time between ``start`` and ``end``."""
+        return any(a <= end and b >= start for a, b in self.seen)
+
+    def gap_to(self, start: float, end: float) -> float:
+        """Seconds between the span ``start``-``end`` and the nearest time the person was visible (0: overlapping;
+        inf: never visible)."""
+        return min((max(a - end, start - b, 0.0) for a, b in self.seen), default=np.inf)
     last_described: int = -(10**9)
 
 
@@ -232,7 +255,7 @@ class Reidentifier:
                     want.append((f, f.track_id))
             else:
                 ident = self._identities[self._tracks[f.track_id]]
-                ident.last_seen = t
+                ident.see(t, t)
                 if ok and self._frame - ident.last_described >= s.refresh_frames:
                     ident.last_described = self._frame
                     want.append((f, f.track_id))
@@ -302,9 +325,9 @@ class Reidentifier:
             probe = np.mean(new.views, axis=0)
             probe /= max(float(np.linalg.norm(probe)), 1e-12)
             for ident in self._identities.values():
-                if not ident.gallery or ident.last_seen >= new.first_seen:
+                if not ident.gallery or ident.overlaps(new.first_seen, new.last_seen):
                     continue  # no views, or visible together with the new track: someone else
-                if s.max_gap_seconds is not None and new.first_seen - ident.last_seen > s.max_gap_seconds:
+                if s.max_gap_seconds is not None and ident.gap_to(new.first_seen, new.last_seen) > s.max_gap_seconds:
                     continue
                 sim = max(float(g @ probe) for g in ident.gallery)
                 if sim >= s.threshold:
@@ -314,7 +337,7 @@ class Reidentifier:
             if k in linked or i in linked.values():
                 continue
             linked[k] = i
-            self.links.append((k, i, sim, news[k].first_seen - self._identities[i].last_seen))
+            self.links.append((k, i, sim, self._identities[i].gap_to(news[k].first_seen, news[k].last_seen)))
         for k, new in news.items():  # in the order the tracks started: new identities are numbered that way
             if k in linked:
                 ident = self._identities[linked[k]]
@@ -322,7 +345,7 @@ class Reidentifier:
                 ident = self._identities[len(self._identities)] = _Identity(len(self._identities))
             for key in [k, *new.absorbed]:
                 self._tracks[key] = ident.id
-            ident.last_seen = max(ident.last_seen, new.last_seen)
+            ident.see(new.first_seen, new.last_seen)
             for d in new.views:
                 self._remember(ident, d)
 
@@ -336,7 +359,7 @@ class Reidentifier:
         for f in sorted((f for f in faces if f.track_id in self._tracks), key=lambda f: f.track_id):
             ident = self._tracks[f.track_id]
             if ident in seen:
-                new = self._identities[len(self._identities)] = _Identity(len(self._identities), last_seen=t)
+                new = self._identities[len(self._identities)] = _Identity(len(self._identities), seen=[[t, t]])
                 self._tracks[f.track_id] = new.id
             else:
                 seen[ident] = f.track_id
