@@ -121,6 +121,26 @@ def test_published_faceres_spec_pins_both_files():
     assert model_file.MODEL_FILES["faceres"] is FACERES
 
 
+@pytest.mark.skipif(not (REAL / "faceres.json").is_file(), reason=f"faceres files not found at {REAL}")
+def test_cli_fetches_the_real_faceres_from_a_local_copy_and_settings_record_reid(tmp_path):
+    from typer.testing import CliRunner
+
+    from openfer.cli import app
+    from openfer.scale.settings import AnalysisSettings
+
+    res = CliRunner().invoke(app, ["models", "fetch", "faceres", "--model-dir", str(tmp_path),
+                                   "--url", (REAL / "faceres.json").resolve().as_uri()])
+    assert res.exit_code == 0, res.output
+    assert model_file.find_model(FACERES, tmp_path) == tmp_path / "faceres.json"
+    assert (tmp_path / "faceres.bin").read_bytes() == (REAL / "faceres.bin").read_bytes()
+    # batch manifests hash the setting only when on, so earlier finished videos stay finished
+    assert "reid" not in AnalysisSettings().manifest_settings() and AnalysisSettings().reidentifier() is None
+    on = AnalysisSettings(reid=True, model_dir=tmp_path)
+    assert on.manifest_settings()["reid"] is True
+    first, second = on.reidentifier(), on.reidentifier()
+    assert first is not second and first.describer is second.describer  # a new state per video, one network
+
+
 # --- linking and its gates, with fake descriptors ---------------------------------------------------------------
 
 LM = np.array([[40, 40], [60, 40], [50, 50], [42, 60], [58, 60]], np.float32)
