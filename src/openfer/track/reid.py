@@ -16,6 +16,8 @@ Gates (each rules a candidate identity out, whatever the descriptors say):
   not in the picture twice);
 * **cuts**: at a cut (the whole picture changes at once) every face starts a new track, so the tracker's box
   overlap cannot carry an id over to another person who stands where someone stood;
+* **crossing**: a visible person's face is described again every ``refresh_frames``; one that no longer resembles
+  their gallery (``split_below``) means the tracker moved the id onto someone else, and the track is split there;
 * **time**: an identity absent for longer than ``max_gap_seconds`` is not a candidate (None: no limit);
 * **appearance**: only faces at least ``min_eye_px`` between the eyes, roughly frontal and not cut by the frame's
   edge are described, so the decision rests on views the network reads well.
@@ -70,6 +72,10 @@ class ReidSettings:
             generated clips (benchmarks/reid.py) frames within a shot differed by at most 13 (a panel sliding in
             front of a face), cuts by 21 to 62. A false cut costs little: the same faces are re-identified with
             their own ids. Lower finds softer cuts (None: never).
+        split_below: when a visible person's face is described again (``refresh_frames``) and is less similar than
+            this to every view in their gallery, the tracker has moved their id onto someone else (faces crossing):
+            from that frame the track is re-identified as a new one. 0.5 is above most different-person pairs of
+            London's portraits (median 0.43) and far below the same person's (lowest 0.76). None: never.
     """
 
     threshold: float = 0.75
@@ -81,6 +87,7 @@ class ReidSettings:
     refresh_frames: int = 10
     gallery: int = 8
     cut_threshold: float | None = 18.0
+    split_below: float | None = 0.5
 
     def __post_init__(self) -> None:
         if not -1.0 <= self.threshold <= 1.0:
@@ -188,8 +195,9 @@ class Reidentifier:
         self._keys: dict[int, int] = {}  # tracker's track id -> its track key since the last cut
         self._thumb: np.ndarray | None = None
         self._next_key = 0
-        #: cuts found (frame numbers, 1-based)
+        #: cuts found, and tracks split because their face changed (frame numbers, 1-based)
         self.cuts: list[int] = []
+        self.splits: list[int] = []
         self._frame = 0
         #: links made: (track id, identity id, similarity, seconds absent) for the summary
         self.links: list[tuple[int, int, float, float]] = []
@@ -216,6 +224,7 @@ class Reidentifier:
         """The identities, the links made and the descriptors' cost (for the run's summary JSON)."""
         count, seconds = getattr(self.describer, "count", 0), getattr(self.describer, "seconds", 0.0)
         return {"identities": len(self._identities), "tracks": len(self._tracks), "cuts": self.cuts,
+                "splits": self.splits,
                 "descriptors": count,
                 "ms_per_descriptor": round(1000 * seconds / count, 2) if count else None,
                 "links": [{"track": t, "face_id": i, "similarity": round(s, 4), "absent_seconds": round(g, 3)}
@@ -261,15 +270,31 @@ class Reidentifier:
                     want.append((f, f.track_id))
         if want:
             descriptors = self.describer.describe(image, [f for f, _ in want])
-            for (_, track), d in zip(want, descriptors):
+            for (f, track), d in zip(want, descriptors):
                 if track in self._new:
                     self._new[track].views.append(d)
+                    continue
+                ident = self._identities[self._tracks[track]]
+                if ident.gallery and s.split_below is not None and max(float(g @ d) for g in ident.gallery) \
+                        < s.split_below:
+                    faces = self._resplit(track, f, t, d, faces)
                 else:
-                    self._remember(self._identities[self._tracks[track]], d)
+                    self._remember(ident, d)
         self._decide(*[k for k, new in self._new.items()
                        if len(new.views) >= s.descriptors or new.frames >= s.max_hold])
         self._split_duplicates(faces, t)
         return faces
+
+    def _resplit(self, key: int, face: Face, t: float, view: np.ndarray, faces: list[Face]) -> list[Face]:
+        """The tracker's track under ``key`` now shows someone else (its id moved between crossing faces): from this
+        frame on it is a new track to re-identify, starting with ``view``; returns ``faces`` relabelled."""
+        tracker_id = next(k for k, v in self._keys.items() if v == key)
+        new_key = self._keys[tracker_id] = self._next_key
+        self._next_key += 1
+        self._new[new_key] = _NewTrack(first_seen=t, last_seen=t, last_frame=self._frame, box=face.box, frames=1,
+                                       views=[view])
+        self.splits.append(self._frame)
+        return [dataclasses.replace(f, track_id=new_key) if f.track_id == key else f for f in faces]
 
     def _key(self, track: int) -> int:
         """The key of the tracker's ``track`` (a fresh one for its first face after a cut)."""
