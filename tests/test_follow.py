@@ -216,7 +216,9 @@ def test_centerface_edit_is_cached_so_start_up_skips_onnx(tmp_path, monkeypatch)
 
 def test_cheap_scheduled_detection_refreshes_followed_faces_on_crops_and_finds_new_ones(analyzer):
     """A scheduled detection while a face is followed: the face is detected again on a crop around it (its box
-    and landmarks as a full-frame detection gives them), and a new face elsewhere comes from a 320-px copy."""
+    and landmarks as a full-frame detection gives them), and new faces are looked for on a 320-px copy; a
+    newcomer found there is detected on the whole frame (so the tracker gives it an id at once), and the next
+    scheduled detection is cheap again."""
     from conftest import grey_canvas, paste_head
 
     first = grey_canvas()
@@ -237,8 +239,14 @@ def test_cheap_scheduled_detection_refreshes_followed_faces_on_crops_and_finds_n
     faces = follower.step(later, 1 / 30)  # carried: the new face is not seen yet
     assert len(faces) == 1 and len(seen) == 1
     faces = follower.step(later, 2 / 30)
-    assert (480, 640) not in seen[1:] and (240, 320) in seen[1:], seen
-    assert max(h * w for h, w in seen[1:]) < 480 * 640 / 3, "a crop around the followed face, and the small copy"
+    assert (240, 320) in seen[1:-1] and seen[-1] == (480, 640), seen  # crop, small copy, then the whole frame
+    assert max(h * w for h, w in seen[1:-1]) < 480 * 640 / 3, "a crop around the followed face, and the small copy"
+    assert sorted(f.track_id for f in faces) == [0, 1]  # the newcomer has its id on the frame it was found
+    follower.step(later, 3 / 30)  # carried
+    before = len(seen)
+    faces = follower.step(later, 4 / 30)  # scheduled again, nobody new: crops and the small copy only
+    assert len(seen) > before and (480, 640) not in seen[before:], seen
+    assert max(h * w for h, w in seen[before:]) < 480 * 640 / 3, "crops around the followed faces, the small copy"
     full = analyzer.detector.detect(later)
     assert len(faces) == len(full) == 2
     for f in full:

@@ -108,6 +108,10 @@ def analyze(
                                                             "analysed frame, and at once when its face crop looks "
                                                             "different; frames between repeat its last "
                                                             "probabilities. 1 classifies every frame.")] = 5,  # = DEFAULT_CLASSIFY_EVERY
+    reid: Annotated[bool, typer.Option(help="Video: re-identify people who leave and come back, are hidden for "
+                                            "seconds or reappear after a cut, so they keep their face_id (faceres "
+                                            "identity network: 'openfer models fetch faceres' or --model-dir; "
+                                            "docs/sessions.md).")] = False,
     fps: Annotated[Optional[float], typer.Option(help="Video: analyse at most this many frames per second "
                                                       "(with --sequence: the frame rate of the images, default 30).")] = None,
     start: Annotated[float, typer.Option(min=0.0, help="Video: start at this time, seconds.")] = 0.0,
@@ -124,7 +128,8 @@ def analyze(
                                                 "quality flags (OpenFace-style columns; \\[geometry] extra and "
                                                 "'openfer models fetch face-landmarker').")] = False,
     model_dir: Annotated[Optional[Path], typer.Option(help="Folder holding face_landmarker.task for --geometry "
-                                                           "(default: $OPENFER_MODEL_DIR, then the user cache).")] = None,
+                                                           "or faceres.json/.bin for --reid (default: "
+                                                           "$OPENFER_MODEL_DIR, then the user cache).")] = None,
     threads: Annotated[int, typer.Option(min=0, help="ONNX Runtime threads per analyzer (0: one per core; with "
                                                      "--engine ray: the CPUs each worker gets).")] = 0,
     engine: Annotated[Literal["local", "ray"], typer.Option(help="ray: the same analysis on a Ray cluster (\\[scale] "
@@ -154,8 +159,8 @@ def analyze(
     detection = _detection(detector, threshold, max_side, upscale)
     items = list(paths or [])
     geo = _geometry_stage(model_dir) if geometry else None
-    if model_dir is not None and not geometry:
-        err.print("[yellow]warning:[/yellow] --model-dir only applies with --geometry")
+    if model_dir is not None and not geometry and not reid:
+        err.print("[yellow]warning:[/yellow] --model-dir only applies with --geometry or --reid")
     if fps is not None and fps <= 0:
         _usage(f"--fps must be above 0, got {fps:g}")
     if smooth == 0:
@@ -182,7 +187,7 @@ def analyze(
         analyze_ray(items, out=out, settings=AnalysisSettings(
             model=model, prior=prior, detection=detection, threads=threads, every=every, fps=fps, start=start, end=end,
             smooth=smooth, geometry=geometry, model_dir=model_dir, audio=audio, detect_every=detect_every,
-            classify_every=classify_every),
+            classify_every=classify_every, reid=reid),
             address=address, workers=workers,
             recursive=recursive, quiet=quiet, local_only=local_only)
     if address is not None or workers is not None:
@@ -191,21 +196,23 @@ def analyze(
     if len(videos) > 1 or (videos and len(items) == 1 and Path(items[0]).is_dir()):
         _analyze_batch(videos, photo_items, out=out, model=model, prior=prior, detection=detection, every=every,
                        fps=fps, start=start, end=end, smooth=smooth, recursive=recursive, quiet=quiet, geometry=geo,
-                       threads=threads, audio=audio, detect_every=detect_every, classify_every=classify_every)
+                       threads=threads, audio=audio, detect_every=detect_every, classify_every=classify_every,
+                       reid=_reid_stage(model_dir, reid))
         return
     if camera is not None or sequence or any(is_video_input(i) for i in items):
         _analyze_video(items, camera=camera, sequence=sequence, out=out or (Path(csv) if csv else None) or (
             Path(jsonl) if jsonl and jsonl != "-" else None), summary=summary, annotate=annotate, model=model,
             detection=detection, every=every, fps=fps, start=start, end=end, smooth=smooth, preview=preview,
             recursive=recursive, quiet=quiet, geometry=geo, prior=prior, overwrite=overwrite, threads=threads,
-            audio=audio, detect_every=detect_every, classify_every=classify_every)
+            audio=audio, detect_every=detect_every, classify_every=classify_every, reid=_reid_stage(model_dir, reid))
         return
     video_only = [name for name, given in (("--summary", summary is not None), ("--every", every != 1),
                                            ("--detect-every", detect_every != DEFAULT_DETECT_EVERY),
                                            ("--classify-every", classify_every != DEFAULT_CLASSIFY_EVERY),
                                            ("--fps", fps is not None), ("--start", start != 0),
                                            ("--end", end is not None), ("--smooth", smooth != 1),
-                                           ("--preview", preview), ("--audio", audio)) if given]
+                                           ("--preview", preview), ("--audio", audio), ("--reid", reid))
+                  if given]
     if video_only:
         _usage(f"{', '.join(video_only)} only apply to videos (the inputs are photos); for photos use --out "
                "results.jsonl or faces.csv, --annotate FOLDER")
@@ -326,9 +333,23 @@ def _geometry_stage(model_dir: Path | None):
         raise typer.Exit(2)
 
 
+def _reid_stage(model_dir: Path | None, reid: bool):
+    """The ``--reid`` face describer (loaded once, shared by the videos of a run), or exit 2 with a one-line
+    message (no faceres files: how to get them)."""
+    if not reid:
+        return None
+    from openfer.track.identity import load_describer
+
+    try:
+        return load_describer(model_dir)
+    except (OpenferError, OSError, ValueError) as e:
+        _usage(f"--reid: {e}")
+
+
 def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate, model, detection, every, fps, start,
                    end, smooth, preview, recursive, quiet, geometry=None, prior: str = "training",
-                   overwrite: bool, threads: int, audio: bool, detect_every: int, classify_every: int) -> None:
+                   overwrite: bool, threads: int, audio: bool, detect_every: int, classify_every: int,
+                   reid=None) -> None:
     """The video branch of ``analyze``: open one source, run the streaming pipeline, report."""
     from openfer.track.bytetrack import preload
 
@@ -384,7 +405,7 @@ def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate
             task = progress.add_task(f"analyzing {source.name}", total=source.expected_frames, fps=0.0)
             result = run_video(analyzer, source, out=out, summary_path=summary, annotate_path=annotate,
                                tracker=tracker, smoother=smoother, preview=preview, voice=voice,
-                               detect_every=detect_every, classify_every=classify_every,
+                               detect_every=detect_every, classify_every=classify_every, reid=_reidentifier(reid),
                                on_frame=lambda r: progress.update(task, completed=r.frames, fps=r.fps))
     except OSError as e:  # an output that cannot be written
         usage(f"cannot write results: {e}")
@@ -407,9 +428,18 @@ def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate
     raise typer.Exit(1 if result.problems else 0)
 
 
+def _reidentifier(describer):
+    """A new ``Reidentifier`` for one video over the run's describer (None without --reid)."""
+    if describer is None:
+        return None
+    from openfer.track.reid import Reidentifier
+
+    return Reidentifier(describer)
+
+
 def _analyze_batch(videos: list[Path], photo_items: list[str], *, out, model, prior, detection, every, fps, start,
                    end, smooth, recursive, quiet, geometry, threads: int, audio: bool, detect_every: int,
-                   classify_every: int) -> None:
+                   classify_every: int, reid=None) -> None:
     """Several videos (a folder, a glob, a list): rows and summary per video in the --out folder, a manifest that
     lets a rerun skip finished videos, people.csv across them, and the photos of mixed folders beside them."""
     from openfer.analyzer import Analyzer
@@ -433,7 +463,8 @@ def _analyze_batch(videos: list[Path], photo_items: list[str], *, out, model, pr
     mark_output_folder(out)  # a later run over a folder holding it does not read its files as inputs
     settings = AnalysisSettings(model=model, prior=prior, detection=detection, every=every, fps=fps, start=start,
                                 end=end, smooth=smooth, geometry=geometry is not None, audio=audio,
-                                detect_every=detect_every, classify_every=classify_every).manifest_settings()
+                                detect_every=detect_every, classify_every=classify_every,
+                                reid=reid is not None).manifest_settings()
 
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TimeRemainingColumn(), console=err, disable=quiet)
@@ -448,7 +479,7 @@ def _analyze_batch(videos: list[Path], photo_items: list[str], *, out, model, pr
         try:
             return analyze_video_file(
                 analyzer, video, rows, summary, sampling, smooth, voice=voice, detect_every=detect_every,
-                classify_every=classify_every,
+                classify_every=classify_every, reid=_reidentifier(reid),
                 on_open=lambda source: tasks.append(progress.add_task(f"  {video.name}", total=source.expected_frames)),
                 on_frame=lambda r: progress.update(tasks[0], completed=r.frames))
         finally:
@@ -631,7 +662,8 @@ app.add_typer(models_app, name="models")
 
 @models_app.command("fetch")
 def models_fetch(
-    name: Annotated[str, typer.Argument(help="Model file to download: face-landmarker (MediaPipe, Apache-2.0).")],
+    name: Annotated[str, typer.Argument(help="Model file to download: face-landmarker (MediaPipe, Apache-2.0) "
+                                                    "or faceres (face identity for --reid, MIT).")],
     model_dir: Annotated[Optional[Path], typer.Option(help="Save here instead of the user cache.")] = None,
     url: Annotated[Optional[str], typer.Option(help="Download from this URL (a mirror, or file:// a local copy) "
                                                     "instead of the official one; the SHA-256 is checked alike.")] = None,
@@ -643,7 +675,7 @@ def models_fetch(
         err.print(f"[red]error:[/red] unknown model file {name!r}; available: {', '.join(MODEL_FILES)}")
         raise typer.Exit(2)
     spec = MODEL_FILES[name]
-    progress = Progress(TextColumn(f"downloading {spec.filename}"), BarColumn(), MofNCompleteColumn(),
+    progress = Progress(TextColumn(f"downloading {spec.name}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=err)
     try:
         with progress:

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from openfer.cli import PRIOR_HELP, _e, _geometry_stage, _n, _usage, app, err
+from openfer.cli import PRIOR_HELP, _e, _geometry_stage, _n, _reid_stage, _reidentifier, _usage, app, err
 
 
 def _sources(items: list[str]) -> list[Path]:
@@ -49,8 +49,11 @@ def report(
     geometry: Annotated[bool, typer.Option(help="For videos: also estimate head pose and gaze, and report the time "
                                                 "each person faced and looked at the camera (\\[geometry] extra).")
                         ] = False,
-    model_dir: Annotated[Optional[Path], typer.Option(help="Folder holding face_landmarker.task for --geometry.")
-                         ] = None,
+    reid: Annotated[bool, typer.Option(help="For videos: a person who leaves and comes back, is hidden or "
+                                            "reappears after a cut keeps one face_id, so one section ('openfer "
+                                            "models fetch faceres' or --model-dir).")] = False,
+    model_dir: Annotated[Optional[Path], typer.Option(help="Folder holding face_landmarker.task for --geometry "
+                                                           "or faceres.json/.bin for --reid.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     audio: Annotated[bool, typer.Option(help="Videos: add the voice track (speech, vocal arousal) under the faces "
                                              "(\\[audio] extra; rows files show theirs when they have it).")] = False,
@@ -87,6 +90,7 @@ def report(
     if any(out.resolve() == s.resolve() for s in sources):
         _usage("--out must not be one of the inputs")
     analyzer = None
+    describer = _reid_stage(model_dir, reid) if any(not is_rows_file(s) for s in sources) else None
     if any(not is_rows_file(s) for s in sources):
         try:  # one detection pass per frame, as 'openfer analyze VIDEO'
             analyzer = Analyzer(detector=DetectorSettings(max_shrink=None).load(), classifier=model, prior=prior,
@@ -109,7 +113,7 @@ def report(
                 try:
                     files = report_session(source, out, stem, analyzer=analyzer, video=video, about=about,
                                            on_frame=lambda r: progress.update(frames, completed=r.frames),
-                                           audio=audio)
+                                           audio=audio, reid=_reidentifier(describer))
                     entries.append((files.html.name, files.summary, ""))
                 except KeyboardInterrupt:
                     raise

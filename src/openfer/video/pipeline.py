@@ -26,6 +26,7 @@ from openfer.report.summary import VideoSummary
 from openfer.track import EmaSmoother, FaceTracker
 from openfer.track.follow import DEFAULT_DETECT_EVERY, FaceFollower
 from openfer.track.reclassify import DEFAULT_CLASSIFY_EVERY, Reclassifier
+from openfer.track.reid import Reidentifier
 from openfer.types import Face
 from openfer.video.sinks import AnnotatedVideoWriter, PreviewWindow
 from openfer.video.sources import Frame, FrameSource
@@ -134,6 +135,7 @@ def run_video(
     detect_every: int = DEFAULT_DETECT_EVERY,
     follower: FaceFollower | None = None,
     classify_every: int = DEFAULT_CLASSIFY_EVERY,
+    reid: Reidentifier | None = None,
 ) -> VideoRunResult:
     """Analyse every sampled frame of ``source``, streaming rows, annotated frames and finally the summary.
 
@@ -163,6 +165,9 @@ def run_video(
         classify_every: classify a followed face at least every this many frames, and at once when its aligned
             crop looks different (``openfer.track.Reclassifier``); the frames between reuse its last probabilities.
             1: classify every face on every frame.
+        reid: re-identification (``openfer.track.reid.Reidentifier``): a person who comes back after an absence
+            or a cut keeps their ``face_id``; a new track's first frames are held back (up to
+            ``ReidSettings.max_hold``) until that is decided. The summary gets its ``reid`` section.
 
     Returns:
         What was done; ``problems`` lists what could not be read (the run itself does not raise for bad frames).
@@ -249,10 +254,14 @@ def run_video(
                 faces = follower.missed(t)
             yield frame, faces
 
+    def identified(frames) -> Iterator[tuple[Frame, list[Face]]]:
+        stream = found(frames)
+        return stream if reid is None else reid.relabel((fr, fr.timestamp, faces) for fr, faces in stream)
+
     reader = _Prefetch(source, prefetch) if prefetch > 0 else None
-    finder = _Prefetch(found(reader), prefetch, "openfer-faces") if reader is not None else None
+    finder = _Prefetch(identified(reader), prefetch, "openfer-faces") if reader is not None else None
     try:
-        for frame, faces in finder if finder is not None else found(source):
+        for frame, faces in finder if finder is not None else identified(source):
             pending.append((frame, faces))
             if len(pending) >= batch_frames and not flush():
                 result.interrupted = True
@@ -285,6 +294,8 @@ def run_video(
                           "problems": result.problems, "classes": list(classes), **summary.to_dict()}
         if voice is not None:
             result.summary["voice"] = voice.summary()
+        if reid is not None:
+            result.summary["reid"] = reid.summary()
         if summary_path:
             write_text_atomic(summary_path, json.dumps(result.summary, indent=2))
     return result
