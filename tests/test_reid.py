@@ -343,3 +343,42 @@ def test_a_cut_and_a_re_entry_keep_their_face_ids(tmp_path):
     assert summary["reid"]["identities"] == 2 and len(summary["reid"]["links"]) >= 2 and summary["reid"]["cuts"]
     assert sorted(t["face_id"] for t in summary["tracks"]) == [0, 1]
     assert isinstance(describer, FaceDescriber) and describer.count > 0
+
+
+# --- the web service ---------------------------------------------------------------------------------------------
+
+def test_service_video_job_reid_option(tmp_path, monkeypatch):
+    """POST /v1/jobs with reid=true: the returning astronaut keeps face_id 0 (generated faceres-format weights
+    found through OPENFER_MODEL_DIR); without the files on the server the job still runs and says why not."""
+    pytest.importorskip("fastapi", reason="the web service needs the [serve] extra")
+    import json
+
+    import openfer
+    from conftest import moving_faces_video
+    from test_service import client, upload, wait_job
+
+    spec, src = _tiny_spec(tmp_path)
+    monkeypatch.setattr(model_file, "FACERES", spec)
+    video = tmp_path / "clip.avi"
+    moving_faces_video(video, {0: [(20, 60, 110)] * 12 + [None] * 75 + [(200, 60, 110)] * 12})
+    analyzer = openfer.Analyzer()
+
+    def run(c, **form):
+        r = c.post("/v1/jobs", files=upload(video.read_bytes(), "clip.avi", "video/x-msvideo"), data=form)
+        assert r.status_code == 202, r.text
+        job = wait_job(c, r.json()["id"])
+        rows = [json.loads(line) for line in c.get(job["results"]["jsonl"]).text.splitlines()]
+        return job, sorted({row["face_id"] for row in rows if row["success"]})
+
+    monkeypatch.setenv("OPENFER_MODEL_DIR", str(src))
+    with client(analyzer, jobs_dir=str(tmp_path / "jobs")) as c:
+        assert run(c)[1] == [0, 1]
+        job, ids = run(c, reid="true")
+        assert ids == [0] and job["problems"] == [], job
+        assert c.get(job["results"]["summary"]).json()["reid"]["links"][0]["face_id"] == 0
+    monkeypatch.setenv("OPENFER_MODEL_DIR", str(tmp_path / "nowhere"))
+    with client(analyzer, jobs_dir=str(tmp_path / "jobs2")) as c:
+        job, ids = run(c, reid="true")
+        assert job["state"] == "done" and ids == [0, 1]
+        assert any("not re-identified" in p and "openfer models fetch faceres" in p for p in job["problems"]), job
+        assert not any(str(tmp_path) in p for p in job["problems"]), "no server path in what clients see"

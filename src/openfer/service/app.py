@@ -379,6 +379,11 @@ def create_app(config: ServiceConfig | None = None, analyzer: Analyzer | None = 
         audio: Annotated[bool, Form(description="also analyse the voice: speech, vocal arousal, speech-emotion "
                                                 "probabilities in the rows, summary and report ([audio] extra; "
                                                 "empty when the video has no sound)")] = False,
+        reid: Annotated[bool, Form(description="re-identify people who leave and come back, are hidden for "
+                                               "seconds or reappear after a cut, so they keep their face_id (needs "
+                                               "the faceres files on the server: 'openfer models fetch faceres' "
+                                               "or OPENFER_MODEL_DIR; without them the job says so and runs "
+                                               "without)")] = False,
     ) -> dict:
         head = await file.read(16)
         kind = sniff(head)
@@ -394,7 +399,7 @@ def create_app(config: ServiceConfig | None = None, analyzer: Analyzer | None = 
         try:
             await file.seek(0)
             frames = await asyncio.to_thread(_store_and_probe, file.file, target, cfg)
-            job = svc.jobs.submit(job_id, folder, target, fps=fps, expected_frames=frames, audio=audio)
+            job = svc.jobs.submit(job_id, folder, target, fps=fps, expected_frames=frames, audio=audio, reid=reid)
         except QueueFull as e:
             raise HTTPException(429, str(e), headers={"Retry-After": "30"}) from None
         except BaseException:

@@ -58,6 +58,7 @@ class Job:
     input: Path
     fps: float | None = None
     audio: bool = False  #: add the voice (openfer.audio) to the rows, summary and report
+    reid: bool = False  #: people who leave and come back keep their face_id (openfer.track.reid)
     state: str = "queued"
     created: float = field(default_factory=time.time)
     started: float | None = None
@@ -100,6 +101,7 @@ class JobStore:
         self.retention, self.max_frames, self.timeout = retention, max_frames, timeout
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
+        self._describer = None  # the face describer of re-identification, made by the first reid job
         # Unbounded on purpose: ``submit`` bounds the jobs waiting, and deleted jobs stay in here until a worker
         # skips them, so a size limit here could refuse a job that fits.
         self._queue: queue.Queue[Job | None] = queue.Queue()
@@ -122,13 +124,14 @@ class JobStore:
         return job_id, folder
 
     def submit(self, job_id: str, folder: Path, input_path: Path, fps: float | None = None,
-               expected_frames: int | None = None, audio: bool = False) -> Job:
+               expected_frames: int | None = None, audio: bool = False, reid: bool = False) -> Job:
         """Queue a job whose input is already in ``folder``.
 
         Raises:
             QueueFull: ``max_queued`` jobs are already waiting (the folder is deleted).
         """
-        job = Job(id=job_id, folder=folder, input=input_path, fps=fps, expected_frames=expected_frames, audio=audio)
+        job = Job(id=job_id, folder=folder, input=input_path, fps=fps, expected_frames=expected_frames, audio=audio,
+                  reid=reid)
         with self._lock:
             waiting = sum(j.state == "queued" for j in self._jobs.values())
             if waiting >= self._max_queued or self._closed.is_set():
@@ -229,10 +232,12 @@ class JobStore:
 
         files = {kind: job.folder / name for kind, name in RESULT_FILES.items()}
         voice = self._voice(job) if job.audio else None
+        reid = self._reidentifier(job) if job.reid else None
         with RowWriter(files["jsonl"], analyzer.classifier.classes,
                        voice=voice.classes if voice is not None else None) as jsonl:
             result = run_video(analyzer, source, out=files["csv"], summary_path=files["summary"],
-                               annotate_path=files["video"], on_rows=jsonl.write, on_frame=progress, voice=voice)
+                               annotate_path=files["video"], on_rows=jsonl.write, on_frame=progress, voice=voice,
+                               reid=reid)
         job.frames, job.faces, job.tracks = result.frames, result.faces, result.tracks
         job.problems += [self._public(job, p.replace("stopped: _Stop: ", "stopped: ")) for p in result.problems]
         if result.frames and not job.cancelled:
@@ -256,6 +261,27 @@ class JobStore:
         except Exception as e:  # noqa: BLE001 - the voice is an addition; its failure must not fail the job
             log.warning("job %s: no voice (%s)", job.id, e)
             job.problems.append(self._public(job, f"voice not analysed: {type(e).__name__}: {e}"))
+            return None
+
+    def _reidentifier(self, job: Job):
+        """A ``Reidentifier`` for ``reid`` jobs over the server's face describer (the faceres files from
+        ``$OPENFER_MODEL_DIR`` or the user cache, ``openfer models fetch faceres``; loaded once); without them, None
+        and a problem line: the job still runs, with the tracker's ids."""
+        try:
+            from openfer.track.identity import load_describer
+            from openfer.track.reid import Reidentifier
+
+            with self._lock:
+                if self._describer is None:
+                    self._describer = load_describer()
+            return Reidentifier(self._describer)
+        except Exception as e:  # noqa: BLE001 - re-identification is an addition; its absence must not fail the job
+            from openfer.geometry.model_file import ModelNotFoundError
+
+            log.warning("job %s: no re-identification (%s)", job.id, e)  # the details (server paths) stay in the log
+            why = ("the faceres files are not on this server (its operator can run 'openfer models fetch faceres')"
+                   if isinstance(e, ModelNotFoundError) else type(e).__name__)
+            job.problems.append(f"people not re-identified: {why}")
             return None
 
     def _report(self, job: Job, rows: Path, analyzer: Analyzer) -> None:

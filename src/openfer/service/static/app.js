@@ -279,6 +279,7 @@ async function uploadVideo(file) {
   const fps = $("video-fps").value;
   if (fps) body.append("fps", fps);
   if ($("video-audio").checked) body.append("audio", "true");
+  if ($("video-reid").checked) body.append("reid", "true");
   setStatus("video-status", `Uploading ${file.name}…`);
   const progress = $("video-progress");
   progress.hidden = false; progress.removeAttribute("value");
