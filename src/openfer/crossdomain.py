@@ -20,9 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from openfer.classify.prior import decision_of
 from openfer.errors import UnknownNameError, UnreadableInputError, UsageError
-from openfer.evaluate import calibration_metrics, check_outputs, classification_metrics, restrict
+from openfer.evaluate import calibration_metrics, check_outputs, classification_metrics, restrict, restricted_labels
 from openfer.labels import CANONICAL8, canonical
 from openfer.types import Face
 
@@ -249,7 +248,7 @@ def evaluate_photos(classifier, photos: PhotoSet, detections: PhotoDetections,
     p = restrict(full, classifier.classes, photos.classes)
     k = len(photos.classes)
     pred = np.full(len(photos), k, np.int64)
-    pred[found] = restrict(decision_of(classifier).weigh(full), classifier.classes, photos.classes).argmax(1)
+    pred[found] = restricted_labels(classifier, full, photos.classes)
     result = classification_metrics(photos.labels, pred, photos.classes + (NO_FACE,))
     result["support"].pop(NO_FACE)
     detected_only = classification_metrics(photos.labels[found], pred[found], photos.classes)

@@ -53,6 +53,12 @@ def restrict(probs: np.ndarray, model_classes: tuple[str, ...], classes: tuple[s
     return p / np.maximum(p.sum(1, keepdims=True), 1e-12)
 
 
+def restricted_labels(classifier, probs: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
+    """Label index (into ``classes``) of each row of the classifier's full probabilities ``probs``: its decision
+    rule (``openfer.classify.prior``), the argmax taken among the dataset's ``classes`` only."""
+    return restrict(decision_of(classifier).weigh(probs), classifier.classes, classes).argmax(1)
+
+
 def evaluate_set(classifier, data: FaceSet) -> dict:
     """Metrics of ``classifier`` on a labelled set; its label (``decision``) is restricted to the set's classes, so
     an 8-class model is scored fairly on a 7-class dataset (cross-dataset protocol). NLL and ECE score the
@@ -60,8 +66,7 @@ def evaluate_set(classifier, data: FaceSet) -> dict:
     check_outputs(classifier.classes, data.classes)
     full = classifier.predict_proba(data.pixels)
     p = restrict(full, classifier.classes, data.classes)
-    labels = restrict(decision_of(classifier).weigh(full), classifier.classes, data.classes).argmax(1)
-    result = classification_metrics(data.labels, labels, data.classes)
+    result = classification_metrics(data.labels, restricted_labels(classifier, full, data.classes), data.classes)
     result.update(calibration_metrics(p, data.labels))
     return result
 

@@ -112,12 +112,11 @@ class FaceFollower:
         h, w = image.shape[:2]
         side = min(max(h, w), getattr(self.detector, "max_side", None) or max(h, w))
         scale = _SCALED_SIDE / max(h, w) if side > _SCALED_SIDE * 1.25 else 1.0
-        new = self._detect(image, scale)
-        if scale < 1.0 and any(all(_overlap(f.box, r.box) < 0.3 for r in refreshed) for f in new):
+        new = [f for f in self._detect(image, scale) if all(_overlap(f.box, r.box) < 0.3 for r in refreshed)]
+        if new and scale < 1.0:
             # a newcomer: detect it on the whole frame, where its score (and so whether the tracker starts a
             # track for it at once, rather than leaving it without an id for a few frames) is as a full detection's
             return self.detector.detect(image)
-        new = [f for f in new if all(_overlap(f.box, r.box) < 0.3 for r in refreshed)]
         return sorted(refreshed + new, key=lambda f: -f.score)
 
     def _roi(self, image: np.ndarray, face: Face) -> Face | None:
