@@ -165,7 +165,8 @@ def profile(args) -> dict:
     from openfer import Analyzer
     from openfer.analyzer import face_crops
     from openfer.detect import load_detector
-    from openfer.io.rows import RowWriter, frame_rows
+    from openfer.io.rows import RowWriter
+    from openfer.types import ImageResult
     from openfer.track import FaceTracker
     from openfer.track.flow import FlowCarrier
     from openfer.video import open_source, run_video
@@ -220,7 +221,7 @@ def profile(args) -> dict:
         def write():
             w = RowWriter(Path(tmp) / "rows.csv", clf.classes)
             for i, faces in enumerate(classified):
-                w.write(frame_rows(i, i / 30, faces, clf.classes))
+                w.write(ImageResult(faces, frame=i, timestamp=i / 30).to_rows(clf.classes))
             w.close()
         timed("write_csv", write)
         for every in (1, args.detect_every):

@@ -303,7 +303,7 @@ def test_face_normalises_fields():
 def test_face_to_dict_json(analyzer):
     face = analyzer.analyze(astronaut())[0]
     d = face.to_dict()
-    assert set(d) == {"box", "score", "landmarks", "expression", "probabilities"}
+    assert set(d) == {"box", "confidence", "landmarks", "expression", "probabilities"}
     back = json.loads(json.dumps(d))
     assert back == d
     assert len(back["box"]) == 4 and np.array(back["landmarks"]).shape == (5, 2)
@@ -312,8 +312,37 @@ def test_face_to_dict_json(analyzer):
     assert abs(sum(back["probabilities"].values()) - 1) < 1e-3
     # A face before classification (no landmarks, NaN) is still serialisable.
     bare = openfer.Face(box=(0, 0, 1, 1), score=np.float32(0.7)).to_dict()
-    assert json.loads(json.dumps(bare)) == {"box": [0, 0, 1, 1], "score": 0.7, "landmarks": None,
+    assert json.loads(json.dumps(bare)) == {"box": [0, 0, 1, 1], "confidence": 0.7, "landmarks": None,
                                            "expression": None, "probabilities": {}}
+
+
+def test_image_result_is_the_one_serializer(analyzer, tmp_path):
+    """Issue 17: one result type per photo or frame; its JSON and rows use one name per field (``confidence``,
+    ``face``, ``face_id``, ``frame`` from 1) wherever they appear."""
+    path = save(tmp_path / "a.png", astronaut())
+    res = analyzer.result(path)
+    assert isinstance(res, openfer.ImageResult) and res.ok and (res.width, res.height) == (512, 512)
+    assert res.source == str(path) and res.detect_sides == (512,)
+    assert [f.box for f in res.faces] == [f.box for f in analyzer.analyze(path)]
+    rec = json.loads(json.dumps(res.to_dict()))
+    assert rec["path"] == str(path) and rec["num_faces"] == 1 and "frame" not in rec
+    assert rec["faces"][0] == res.faces[0].to_dict(index=0) and rec["faces"][0]["face"] == 0
+    (row,) = res.to_rows(CLASSES)
+    assert (row["path"], row["face"], row["confidence"]) == (str(path), 0, rec["faces"][0]["confidence"])
+    assert "frame" not in row and "score" not in row
+
+    tracked = openfer.Face(box=(0, 0, 10, 10), score=0.9, track_id=3, expression="neutral",
+                           probabilities=dict.fromkeys(CLASSES, 1 / len(CLASSES)))
+    frame = openfer.ImageResult([tracked], "v.mp4", 64, 48, frame=0, timestamp=0.5)
+    d = frame.to_dict()
+    assert (d["frame"], d["timestamp"], d["faces"][0]["face_id"], d["faces"][0]["face"]) == (1, 0.5, 3, 0)
+    (row,) = frame.to_rows(CLASSES)
+    assert (row["frame"], row["timestamp"], row["face_id"], row["success"]) == (1, 0.5, 3, 1)
+    empty = openfer.ImageResult([], frame=4, timestamp=1.0).to_rows(CLASSES)
+    assert [(r["frame"], r["face_id"], r["success"]) for r in empty] == [(5, -1, 0)]
+    assert openfer.ImageResult([], "x.png").to_rows(CLASSES) == []  # a photo without faces has no rows
+    failed = openfer.ImageResult(source="bad.jpg", error="file is empty")
+    assert not failed.ok and failed.to_dict()["num_faces"] == 0 and failed.to_dict()["error"] == "file is empty"
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 
 from conftest import ASTRONAUT_FACE, CLASSES, astronaut, chelsea, iou, label_of, save, scattered_heads, write_bytes
 from openfer.cli import app
-from openfer.io.writers import csv_columns
+from openfer.io.rows import row_columns
 
 RECORD_KEYS = {"path", "ok", "error", "width", "height", "num_faces", "faces", "annotated", "detect_sides"}
-FACE_KEYS = {"box", "score", "landmarks", "expression", "probabilities"}
+FACE_KEYS = {"face", "box", "confidence", "landmarks", "expression", "probabilities"}
 
 
 def run_cli(*args: str):
@@ -32,7 +32,7 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def check_record(rec: dict) -> None:
-    """The JSONL schema of src/openfer/io/writers.py::image_record."""
+    """The JSONL schema of ``ImageResult.to_dict`` (src/openfer/types.py)."""
     assert set(rec) == RECORD_KEYS
     assert isinstance(rec["path"], str) and isinstance(rec["ok"], bool)
     assert rec["ok"] == (rec["error"] is None)
@@ -42,9 +42,9 @@ def check_record(rec: dict) -> None:
     else:
         assert isinstance(rec["error"], str) and rec["error"].strip()
         assert rec["faces"] == [] and rec["width"] is None and rec["annotated"] is None
-    for f in rec["faces"]:
-        assert set(f) == FACE_KEYS
-        assert len(f["box"]) == 4 and 0 <= f["score"] <= 1
+    for i, f in enumerate(rec["faces"]):
+        assert set(f) == FACE_KEYS and f["face"] == i
+        assert len(f["box"]) == 4 and 0 <= f["confidence"] <= 1
         assert np.array(f["landmarks"]).shape == (5, 2)
         assert list(f["probabilities"]) == list(CLASSES)
         assert f["expression"] in CLASSES
@@ -89,7 +89,7 @@ def test_analyze_mixed_folder(mixed_folder, tmp_path):
 
     with open(out_csv, newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
-    assert rows[0] == csv_columns(CLASSES)
+    assert rows[0] == row_columns(CLASSES, photos=True)
     body = [dict(zip(rows[0], r)) for r in rows[1:]]
     assert len(body) == 2
     assert sorted(Path(r["path"]).relative_to(mixed_folder).as_posix() for r in body) == [
@@ -105,7 +105,7 @@ def test_analyze_mixed_folder(mixed_folder, tmp_path):
         face = by_name[Path(r["path"]).relative_to(mixed_folder).as_posix()]["faces"][0]
         np.testing.assert_allclose(p, [face["probabilities"][c] for c in CLASSES], atol=1e-4)
         np.testing.assert_allclose([float(r[k]) for k in ("x1", "y1", "x2", "y2")], face["box"], atol=0.01)
-        np.testing.assert_allclose(float(r["score"]), face["score"], atol=1e-4)
+        np.testing.assert_allclose(float(r["confidence"]), face["confidence"], atol=1e-4)
         assert r["expression"] == face["expression"]
 
     annotated = sorted(p for p in ann.iterdir() if p.name != ".openfer-output")
@@ -227,7 +227,7 @@ def test_analyze_haar_detector(tmp_path):
         (["--start", "2", "--end", "1"], "must come after --start"),
         (["--summary", "s.json"], "only apply to videos"),
         (["--every", "5", "--smooth", "0.5"], "--every, --smooth only apply to videos"),
-        (["--out", "rows.parquet"], "for photos give a .jsonl"),
+        (["--out", "rows.txt"], "for photos give a .jsonl"),
         (["--annotate", "one.jpg"], "give a folder"),
     ],
 )
@@ -243,17 +243,22 @@ def test_analyze_usage_errors_exit_2(tmp_path, monkeypatch, args, needle):
         assert "default" in res.output  # the message lists the registered models
 
 
-@pytest.mark.parametrize("ending, kind", [(".jsonl", "jsonl"), (".csv", "csv")])
-def test_photos_take_out_by_its_ending(tmp_path, ending, kind):
-    """One output vocabulary: --out FILE works for photos as for videos (it wrote nothing before)."""
+@pytest.mark.parametrize("ending", [".jsonl", ".csv", ".parquet"])
+def test_photos_take_out_by_its_ending(tmp_path, ending):
+    """One output vocabulary: --out FILE works for photos as for videos (it wrote nothing before), and the rows of a
+    photo have the same names as a video's where they mean the same (``confidence``, not ``score``)."""
     a = save(tmp_path / "a.png", astronaut())
     res = run_cli("analyze", a, "--out", tmp_path / f"r{ending}", "-q")
     assert res.exit_code == 0, res.output
-    text = (tmp_path / f"r{ending}").read_text()
-    if kind == "jsonl":
+    if ending == ".jsonl":
         assert read_jsonl(tmp_path / "r.jsonl")[0]["num_faces"] == 1
-    else:
-        assert text.splitlines()[0].startswith("path,face,x1") and len(text.splitlines()) == 2
+        return
+    from openfer.io.rows import read_rows
+
+    df = read_rows(tmp_path / f"r{ending}")
+    assert list(df.columns) == row_columns(CLASSES, photos=True) and len(df) == 1
+    assert list(df.columns[:3]) == ["path", "face", "confidence"] and df["face"].tolist() == [0]
+    assert iou(df[["x1", "y1", "x2", "y2"]].to_numpy()[0], ASTRONAUT_FACE) > 0.5
 
 
 def test_outputs_never_overwrite_inputs_or_existing_files(tmp_path):
@@ -375,13 +380,13 @@ def test_run_images_interrupt_keeps_complete_lines(tmp_path, analyzer):
     seen = []
 
     def on_done(rec):
-        seen.append(rec["path"])
+        seen.append(rec.source)
         if len(seen) == 2:
             raise KeyboardInterrupt
 
     summary = run_images(analyzer, files, jsonl=str(out_jsonl), csv_path=str(out_csv), on_done=on_done)
     assert summary.interrupted is True
-    assert summary.done == 2 and len(summary.records) == 2
+    assert summary.done == 2 and len(summary.results) == 2
     text = out_jsonl.read_text(encoding="utf-8")
     assert text.endswith("\n")
     recs = [json.loads(line) for line in text.splitlines()]
@@ -422,7 +427,7 @@ def test_run_images_summary_counts(tmp_path, analyzer):
              save(tmp_path / "c.png", chelsea())]
     summary = run_images(analyzer, files)
     assert (summary.done, summary.failed, summary.faces, summary.interrupted) == (3, 1, 1, False)
-    assert [r["ok"] for r in summary.records] == [True, False, True]
+    assert [r.ok for r in summary.results] == [True, False, True]
 
 
 def test_run_images_unexpected_error_is_recorded(tmp_path, analyzer):
@@ -446,9 +451,9 @@ def test_run_images_unexpected_error_is_recorded(tmp_path, analyzer):
     a = openfer.Analyzer(detector=Exploding(), classifier=analyzer.classifier)
     files = [save(tmp_path / "a.png", astronaut()), save(tmp_path / "b.png", astronaut())]
     summary = run_images(a, files)
-    assert [r["ok"] for r in summary.records] == [False, True]
-    assert summary.records[0]["error"] == "RuntimeError: detector exploded"
-    assert summary.records[1]["num_faces"] == 1
+    assert [r.ok for r in summary.results] == [False, True]
+    assert summary.results[0].error == "RuntimeError: detector exploded"
+    assert len(summary.results[1].faces) == 1
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -143,10 +143,11 @@ def test_cli_explain_video_every_nth_frame_per_track(tmp_path):
     recs = [json.loads(line) for line in (tmp_path / "out" / "explanations.jsonl").read_text().splitlines()]
     per_track: dict[int, list[int]] = {}
     for r in recs:
-        assert (tmp_path / "out" / f"frame_{r['frame']:06d}.png").exists()
+        assert (tmp_path / "out" / f"frame_{r['frame']:06d}.png").exists() and r["frame"] >= 1  # from 1, as rows
+        assert r["annotated"] == str(tmp_path / "out" / f"frame_{r['frame']:06d}.png") and r["path"] == str(path)
         for f in r["faces"]:
             assert f["explanation"]["method"] == "rise" and "heatmap" not in f["explanation"]
-            per_track.setdefault(f["track_id"], []).append(r["frame"])
+            per_track.setdefault(f["face_id"], []).append(r["frame"])
     assert len(per_track) == 2
     for frames in per_track.values():  # every 5th frame the person is tracked in: 3 of 12 (or 2 if confirmed late)
         assert len(frames) in (2, 3) and all(b - a == 5 for a, b in zip(frames, frames[1:]))

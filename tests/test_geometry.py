@@ -32,8 +32,8 @@ from openfer.geometry.pose import (euler_xyz, head_translation, line_of_sight_ro
                                    rotation_to_openface, rotation_xyz)
 from openfer.geometry.quality import QUALITY_FLAGS, QualityThresholds, quality_flags, sharpness
 from openfer.io.openface import BLENDSHAPE_NAMES, GEOMETRY_COLUMNS, geometry_values
-from openfer.io.rows import RowWriter, frame_rows, read_rows, row_columns
-from openfer.types import Face, Geometry
+from openfer.io.rows import RowWriter, read_rows, row_columns
+from openfer.types import Face, Geometry, ImageResult
 
 ASTRO_BOX = (181.5, 58.6, 269.9, 177.4)  # CenterFace's box on skimage's astronaut
 
@@ -242,9 +242,10 @@ def test_geometry_columns_openface_names_and_units():
 def test_rows_with_geometry(tmp_path, suffix):
     faces = [Face(box=(0, 0, 50, 50), score=0.9, track_id=3, geometry=make_geometry()),
              Face(box=(60, 0, 90, 30), score=0.8, track_id=4)]  # no mesh found for this one
-    rows = frame_rows(0, 0.0, faces, CLASSES, geometry=True) + frame_rows(1, 0.04, [], CLASSES, geometry=True)
+    rows = (ImageResult(faces, frame=0, timestamp=0.0).to_rows(CLASSES, geometry=True)
+            + ImageResult([], frame=1, timestamp=0.04).to_rows(CLASSES, geometry=True))
     assert list(rows[0]) == row_columns(CLASSES, geometry=True)
-    assert "pose_Rx" not in row_columns(CLASSES) and "pose_Rx" not in frame_rows(0, 0.0, faces, CLASSES)[0]
+    assert "pose_Rx" not in row_columns(CLASSES) and "pose_Rx" not in ImageResult(faces, frame=0, timestamp=0.0).to_rows(CLASSES)[0]
     with RowWriter(tmp_path / f"rows{suffix}", CLASSES, geometry=True) as w:
         w.write(rows)
     df = read_rows(tmp_path / f"rows{suffix}")
@@ -570,10 +571,8 @@ def test_real_analyzer_many_small_faces(tmp_path):
         x = f.geometry.landmarks[:, 0]
         assert box[0] - 10 < np.median(x) < box[2] + 10
         assert f.geometry.au_proxies["AU12"] > 0.4  # the same smiling face at every size
-    from openfer.io.writers import CsvWriter
-
-    with CsvWriter(tmp_path / "faces.csv", analyzer.classifier.classes, geometry=True) as w:
-        w.write("canvas", faces)
+    with RowWriter(tmp_path / "faces.csv", analyzer.classifier.classes, geometry=True, photos=True) as w:
+        w.write(ImageResult(faces, "canvas").to_rows(analyzer.classifier.classes, geometry=True))
     import pandas as pd
 
     df = pd.read_csv(tmp_path / "faces.csv")

@@ -148,8 +148,9 @@ def test_analyze_matches_the_library(api, analyzer):
     assert iou(face["box"], ASTRONAUT_FACE) > 0.8
     assert list(face["probabilities"]) == list(CLASSES)
     assert abs(sum(face["probabilities"].values()) - 1) < 1e-3
-    assert "track_id" not in face  # image results keep the CLI's schema
-    assert face == analyzer.analyze(astronaut())[0].to_dict()  # the service adds nothing of its own
+    assert "face_id" not in face  # image results keep the CLI's schema
+    assert face == analyzer.analyze(astronaut())[0].to_dict(index=0)  # the service adds nothing of its own
+    assert body["detect_sides"] == [512]  # one detector pass at the photo's own size
 
 
 def test_analyze_no_face(api):
@@ -485,7 +486,7 @@ def test_stream_gives_stable_track_ids(api):
             assert msg["type"] == "result" and (msg["width"], msg["height"]) == (640, 480)
             assert len(msg["faces"]) == 2 and all(abs(sum(f["probabilities"].values()) - 1) < 1e-3
                                                   for f in msg["faces"])
-            ids.append(sorted((f["box"][0], f["track_id"]) for f in msg["faces"]))
+            ids.append(sorted((f["box"][0], f["face_id"]) for f in msg["faces"]))
         left_ids = {pair[0][1] for pair in ids}
         right_ids = {pair[1][1] for pair in ids}
         assert len(left_ids) == 1 and len(right_ids) == 1 and left_ids != right_ids

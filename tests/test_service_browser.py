@@ -344,7 +344,7 @@ def test_live_webcam_streams_results(server, tmp_path):
         page.get_by_role("tab", name="Live webcam").click()
         page.get_by_role("button", name="Start camera").click()
         page.wait_for_function("() => live.received >= 8", timeout=90_000)
-        faces = page.evaluate("live.log.map(e => e.faces.map(f => f.track_id))")
+        faces = page.evaluate("live.log.map(e => e.faces.map(f => f.face_id))")
         with_face = [ids for ids in faces if ids]
         assert len(with_face) >= 0.8 * len(faces), faces
         assert {i for ids in with_face for i in ids} == {0}, faces  # one person, one stable id

@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from conftest import CLASSES, astronaut, iou, label_of, moving_faces_video
 from openfer.cli import app
-from openfer.io.rows import RowWriter, frame_rows, read_rows, row_columns
+from openfer.io.rows import RowWriter, read_rows, row_columns
 from openfer.track import EmaSmoother, FaceTracker
-from openfer.types import Face
+from openfer.types import Face, ImageResult
 from openfer.video import (ArraySource, CaptureSource, FolderSource, Sampling, VideoOpenError, analyze_video,
                            open_source, run_video)
 
@@ -95,8 +95,8 @@ def test_smoother_averages_per_track_and_passes_untracked_faces():
 
 def test_face_to_dict_adds_track_id_only_when_set():
     f = Face(box=(0, 0, 1, 1), score=0.5)
-    assert "track_id" not in f.to_dict()
-    assert Face(box=(0, 0, 1, 1), score=0.5, track_id=7).to_dict()["track_id"] == 7
+    assert "face_id" not in f.to_dict()
+    assert Face(box=(0, 0, 1, 1), score=0.5, track_id=7).to_dict()["face_id"] == 7
 
 
 def test_two_people_keep_their_ids_through_a_gap(run, video):
@@ -153,7 +153,8 @@ def test_annotated_video_has_every_frame(run):
 def test_row_formats_read_back_the_same(tmp_path, suffix):
     face = Face(box=(1, 2, 30, 40), score=0.9, expression="neutral",
                 probabilities={c: 1.0 if c == "neutral" else 0.0 for c in CLASSES}, track_id=4)
-    rows = frame_rows(0, 0.0, [face], CLASSES) + frame_rows(1, 1 / 30, [], CLASSES)
+    rows = (ImageResult([face], frame=0, timestamp=0.0).to_rows(CLASSES)
+            + ImageResult([], frame=1, timestamp=1 / 30).to_rows(CLASSES))
     with RowWriter(tmp_path / f"rows{suffix}", CLASSES) as w:
         w.write(rows)
     df = read_rows(tmp_path / f"rows{suffix}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
-__all__ = ["Analyzer", "DetectorSettings", "Explanation", "Face", "GeometryEstimator", "ImageReadError",
+__all__ = ["Analyzer", "DetectorSettings", "Explanation", "Face", "GeometryEstimator", "ImageReadError", "ImageResult",
            "ImageTooLargeError", "MissingExtraError", "OpenferError", "UnknownNameError", "UnreadableInputError",
            "UsageError", "analyze_video", "load_classifier", "load_detector", "__version__"]
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from openfer.errors import (ImageReadError, ImageTooLargeError, MissingExtraError, OpenferError, UnknownNameError,
                                 UnreadableInputError, UsageError)
     from openfer.geometry import GeometryEstimator
-    from openfer.types import Explanation, Face
+    from openfer.types import Explanation, Face, ImageResult
     from openfer.video import analyze_video
 
 _LAZY = {
@@ -27,6 +27,7 @@ _LAZY = {
     "DetectorSettings": "openfer.detect",
     "Explanation": "openfer.types",
     "Face": "openfer.types",
+    "ImageResult": "openfer.types",
     "GeometryEstimator": "openfer.geometry",
     **{name: "openfer.errors" for name in ("ImageReadError", "ImageTooLargeError", "MissingExtraError", "OpenferError",
                                           "UnknownNameError", "UnreadableInputError", "UsageError")},

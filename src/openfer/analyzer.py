@@ -15,7 +15,7 @@ from openfer.classify.prior import decision_of
 from openfer.detect import Detector, load_detector
 from openfer.errors import UsageError
 from openfer.io.images import read_image, to_rgb
-from openfer.types import Face
+from openfer.types import Face, ImageResult
 
 if TYPE_CHECKING:
     from openfer.geometry import GeometryEstimator
@@ -74,6 +74,21 @@ class Analyzer:
         rgb = read_image(image) if isinstance(image, (str, Path)) else to_rgb(image)
         faces = self.detector.detect(rgb)
         return self.classify(rgb, faces)
+
+    def result(self, image: str | Path | np.ndarray) -> ImageResult:
+        """``analyze`` as an ``ImageResult``: the faces with the image's path (for a file), size and detector
+        passes; its ``to_dict()`` is the record ``openfer analyze`` writes to JSON Lines, ``to_rows(classes)`` its
+        table rows.
+
+        Raises:
+            openfer.io.ImageReadError: the path cannot be read as an image.
+        """
+        rgb = read_image(image) if isinstance(image, (str, Path)) else to_rgb(image)
+        sides = getattr(self.detector, "sides", None)
+        h, w = rgb.shape[:2]
+        return ImageResult(self.classify(rgb, self.detector.detect(rgb)),
+                           str(image) if isinstance(image, (str, Path)) else None, w, h,
+                           detect_sides=sides(w, h) if sides else None)
 
     def analyze_batch(self, images: list[str | Path | np.ndarray]) -> list[list[Face]]:
         """``analyze`` for many images, with the faces of all of them classified in one batched model call.

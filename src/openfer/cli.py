@@ -220,11 +220,12 @@ def analyze(
         kind = out.suffix.lower()
         if kind in (".jsonl", ".ndjson") and jsonl is None:
             jsonl = str(out)
-        elif kind == ".csv" and csv is None:
+        elif kind in (".csv", ".parquet") and csv is None:
             csv = str(out)
         else:
-            _usage(f"--out {out}: for photos give a .jsonl (a record per photo) or .csv (a row per face) file"
-                   + (" not already named by --jsonl/--csv" if kind in (".jsonl", ".ndjson", ".csv") else ""))
+            _usage(f"--out {out}: for photos give a .jsonl (a record per photo), .csv or .parquet (a row per face) "
+                   "file" + (" not already named by --jsonl/--csv" if kind in (".jsonl", ".ndjson", ".csv", ".parquet")
+                             else ""))
     if annotate is not None and (annotate.is_file() or annotate.suffix.lower() in IMAGE_OR_VIDEO_ENDINGS):
         _usage(f"--annotate {annotate}: for photos give a folder for the annotated copies (a file is for videos)")
     if demo:
@@ -513,17 +514,16 @@ def _print_summary(summary, jsonl, csv, annotate) -> None:
                   title_justify="left")
     for col in ("input", "faces", "expressions / error"):
         table.add_column(col)
-    for rec in summary.records[:50]:
-        what = rec["error"] if rec["error"] else ", ".join(
-            f"{f['expression']} {f['probabilities'][f['expression']]:.2f}" for f in rec["faces"]) or "-"
-        table.add_row(_e(rec["path"]), str(rec["num_faces"]), _e(what), style=None if rec["ok"] else "red")
-    if len(summary.records) > 50:
-        table.add_row(f"... {len(summary.records) - 50} more", "", "")
+    for res in summary.results[:50]:
+        what = res.error or ", ".join(f"{f.expression} {f.probabilities[f.expression]:.2f}" for f in res.faces) or "-"
+        table.add_row(_e(res.source), str(len(res.faces)), _e(what), style=None if res.ok else "red")
+    if len(summary.results) > 50:
+        table.add_row(f"... {len(summary.results) - 50} more", "", "")
     err.print(table)
-    for name, target in (("JSON Lines", jsonl), ("CSV", csv), ("annotated images", annotate)):
+    for name, target in (("JSON Lines", jsonl), ("rows (a row per face)", csv), ("annotated images", annotate)):
         if target and target != "-":
             err.print(f"{name}: {_e(target)}")
-    big = [r["detect_sides"] for r in summary.records if len(r["detect_sides"] or ()) > 1]
+    big = [r.detect_sides for r in summary.results if len(r.detect_sides or ()) > 1]
     if big:
         err.print(f"{_n(len(big), 'large image')} also searched for small faces at finer scales (e.g. "
                   f"{' + '.join(map(str, max(big, key=len)))} px; 'detect_sides' in the JSON Lines)", soft_wrap=True)
@@ -643,11 +643,12 @@ def _explain_video(path, out, method, model, checkpoint, target, params, detecti
 
 def _explain_exit(summary, out: Path, quiet: bool) -> None:
     if not quiet:
-        for rec in summary.records[:50]:
-            if rec["error"]:
-                err.print(f"[red]{_e(rec['path'])}: {_e(rec['error'])}[/red]")
-            for f in rec["faces"]:
-                err.print(f"{_e(rec['path'])}: {_e(f['explanation']['rationale'])}")
+        for res in summary.results[:50]:
+            if res.error:
+                err.print(f"[red]{_e(res.source)}: {_e(res.error)}[/red]")
+            for f in res.faces:
+                if f.explanation is not None:
+                    err.print(f"{_e(res.source)}: {_e(f.explanation.rationale)}")
         err.print(f"{_n(summary.done, 'image')}, {_n(summary.faces, 'face')}, {summary.failed} failed; pictures and "
                   f"explanations.jsonl in {out}")
     if summary.interrupted:

@@ -55,15 +55,15 @@ def embed_inputs(analyzer: Analyzer, images: list[Path], videos: list[str] | Non
     result = EmbedResult(table=None)  # type: ignore[arg-type]
     try:
         summary = BatchSummary()
-        for rec, faces in each_image(images, lambda rgb: analyzer.classify(rgb, analyzer.detector.detect(rgb)),
-                                     None, summary, analyzer.detector):
+        for found in each_image(images, lambda rgb: analyzer.classify(rgb, analyzer.detector.detect(rgb)),
+                                None, summary, analyzer.detector):
             result.files += 1
-            if rec.get("error"):
-                result.failed.append((rec["path"], rec["error"]))
-            for i, f in enumerate(faces or []):
-                rows.append((rec["path"], 0, float("nan"), i, f))
+            if found.error:
+                result.failed.append((found.source, found.error))
+            for i, f in enumerate(found.faces):
+                rows.append((found.source, 0, float("nan"), i, f))
             if on_file:
-                on_file(rec["path"])
+                on_file(found.source)
         for video in videos or []:
             done = _embed_video(analyzer, video, sampling, rows, result, on_frame)
             result.files += 1

@@ -13,36 +13,38 @@ from PIL import Image
 from openfer.analyzer import Analyzer
 from openfer.errors import UnknownNameError
 from openfer.io.images import ImageReadError, mark_output_folder, read_image
-from openfer.io.writers import CsvWriter, JsonlWriter, image_record
+from openfer.io.rows import RowWriter
+from openfer.io.writers import JsonlWriter
 from openfer.report.annotate import STYLES, annotate
+from openfer.types import ImageResult
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class BatchSummary:
-    """What a batch run did: counts, the per-image records, and whether Ctrl-C stopped it early."""
+    """What a batch run did: counts, the result of every image, and whether Ctrl-C stopped it early."""
 
     done: int = 0
     failed: int = 0
     faces: int = 0
     interrupted: bool = False
-    records: list[dict] = field(default_factory=list)
+    results: list[ImageResult] = field(default_factory=list)
 
-    def add(self, rec: dict) -> None:
-        """Count one image's record (``image_record``) and keep it."""
-        self.records.append(rec)
+    def add(self, result: ImageResult) -> None:
+        """Count one image's result and keep it."""
+        self.results.append(result)
         self.done += 1
-        self.failed += rec.get("error") is not None
-        self.faces += rec["num_faces"]
+        self.failed += not result.ok
+        self.faces += len(result.faces)
 
 
 def each_image(files: list[Path], find: Callable[[np.ndarray], list],
                draw: Callable[[Path, np.ndarray, list], str] | None,
-               summary: BatchSummary, detector: object = None) -> Iterator[tuple[dict, list | None]]:
+               summary: BatchSummary, detector: object = None) -> Iterator[ImageResult]:
     """Read every file, ``find(rgb)`` its faces and ``draw(path, rgb, faces)`` a picture (its path) when asked;
-    yield the file's record and faces, counted in ``summary``. A file that cannot be read or processed yields a
-    record with ``error`` (and the faces found before a drawing failed), and the batch goes on. A ``detector``
+    yield the file's ``ImageResult``, counted in ``summary``. A file that cannot be read or processed yields a
+    result with ``error`` (and the faces found before a drawing failed), and the batch goes on. A ``detector``
     that tells its detection passes (``sides(width, height)``, as CenterFace) has them recorded. The shared loop
     of ``run_images`` and ``openfer.explain.run_explain``."""
     sides = getattr(detector, "sides", None)
@@ -58,9 +60,10 @@ def each_image(files: list[Path], find: Callable[[np.ndarray], list],
         except Exception as e:  # noqa: BLE001 - one bad file must not end the batch; the error is reported
             log.debug("failed on %s", path, exc_info=True)
             error = f"{type(e).__name__}: {e}"
-        rec = image_record(str(path), faces, size, error, picture, sides(*size) if sides and size else None)
-        summary.add(rec)
-        yield rec, faces
+        result = ImageResult(faces or (), str(path), *(size or (None, None)), error=error, annotated=picture,
+                             detect_sides=sides(*size) if sides and size else None)
+        summary.add(result)
+        yield result
 
 
 def _annotated_name(path: Path, taken: set[str], ext: str = ".jpg") -> str:
@@ -82,18 +85,22 @@ def inputs_in(folder: Path, files: list[Path]) -> set[str]:
 
 def run_images(analyzer: Analyzer, files: list[Path], jsonl: str | None = None, csv_path: str | None = None,
                annotate_dir: Path | None = None,
-               on_done: Callable[[dict], None] | None = None, style: str = "auto") -> BatchSummary:
+               on_done: Callable[[ImageResult], None] | None = None, style: str = "auto") -> BatchSummary:
     """Analyze ``files`` one by one, writing each result as soon as it is ready.
 
-    Every file gets one JSONL record (with ``error`` set when it could not be read or analyzed); faces go to the
-    CSV; annotated copies go to ``annotate_dir``, drawn in ``style`` (``openfer.report.annotate.STYLES``). Ctrl-C
-    stops after closing the outputs, which then hold every finished image.
+    Every file gets one JSONL record (``ImageResult.to_dict``, with ``error`` set when it could not be read or
+    analyzed); faces go to ``csv_path``, a table of ``ImageResult.to_rows`` (Parquet for a .parquet ending, else
+    CSV); annotated copies go to ``annotate_dir``, drawn in ``style`` (``openfer.report.annotate.STYLES``).
+    Ctrl-C stops after closing the outputs, which then hold every finished image.
     """
     if style not in STYLES:  # before any output: a typo must not turn every image into an error record
         raise UnknownNameError(f"unknown annotation style {style!r}; choose one of {', '.join(STYLES)}")
     summary = BatchSummary()
     jw = JsonlWriter(jsonl) if jsonl else None
-    cw = CsvWriter(csv_path, analyzer.classifier.classes, geometry=analyzer.geometry is not None) if csv_path else None
+    geometry = analyzer.geometry is not None
+    classes = analyzer.classifier.classes
+    cw = RowWriter(csv_path, classes, geometry=geometry, photos=True,
+                   format=None if Path(csv_path).suffix.lower() == ".parquet" else "csv") if csv_path else None
     taken = inputs_in(annotate_dir, files) if annotate_dir else set()
     if annotate_dir:
         mark_output_folder(annotate_dir)
@@ -107,13 +114,13 @@ def run_images(analyzer: Analyzer, files: list[Path], jsonl: str | None = None, 
         return analyzer.classify(rgb, analyzer.detector.detect(rgb))
 
     try:
-        for rec, faces in each_image(files, find, draw if annotate_dir else None, summary, analyzer.detector):
+        for result in each_image(files, find, draw if annotate_dir else None, summary, analyzer.detector):
             if jw:
-                jw.write(rec)
-            if cw and faces:
-                cw.write(rec["path"], faces)
+                jw.write(result.to_dict())
+            if cw:
+                cw.write(result.to_rows(classes, geometry))
             if on_done:
-                on_done(rec)
+                on_done(result)
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:

@@ -1,4 +1,11 @@
-"""The result type that crosses every stage: one ``Face`` per detected face."""
+"""The result types that cross every stage: one ``Face`` per detected face, one ``ImageResult`` per photo or video
+frame, and their one serializer (``to_dict`` for JSON, ``to_rows`` for tables).
+
+Serialized names are the same in every output (JSON Lines, CSV/Parquet rows, the service's answers, the WebSocket
+messages, explanations): ``confidence`` (``Face.score``), ``face`` (a face's index in its image, from 0),
+``face_id`` (``Face.track_id``, the person followed through a video, from 0), ``frame`` (from 1, as OpenFace) and
+``timestamp`` (seconds).
+"""
 
 from __future__ import annotations
 
@@ -198,21 +205,82 @@ class Face:
         return replace(self, box=(x1 * sx, y1 * sy, x2 * sx, y2 * sy),
                        landmarks=self.landmarks * np.array([sx, sy], np.float32), explanation=expl)
 
-    def to_dict(self, decimals: int = 4) -> dict[str, Any]:
-        """JSON-ready dict: box, score, landmarks ([[x, y] x5]), expression, probabilities (and ``track_id`` when set,
-        so image results keep their schema; ``geometry`` and ``explanation`` likewise only when set)."""
+    def to_dict(self, decimals: int = 4, index: int | None = None, heatmap: bool = True) -> dict[str, Any]:
+        """JSON-ready dict: ``face`` (``index``, when given), box, confidence, landmarks ([[x, y] x5]), expression,
+        probabilities; ``face_id`` when tracked, ``geometry`` and ``explanation`` (its ``heatmap`` unless
+        ``heatmap`` is False) when set, so a photo's faces keep their short schema."""
         r = lambda v: round(float(v), decimals)  # noqa: E731 - local shorthand
-        out = {
+        out: dict[str, Any] = {} if index is None else {"face": int(index)}
+        out.update({
             "box": [r(v) for v in self.box],
-            "score": r(self.score),
+            "confidence": r(self.score),
             "landmarks": [[r(x), r(y)] for x, y in self.landmarks] if np.isfinite(self.landmarks).all() else None,
             "expression": self.expression,
             "probabilities": {k: r(v) for k, v in self.probabilities.items()},
-        }
+        })
         if self.track_id is not None:
-            out["track_id"] = int(self.track_id)
+            out["face_id"] = int(self.track_id)
         if self.explanation is not None:
-            out["explanation"] = self.explanation.to_dict(decimals)
+            out["explanation"] = self.explanation.to_dict(decimals, heatmap=heatmap)
         if self.geometry is not None:
             out["geometry"] = self.geometry.to_dict(decimals)
         return out
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """What openfer found in one photo or one video frame: the value every output is written from.
+
+    Attributes:
+        faces: the faces found, highest detection score first (a tuple; empty when there is none).
+        source: the input as the user named it (a path), or None (an upload, a live stream).
+        width, height: size of the analysed image in pixels (after EXIF rotation), None when it could not be read.
+        frame: the frame's index in its video, counted from 0 as decoders do (serialized from 1, as OpenFace);
+            None for a photo.
+        timestamp: the frame's time in seconds from the start of the video; None for a photo.
+        error: why the input could not be read or analysed (then ``faces`` holds what was found before), or None.
+        annotated: the path of the picture drawn for this input (``--annotate``, explanations), or None.
+        detect_sides: the longer side in pixels of each pass the face detector made, when it says.
+    """
+
+    faces: tuple[Face, ...] = ()
+    source: str | None = None
+    width: int | None = None
+    height: int | None = None
+    frame: int | None = None
+    timestamp: float | None = None
+    error: str | None = None
+    annotated: str | None = None
+    detect_sides: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "faces", tuple(self.faces))
+        if self.detect_sides is not None:
+            object.__setattr__(self, "detect_sides", tuple(int(v) for v in self.detect_sides))
+
+    @property
+    def ok(self) -> bool:
+        """False when the input could not be read or analysed."""
+        return self.error is None
+
+    def to_dict(self, decimals: int = 4, heatmap: bool = True) -> dict[str, Any]:
+        """The JSON record (docs/outputs.md): ``path``, then ``frame`` (from 1) and ``timestamp`` for a video frame,
+        ``ok``, ``error``, ``width``, ``height``, ``num_faces``, ``faces`` (each ``Face.to_dict`` with its index as
+        ``face``; explanations without ``heatmap`` when it is False), ``annotated`` and ``detect_sides``."""
+        out: dict[str, Any] = {"path": self.source}
+        if self.frame is not None:
+            out["frame"] = int(self.frame) + 1
+            out["timestamp"] = None if self.timestamp is None else round(float(self.timestamp), 4)
+        out.update(ok=self.ok, error=self.error, width=self.width, height=self.height, num_faces=len(self.faces),
+                   faces=[f.to_dict(decimals, index=i, heatmap=heatmap) for i, f in enumerate(self.faces)],
+                   annotated=self.annotated,
+                   detect_sides=None if self.detect_sides is None else list(self.detect_sides))
+        return out
+
+    def to_rows(self, classes: tuple[str, ...], geometry: bool = False) -> list[dict[str, Any]]:
+        """Table rows (``openfer.io.rows.row_columns``), one per face: a photo's rows start with ``path`` and
+        ``face`` and a photo without faces has none; a frame's start with ``frame``, ``timestamp`` and ``face_id``,
+        and a frame without faces has one ``success = 0`` row, as OpenFace writes them."""
+        from openfer.io.rows import result_rows
+
+        return result_rows(self, classes, geometry)

@@ -13,16 +13,17 @@ from openfer.explain.overlay import render_explanations
 from openfer.io.images import mark_output_folder
 from openfer.io.writers import JsonlWriter
 from openfer.pipeline import BatchSummary, _annotated_name, each_image, inputs_in
+from openfer.types import ImageResult
 
 
 def run_explain(analyzer: Analyzer, files: list[Path], out_dir: str | Path, method: str = "occlusion",
                 classifier=None, target: str | None = None, heatmap_json: bool = True,
-                on_done: Callable[[dict], None] | None = None, **params) -> BatchSummary:
+                on_done: Callable[[ImageResult], None] | None = None, **params) -> BatchSummary:
     """Detect and explain the faces of ``files`` one by one.
 
     Writes ``out_dir/<name>.png`` (``render_explanations``: heatmaps over the faces, region bars, sentences) and
-    one record per input to ``out_dir/explanations.jsonl`` (the ``openfer analyze`` record, each face with its
-    ``explanation``; ``annotated`` is the picture's path). A file that cannot be read or explained gets a record
+    one record per input to ``out_dir/explanations.jsonl`` (``ImageResult.to_dict``, as ``openfer analyze``, each
+    face with its ``explanation``; ``annotated`` is the picture's path). A file that cannot be read or explained gets a record
     with ``error`` and the run goes on; Ctrl-C stops after closing the outputs.
 
     Args:
@@ -53,13 +54,10 @@ def run_explain(analyzer: Analyzer, files: list[Path], out_dir: str | Path, meth
 
     jw = JsonlWriter(out_dir / "explanations.jsonl")
     try:
-        for rec, _ in each_image(files, find, draw, summary, analyzer.detector):
-            if not heatmap_json:
-                for f in rec["faces"]:
-                    f["explanation"].pop("heatmap", None)
-            jw.write(rec)
+        for result in each_image(files, find, draw, summary, analyzer.detector):
+            jw.write(result.to_dict(heatmap=heatmap_json))
             if on_done:
-                on_done(rec)
+                on_done(result)
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:

@@ -15,6 +15,7 @@ from openfer.explain.core import check_request, explain_faces
 from openfer.explain.overlay import render_explanations
 from openfer.io.images import mark_output_folder
 from openfer.io.writers import JsonlWriter
+from openfer.types import ImageResult
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,8 @@ def explain_video(analyzer: Analyzer, source, out_dir: str | Path, every_track: 
     """Track the faces of ``source`` and explain each track's face on its 1st, (N+1)th, (2N+1)th... frame.
 
     Writes one JSON Lines record per frame with explained faces to ``out_dir/explanations.jsonl``
-    (``frame``, ``timestamp``, ``faces``: each face's ``to_dict`` with ``track_id`` and ``explanation``) and, with
-    ``pictures``, ``out_dir/frame_<index>.png``.
+    (``ImageResult.to_dict``: ``frame`` from 1, ``timestamp``, ``faces`` with ``face_id`` and ``explanation``) and,
+    with ``pictures``, ``out_dir/frame_<frame>.png`` (its ``annotated``).
 
     Args:
         analyzer: detector (and the classifier explained unless ``classifier`` is given).
@@ -77,14 +78,13 @@ def explain_video(analyzer: Analyzer, source, out_dir: str | Path, every_track: 
                     if analyzer.geometry is not None:  # regions from the face mesh
                         due = analyzer.geometry.estimate(frame.image, due)
                     explained = explain_faces(frame.image, due, clf, method, target, **params)
-                    records = [f.to_dict() for f in explained]
-                    if not heatmap_json:
-                        for r in records:
-                            r["explanation"].pop("heatmap", None)
-                    writer.write({"frame": frame.index, "timestamp": round(frame.timestamp, 4), "faces": records})
-                    if pictures:
-                        Image.fromarray(render_explanations(frame.image, explained)).save(
-                            out_dir / f"frame_{frame.index:06d}.png")
+                    picture = out_dir / f"frame_{frame.index + 1:06d}.png" if pictures else None
+                    if picture:
+                        Image.fromarray(render_explanations(frame.image, explained)).save(picture)
+                    record = ImageResult(explained, getattr(source, "name", None), frame.image.shape[1],
+                                         frame.image.shape[0], frame=frame.index, timestamp=frame.timestamp,
+                                         annotated=picture and str(picture))
+                    writer.write(record.to_dict(heatmap=heatmap_json))
                     result.explained += len(explained)
             except Exception as e:  # noqa: BLE001 - one bad frame must not end the run
                 log.debug("frame %d failed", frame.index, exc_info=True)

@@ -1,8 +1,9 @@
-"""Per-frame, per-face rows of a video run and their streaming writers (CSV, JSON Lines, Parquet).
+"""Table rows of results (a row per face of a photo, a row per face of a video frame) and their streaming writers
+(CSV, JSON Lines, Parquet).
 
-Column names follow OpenFace 2.x where they mean the same thing (``frame``, ``face_id``, ``timestamp``,
-``confidence``, ``success``, and with the geometry stage ``pose_*``, ``gaze_*``, ``x_*``/``y_*``); the schema is in
-docs/video.md, the geometry columns in docs/geometry.md.
+Column names follow OpenFace 2.x where they mean the same thing (``face``, ``frame``, ``face_id``, ``timestamp``,
+``confidence``, ``success``, and with the geometry stage ``pose_*``, ``gaze_*``, ``x_*``/``y_*``); the schemas are
+in docs/outputs.md (photos) and docs/video.md (videos), the geometry columns in docs/geometry.md.
 """
 
 from __future__ import annotations
@@ -16,48 +17,59 @@ from typing import Any
 from openfer.errors import MissingExtraError, UnknownNameError
 from openfer.io.atomic import part_path, publish
 from openfer.io.openface import GEOMETRY_COLUMNS, INT_COLUMNS, geometry_values
-from openfer.types import LANDMARK_NAMES, Face
+from openfer.types import LANDMARK_NAMES, ImageResult
 
-#: Columns before the probabilities, in order.
-BASE_COLUMNS: tuple[str, ...] = (
-    "frame", "timestamp", "face_id", "confidence", "success", "x1", "y1", "x2", "y2",
-    *(f"{n}_{a}" for n in LANDMARK_NAMES for a in ("x", "y")), "expression",
+#: The box, landmark and label columns every row has, after the ones that place it.
+FACE_COLUMNS: tuple[str, ...] = (
+    "x1", "y1", "x2", "y2", *(f"{n}_{a}" for n in LANDMARK_NAMES for a in ("x", "y")), "expression",
 )
+#: Columns before the probabilities of a video's rows, in order.
+BASE_COLUMNS: tuple[str, ...] = ("frame", "timestamp", "face_id", "confidence", "success", *FACE_COLUMNS)
+#: Columns before the probabilities of photos' rows, in order.
+PHOTO_COLUMNS: tuple[str, ...] = ("path", "face", "confidence", *FACE_COLUMNS)
 #: Suffixes ``open_row_writer`` understands.
 ROW_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 
 
-def row_columns(classes: tuple[str, ...], geometry: bool = False, voice: tuple[str, ...] | None = None) -> list[str]:
-    """All columns: ``BASE_COLUMNS``, ``p_<class>`` for each class, then (``geometry``) ``GEOMETRY_COLUMNS``, then
-    (``voice``: the speech-emotion classes of ``--audio``) ``openfer.audio.voice.voice_columns``."""
+def row_columns(classes: tuple[str, ...], geometry: bool = False, voice: tuple[str, ...] | None = None,
+                photos: bool = False) -> list[str]:
+    """All columns: ``BASE_COLUMNS`` (``PHOTO_COLUMNS`` for ``photos``), ``p_<class>`` for each class, then
+    (``geometry``) ``GEOMETRY_COLUMNS``, then (``voice``: the speech-emotion classes of ``--audio``)
+    ``openfer.audio.voice.voice_columns``."""
     extra: list[str] = []
     if voice is not None:
         from openfer.audio.voice import voice_columns
 
         extra = voice_columns(voice)
-    return [*BASE_COLUMNS, *(f"p_{c}" for c in classes), *(GEOMETRY_COLUMNS if geometry else ()), *extra]
+    return [*(PHOTO_COLUMNS if photos else BASE_COLUMNS), *(f"p_{c}" for c in classes),
+            *(GEOMETRY_COLUMNS if geometry else ()), *extra]
 
 
-def frame_rows(frame_index: int, timestamp: float, faces: list[Face], classes: tuple[str, ...],
-               geometry: bool = False) -> list[dict[str, Any]]:
-    """The rows of one frame: one per face, or a single ``success=0`` row when the frame has no face.
+def result_rows(result: ImageResult, classes: tuple[str, ...], geometry: bool = False) -> list[dict[str, Any]]:
+    """The rows of one result (``ImageResult.to_rows``).
 
-    ``frame`` is 1-based like OpenFace (source frame ``index + 1``); ``face_id`` is the track id, -1 for a face not
-    (yet) tracked and for the no-face row; box, landmarks and probabilities are None (empty in CSV) without a face.
-    With ``geometry`` the rows also hold ``openfer.io.openface.geometry_values`` of each face's ``geometry``.
+    A photo (``result.frame`` None): one row per face, ``path`` and the face's index ``face`` first; none without
+    faces. A video frame: ``frame`` from 1 like OpenFace (source frame ``index + 1``), ``face_id`` the track id (-1 for
+    a face not (yet) tracked), one row per face or a single ``success = 0`` row (box, landmarks and probabilities
+    None, empty in CSV) when the frame has no face. With ``geometry`` the rows also hold
+    ``openfer.io.openface.geometry_values`` of each face's ``geometry``.
     """
-    base = {"frame": frame_index + 1, "timestamp": round(float(timestamp), 4)}
-    if not faces:
-        row = dict.fromkeys(row_columns(classes, geometry))
-        row.update(base, face_id=-1, confidence=0.0, success=0)
-        return [row]
+    photo = result.frame is None
+    if photo:
+        places = [{"path": result.source, "face": i} for i in range(len(result.faces))]
+    else:
+        base = {"frame": result.frame + 1, "timestamp": round(float(result.timestamp or 0.0), 4)}
+        if not result.faces:
+            row = dict.fromkeys(row_columns(classes, geometry))
+            row.update(base, face_id=-1, confidence=0.0, success=0)
+            return [row]
+        places = [{**base, "face_id": -1 if f.track_id is None else int(f.track_id)} for f in result.faces]
     rows = []
-    for f in faces:
-        row = {**base, "face_id": -1 if f.track_id is None else int(f.track_id),
-               "confidence": round(float(f.score), 4), "success": 1}
+    for place, f in zip(places, result.faces):
+        row = {**place, "confidence": round(float(f.score), 4), **({} if photo else {"success": 1})}
         row.update(zip(("x1", "y1", "x2", "y2"), (round(v, 2) for v in f.box)))
         lm = f.landmarks.reshape(-1)
-        row.update(zip(BASE_COLUMNS[9:19], (round(float(v), 2) if math.isfinite(v) else None for v in lm)))
+        row.update(zip(FACE_COLUMNS[4:14], (round(float(v), 2) if math.isfinite(v) else None for v in lm)))
         row["expression"] = f.expression
         row.update((f"p_{c}", round(float(f.probabilities[c]), 5) if c in f.probabilities else None) for c in classes)
         if geometry:
@@ -67,7 +79,8 @@ def frame_rows(frame_index: int, timestamp: float, faces: list[Face], classes: t
 
 
 class RowWriter:
-    """Streams rows to ``path`` in the format of its suffix (.csv, .jsonl/.ndjson, .parquet).
+    """Streams rows to ``path`` in the format of its suffix (.csv, .jsonl/.ndjson, .parquet) or ``format``
+    (``csv``, ``jsonl``, ``parquet``); ``photos``: the columns of photos' rows (``row_columns``).
 
     The file is written under a temporary name (``openfer.io.atomic``) and renamed to ``path`` on ``close``
     (which Ctrl-C and SIGTERM still reach), so an existing file is only replaced by a complete one. CSV and JSON
@@ -76,13 +89,14 @@ class RowWriter:
     """
 
     def __init__(self, path: str | Path, classes: tuple[str, ...], parquet_rows: int = 4096,
-                 geometry: bool = False, voice: tuple[str, ...] | None = None) -> None:
+                 geometry: bool = False, voice: tuple[str, ...] | None = None, photos: bool = False,
+                 format: str | None = None) -> None:
         self.path = Path(path)
-        fmt = ROW_FORMATS.get(self.path.suffix.lower())
+        fmt = format or ROW_FORMATS.get(self.path.suffix.lower())
         if fmt is None:
             raise UnknownNameError(f"unknown row format {self.path.suffix!r} for {self.path}: use one of "
                                    f"{', '.join(sorted(ROW_FORMATS))}")
-        self.format, self.columns, self.rows_written = fmt, row_columns(classes, geometry, voice), 0
+        self.format, self.columns, self.rows_written = fmt, row_columns(classes, geometry, voice, photos), 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._part = part_path(self.path)
         self._buffer: list[dict[str, Any]] = []
@@ -94,7 +108,8 @@ class RowWriter:
             except ImportError as e:
                 raise MissingExtraError("Parquet output needs pyarrow", "video", e) from None
             floats = {c: pa.float64() for c in self.columns}
-            floats.update(frame=pa.int64(), face_id=pa.int64(), success=pa.int8(), expression=pa.string())
+            floats.update(frame=pa.int64(), face_id=pa.int64(), success=pa.int8(), expression=pa.string(),
+                          path=pa.string(), face=pa.int64())
             if voice is not None:
                 floats.update(voice_speech=pa.int8(), voice_expression=pa.string())
             floats.update((c, pa.int8()) for c in INT_COLUMNS if c in floats)

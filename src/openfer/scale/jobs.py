@@ -60,7 +60,7 @@ def _photos(job: Job, analyzer) -> dict[str, Any]:
     jsonl, csv_path = job.outputs
     summary = run_images(analyzer, [Path(p) for p in job.inputs], jsonl=jsonl, csv_path=csv_path)
     return {"photos": summary.done, "failed": summary.failed, "faces": summary.faces,
-            "unreadable": [r["path"] for r in summary.records if r["error"]], "interrupted": summary.interrupted}
+            "unreadable": [r.source for r in summary.results if r.error], "interrupted": summary.interrupted}
 
 
 def _video(job: Job, analyzer, settings) -> dict[str, Any]:

@@ -211,7 +211,7 @@ def create_app(config: ServiceConfig | None = None, analyzer: Analyzer | None = 
         >>> with TestClient(app, base_url="http://127.0.0.1") as client:   # a name the service answers to
         ...     r = client.post("/v1/analyze", files={"file": ("photo.jpg", jpeg.getvalue())})
         >>> r.status_code, r.json()["num_faces"], sorted(r.json()["faces"][0])
-        (200, 1, ['box', 'expression', 'landmarks', 'probabilities', 'score'])
+        (200, 1, ['box', 'confidence', 'expression', 'face', 'landmarks', 'probabilities'])
     """
     cfg = config or ServiceConfig.from_env()
     svc = _Service(cfg, analyzer)

@@ -1,4 +1,5 @@
-"""Pydantic models of the API's answers; they mirror ``Face.to_dict()``, the CLI's JSON and the video run."""
+"""Pydantic models of the API's answers; they mirror ``ImageResult.to_dict()`` (the CLI's JSON Lines) and the video
+run."""
 
 from __future__ import annotations
 
@@ -11,13 +12,15 @@ from pydantic import BaseModel, Field
 class FaceOut(BaseModel):
     """One face, as in the CLI's JSON Lines (``openfer.Face.to_dict``)."""
 
+    face: int = Field(description="index of the face in the image, from 0 (highest detection confidence first)")
     box: list[float] = Field(min_length=4, max_length=4, description="x1, y1, x2, y2 in pixels of the image")
-    score: float = Field(description="detector confidence, 0..1")
+    confidence: float = Field(description="detector confidence, 0..1")
     landmarks: Optional[list[list[float]]] = Field(
         description="5 x [x, y] pixels: left eye, right eye, nose, mouth left, mouth right; null when unknown")
     expression: Optional[str] = Field(description="most probable class")
     probabilities: dict[str, float] = Field(description="class -> probability, summing to 1")
-    track_id: Optional[int] = Field(default=None, description="stable id of this person (webcam stream only)")
+    face_id: Optional[int] = Field(default=None, description="stable id of this person, from 0 (webcam stream "
+                                                             "only)")
 
 
 class ExplanationOut(BaseModel):
@@ -48,7 +51,9 @@ class AnalyzeOut(BaseModel):
     width: int = Field(description="image width in pixels (after EXIF rotation)")
     height: int
     num_faces: int
-    faces: list[FaceOut] = Field(description="highest detection score first; [] when there is no face")
+    faces: list[FaceOut] = Field(description="highest detection confidence first; [] when there is no face")
+    detect_sides: Optional[list[int]] = Field(default=None, description="longer side (pixels) of each pass the face "
+                                                                        "detector made, coarsest first")
     model: str = Field(description="expression model that classified the faces")
     seconds: float = Field(description="time spent decoding and analysing, seconds")
 
@@ -129,7 +134,8 @@ class ErrorOut(BaseModel):
 class ExplainOut(AnalyzeOut):
     """Faces in one image, each with an explanation."""
 
-    faces: list[ExplainedFaceOut] = Field(description="highest detection score first; [] when there is no face")
+    faces: list[ExplainedFaceOut] = Field(description="highest detection confidence first; [] when there is no "
+                                                      "face")
     explained: int = Field(description="faces with an explanation: the largest first, at most the server's "
                                        "max_explain_faces, and those done within its time budget")
     notes: list[str] = Field(description="why some faces have no explanation; [] when all have one")

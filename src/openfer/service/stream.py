@@ -8,10 +8,11 @@ from typing import Any
 from openfer.analyzer import Analyzer
 from openfer.io.images import ReducedImage, read_image_reduced
 from openfer.service.work import detection_side
+from openfer.types import ImageResult
 
 
 class StreamSession:
-    """Analyses the frames of one live stream in order, giving each person a stable ``track_id``.
+    """Analyses the frames of one live stream in order, giving each person a stable ``face_id``.
 
     Frames are timed by their arrival, so the tracker copes with a browser that sends at a varying rate. As for
     video files, the detector runs on every ``detect_every``-th frame (and when a face is lost) and faces are
@@ -52,13 +53,15 @@ class StreamSession:
         """
         t = time.perf_counter()
         image = self._decode(data)
-        faces = self.follower.step(image.rgb, time.monotonic() - self._t0)
+        now = time.monotonic() - self._t0
+        faces = self.follower.step(image.rgb, now)
         faces = self.reclassifier.classify_frames([(image.rgb, faces)])[0]
         if image.factor > 1:
             faces = [f.scaled(image.factor) for f in faces]
+        result = ImageResult(faces, width=image.width, height=image.height, frame=self.frames,
+                             timestamp=now)
         self.frames += 1
-        return {"type": "result", "frame": self.frames, "width": image.width, "height": image.height,
-                "faces": [f.to_dict() for f in faces], "ms": round((time.perf_counter() - t) * 1000, 1)}
+        return {"type": "result", **result.to_dict(), "ms": round((time.perf_counter() - t) * 1000, 1)}
 
     def _decode(self, data: bytes) -> ReducedImage:
         """The frame at the size detection needs; the follower's detector is set for that size."""

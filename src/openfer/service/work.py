@@ -13,7 +13,7 @@ from openfer.analyzer import Analyzer
 from openfer.errors import ImageTooLargeError
 from openfer.io.images import ImageReadError, ReducedImage, read_image_reduced
 from openfer.service.config import ServiceConfig
-from openfer.types import Face
+from openfer.types import Face, ImageResult
 
 #: Crops per model call while explaining: the deadline is checked between calls (about 0.1-0.3 s each on a CPU).
 EXPLAIN_BATCH = 128
@@ -86,10 +86,15 @@ def to_original(faces: list[Face], factor: int) -> list[Face]:
     return faces if factor == 1 else [f.scaled(factor) for f in faces]
 
 
-def answer(analyzer: Analyzer, image: ReducedImage, faces: list[dict], started: float, **extra) -> dict:
-    """The JSON answer of ``/v1/analyze`` and ``/v1/explain``: sizes are the original's."""
-    return {"width": image.width, "height": image.height, "num_faces": len(faces), "faces": faces,
-            "model": analyzer.classifier.spec.name, "seconds": round(time.perf_counter() - started, 4), **extra}
+def answer(analyzer: Analyzer, image: ReducedImage, faces: list[Face], started: float, heatmap: bool = True,
+           **extra) -> dict:
+    """The JSON answer of ``/v1/analyze`` and ``/v1/explain``: the ``ImageResult`` record of the original image
+    (faces, boxes and sizes in its pixels), the model and the time taken."""
+    sides = getattr(analyzer.detector, "sides", None)
+    result = ImageResult(to_original(faces, image.factor), width=image.width, height=image.height,
+                         detect_sides=sides(image.width, image.height) if sides else None)
+    return {**result.to_dict(heatmap=heatmap), "model": analyzer.classifier.spec.name,
+            "seconds": round(time.perf_counter() - started, 4), **extra}
 
 
 def analyze_bytes(analyzer: Analyzer, data: bytes, cfg: ServiceConfig) -> dict:
@@ -97,7 +102,7 @@ def analyze_bytes(analyzer: Analyzer, data: bytes, cfg: ServiceConfig) -> dict:
     t = time.perf_counter()
     image = decode(analyzer, data, cfg)
     faces = analyzer.classify(image.rgb, detect(analyzer, image, cfg))
-    return answer(analyzer, image, [f.to_dict() for f in to_original(faces, image.factor)], t)
+    return answer(analyzer, image, faces, t)
 
 
 def explain_bytes(analyzer: Analyzer, data: bytes, cfg: ServiceConfig, method: str, target: str | None,
@@ -130,12 +135,11 @@ def explain_bytes(analyzer: Analyzer, data: bytes, cfg: ServiceConfig, method: s
         done = sum(f.explanation is not None for f in faces)
         notes.append(f"the time budget of {cfg.explain_timeout:g} s ran out after {done} of {len(chosen)} faces; "
                      "the rest have no explanation (try occlusion, the cheaper method, or fewer faces)")
-    out = []
-    for f in to_original(faces, image.factor):
-        d = f.to_dict()
-        d["explanation"] = f.explanation.to_dict(heatmap=heatmap) if f.explanation is not None else None
-        out.append(d)
-    return answer(analyzer, image, out, t, explained=sum(f.explanation is not None for f in faces), notes=notes)
+    out = answer(analyzer, image, faces, t, heatmap, explained=sum(f.explanation is not None for f in faces),
+                 notes=notes)
+    for d in out["faces"]:
+        d.setdefault("explanation", None)  # a face not explained says so
+    return out
 
 
 def _area(face: Face) -> float:

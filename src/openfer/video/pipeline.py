@@ -21,13 +21,13 @@ from openfer.analyzer import Analyzer
 from openfer.classify.prior import decision_of
 from openfer.errors import UsageError
 from openfer.io.atomic import write_text_atomic
-from openfer.io.rows import RowWriter, frame_rows, row_columns
+from openfer.io.rows import RowWriter, row_columns
 from openfer.report.summary import VideoSummary
 from openfer.track import EmaSmoother, FaceTracker
 from openfer.track.follow import DEFAULT_DETECT_EVERY, FaceFollower
 from openfer.track.reclassify import DEFAULT_CLASSIFY_EVERY, Reclassifier
 from openfer.track.reid import Reidentifier
-from openfer.types import Face
+from openfer.types import Face, ImageResult
 from openfer.video.sinks import AnnotatedVideoWriter, PreviewWindow
 from openfer.video.sources import Frame, FrameSource
 
@@ -213,7 +213,8 @@ def run_video(
         for (fr, _), faces in zip(batch, classified):
             if smoother is not None:
                 faces = smoother.smooth(faces)
-            rows = frame_rows(fr.index, fr.timestamp, faces, classes, geometry=analyzer.geometry is not None)
+            rows = ImageResult(faces, frame=fr.index, timestamp=fr.timestamp).to_rows(
+                classes, geometry=analyzer.geometry is not None)
             if voice is not None:
                 at = voice.at(fr.timestamp)
                 rows = [{**r, **at} for r in rows]

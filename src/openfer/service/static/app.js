@@ -49,7 +49,7 @@ function renderFaces(listId, faces) {
   list.replaceChildren();
   faces.forEach((face, i) => {
     const li = document.createElement("li");
-    const who = face.track_id !== undefined && face.track_id !== null ? `Person ${face.track_id}` : `Face ${i}`;
+    const who = face.face_id !== undefined && face.face_id !== null ? `Person ${face.face_id}` : `Face ${i}`;
     const title = document.createElement("strong");
     title.textContent = `${who}: ${face.expression} (${pct(face.probabilities[face.expression])})`;
     li.appendChild(title);
@@ -82,7 +82,7 @@ function placeBoxes(layer, faces, width, height) {
     Object.assign(box.style, { left: `${100 * x1 / width}%`, top: `${100 * y1 / height}%`,
                                width: `${100 * (x2 - x1) / width}%`, height: `${100 * (y2 - y1) / height}%` });
     box.style.setProperty("--c", colour(face.expression));
-    const who = face.track_id !== undefined && face.track_id !== null ? `#${face.track_id}` : `#${i}`;
+    const who = face.face_id !== undefined && face.face_id !== null ? `#${face.face_id}` : `#${i}`;
     const label = document.createElement("span");
     label.className = "face-label";
     label.textContent = `${who} ${face.expression} ${pct(face.probabilities[face.expression])}`;
@@ -503,9 +503,9 @@ function onLiveMessage(msg) {
     live.lastFaces = msg.faces; live.lastSize = [msg.width, msg.height];
     if (live.log.length < LIVE_LOG_MAX) live.log.push({ t: +t.toFixed(3), faces: msg.faces });
     for (const f of msg.faces) {
-      if (f.track_id === undefined || f.track_id === null) continue;
-      if (!live.history.has(f.track_id)) live.history.set(f.track_id, []);
-      const h = live.history.get(f.track_id);
+      if (f.face_id === undefined || f.face_id === null) continue;
+      if (!live.history.has(f.face_id)) live.history.set(f.face_id, []);
+      const h = live.history.get(f.face_id);
       h.push({ t, p: f.probabilities });
       while (h.length && h[0].t < t - LIVE_WINDOW_S) h.shift();
     }
