@@ -147,7 +147,7 @@ def run_stream(url: str, frames: list[bytes], count: int) -> dict:
             ws.send(frames[i % len(frames)])
             msg = json.loads(ws.recv())
             times.append(time.perf_counter() - t)
-            faces.append([f.get("track_id") for f in msg.get("faces", [])])
+            faces.append([f.get("face_id") for f in msg.get("faces", [])])
         wall = time.perf_counter() - t0
     return {"frames": count, "frames_per_s": round(count / wall, 2), "round_trip_ms": {
         "p50": percentile(times, 50), "p95": percentile(times, 95)},
