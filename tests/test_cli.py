@@ -223,8 +223,8 @@ def test_analyze_haar_detector(tmp_path):
         (["--threshold", "5"], "--threshold"),
         (["--max-side", "-5"], "--max-side"),
         (["--smooth", "2"], "--smooth"),
-        (["--fps", "0"], "--fps must be above 0"),
-        (["--start", "2", "--end", "1"], "must come after --start"),
+        (["--fps", "0"], "fps must be above 0"),
+        (["--start", "2", "--end", "1"], "end (1 s) must come after start (2 s)"),
         (["--summary", "s.json"], "only apply to videos"),
         (["--every", "5", "--smooth", "0.5"], "--every, --smooth only apply to videos"),
         (["--out", "rows.txt"], "for photos give a .jsonl"),
@@ -241,6 +241,25 @@ def test_analyze_usage_errors_exit_2(tmp_path, monkeypatch, args, needle):
     assert "Traceback" not in res.output
     if "--model" in args:
         assert "default" in res.output  # the message lists the registered models
+
+
+def test_analyze_options_are_the_settings_object():
+    """Issue 17: ``openfer analyze`` declares each analysis option once and builds one ``AnalysisSettings`` from
+    them, so their defaults are the library's; the settings' checks are the CLI's usage errors."""
+    import inspect
+    from dataclasses import fields
+
+    from openfer import cli
+    from openfer.settings import AnalysisSettings
+
+    params, default = inspect.signature(cli.analyze).parameters, AnalysisSettings()
+    shared = [f.name for f in fields(AnalysisSettings) if f.name in params]
+    assert len(shared) >= 14
+    for name in shared:
+        assert params[name].default == getattr(default, name), name
+    assert AnalysisSettings(every=5, smooth=0.5, reid=True).video_options() == ["every", "smooth", "reid"]
+    res = run_cli("analyze", "x.mp4", "--out", "r.csv", "--prior", "uniform")
+    assert res.exit_code == 2 and "uniform" in res.output
 
 
 @pytest.mark.parametrize("ending", [".jsonl", ".csv", ".parquet"])

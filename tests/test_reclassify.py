@@ -129,11 +129,9 @@ def test_defaults_agree_everywhere():
     import inspect
 
     from openfer import cli
-    from openfer.scale.settings import AnalysisSettings
+    from openfer.settings import AnalysisSettings
     from openfer.track.reclassify import DEFAULT_CLASSIFY_EVERY
-    from openfer.video.batch import analyze_video_file
-
-    for fn in (cli.analyze, run_video, analyze_video_file):
+    for fn in (cli.analyze, run_video):
         assert inspect.signature(fn).parameters["classify_every"].default == DEFAULT_CLASSIFY_EVERY
     assert AnalysisSettings().classify_every == DEFAULT_CLASSIFY_EVERY
     assert AnalysisSettings(classify_every=1).manifest_settings()["classify_every"] == 1

@@ -126,7 +126,7 @@ def test_cli_fetches_the_real_faceres_from_a_local_copy_and_settings_record_reid
     from typer.testing import CliRunner
 
     from openfer.cli import app
-    from openfer.scale.settings import AnalysisSettings
+    from openfer.settings import AnalysisSettings
 
     res = CliRunner().invoke(app, ["models", "fetch", "faceres", "--model-dir", str(tmp_path),
                                    "--url", (REAL / "faceres.json").resolve().as_uri()])

@@ -184,7 +184,7 @@ def test_analyze_video_takes_the_cli_sampling_options(video, analyzer):
     smoothed = analyze_video(video[0], analyzer, smooth=0.3)
     raw = analyze_video(video[0], analyzer)
     assert not np.allclose(smoothed.p_neutral.dropna(), raw.p_neutral.dropna())
-    with pytest.raises(ValueError, match="every must be >= 1"):
+    with pytest.raises(ValueError, match="every must be 1 or more"):
         analyze_video(video[0], analyzer, every=0)
     with pytest.raises(ValueError, match="alpha must be in"):
         analyze_video(video[0], analyzer, smooth=2)

@@ -72,6 +72,34 @@ def _detection(detector: str, threshold: float, max_side: int, upscale: bool = F
         _usage(str(e))
 
 
+def _settings(**options):
+    """The one ``AnalysisSettings`` of a command from its options, or exit 2 saying which value is wrong."""
+    from openfer.settings import AnalysisSettings
+
+    try:
+        return AnalysisSettings(**options)
+    except OpenferError as e:
+        _usage(str(e))
+
+
+def _analyzer(settings, kind: str = "photos"):
+    """``settings.analyzer(kind)``, or exit 2 with a one-line message (a model name or file, a missing extra or
+    model file the user can fix; anything else is a bug and ends in a traceback)."""
+    try:
+        return settings.analyzer(kind)
+    except (OpenferError, OSError) as e:
+        _usage(str(e))
+
+
+def _check_reid(settings) -> None:
+    """With ``--reid``, load the face describer now (once per run), or exit 2 saying how to get its files."""
+    if settings.reid:
+        try:
+            settings.reidentifier()
+        except (OpenferError, OSError, ValueError) as e:
+            _usage(f"--reid: {e}")
+
+
 @app.command()
 def analyze(
     paths: Annotated[Optional[list[str]], typer.Argument(help="Image files, folders or glob patterns; or one video "
@@ -148,25 +176,15 @@ def analyze(
     Exit code: 0 when every input was read, 1 when any input failed (its error is in the JSONL output, or for a
     video in the summary's problems), 2 on usage errors, 130 after Ctrl-C.
     """
-    from openfer.analyzer import Analyzer
-    from openfer.pipeline import run_images
-
-    from openfer.track.follow import DEFAULT_DETECT_EVERY
-    from openfer.track.reclassify import DEFAULT_CLASSIFY_EVERY
     from openfer.video.sources import is_video_input, split_video_inputs
 
-    _check_prior(prior)
-    detection = _detection(detector, threshold, max_side, upscale)
     items = list(paths or [])
-    geo = _geometry_stage(model_dir) if geometry else None
     if model_dir is not None and not geometry and not reid:
         err.print("[yellow]warning:[/yellow] --model-dir only applies with --geometry or --reid")
-    if fps is not None and fps <= 0:
-        _usage(f"--fps must be above 0, got {fps:g}")
-    if smooth == 0:
-        _usage("--smooth must be above 0 (1 turns smoothing off)")
-    if end is not None and end <= start:
-        _usage(f"--end ({end:g} s) must come after --start ({start:g} s)")
+    settings = _settings(model=model, prior=prior, detection=_detection(detector, threshold, max_side, upscale),
+                         threads=threads, every=every, fps=fps, start=start, end=end, smooth=smooth,
+                         geometry=geometry, model_dir=model_dir, audio=audio, detect_every=detect_every,
+                         classify_every=classify_every, reid=reid)
     from openfer.audio.reader import is_audio_file
 
     if items and camera is None and not sequence and all(is_audio_file(i) for i in items):
@@ -178,41 +196,27 @@ def analyze(
         _usage("--audio needs a video file (a camera, stream or image sequence has no sound track to read)")
     if engine == "ray":
         from openfer.cli_scale import analyze_ray
-        from openfer.scale import AnalysisSettings
 
         local_only = [name for name, given in (("--jsonl", jsonl), ("--csv", csv), ("--annotate", annotate),
                                                ("--summary", summary), ("--camera", camera is not None),
                                                ("--sequence", sequence), ("--preview", preview), ("--demo", demo))
                       if given]
-        analyze_ray(items, out=out, settings=AnalysisSettings(
-            model=model, prior=prior, detection=detection, threads=threads, every=every, fps=fps, start=start, end=end,
-            smooth=smooth, geometry=geometry, model_dir=model_dir, audio=audio, detect_every=detect_every,
-            classify_every=classify_every, reid=reid),
-            address=address, workers=workers,
-            recursive=recursive, quiet=quiet, local_only=local_only)
+        analyze_ray(items, out=out, settings=settings, address=address, workers=workers, recursive=recursive,
+                    quiet=quiet, local_only=local_only)
     if address is not None or workers is not None:
         _usage("--address and --workers only apply with --engine ray")
     videos, photo_items = split_video_inputs(items, recursive) if camera is None and not sequence else ([], items)
     if len(videos) > 1 or (videos and len(items) == 1 and Path(items[0]).is_dir()):
-        _analyze_batch(videos, photo_items, out=out, model=model, prior=prior, detection=detection, every=every,
-                       fps=fps, start=start, end=end, smooth=smooth, recursive=recursive, quiet=quiet, geometry=geo,
-                       threads=threads, audio=audio, detect_every=detect_every, classify_every=classify_every,
-                       reid=_reid_stage(model_dir, reid))
+        _analyze_batch(videos, photo_items, settings, out=out, recursive=recursive, quiet=quiet)
         return
     if camera is not None or sequence or any(is_video_input(i) for i in items):
-        _analyze_video(items, camera=camera, sequence=sequence, out=out or (Path(csv) if csv else None) or (
-            Path(jsonl) if jsonl and jsonl != "-" else None), summary=summary, annotate=annotate, model=model,
-            detection=detection, every=every, fps=fps, start=start, end=end, smooth=smooth, preview=preview,
-            recursive=recursive, quiet=quiet, geometry=geo, prior=prior, overwrite=overwrite, threads=threads,
-            audio=audio, detect_every=detect_every, classify_every=classify_every, reid=_reid_stage(model_dir, reid))
+        _analyze_video(items, settings, camera=camera, sequence=sequence, out=out or (Path(csv) if csv else None) or (
+            Path(jsonl) if jsonl and jsonl != "-" else None), summary=summary, annotate=annotate, preview=preview,
+            recursive=recursive, quiet=quiet, overwrite=overwrite)
         return
-    video_only = [name for name, given in (("--summary", summary is not None), ("--every", every != 1),
-                                           ("--detect-every", detect_every != DEFAULT_DETECT_EVERY),
-                                           ("--classify-every", classify_every != DEFAULT_CLASSIFY_EVERY),
-                                           ("--fps", fps is not None), ("--start", start != 0),
-                                           ("--end", end is not None), ("--smooth", smooth != 1),
-                                           ("--preview", preview), ("--audio", audio), ("--reid", reid))
-                  if given]
+    video_only = [*(["--summary"] if summary is not None else []),
+                  *(f"--{name.replace('_', '-')}" for name in settings.video_options()),
+                  *(["--preview"] if preview else [])]
     if video_only:
         _usage(f"{', '.join(video_only)} only apply to videos (the inputs are photos); for photos use --out "
                "results.jsonl or faces.csv, --annotate FOLDER")
@@ -246,18 +250,15 @@ def analyze(
     if jsonl is None and csv is None and annotate is None:
         jsonl = "-"
     _check_outputs(files, {"--jsonl": jsonl, "--csv": csv}, overwrite or demo)
-    try:
-        analyzer = Analyzer(detector=detection.load(threads), classifier=model, geometry=geo, prior=prior,
-                            threads=threads)
-    except (OpenferError, OSError) as e:  # a name, model file or extra the user gave; anything else is a bug
-        err.print(f"[red]error:[/red] {_e(e)}")
-        raise typer.Exit(2)
+    analyzer = _analyzer(settings, "photos")
 
     progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=quiet)
     try:
         with progress:
             task = progress.add_task("analyzing", total=len(files))
+            from openfer.pipeline import run_images
+
             summary = run_images(analyzer, files, jsonl=jsonl, csv_path=csv, annotate_dir=annotate,
                                  on_done=lambda rec: progress.advance(task), style=style)
     except OSError as e:  # an output that cannot be created or written
@@ -323,80 +324,43 @@ def _need_torch(what: str) -> None:
         _usage(str(e))
 
 
-def _geometry_stage(model_dir: Path | None):
-    """The ``--geometry`` stage, or exit 2 with a one-line message (no MediaPipe, no model file)."""
-    try:
-        from openfer.geometry import GeometryEstimator
-
-        return GeometryEstimator(model_dir=model_dir)
-    except (OpenferError, OSError) as e:  # no MediaPipe, no or a damaged model file; escape: "[geometry]" is text
-        err.print(f"[red]error:[/red] {escape(str(e))}", soft_wrap=True)
-        raise typer.Exit(2)
-
-
-def _reid_stage(model_dir: Path | None, reid: bool):
-    """The ``--reid`` face describer (loaded once, shared by the videos of a run), or exit 2 with a one-line
-    message (no faceres files: how to get them)."""
-    if not reid:
-        return None
-    from openfer.track.identity import load_describer
-
-    try:
-        return load_describer(model_dir)
-    except (OpenferError, OSError, ValueError) as e:
-        _usage(f"--reid: {e}")
-
-
-def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate, model, detection, every, fps, start,
-                   end, smooth, preview, recursive, quiet, geometry=None, prior: str = "training",
-                   overwrite: bool, threads: int, audio: bool, detect_every: int, classify_every: int,
-                   reid=None) -> None:
+def _analyze_video(items: list[str], settings, *, camera, sequence, out, summary, annotate, preview, recursive,
+                   quiet, overwrite: bool) -> None:
     """The video branch of ``analyze``: open one source, run the streaming pipeline, report."""
     from openfer.track.bytetrack import preload
 
     preload()  # the tracking library's imports overlap with loading the models and opening the video
-    from openfer.analyzer import Analyzer
-    from openfer.classify.prior import decision_of
     from openfer.io.images import expand_inputs
-    from openfer.track import EmaSmoother, FaceTracker
-    from openfer.video import Sampling, open_source, run_video
-
-    def usage(msg: str) -> None:
-        err.print(f"[red]error:[/red] {_e(msg)}")
-        raise typer.Exit(2)
+    from openfer.video import open_source
 
     if camera is not None and items:
-        usage("give either --camera N or input paths, not both")
+        _usage("give either --camera N or input paths, not both")
     if not sequence and camera is None and len(items) != 1:
-        usage(f"give one video per run (got {len(items)} inputs); run openfer once per video")
+        _usage(f"give one video per run (got {len(items)} inputs); run openfer once per video")
     if out is None and summary is None and annotate is None and not preview:
-        usage("say where results go: --out rows.csv|.jsonl|.parquet, --summary summary.json, --annotate out.mp4 "
-              "or --preview")
+        _usage("say where results go: --out rows.csv|.jsonl|.parquet, --summary summary.json, --annotate out.mp4 "
+               "or --preview")
     _check_outputs(items if camera is None and not sequence else [],
                    {"--out": out, "--summary": summary, "--annotate": annotate}, overwrite)
+    _check_reid(settings)
     try:
-        sampling = Sampling(every=every, fps=None if sequence else fps, start=start, end=end)
-        if sequence:
+        if sequence:  # --fps is the images' frame rate, not a sampling rate
             files = expand_inputs(items, recursive=recursive)
             _check_outputs(files, {"--out": out, "--summary": summary, "--annotate": annotate}, overwrite)
-            source = open_source(files, sampling, sequence_fps=fps or 30.0)
+            source = open_source(files, replace(settings, fps=None).sampling(), sequence_fps=settings.fps or 30.0)
         else:
-            source = open_source(camera if camera is not None else items[0], sampling)
-        # one pass per frame at --max-side: finer passes for big frames (as for photos) would cost 4-5x per 4K frame
-        analyzer = Analyzer(detector=replace(detection, max_shrink=None).load(threads), classifier=model,
-                            geometry=geometry, prior=prior, threads=threads)
-        smoother = EmaSmoother(alpha=smooth, decision=decision_of(analyzer.classifier)) if smooth < 1 else None
-        tracker = FaceTracker(frame_rate=source.fps or 30.0)
+            source = open_source(camera if camera is not None else items[0], settings.sampling())
+        analyzer = settings.analyzer("video")
     except (OpenferError, OSError) as e:  # the source cannot be opened, a name, a model file or an extra
-        usage(str(e))
+        _usage(str(e))
     voice = None
-    if audio:
+    if settings.audio:
         from openfer.cli_audio import voice_track
         from openfer.video.sources import STREAM_SCHEMES
 
         if str(items[0]).lower().startswith(STREAM_SCHEMES):
-            usage("--audio needs a video file (a live stream's sound is not read)")
-        voice = voice_track(items[0], start, end, quiet)
+            _usage("--audio needs a video file (a live stream's sound is not read)")
+        voice = voice_track(items[0], settings.start, settings.end, quiet)
 
     progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[fps]:.1f} frames/s"), TimeElapsedColumn(), TimeRemainingColumn(),
@@ -404,21 +368,20 @@ def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate
     try:
         with progress:
             task = progress.add_task(f"analyzing {source.name}", total=source.expected_frames, fps=0.0)
-            result = run_video(analyzer, source, out=out, summary_path=summary, annotate_path=annotate,
-                               tracker=tracker, smoother=smoother, preview=preview, voice=voice,
-                               detect_every=detect_every, classify_every=classify_every, reid=_reidentifier(reid),
-                               on_frame=lambda r: progress.update(task, completed=r.frames, fps=r.fps))
+            result = settings.run_video(analyzer, source, out=out, summary_path=summary, annotate_path=annotate,
+                                        preview=preview, voice=voice,
+                                        on_frame=lambda r: progress.update(task, completed=r.frames, fps=r.fps))
     except OSError as e:  # an output that cannot be written
-        usage(f"cannot write results: {e}")
+        _usage(f"cannot write results: {e}")
     except OpenferError as e:  # an output format, an extra it needs, --preview without a display
-        usage(str(e))
+        _usage(str(e))
     if not quiet:
         err.print(f"{_n(result.frames, 'frame')}, {_n(result.faces, 'face')}, "
                   f"{_n(result.tracks, 'tracked person', 'tracked people')}, "
                   f"{result.fps:.1f} frames/s" + (" (interrupted)" if result.interrupted else ""))
         if result.frames == 0 and not result.interrupted:
-            result.problems.append("no frame was analysed" + (f": the video may end before --start {start:g} s"
-                                                              if start else ""))
+            result.problems.append("no frame was analysed" + (f": the video may end before --start "
+                                                              f"{settings.start:g} s" if settings.start else ""))
         for p in result.problems[:20]:
             err.print(f"[yellow]problem:[/yellow] {_e(p)}")
         for name, target in (("rows", out), ("summary", summary), ("annotated video", annotate)):
@@ -429,58 +392,34 @@ def _analyze_video(items: list[str], *, camera, sequence, out, summary, annotate
     raise typer.Exit(1 if result.problems else 0)
 
 
-def _reidentifier(describer):
-    """A new ``Reidentifier`` for one video over the run's describer (None without --reid)."""
-    if describer is None:
-        return None
-    from openfer.track.reid import Reidentifier
-
-    return Reidentifier(describer)
-
-
-def _analyze_batch(videos: list[Path], photo_items: list[str], *, out, model, prior, detection, every, fps, start,
-                   end, smooth, recursive, quiet, geometry, threads: int, audio: bool, detect_every: int,
-                   classify_every: int, reid=None) -> None:
+def _analyze_batch(videos: list[Path], photo_items: list[str], settings, *, out, recursive, quiet) -> None:
     """Several videos (a folder, a glob, a list): rows and summary per video in the --out folder, a manifest that
     lets a rerun skip finished videos, people.csv across them, and the photos of mixed folders beside them."""
-    from openfer.analyzer import Analyzer
     from openfer.io.images import mark_output_folder
     from openfer.io.rows import ROW_FORMATS
     from openfer.pipeline import run_images
-    from openfer.scale.settings import AnalysisSettings
-    from openfer.video import Sampling
     from openfer.video.batch import analyze_video_file, run_batch
 
     if out is None or out.suffix.lower() in ROW_FORMATS or out.is_file():
         _usage("several videos: give --out FOLDER (rows and a summary per video go there, with manifest.json "
                "and people.csv)")
-    try:
-        sampling = Sampling(every=every, fps=fps, start=start, end=end)
-        # one pass per frame, as for one video
-        analyzer = Analyzer(detector=replace(detection, max_shrink=None).load(threads), classifier=model,
-                            geometry=geometry, prior=prior, threads=threads)
-    except (OpenferError, OSError) as e:  # a name, a model file or an extra the user gave
-        _usage(str(e))
+    _check_reid(settings)
+    analyzer = _analyzer(settings, "video")
     mark_output_folder(out)  # a later run over a folder holding it does not read its files as inputs
-    settings = AnalysisSettings(model=model, prior=prior, detection=detection, every=every, fps=fps, start=start,
-                                end=end, smooth=smooth, geometry=geometry is not None, audio=audio,
-                                detect_every=detect_every, classify_every=classify_every,
-                                reid=reid is not None).manifest_settings()
 
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TimeRemainingColumn(), console=err, disable=quiet)
 
     def run_one(video: Path, rows: Path, summary: Path):
         voice = None
-        if audio:
+        if settings.audio:
             from openfer.audio.voice import analyze_sound
 
-            voice = analyze_sound(video, start=start, end=end)
+            voice = analyze_sound(video, start=settings.start, end=settings.end)
         tasks = []  # the video's own progress bar, added once it is open (its frame count known)
         try:
             return analyze_video_file(
-                analyzer, video, rows, summary, sampling, smooth, voice=voice, detect_every=detect_every,
-                classify_every=classify_every, reid=_reidentifier(reid),
+                analyzer, video, rows, summary, settings, voice=voice,
                 on_open=lambda source: tasks.append(progress.add_task(f"  {video.name}", total=source.expected_frames)),
                 on_frame=lambda r: progress.update(tasks[0], completed=r.frames))
         finally:
@@ -489,14 +428,12 @@ def _analyze_batch(videos: list[Path], photo_items: list[str], *, out, model, pr
 
     with progress:
         overall = progress.add_task("videos", total=len(videos))
-        result = run_batch(videos, out, run_one, settings,
+        result = run_batch(videos, out, run_one, settings.manifest_settings(),
                            on_video=lambda v, state: progress.advance(overall))
     photos = [] if result.interrupted else _image_inputs(photo_items, recursive, True)
     photo_summary = None
     if photos:  # photos get the photo detector (finer passes for big ones), not the one-pass video detector
-        photo_analyzer = Analyzer(detector=detection.load(threads), classifier=model, geometry=geometry, prior=prior,
-                                  threads=threads)
-        photo_summary = run_images(photo_analyzer, photos, jsonl=str(out / "photos.jsonl"),
+        photo_summary = run_images(_analyzer(settings, "photos"), photos, jsonl=str(out / "photos.jsonl"),
                                    csv_path=str(out / "photos.csv"))
     if not quiet:
         err.print(f"{_n(len(result.done), 'video')} analysed, {len(result.skipped)} skipped (finished before, same "
@@ -567,24 +504,22 @@ def explain(
     (the 'analyze' record of every image, each face with its explanation). Exit code: 0 when every image was
     explained, 1 when any failed, 2 on usage errors, 130 after Ctrl-C.
     """
-    from openfer.analyzer import Analyzer
     from openfer.explain.core import check_request
     from openfer.explain.run import run_explain
-    from openfer.video.sources import is_video_input, split_video_inputs
+    from openfer.video.sources import is_video_input
 
     params = {"occlusion": {"patch": patch, "stride": stride}, "rise": {"n_masks": masks, "seed": seed}}.get(method, {})
-    detection = _detection(detector, threshold, max_side)
-    geo = _geometry_stage(model_dir) if geometry else None
+    settings = _settings(model=model, detection=_detection(detector, threshold, max_side), every=every,
+                         geometry=geometry, model_dir=model_dir)
     try:
         if any(is_video_input(p) for p in paths):
             if len(paths) != 1:
                 _usage("give one video per run")
-            _explain_video(paths[0], out, method, model, checkpoint, target, params, detection, every_track, every,
-                           quiet, geo)
+            _explain_video(paths[0], out, method, settings, checkpoint, target, params, every_track, quiet)
         files = _image_inputs(paths, recursive, quiet)
         if not files:
             _usage("no image files found in the given inputs")
-        analyzer = Analyzer(detector=detection.load(), classifier=model, geometry=geo)
+        analyzer = settings.analyzer("photos")
         clf = _explain_classifier(analyzer, method, checkpoint)
         check_request(clf or analyzer.classifier, method, target)
         progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
@@ -614,17 +549,15 @@ def _explain_classifier(analyzer, method: str, checkpoint: Optional[Path]):
     return TorchClassifier.from_checkpoint(checkpoint) if checkpoint else TorchClassifier.from_onnx(analyzer.classifier)
 
 
-def _explain_video(path, out, method, model, checkpoint, target, params, detection, every_track, every, quiet,
-                   geometry=None) -> None:
+def _explain_video(path, out, method, settings, checkpoint, target, params, every_track, quiet) -> None:
     """The video branch of ``explain``: raises typer.Exit with the exit code when done (``OpenferError`` for the
     caller to report as a usage error)."""
-    from openfer.analyzer import Analyzer
     from openfer.explain.video import explain_video
-    from openfer.video import Sampling, open_source
+    from openfer.video import open_source
 
-    analyzer = Analyzer(detector=detection.load(), classifier=model, geometry=geometry)
+    analyzer = settings.analyzer("video")  # one detection pass per frame, as 'openfer analyze VIDEO'
     clf = _explain_classifier(analyzer, method, checkpoint)
-    source = open_source(path, Sampling(every=every))
+    source = open_source(path, settings.sampling())
     progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[n]} faces explained"), TimeElapsedColumn(), console=err,
                         disable=quiet)

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from openfer.cli import PRIOR_HELP, _e, _geometry_stage, _n, _reid_stage, _reidentifier, _usage, app, err
+from openfer.cli import PRIOR_HELP, _analyzer, _check_reid, _e, _n, _settings, _usage, app, err
 
 
 def _sources(items: list[str]) -> list[Path]:
@@ -65,8 +65,6 @@ def report(
     One video that cannot be read is reported in the index and the others go on. Exit code: 0 all reported, 1 some
     failed, 2 usage error, 130 Ctrl-C (finished reports and the index are kept).
     """
-    from openfer.analyzer import Analyzer
-    from openfer.detect import DetectorSettings
     from openfer.errors import OpenferError, require_extra
     from openfer.io.outputs import unique_stems
     from openfer.report.build import is_rows_file, report_session, write_groups, write_index
@@ -90,13 +88,10 @@ def report(
     if any(out.resolve() == s.resolve() for s in sources):
         _usage("--out must not be one of the inputs")
     analyzer = None
-    describer = _reid_stage(model_dir, reid) if any(not is_rows_file(s) for s in sources) else None
+    settings = _settings(model=model, prior=prior, geometry=geometry, model_dir=model_dir, reid=reid)
     if any(not is_rows_file(s) for s in sources):
-        try:  # one detection pass per frame, as 'openfer analyze VIDEO'
-            analyzer = Analyzer(detector=DetectorSettings(max_shrink=None).load(), classifier=model, prior=prior,
-                                geometry=_geometry_stage(model_dir) if geometry else None)
-        except (OpenferError, OSError) as e:  # an unknown model, a model file
-            _usage(str(e))
+        _check_reid(settings)
+        analyzer = _analyzer(settings, "video")  # one detection pass per frame, as 'openfer analyze VIDEO'
     elif geometry:
         err.print("[yellow]warning:[/yellow] --geometry only applies to videos; rows files keep the geometry "
                   "columns they were written with")
@@ -113,7 +108,7 @@ def report(
                 try:
                     files = report_session(source, out, stem, analyzer=analyzer, video=video, about=about,
                                            on_frame=lambda r: progress.update(frames, completed=r.frames),
-                                           audio=audio, reid=_reidentifier(describer))
+                                           audio=audio, reid=settings.reidentifier())
                     entries.append((files.html.name, files.summary, ""))
                 except KeyboardInterrupt:
                     raise

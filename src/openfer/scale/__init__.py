@@ -9,6 +9,6 @@ shell); docs/scale.md says how to start a cluster and what it measured. Ray is i
 """
 
 from openfer.scale.driver import ScaleResult, analyze
-from openfer.scale.settings import AnalysisSettings
+from openfer.settings import AnalysisSettings
 
 __all__ = ["AnalysisSettings", "ScaleResult", "analyze"]

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from openfer.errors import UsageError, require_extra
 from openfer.scale.jobs import PARTS, Job, PartReader, photo_job, run_job
-from openfer.scale.settings import AnalysisSettings
+from openfer.settings import AnalysisSettings
 
 log = logging.getLogger(__name__)
 

@@ -73,9 +73,7 @@ def _video(job: Job, analyzer, settings) -> dict[str, Any]:
             from openfer.audio.voice import analyze_sound
 
             voice = analyze_sound(job.inputs[0], start=settings.start, end=settings.end)
-        run = analyze_video_file(analyzer, Path(job.inputs[0]), rows, summary, settings.sampling(), settings.smooth,
-                                 voice=voice, detect_every=settings.detect_every,
-                                 classify_every=settings.classify_every, reid=settings.reidentifier())
+        run = analyze_video_file(analyzer, Path(job.inputs[0]), rows, summary, settings, voice=voice)
     except Exception as e:  # noqa: BLE001 - one bad video must not end the run; it is recorded, as in run_batch
         return {"error": f"{type(e).__name__}: {e}", "interrupted": False}
     return {"frames": run.frames, "faces": run.faces, "tracks": run.tracks, "problems": run.problems[:20],

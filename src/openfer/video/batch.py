@@ -13,8 +13,6 @@ from typing import Any, Callable
 
 from openfer.io.atomic import write_csv_atomic, write_text_atomic
 from openfer.io.outputs import unique_stems
-from openfer.track.follow import DEFAULT_DETECT_EVERY
-from openfer.track.reclassify import DEFAULT_CLASSIFY_EVERY
 
 log = logging.getLogger(__name__)
 
@@ -76,25 +74,19 @@ def is_finished(entry: dict[str, Any], ident: dict[str, Any], digest: str, outpu
             and all(entry.get(k) == v for k, v in ident.items()) and all(p.is_file() for p in outputs))
 
 
-def analyze_video_file(analyzer, video: Path, rows: Path, summary: Path, sampling, smooth: float = 1.0,
+def analyze_video_file(analyzer, video: Path, rows: Path, summary: Path, settings,
                        on_open: Callable[[Any], None] | None = None, on_frame: Callable[[Any], None] | None = None,
-                       voice=None, detect_every: int = DEFAULT_DETECT_EVERY,
-                       classify_every: int = DEFAULT_CLASSIFY_EVERY, reid=None):
-    """One video of a batch: rows to ``rows`` and the summary to ``summary`` with a new tracker (and smoother
-    when ``smooth`` < 1; with ``voice``, its ``VoiceTrack`` columns); ``on_open(source)`` is told the opened
-    source; ``detect_every``, ``classify_every`` and ``reid`` (a new ``Reidentifier`` per video) as
-    ``run_video``'s. Returns the ``VideoRunResult``."""
-    from openfer.classify.prior import decision_of
-    from openfer.track import EmaSmoother, FaceTracker
-    from openfer.video import open_source, run_video
+                       voice=None):
+    """One video of a batch: rows to ``rows`` and the summary to ``summary``, sampled and run with the stages
+    ``settings`` (``openfer.settings.AnalysisSettings``) asks for (a new tracker, smoother and re-identifier per
+    video); with ``voice``, its ``VoiceTrack`` columns; ``on_open(source)`` is told the opened source. Returns the
+    ``VideoRunResult``."""
+    from openfer.video import open_source
 
-    source = open_source(video, sampling)
+    source = open_source(video, settings.sampling())
     if on_open:
         on_open(source)
-    return run_video(analyzer, source, out=rows, summary_path=summary, tracker=FaceTracker(frame_rate=source.fps or 30.0),
-                     smoother=EmaSmoother(alpha=smooth, decision=decision_of(analyzer.classifier)) if smooth < 1 else None,
-                     on_frame=on_frame, voice=voice, detect_every=detect_every, classify_every=classify_every,
-                     reid=reid)
+    return settings.run_video(analyzer, source, out=rows, summary_path=summary, on_frame=on_frame, voice=voice)
 
 
 def run_batch(videos: list[Path], out_dir: str | Path, run_one: Callable[[Path, Path, Path], Any],

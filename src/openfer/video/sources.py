@@ -68,11 +68,13 @@ class Sampling:
 
     def __post_init__(self) -> None:
         if self.every < 1:
-            raise UsageError(f"every must be >= 1 (analyse every Nth frame), got {self.every}")
+            raise UsageError(f"every must be 1 or more (analyse every Nth frame), got {self.every}")
         if self.fps is not None and self.fps <= 0:
-            raise UsageError(f"fps must be > 0, got {self.fps}")
-        if self.start < 0 or (self.end is not None and self.end <= self.start):
-            raise UsageError(f"need 0 <= start < end, got start={self.start}, end={self.end}")
+            raise UsageError(f"fps must be above 0, got {self.fps:g}")
+        if self.start < 0:
+            raise UsageError(f"start must be 0 or more seconds, got {self.start:g}")
+        if self.end is not None and self.end <= self.start:
+            raise UsageError(f"end ({self.end:g} s) must come after start ({self.start:g} s)")
 
 
 class FrameSource(Protocol):
@@ -315,7 +317,7 @@ class FolderSource:
         if not files:
             raise VideoOpenError(f"{name}: no image files")
         if fps <= 0:
-            raise UsageError(f"fps must be > 0, got {fps}")
+            raise UsageError(f"fps must be above 0, got {fps:g}")
         self.files, self.fps, self.sampling, self.name = list(files), float(fps), sampling, name
         self.problems = _Problems()
         self.expected_frames = None

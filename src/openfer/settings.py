@@ -1,14 +1,16 @@
-"""``AnalysisSettings``: everything that decides an analysis's results, as a small picklable value.
+"""``AnalysisSettings``: everything that decides an analysis's results, as one small picklable value.
 
-An ``Analyzer`` holds ONNX Runtime sessions, which cannot be pickled or sent to another process; these settings
-can, and each worker of a cluster builds its own ``Analyzer`` from them once (``analyzer``). The same settings
-give the manifest's ``settings`` and hash, so a run with and without ``--engine ray`` recognise each other's
-finished work.
+Built once from the CLI's options (``openfer analyze``, ``openfer serve``), the service's configuration or Python,
+and turned into the stages that do the work (``analyzer``, ``smoother``, ``reidentifier``, ``sampling``), so every
+front end checks the same ranges and builds the same pipeline. An ``Analyzer`` holds ONNX Runtime sessions, which
+cannot be pickled or sent to another process; these settings can, and each worker of a cluster builds its own
+``Analyzer`` from them once. The same settings give the manifest's ``settings`` and hash, so a run with and without
+``--engine ray`` recognise each other's finished work.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -59,6 +61,9 @@ class AnalysisSettings:
     reid: bool = False
 
     def __post_init__(self) -> None:
+        from openfer.classify.prior import check_prior
+
+        check_prior(self.prior)
         if self.threads < 0:
             raise UsageError(f"threads must be 0 (ONNX Runtime's default) or more, got {self.threads}")
         if self.detect_every < 1:
@@ -68,6 +73,23 @@ class AnalysisSettings:
         if not (0 < self.smooth <= 1):
             raise UsageError(f"smooth must be above 0 and at most 1 (1 turns smoothing off), got {self.smooth:g}")
         self.sampling()  # checks every, fps, start and end
+
+    def video_options(self) -> list[str]:
+        """Names of the settings that only videos use and that differ from their defaults (for a clear error when
+        they are given with photos)."""
+        only = ("every", "fps", "start", "end", "smooth", "detect_every", "classify_every", "audio", "reid")
+        default = AnalysisSettings()
+        return [f.name for f in fields(self) if f.name in only and getattr(self, f.name) != getattr(default, f.name)]
+
+    def smoother(self, classifier):
+        """A new ``openfer.track.EmaSmoother`` for one video (labels by ``classifier``'s decision rule), or None
+        when ``smooth`` is 1 (off)."""
+        if self.smooth >= 1:
+            return None
+        from openfer.classify.prior import decision_of
+        from openfer.track import EmaSmoother
+
+        return EmaSmoother(alpha=self.smooth, decision=decision_of(classifier))
 
     def sampling(self):
         """The video frame sampling (``openfer.video.Sampling``)."""
@@ -112,3 +134,15 @@ class AnalysisSettings:
         from openfer.track.reid import Reidentifier
 
         return Reidentifier(shared_describer(self.model_dir))
+
+    def run_video(self, analyzer, source, **outputs):
+        """``openfer.video.run_video`` of ``source`` with the stages these settings ask for (a new tracker at the
+        source's frame rate, the smoother, the detection and classification cadence, re-identification);
+        ``outputs``: ``out``, ``summary_path``, ``annotate_path``, ``voice``, ``on_frame``... as ``run_video``'s.
+        ``analyzer`` is ``analyzer("video")`` (or one like it)."""
+        from openfer.track import FaceTracker
+        from openfer.video import run_video
+
+        return run_video(analyzer, source, tracker=FaceTracker(frame_rate=source.fps or 30.0),
+                         smoother=self.smoother(analyzer.classifier), detect_every=self.detect_every,
+                         classify_every=self.classify_every, reid=self.reidentifier(), **outputs)
