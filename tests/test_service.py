@@ -251,6 +251,39 @@ def test_api_key_from_environment():
         ServiceConfig(retention=0)
 
 
+def test_service_analysis_is_the_settings_object_of_analyze(monkeypatch):
+    """Issue 17: the service's analysis comes from the same settings object as ``openfer analyze`` (environment or
+    ``openfer serve`` options), checked the same way."""
+    from openfer.detect import DetectorSettings
+    from openfer.settings import AnalysisSettings
+
+    cfg = ServiceConfig.from_env({"OPENFER_MODEL": "fast", "OPENFER_PRIOR": "balanced", "OPENFER_THRESHOLD": "0.5",
+                                  "OPENFER_MAX_SIDE": "0", "OPENFER_UPSCALE": "yes"})
+    assert cfg.analysis == AnalysisSettings(model="fast", prior="balanced", detection=DetectorSettings(
+        threshold=0.5, max_side=None, upscale=True))
+    assert ServiceConfig.from_env({"OPENFER_UPSCALE": "off"}).upscale is False
+    with pytest.raises(ValueError, match="OPENFER_UPSCALE"):
+        ServiceConfig.from_env({"OPENFER_UPSCALE": "maybe"})
+    with pytest.raises(ValueError, match="threshold"):
+        ServiceConfig(threshold=2.0)
+    from typer.testing import CliRunner
+
+    from openfer.cli import app
+
+    monkeypatch.setattr("uvicorn.run", lambda *a, **k: pytest.fail("the service must not start"))
+    for args, said in ((["--prior", "uniform"], "uniform"), (["--detector", "nope"], "nope"),
+                       (["--max-side", "-5"], "--max-side")):
+        res = CliRunner().invoke(app, ["serve", *args])
+        assert res.exit_code == 2 and said in res.output, res.output
+    started = {}
+    monkeypatch.setattr("uvicorn.run", lambda application, **k: started.update(k))
+    monkeypatch.setattr("openfer.service.create_app", lambda config: started.update(config=config))
+    res = CliRunner().invoke(app, ["serve", "--model", "fast", "--threshold", "0.6", "--upscale"])
+    assert res.exit_code == 0, res.output
+    assert started["config"].analysis.detection == DetectorSettings(threshold=0.6, upscale=True)
+    assert started["config"].analysis.model == "fast"
+
+
 def test_cors(analyzer):
     preflight = {"Origin": "http://app.example", "Access-Control-Request-Method": "POST"}
     with client(analyzer, cors_origins=("http://app.example",)) as c:

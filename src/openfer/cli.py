@@ -49,6 +49,11 @@ PRIOR_HELP = ("Decision prior: training (calibrated probabilities, best accuracy
               "leans a little towards rare classes in close calls) or balanced (every expression equally likely a "
               "priori: finds rare ones such as disgust, fear, contempt more often, at some accuracy).")
 
+# The analysis options shared by the commands that analyse faces, declared once so their names, ranges and help
+# cannot drift apart; each command turns them into one AnalysisSettings (``_settings``).
+ModelOption = Annotated[str, typer.Option(help="Expression model (see 'openfer models').")]
+PriorOption = Annotated[str, typer.Option(help=PRIOR_HELP)]
+
 # The detection options, declared once for every command that finds faces (analyze, explain, embed, fit), so
 # their names, ranges and help cannot drift apart; each command turns them into one DetectorSettings
 # (``_detection``). Their defaults are DetectorSettings' (tests/test_errors.py checks that).
@@ -111,8 +116,8 @@ def analyze(
                                                           "the annotated video file, .mp4 or .avi).")] = None,
     style: Annotated[Literal["auto", "panel", "compact"], typer.Option(help="Annotated images: a probability panel "
                      "by each face where they all fit, else box and top label (auto); panels; or never.")] = "auto",
-    model: Annotated[str, typer.Option(help="Expression model (see 'openfer models').")] = "default",
-    prior: Annotated[str, typer.Option(help=PRIOR_HELP)] = "training",
+    model: ModelOption = "default",
+    prior: PriorOption = "training",
     detector: DetectorOption = "centerface",
     threshold: ThresholdOption = 0.3,
     max_side: MaxSideOption = 640,
@@ -905,8 +910,12 @@ def quantize(
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on; 127.0.0.1 keeps the service on this machine.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    model: Annotated[str, typer.Option(help="Expression model (see 'openfer models').")] = "default",
-    detector: Annotated[str, typer.Option(help="Face detector: centerface or haar.")] = "centerface",
+    model: ModelOption = None,
+    prior: PriorOption = None,
+    detector: DetectorOption = None,
+    threshold: ThresholdOption = None,
+    max_side: MaxSideOption = None,
+    upscale: UpscaleOption = None,
     cors_origin: Annotated[Optional[list[str]], typer.Option(help="Allow browser apps on this origin to call the "
                                                                   "API (repeatable; '*' for any).")] = None,
     retention: Annotated[Optional[float], typer.Option(help="Seconds a finished video job and its files are kept "
@@ -915,8 +924,10 @@ def serve(
 ) -> None:
     """Run the web service and browser app (\\[serve] extra): open http://HOST:PORT/ in a browser.
 
-    The API is at /v1 (OpenAPI document at /openapi.json). Set OPENFER_API_KEY to require a key; other limits are read from
-    OPENFER_* variables (docs/service.md).
+    The API is at /v1 (OpenAPI document at /openapi.json). The analysis options are openfer analyze's (unset:
+    OPENFER_MODEL, OPENFER_PRIOR, OPENFER_DETECTOR, OPENFER_THRESHOLD, OPENFER_MAX_SIDE, OPENFER_UPSCALE, then
+    analyze's defaults). Set OPENFER_API_KEY to require a key; other limits are read from OPENFER_* variables
+    (docs/service.md).
     """
     try:
         for module in ("uvicorn", "fastapi"):
@@ -929,12 +940,13 @@ def serve(
     from openfer.zoo.registry import get_spec
 
     try:
-        config = ServiceConfig.from_env(model=model, detector=detector, retention=retention, workers=workers,
+        config = ServiceConfig.from_env(model=model, prior=prior, detector=detector, threshold=threshold,
+                                        max_side=max_side, upscale=upscale, retention=retention, workers=workers,
                                         cors_origins=tuple(cors_origin) if cors_origin else None)
     except ValueError as e:  # ServiceConfig's check of an OPENFER_* variable or option
         _usage(str(e))
     try:
-        get_spec(model)
+        get_spec(config.model)
     except OpenferError as e:
         _usage(str(e))
     config = replace(config, allowed_hosts=_serving_hosts(config.allowed_hosts, host))

@@ -135,14 +135,14 @@ class AnalysisSettings:
 
         return Reidentifier(shared_describer(self.model_dir))
 
-    def run_video(self, analyzer, source, **outputs):
+    def run_video(self, analyzer, source, reid=None, **outputs):
         """``openfer.video.run_video`` of ``source`` with the stages these settings ask for (a new tracker at the
-        source's frame rate, the smoother, the detection and classification cadence, re-identification);
-        ``outputs``: ``out``, ``summary_path``, ``annotate_path``, ``voice``, ``on_frame``... as ``run_video``'s.
-        ``analyzer`` is ``analyzer("video")`` (or one like it)."""
+        source's frame rate, the smoother, the detection and classification cadence, re-identification: ``reid``
+        or else ``reidentifier()``); ``outputs``: ``out``, ``summary_path``, ``annotate_path``, ``voice``,
+        ``on_frame``... as ``run_video``'s. ``analyzer`` is ``analyzer("video")`` (or one like it)."""
         from openfer.track import FaceTracker
         from openfer.video import run_video
 
         return run_video(analyzer, source, tracker=FaceTracker(frame_rate=source.fps or 30.0),
                          smoother=self.smoother(analyzer.classifier), detect_every=self.detect_every,
-                         classify_every=self.classify_every, reid=self.reidentifier(), **outputs)
+                         classify_every=self.classify_every, reid=reid or self.reidentifier(), **outputs)

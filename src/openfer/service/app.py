@@ -86,7 +86,7 @@ class _Service:
         self.explain_pool.start()
         self.jobs = JobStore(self.wait_analyzer, root=cfg.jobs_dir, max_queued=cfg.max_queued_jobs,
                              workers=cfg.job_workers, retention=cfg.retention, max_frames=cfg.max_video_frames,
-                             timeout=cfg.job_timeout)
+                             timeout=cfg.job_timeout, settings=cfg.analysis)
         if not self.ready.is_set():
             threading.Thread(target=self._load, name="openfer-load", daemon=True).start()
 
@@ -97,11 +97,8 @@ class _Service:
         self.explain_pool.stop()
 
     def _load(self) -> None:
-        from openfer.detect import load_detector
-
         try:
-            self.analyzer = Analyzer(detector=load_detector(self.config.detector), classifier=self.config.model,
-                                     prior=self.config.prior)
+            self.analyzer = self.config.analysis.analyzer("photos")
             self.analyzer.analyze(_warmup_image())  # first runs of ONNX Runtime are slow: pay that now
         except Exception as e:  # noqa: BLE001 - reported by /readyz and every request
             log.error("could not load the models: %s", e)

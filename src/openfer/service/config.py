@@ -17,6 +17,9 @@ class ServiceConfig:
         model: expression model name (``openfer models``).
         prior: its decision prior, ``training`` or ``balanced`` (``OPENFER_PRIOR``; ``openfer.classify.prior``).
         detector: face detector name (``centerface`` or ``haar``).
+        threshold, max_side, upscale: the detector's settings, as ``openfer analyze``'s options (``max_side`` 0:
+            full size). With model, prior and detector they are the service's ``analysis``
+            (``openfer.settings.AnalysisSettings``), the one settings object the CLI builds too.
         api_key: when set, every ``/v1`` request must send it (``X-API-Key`` header, or ``Authorization: Bearer``);
             from ``OPENFER_API_KEY``. None leaves the API open, which is only safe on 127.0.0.1.
         cors_origins: browser origins allowed to call the API from other sites (``OPENFER_CORS_ORIGINS``,
@@ -63,6 +66,9 @@ class ServiceConfig:
     model: str = "default"
     prior: str = "training"
     detector: str = "centerface"
+    threshold: float = 0.3
+    max_side: int = 640
+    upscale: bool = False
     api_key: str | None = None
     cors_origins: tuple[str, ...] = ()
     allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
@@ -87,9 +93,7 @@ class ServiceConfig:
     jobs_dir: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        from openfer.classify.prior import check_prior
-
-        check_prior(self.prior)
+        self.analysis  # noqa: B018 - checks the model's prior and the detector's settings now
         for name in ("max_image_bytes", "max_video_bytes", "max_pixels", "max_video_frames", "workers",
                      "job_workers", "max_streams", "explain_workers", "max_explain_faces"):
             if getattr(self, name) < 1:
@@ -107,6 +111,15 @@ class ServiceConfig:
                              "key in OPENFER_API_KEY, or unset it for an open service on 127.0.0.1")
         if not self.allowed_hosts:
             raise ValueError("allowed_hosts is empty: no request could reach the service (use '*' for any host)")
+
+    @property
+    def analysis(self):
+        """The analysis these settings ask for, as ``openfer analyze`` would build it from the same options."""
+        from openfer.detect import DetectorSettings
+        from openfer.settings import AnalysisSettings
+
+        return AnalysisSettings(model=self.model, prior=self.prior, detection=DetectorSettings(
+            name=self.detector, threshold=self.threshold, max_side=self.max_side or None, upscale=self.upscale))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> ServiceConfig:
@@ -126,11 +139,14 @@ class ServiceConfig:
             try:
                 if f.name in ("cors_origins", "allowed_hosts"):
                     values[f.name] = tuple(o.strip() for o in raw.split(",") if o.strip())
+                elif kind is bool:
+                    values[f.name] = {"1": True, "true": True, "yes": True, "on": True, "0": False,
+                                      "false": False, "no": False, "off": False}[raw.strip().lower()]
                 elif kind in (int, float):
                     values[f.name] = kind(raw)
                 else:
                     values[f.name] = raw
-            except ValueError:
+            except (ValueError, KeyError):
                 raise ValueError(f"OPENFER_{f.name.upper()}={raw!r} is not a valid {kind.__name__}") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

@@ -17,11 +17,12 @@ import shutil
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 from openfer.analyzer import Analyzer
+from openfer.settings import AnalysisSettings
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +89,9 @@ class JobStore:
 
     def __init__(self, analyzer: Callable[[], Analyzer], root: str | Path | None = None, max_queued: int = 4,
                  workers: int = 1, retention: float = 900.0, max_frames: int = 54_000,
-                 timeout: float = 1800.0) -> None:
+                 timeout: float = 1800.0, settings: AnalysisSettings | None = None) -> None:
         self._analyzer = analyzer
+        self.settings = settings or AnalysisSettings()
         self._own_root = root is None
         if root is None:
             clean_stale(Path(tempfile.gettempdir()))
@@ -207,12 +209,13 @@ class JobStore:
 
     def _run(self, job: Job) -> None:
         from openfer.io.rows import RowWriter
-        from openfer.video import Sampling, VideoOpenError, open_source, run_video
+        from openfer.video import VideoOpenError, open_source
 
         job.state, job.started = "running", time.time()
         analyzer = self._analyzer()
+        settings = replace(self.settings, fps=job.fps)
         try:
-            source = open_source(job.input, Sampling(fps=job.fps))
+            source = open_source(job.input, settings.sampling())
         except VideoOpenError as e:
             job.state, job.error = "failed", self._public(job, str(e))
             return
@@ -235,9 +238,9 @@ class JobStore:
         reid = self._reidentifier(job) if job.reid else None
         with RowWriter(files["jsonl"], analyzer.classifier.classes,
                        voice=voice.classes if voice is not None else None) as jsonl:
-            result = run_video(analyzer, source, out=files["csv"], summary_path=files["summary"],
-                               annotate_path=files["video"], on_rows=jsonl.write, on_frame=progress, voice=voice,
-                               reid=reid)
+            result = settings.run_video(analyzer, source, out=files["csv"], summary_path=files["summary"],
+                                        annotate_path=files["video"], on_rows=jsonl.write, on_frame=progress,
+                                        voice=voice, reid=reid)
         job.frames, job.faces, job.tracks = result.frames, result.faces, result.tracks
         job.problems += [self._public(job, p.replace("stopped: _Stop: ", "stopped: ")) for p in result.problems]
         if result.frames and not job.cancelled:
