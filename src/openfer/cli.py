@@ -111,7 +111,8 @@ def analyze(
                                                               "file or stream URL.")] = None,
     demo: Annotated[bool, typer.Option(help="Analyze bundled sample photos (writes to ./openfer-demo).")] = False,
     jsonl: Annotated[Optional[str], typer.Option(help="JSON Lines output, one object per input ('-' = stdout).")] = None,
-    csv: Annotated[Optional[str], typer.Option("--csv", help="CSV output, one row per face.")] = None,
+    csv: Annotated[Optional[str], typer.Option("--csv", help="CSV output, one row per face (Parquet for a .parquet "
+                                                             "name).")] = None,
     annotate: Annotated[Optional[Path], typer.Option(help="Folder for annotated copies of the images (for a video: "
                                                           "the annotated video file, .mp4 or .avi).")] = None,
     style: Annotated[Literal["auto", "panel", "compact"], typer.Option(help="Annotated images: a probability panel "
@@ -129,7 +130,7 @@ def analyze(
                                                 "in name order (see --fps).")] = False,
     out: Annotated[Optional[Path], typer.Option(help="Results file, format from its ending: videos .csv, .jsonl or "
                                                      ".parquet (a row per frame and face); photos .jsonl (a record "
-                                                     "per photo) or .csv (a row per face).")] = None,
+                                                     "per photo), .csv or .parquet (a row per face).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace output files that already exist (never an input).")] = False,
     summary: Annotated[Optional[Path], typer.Option(help="Video: per-face summary JSON.")] = None,
     every: Annotated[int, typer.Option(min=1, help="Video: analyse every Nth frame.")] = 1,
