@@ -25,7 +25,7 @@ class ModelSpec:
         input_size: square side of the network input, pixels.
         channels: 1 (grey) or 3 (RGB). The ONNX graph takes raw 0..255 floats [N, C, S, S] and returns
             probabilities; normalisation and temperature scaling are inside the graph.
-        arch: architecture name in ``openfer.train.archs``, or ``ensemble`` (the members are listed in the ONNX
+        arch: architecture name in ``openfer.nn.archs``, or ``ensemble`` (the members are listed in the ONNX
             metadata key ``members``).
         params: trainable parameters (all members of an ensemble).
         macs: multiply-accumulates of one forward pass per face (all members; test-time augmentation multiplies
