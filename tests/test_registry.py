@@ -3,14 +3,18 @@ methods) is an ``openfer.registry.Registry`` whose look-ups fail the same way, w
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 
 from openfer.detect import DETECTORS, load_detector
 from openfer.errors import UnknownNameError
 from openfer.explain import METHODS
 from openfer.geometry.model_file import FACERES, MODEL_FILES
-from openfer.registry import Registry
+from openfer.registry import Registry, registries
 from openfer.zoo import MODELS, get_spec
+
+needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs the [train] extra (PyTorch)")
 
 
 def test_registry_basics():
@@ -59,6 +63,20 @@ REGISTRIES = [
     (MODEL_FILES, "model file", "faceres", lambda f: f is FACERES, "faceres.json", "faceres"),
     (METHODS, "explanation method", "gradcam++", callable, "gradcam+", "gradcam++"),
 ]
+
+
+def test_registries_lists_all_four():
+    assert registries() == {"detectors": DETECTORS, "models": MODELS, "model files": MODEL_FILES,
+                            "explanation methods": METHODS}
+
+
+@needs_torch
+def test_architectures_registry():
+    from openfer.nn.archs import ARCHS, build
+
+    assert {"fer_resnet", "se_swin", "faceres_mobilenet"} <= set(ARCHS)
+    with pytest.raises(UnknownNameError, match="unknown architecture 'fer_resnt'.*did you mean 'fer_resnet'"):
+        build("fer_resnt", 8)
 
 
 @pytest.mark.parametrize("registry, kind, name, check, typo, suggestion", REGISTRIES,

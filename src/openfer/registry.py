@@ -30,7 +30,7 @@ from typing import Generic, TypeVar
 
 from openfer.errors import UnknownNameError, did_you_mean
 
-__all__ = ["Registry"]
+__all__ = ["Registry", "registries"]
 
 T = TypeVar("T")
 
@@ -140,3 +140,18 @@ class Registry(Generic[T]):
         for entry in entries:
             registry.add(name(entry), entry, description(entry))
         return registry
+
+
+def registries() -> dict[str, Registry]:
+    """The package's registries of things a user names, by plural (what a listing command shows): detectors,
+    models, model files, explanation methods.
+
+    Imports the stages that declare them (not PyTorch: the training architectures, ``openfer.nn.archs.ARCHS``, are
+    left out for that reason).
+    """
+    from openfer.detect.base import DETECTORS
+    from openfer.explain.core import METHODS
+    from openfer.geometry.model_file import MODEL_FILES
+    from openfer.zoo.registry import MODELS
+
+    return {r.plural: r for r in (DETECTORS, MODELS, MODEL_FILES, METHODS)}
