@@ -28,17 +28,16 @@ for run in args.runs:
         val = validation_faces(split_of(meta), args.data)
         logits = member_log_probs(run, val.pixels)
     else:
-        from openfer.train.ensemble import member_tta
-        from openfer.train.export import load_checkpoint_model
+        from openfer.nn import load_checkpoint
         from openfer.train.loop import TrainConfig, predict_logits, validation_set
 
         path = run if run.endswith(".pt") else f"{run}/best.pt"
-        net, ck = load_checkpoint_model(path)
-        cfg = TrainConfig(**ck["config"])
+        ck = load_checkpoint(path)
+        cfg = TrainConfig(**ck.config)
         val = validation_set(cfg, args.data)
-        logits = predict_logits(net, val.pixels, cfg.input_size, tta=args.tta or member_tta(ck["config"]))
-        logits = logits / ck.get("temperature", 1.0)
-        declared = ck.get("class_prior")
+        logits = predict_logits(ck.build_model(), val.pixels, cfg.input_size, tta=args.tta or ck.tta)
+        logits = logits / ck.calibrated_temperature
+        declared = ck.class_prior
     m = classification_metrics(val.labels, logits.argmax(1), val.classes)
     recall = " ".join(f"{c[:4]} {r:.2f}" for c, r in m["per_class_recall"].items())
     print(f"{run}: val acc {m['accuracy']:.4f}  UAR {m['uar']:.4f}  macro-F1 {m['macro_f1']:.4f}  "

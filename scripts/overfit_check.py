@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from openfer.datasets import load_dataset
-from openfer.train.archs import build
+from openfer.nn.archs import build
 
 
 def main() -> None:

@@ -96,6 +96,7 @@ class TableClassifier:
 
     classes = ("neutral", "happiness", "fear")
     input_size = 48
+    channels = 1
     spec = get_spec("default")
 
     def __init__(self, rows):

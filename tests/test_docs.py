@@ -10,7 +10,7 @@ import pytest
 
 @pytest.mark.parametrize("module", ["openfer.analyzer", "openfer.classify.onnx_classifier", "openfer.video.pipeline",
                                     "openfer.service.app", "openfer.errors", "openfer.detect.settings",
-                                    "openfer.track.flow", "openfer.track.follow", "openfer.scale"])
+                                    "openfer.track.flow", "openfer.track.follow", "openfer.scale", "openfer.registry"])
 def test_docstring_examples(module):
     if module.startswith("openfer.service"):
         pytest.importorskip("fastapi", reason="the web service needs the [serve] extra")

@@ -115,7 +115,7 @@ def test_user_caused_errors_have_their_type(call, error, needle):
 
 
 @pytest.mark.parametrize("kwargs, error, needle", [
-    ({"name": "retina"}, UnknownNameError, "available: centerface, haar"),
+    ({"name": "retina"}, UnknownNameError, "registered detectors: centerface, haar"),
     ({"threshold": -0.1}, UsageError, "between 0 and 1"),
     ({"threshold": float("nan")}, UsageError, "between 0 and 1"),
     ({"max_side": 0}, UsageError, "max_side"),

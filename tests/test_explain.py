@@ -379,7 +379,7 @@ def test_torch_checkpoint_round_trip(tmp_path):
     import torch
 
     from openfer.explain import TorchClassifier
-    from openfer.train.archs import build
+    from openfer.nn.archs import build
 
     net = build("fer_resnet", 8, width=0.25)
     ck = {"ema": net.state_dict(), "classes": list(eh_classes()), "temperature": 1.5,

@@ -176,7 +176,7 @@ def test_exported_faceres_network_runs_in_onnx_runtime_and_back_in_pytorch(tmp_p
     distillation teachers runs them and matches ONNX Runtime."""
     import onnxruntime as ort
 
-    from openfer.explain.onnx_torch import onnx_to_torch
+    from openfer.nn.onnx_torch import onnx_to_torch
     from openfer.train.export import export_onnx
 
     write_tfjs(tmp_path, random_faceres(), strides=[s for _, s in BLOCKS])
@@ -225,7 +225,7 @@ def test_second_stage_from_a_checkpoint_with_a_photo_folder(tmp_path):
                      val_fraction=0.25, threads=1, bf16=False)
     train(la, tmp_path / "stage1", data)
     best = torch.load(tmp_path / "stage1" / "best.pt", weights_only=False)
-    from openfer.train.archs import build
+    from openfer.nn.archs import build
 
     net = build("fer_resnet", 8, width=0.25)
     record = init_from_checkpoint(net, str(tmp_path / "stage1" / "best.pt"))

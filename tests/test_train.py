@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch", reason="training tests need the [train] ext
 
 from openfer.classify.onnx_classifier import OnnxClassifier  # noqa: E402
 from openfer.labels import CANONICAL8  # noqa: E402
-from openfer.train.archs import build, count_macs, count_params  # noqa: E402
+from openfer.nn.archs import build, count_macs, count_params  # noqa: E402
 from openfer.train.export import export_onnx  # noqa: E402
 from openfer.train.loop import TrainConfig, train  # noqa: E402
 from openfer.zoo.registry import get_spec  # noqa: E402
@@ -63,7 +63,7 @@ def test_arch_shapes_and_counts(arch, kwargs, shape, params, macs):
 
 
 def test_se_swin_windows_and_shift_mask():
-    from openfer.train.archs import SwinBlock, _unwindows, _windows
+    from openfer.nn.archs import SwinBlock, _unwindows, _windows
 
     x = torch.arange(2 * 12 * 12 * 3, dtype=torch.float32).view(2, 12, 12, 3)
     assert torch.equal(_unwindows(_windows(x, 6), 6, 2, 12, 12), x)
@@ -98,7 +98,7 @@ def test_new_archs_export_to_onnx(tmp_path, arch, kwargs):
 
 
 def test_tta_views_and_modes():
-    from openfer.train.tta import tta_logits
+    from openfer.nn.tta import tta_logits
 
     seen = []
 
@@ -136,7 +136,7 @@ def test_sam_step_uses_gradient_at_perturbed_weights():
 
 
 def test_build_unknown_arch():
-    with pytest.raises(KeyError, match="available"):
+    with pytest.raises(KeyError, match="unknown architecture 'nope'; registered architectures: "):
         build("nope", 8)
 
 

@@ -173,7 +173,7 @@ class Analyzer:
         return self._torch_twin
 
     def _crops(self, rgb: np.ndarray, faces: list[Face]) -> np.ndarray:
-        return face_crops(rgb, faces, self.classifier.input_size, self.classifier.spec.channels)
+        return face_crops(rgb, faces, self.classifier.input_size, self.classifier.channels)
 
     def _with_probs(self, faces: list[Face], outputs) -> list[Face]:
         """New faces with expression and probabilities from ``outputs``: one (probabilities, features or None)

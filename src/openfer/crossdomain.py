@@ -242,7 +242,7 @@ def evaluate_photos(classifier, photos: PhotoSet, detections: PhotoDetections,
             score several classifiers that read the same crops).
     """
     if crops is None:
-        crops = photo_crops(photos, detections, classifier.input_size, classifier.spec.channels)
+        crops = photo_crops(photos, detections, classifier.input_size, classifier.channels)
     found = detections.found
     full = classifier.predict_proba(crops)
     p = restrict(full, classifier.classes, photos.classes)

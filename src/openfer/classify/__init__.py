@@ -3,6 +3,7 @@
 Compound expressions (two strong classes, e.g. "happily surprised"): ``openfer.classify.compound``.
 """
 
+from openfer.classify.base import Classifier
 from openfer.classify.onnx_classifier import OnnxClassifier, load_classifier
 
-__all__ = ["OnnxClassifier", "load_classifier"]
+__all__ = ["Classifier", "OnnxClassifier", "load_classifier"]

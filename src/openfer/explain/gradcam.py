@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from openfer.errors import UnknownNameError, UsageError
-from openfer.explain.torch_model import TorchClassifier, _torch
+from openfer.nn.lazy import import_torch
+from openfer.nn.torch_classifier import TorchClassifier
 
 #: Layers whose maps are smaller than this (per side) are too coarse to place evidence on a face.
 MIN_SIDE = 3
@@ -15,7 +16,7 @@ MIN_SIDE = 3
 def default_layer(net, input_size: int, channels: int) -> str:
     """Name of the last module (in execution order) that outputs a 4-D map at least ``MIN_SIDE`` pixels a side:
     the deepest convolutional features that still have a spatial layout (6 x 6 for ``fer_resnet`` at 48 px)."""
-    torch = _torch()
+    torch = import_torch()
     seen: list[tuple[str, tuple]] = []
     hooks = [m.register_forward_hook(lambda mod, i, o, n=name: seen.append((n, tuple(o.shape)))
                                      if isinstance(o, torch.Tensor) else None)
@@ -62,7 +63,7 @@ def gradcam_maps(classifier: TorchClassifier, crops: np.ndarray, targets: list[i
         plus: Grad-CAM++ instead of Grad-CAM.
         layer: module name inside each member network (``dict(net.named_modules())``), e.g. ``"stages.2"``.
     """
-    torch = _torch()
+    torch = import_torch()
     import torch.nn.functional as F
 
     if not isinstance(classifier, TorchClassifier):

@@ -26,7 +26,7 @@ def occlusion_map(classifier, crop: np.ndarray, target: int, patch: int = 8, str
     probability, i.e. where the evidence is.
 
     Args:
-        classifier: anything with ``predict_proba`` on uint8 crops (``openfer.explain.Classifier``).
+        classifier: anything with ``predict_proba`` on uint8 crops (``openfer.classify.Classifier``).
         crop: uint8 [S, S] grey or [S, S, 3] RGB, already at the classifier's input size.
         target: class column to explain.
         patch: side of the covered square, pixels. Smaller patches give sharper maps but each hides too little of

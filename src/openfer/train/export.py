@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from openfer.train.ensemble import build_from_checkpoint, member_tta
-from openfer.train.tta import tta_logits
+from openfer.nn.checkpoint import load_checkpoint
+from openfer.nn.tta import tta_logits
 
 
 class _Deployable(nn.Module):
@@ -35,12 +35,6 @@ class _Deployable(nn.Module):
         return torch.softmax(tta_logits(self.net, x, self.tta) / self.temperature, dim=1)
 
 
-def load_checkpoint_model(ckpt_path: str | Path) -> tuple[nn.Module, dict]:
-    """The network of a ``best.pt`` (EMA weights) or ensemble checkpoint in eval mode, and the checkpoint dict."""
-    ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    return build_from_checkpoint(ck), ck
-
-
 def export_onnx(ckpt_path: str | Path, out_path: str | Path, opset: int = 17, input_size: int | None = None,
                 half: bool = False) -> dict:
     """Write ``out_path`` (ONNX, dynamic batch, input ``faces`` float32 [N, C, S, S] of 0..255 values, output
@@ -54,12 +48,12 @@ def export_onnx(ckpt_path: str | Path, out_path: str | Path, opset: int = 17, in
     import onnx
     import onnxruntime as ort
 
-    net, ck = load_checkpoint_model(ckpt_path)
-    cfg = ck["config"]
-    net_size, chans = cfg["input_size"], cfg.get("in_chans", 1)
+    ck = load_checkpoint(ckpt_path)
+    cfg = ck.config
+    net_size, chans = ck.input_size, ck.in_chans
     size = input_size or net_size
-    tta = member_tta(cfg)
-    model = _Deployable(net, ck.get("temperature", 1.0), tta, net_size if size != net_size else 0).eval()
+    tta = ck.tta
+    model = _Deployable(ck.build_model(), ck.calibrated_temperature, tta, net_size if size != net_size else 0).eval()
     example = torch.rand(2, chans, size, size) * 255
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,19 +61,19 @@ def export_onnx(ckpt_path: str | Path, out_path: str | Path, opset: int = 17, in
                       dynamic_axes={"faces": {0: "N"}, "probabilities": {0: "N"}}, opset_version=opset,
                       dynamo=False)
     proto = onnx.load(str(out_path))
-    meta = {"classes": json.dumps(list(ck["classes"])), "input_size": str(size), "channels": str(chans),
-            "arch": cfg["arch"], "temperature": str(ck.get("temperature", 1.0)),
+    meta = {"classes": json.dumps(list(ck.classes)), "input_size": str(size), "channels": str(chans),
+            "arch": ck.arch, "temperature": str(ck.calibrated_temperature),
             "tta": tta, "producer": "openfer", "network_input_size": str(net_size)}
     if "protocol" in cfg and "val_fraction" in cfg:
         # the validation split it was chosen on, so ensembles of exported files can check their members agree
         meta.update({"protocol": cfg["protocol"], "split_seed": str(cfg.get("split_seed", 0)),
                      "val_fraction": str(cfg["val_fraction"])})
-    if "class_prior" in ck:  # what --prior balanced divides out
-        meta["class_prior"] = json.dumps([round(float(v), 6) for v in ck["class_prior"]])
-    if ck.get("pretrained"):
-        meta["pretrained"] = json.dumps(ck["pretrained"])
-    if ck.get("kind") == "ensemble":
-        meta["members"] = json.dumps([f"{m['config']['arch']}:{member_tta(m['config'])}" for m in ck["members"]])
+    if ck.class_prior is not None:  # what --prior balanced divides out
+        meta["class_prior"] = json.dumps([round(float(v), 6) for v in ck.class_prior])
+    if ck.pretrained:
+        meta["pretrained"] = json.dumps(ck.pretrained)
+    if ck.kind == "ensemble":
+        meta["members"] = json.dumps([f"{m.arch}:{m.tta}" for m in ck.members])
     for k, v in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v

@@ -20,12 +20,12 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from openfer.errors import UnknownNameError, UnreadableInputError, UsageError, closest, did_you_mean
-from openfer.train.archs import build, count_params
+from openfer.nn.archs import build, count_params
+from openfer.nn.checkpoint import Checkpoint, load_checkpoint, member_tta
+from openfer.nn.tta import TTA_MODES, tta_logits
 from openfer.train.augment import AugmentConfig, augment
 from openfer.train.combine import fit_temperature
-from openfer.train.ensemble import member_tta
 from openfer.train.sam import sam_step
-from openfer.train.tta import TTA_MODES, tta_logits
 from openfer.datasets import FaceSet, load_dataset, stratified_split
 from openfer.evaluate import classification_metrics
 
@@ -168,7 +168,7 @@ class Teacher:
     """Averaged calibrated probabilities of one or more trained models, for knowledge distillation.
 
     A teacher is a checkpoint (``best.pt``, ``ensemble.pt``) or an exported ONNX classifier such as a shipped
-    ``default.onnx`` (run in PyTorch by ``openfer.explain.onnx_torch``, its mirror-image averaging and temperatures
+    ``default.onnx`` (run in PyTorch by ``openfer.nn.onnx_to_torch``, its mirror-image averaging and temperatures
     included), so a new session can distil from the shipped ensemble without retraining its members.
     """
 
@@ -186,7 +186,7 @@ class Teacher:
     def _load(path: str) -> tuple[torch.nn.Module, list[str], int, float]:
         """(network, classes, input size, temperature) of a checkpoint or an ONNX classifier."""
         if str(path).endswith(".onnx"):
-            from openfer.explain.onnx_torch import onnx_to_torch
+            from openfer.nn.onnx_torch import onnx_to_torch
             from openfer.train.combine import metadata
 
             meta = metadata(path)
@@ -195,10 +195,8 @@ class Teacher:
                                            "it with openfer export")
             # the module returns calibrated logits (temperatures inside), so its own temperature is 1
             return onnx_to_torch(path), json.loads(meta["classes"]), int(meta["input_size"]), 1.0
-        from openfer.train.export import load_checkpoint_model
-
-        net, ck = load_checkpoint_model(path)
-        return net, list(ck["classes"]), ck["config"]["input_size"], float(ck.get("temperature", 1.0))
+        ck = load_checkpoint(path)
+        return ck.build_model(), list(ck.classes), ck.input_size, ck.calibrated_temperature
 
     @torch.no_grad()
     def probs(self, x: torch.Tensor, autocast: dict) -> torch.Tensor:
@@ -337,9 +335,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
     model = build(cfg.arch, n_out, **cfg.arch_kwargs)
     x_all = to_input(train_set.pixels, cfg.input_size)
     last = out / "last.pt"
-    resume = torch.load(last, map_location=device, weights_only=False) if last.exists() else None
+    resume = load_checkpoint(last, map_location=device) if last.exists() else None
     if resume:  # its weights replace any initialisation: only the record of where they came from is needed
-        source = resume.get("source", {})
+        source = resume.source if resume.source is not None else {}
     elif cfg.init_checkpoint:
         source = init_from_checkpoint(model, cfg.init_checkpoint)
     else:
@@ -351,10 +349,10 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
     aug_cfg = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.augment.items()})
     start_epoch, best = 0, {"val_acc": -1.0, "epoch": -1}
     if resume:
-        model.load_state_dict(resume["model"])
-        ema.load_state_dict(resume["ema"])
-        opt.load_state_dict(resume["opt"])
-        start_epoch, best = resume["epoch"] + 1, resume["best"]
+        model.load_state_dict(resume.model)
+        ema.load_state_dict(resume.ema)
+        opt.load_state_dict(resume.opt)
+        start_epoch, best = resume.epoch + 1, resume.best
         log.info("resumed from %s at epoch %d", last, start_epoch)
 
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -434,12 +432,11 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
         score = {"acc": val_acc, "uar": val_uar}[cfg.select_metric]
         if score > best.get("score", best["val_acc"]):
             best = {"val_acc": val_acc, "val_uar": val_uar, "score": score, "epoch": epoch + 1}
-            torch.save({"ema": with_offset(ema, drop_extra_outputs(ema, n_cls), offset.cpu()), "config": asdict(cfg),
-                        "classes": classes, "epoch": epoch + 1, "val_acc": val_acc, "val_uar": val_uar,
-                        "class_prior": prior.tolist(), "pretrained": source}, out / "best.pt")
-        torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-                    "epoch": epoch, "best": best, "config": asdict(cfg), "source": source}, out / "tmp.pt")
-        (out / "tmp.pt").replace(last)
+            Checkpoint(asdict(cfg), classes, ema=with_offset(ema, drop_extra_outputs(ema, n_cls), offset.cpu()),
+                       epoch=epoch + 1, val_acc=val_acc, val_uar=val_uar, class_prior=prior.tolist(),
+                       pretrained=source).save(out / "best.pt")
+        Checkpoint(asdict(cfg), model=model.state_dict(), ema=ema.state_dict(), opt=opt.state_dict(), epoch=epoch,
+                   best=best, source=source).save(last)
 
     summary = {"best_val_acc": best["val_acc"], "best_val_uar": best.get("val_uar"), "best_epoch": best["epoch"],
                "select_metric": cfg.select_metric, "params": count_params(model),
@@ -485,14 +482,14 @@ def init_from_checkpoint(model: torch.nn.Module, path: str) -> dict:
     A checkpoint trained with a balanced objective stores training-prior logits (``with_offset``); that offset is
     subtracted again, so training resumes from the balanced logits the new objective adds its own prior to.
     """
-    ck = torch.load(path, map_location="cpu", weights_only=False)
-    state = dict(ck["ema"])
-    prev = TrainConfig(**{k: v for k, v in ck["config"].items() if k in TrainConfig.__dataclass_fields__})
-    if "class_prior" in ck:
-        state = with_offset(model, state, -prior_offset(prev, np.asarray(ck["class_prior"])))
+    ck = load_checkpoint(path)
+    state = dict(ck.ema)
+    prev = TrainConfig(**{k: v for k, v in ck.config.items() if k in TrainConfig.__dataclass_fields__})
+    if ck.class_prior is not None:
+        state = with_offset(model, state, -prior_offset(prev, np.asarray(ck.class_prior)))
     model.load_state_dict(state)
-    return {**(ck.get("pretrained") or {}), "init_checkpoint": str(path), "init_val_acc": ck.get("val_acc"),
-            "init_val_uar": ck.get("val_uar")}
+    return {**(ck.pretrained or {}), "init_checkpoint": str(path), "init_val_acc": ck.val_acc,
+            "init_val_uar": ck.val_uar}
 
 
 def photo_training_set(folder: str | Path, classes: tuple[str, ...], exclude: list[str], out: Path) -> FaceSet:
@@ -569,16 +566,14 @@ def validation_set(cfg: TrainConfig, data_path: str | Path | None = None) -> Fac
 def calibrate(run_dir: str | Path, val_set: FaceSet) -> dict:
     """Fit the softmax temperature of ``run_dir/best.pt`` on the validation split (with the config's flip TTA)
     and store it in the checkpoint; returns validation accuracy/NLL before and after."""
-    from openfer.train.export import load_checkpoint_model
-
     path = Path(run_dir) / "best.pt"
-    net, ck = load_checkpoint_model(path)
-    cfg = TrainConfig(**ck["config"])
+    ck = load_checkpoint(path)
+    cfg = TrainConfig(**ck.config)
     tta = cfg.tta_mode
-    logits = predict_logits(net, val_set.pixels, cfg.input_size, tta=tta)
+    logits = predict_logits(ck.build_model(), val_set.pixels, cfg.input_size, tta=tta)
     t = fit_temperature(logits, val_set.labels)
     lt, yt = torch.from_numpy(logits), torch.from_numpy(val_set.labels)
-    ck["temperature"] = t
-    torch.save(ck, path)
+    ck.temperature = t
+    ck.save(path)
     return {"temperature": t, "tta": tta, "val_acc_final": float((logits.argmax(1) == val_set.labels).mean()),
             "val_nll_t1": F.cross_entropy(lt, yt).item(), "val_nll_calibrated": F.cross_entropy(lt / t, yt).item()}

@@ -8,8 +8,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable
 
-from openfer.errors import UnknownNameError, UnreadableInputError, did_you_mean
+from openfer.errors import UnreadableInputError
 from openfer.labels import CANONICAL8, FER2013_CLASSES
+from openfer.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class ModelSpec:
         input_size: square side of the network input, pixels.
         channels: 1 (grey) or 3 (RGB). The ONNX graph takes raw 0..255 floats [N, C, S, S] and returns
             probabilities; normalisation and temperature scaling are inside the graph.
-        arch: architecture name in ``openfer.train.archs``, or ``ensemble`` (the members are listed in the ONNX
+        arch: architecture name in ``openfer.nn.archs``, or ``ensemble`` (the members are listed in the ONNX
             metadata key ``members``).
         params: trainable parameters (all members of an ensemble).
         macs: multiply-accumulates of one forward pass per face (all members; test-time augmentation multiplies
@@ -180,85 +181,83 @@ _DEFAULT = _refitted(
                 "on their joint features (scripts/rehead.py); about 3.5 ms per face",
 )
 
-MODELS: dict[str, ModelSpec] = {
-    spec.name: spec
-    for spec in [
-        _DEFAULT,
-        _refitted(
-            _DEFAULT_V1,
-            name="large",
-            file="default_head.onnx",
-            sha256="744646ccd4dc0cbc7d3dcaf3e138dcfd7e39caf15b9fe9b0dbc18a92113b7700",
-            # default-v1's five networks without their own last layers, and one 1,280 x 8 layer on their features.
-            params=5 * (1_218_600 - 2_056) + 10_248,
-            macs=5 * (120_989_696 - 2_048) + 10_240,
-            # Measured once on FER2013 PublicTest (openfer evaluate); see the model card.
-            # With the label rule (decision_tau 0.125); before it: FER+ 0.8812 / 0.7655 / UAR 0.7350, FER2013 0.6024
-            # / UAR 0.5272.
-            metrics={"publictest_ferplus_acc": 0.8790, "publictest_ferplus_macro_f1": 0.7618,
-                     "publictest_ferplus_uar": 0.7453, "publictest_fer2013_acc": 0.6063,
-                     "publictest_fer2013_uar": 0.5399},
-            card="large.md",
-            ms_per_face=16.0,
-            # scripts/fit_prior.py: validation UAR 72.24 % at tau 0, best 81.14 % at tau 1 (accuracy 89.47 -> 76.94 %).
-            balance_tau=1.0,
-            # scripts/fit_decision.py: validation UAR 72.24 -> 73.39 %, accuracy 89.47 -> 89.35 % (tau 0.25 would cost
-            # 1.07 points on muxspace's val people, over the rule's 1).
-            decision_tau=0.125,
-            description="default-v1's five float32 networks (frozen) with one refitted last layer on their joint "
-                        "features (scripts/rehead.py; `default` for part of 2026-12-06): about 4x default's cost",
-        ),
+#: Every shipped expression model by name (``load_classifier(name)``), in the order ``openfer models`` lists them.
+MODELS: Registry[ModelSpec] = Registry.of("model", [
+    _DEFAULT,
+    _refitted(
         _DEFAULT_V1,
-        replace(_DEFAULT, name="default-int8",
-                description="the same model as `default` (its name until 2026-12-06; kept for one release)"),
-        _DEFAULT_INT8_V1,
-        ModelSpec(
-            name="fer2013",
-            file="fer2013.onnx",
-            sha256="e945acc29c944994b1616cbb8b2db53a2ebc431396b77f6231b98936682121a8",
-            classes=FER2013_CLASSES,
-            input_size=48,
-            channels=1,
-            arch="ensemble",
-            params=3 * 1_218_343,
-            macs=3 * 120_989_440,
-            # With the label rule (decision_tau 0.25); before it: 0.6810 / macro-F1 0.6473 / UAR 0.6293.
-            metrics={"publictest_fer2013_acc": 0.6782, "publictest_fer2013_macro_f1": 0.6412,
-                     "publictest_fer2013_uar": 0.6344},
-            card="fer2013.md",
-            ms_per_face=10.4,
-            train_prior=_shares(FER2013_TRAIN_COUNTS),
-            # scripts/fit_prior.py: validation UAR 65.59 % at tau 0, best 69.20 % at tau 1 (accuracy 70.65 -> 69.32 %).
-            balance_tau=1.0,
-            # scripts/fit_decision.py: validation UAR 65.59 -> 66.21 %, accuracy 70.65 -> 70.54 %.
-            decision_tau=0.25,
-            description="7-class model on FER2013's original labels: ensemble of three compact residual CNNs "
-                        "(seeds 0 and 1, and a multi-task run), flip TTA, float16-stored weights",
-        ),
-        _refitted(
-            _FAST_V1,
-            name="fast",
-            file="fast_head.onnx",
-            sha256="f89ec00c5ae596fd318aac121ce3761c1b66ca6e1b86731f4fb6d06daaf1fb37",
-            # Measured once on FER2013 PublicTest (openfer evaluate); see the model card.
-            # With the label rule (decision_tau 0.25); before it: FER+ 0.8621 / 0.6942 / UAR 0.6603, FER2013 0.5926
-            # / UAR 0.5097.
-            metrics={"publictest_ferplus_acc": 0.8628, "publictest_ferplus_macro_f1": 0.7212,
-                     "publictest_ferplus_uar": 0.7029, "publictest_fer2013_acc": 0.5988,
-                     "publictest_fer2013_uar": 0.5251},
-            card="fast.md",
-            ms_per_face=1.2,
-            # scripts/fit_prior.py: validation UAR 64.38 % at tau 0, best 78.07 % at tau 0.75 (accuracy 86.95 ->
-            # 83.36 %).
-            balance_tau=0.75,
-            # scripts/fit_decision.py: validation UAR 64.38 -> 71.87 %, accuracy 86.95 -> 86.71 %.
-            decision_tau=0.25,
-            description="real-time 8-class FER+ model: fast-v1's network (frozen) with a refitted last layer "
-                        "(scripts/rehead.py)",
-        ),
+        name="large",
+        file="default_head.onnx",
+        sha256="744646ccd4dc0cbc7d3dcaf3e138dcfd7e39caf15b9fe9b0dbc18a92113b7700",
+        # default-v1's five networks without their own last layers, and one 1,280 x 8 layer on their features.
+        params=5 * (1_218_600 - 2_056) + 10_248,
+        macs=5 * (120_989_696 - 2_048) + 10_240,
+        # Measured once on FER2013 PublicTest (openfer evaluate); see the model card.
+        # With the label rule (decision_tau 0.125); before it: FER+ 0.8812 / 0.7655 / UAR 0.7350, FER2013 0.6024
+        # / UAR 0.5272.
+        metrics={"publictest_ferplus_acc": 0.8790, "publictest_ferplus_macro_f1": 0.7618,
+                 "publictest_ferplus_uar": 0.7453, "publictest_fer2013_acc": 0.6063,
+                 "publictest_fer2013_uar": 0.5399},
+        card="large.md",
+        ms_per_face=16.0,
+        # scripts/fit_prior.py: validation UAR 72.24 % at tau 0, best 81.14 % at tau 1 (accuracy 89.47 -> 76.94 %).
+        balance_tau=1.0,
+        # scripts/fit_decision.py: validation UAR 72.24 -> 73.39 %, accuracy 89.47 -> 89.35 % (tau 0.25 would cost
+        # 1.07 points on muxspace's val people, over the rule's 1).
+        decision_tau=0.125,
+        description="default-v1's five float32 networks (frozen) with one refitted last layer on their joint "
+                    "features (scripts/rehead.py; `default` for part of 2026-12-06): about 4x default's cost",
+    ),
+    _DEFAULT_V1,
+    replace(_DEFAULT, name="default-int8",
+            description="the same model as `default` (its name until 2026-12-06; kept for one release)"),
+    _DEFAULT_INT8_V1,
+    ModelSpec(
+        name="fer2013",
+        file="fer2013.onnx",
+        sha256="e945acc29c944994b1616cbb8b2db53a2ebc431396b77f6231b98936682121a8",
+        classes=FER2013_CLASSES,
+        input_size=48,
+        channels=1,
+        arch="ensemble",
+        params=3 * 1_218_343,
+        macs=3 * 120_989_440,
+        # With the label rule (decision_tau 0.25); before it: 0.6810 / macro-F1 0.6473 / UAR 0.6293.
+        metrics={"publictest_fer2013_acc": 0.6782, "publictest_fer2013_macro_f1": 0.6412,
+                 "publictest_fer2013_uar": 0.6344},
+        card="fer2013.md",
+        ms_per_face=10.4,
+        train_prior=_shares(FER2013_TRAIN_COUNTS),
+        # scripts/fit_prior.py: validation UAR 65.59 % at tau 0, best 69.20 % at tau 1 (accuracy 70.65 -> 69.32 %).
+        balance_tau=1.0,
+        # scripts/fit_decision.py: validation UAR 65.59 -> 66.21 %, accuracy 70.65 -> 70.54 %.
+        decision_tau=0.25,
+        description="7-class model on FER2013's original labels: ensemble of three compact residual CNNs "
+                    "(seeds 0 and 1, and a multi-task run), flip TTA, float16-stored weights",
+    ),
+    _refitted(
         _FAST_V1,
-    ]
-}
+        name="fast",
+        file="fast_head.onnx",
+        sha256="f89ec00c5ae596fd318aac121ce3761c1b66ca6e1b86731f4fb6d06daaf1fb37",
+        # Measured once on FER2013 PublicTest (openfer evaluate); see the model card.
+        # With the label rule (decision_tau 0.25); before it: FER+ 0.8621 / 0.6942 / UAR 0.6603, FER2013 0.5926
+        # / UAR 0.5097.
+        metrics={"publictest_ferplus_acc": 0.8628, "publictest_ferplus_macro_f1": 0.7212,
+                 "publictest_ferplus_uar": 0.7029, "publictest_fer2013_acc": 0.5988,
+                 "publictest_fer2013_uar": 0.5251},
+        card="fast.md",
+        ms_per_face=1.2,
+        # scripts/fit_prior.py: validation UAR 64.38 % at tau 0, best 78.07 % at tau 0.75 (accuracy 86.95 ->
+        # 83.36 %).
+        balance_tau=0.75,
+        # scripts/fit_decision.py: validation UAR 64.38 -> 71.87 %, accuracy 86.95 -> 86.71 %.
+        decision_tau=0.25,
+        description="real-time 8-class FER+ model: fast-v1's network (frozen) with a refitted last layer "
+                    "(scripts/rehead.py)",
+    ),
+    _FAST_V1,
+], name=lambda spec: spec.name, description=lambda spec: spec.description)
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -267,10 +266,7 @@ def get_spec(name: str) -> ModelSpec:
     Raises:
         openfer.UnknownNameError: no model has that name (also a ``KeyError``).
     """
-    if name not in MODELS:
-        raise UnknownNameError(f"unknown model {name!r}; registered models: {', '.join(sorted(MODELS))}"
-                               f"{did_you_mean(name, MODELS)}", name=name, known=sorted(MODELS))
-    return MODELS[name]
+    return MODELS.get(name)
 
 
 def spec_from_onnx(path: str | Path) -> ModelSpec:

@@ -1,5 +1,5 @@
-"""A PyTorch classifier behind the same interface as ``OnnxClassifier`` (``[train]`` extra), for Grad-CAM and for
-explaining checkpoints that were not exported."""
+"""A PyTorch classifier behind the same interface as ``OnnxClassifier`` (``openfer.classify.Classifier``;
+``[train]`` extra), for Grad-CAM and for explaining checkpoints that were not exported."""
 
 from __future__ import annotations
 
@@ -9,15 +9,7 @@ import numpy as np
 
 from openfer.classify.prior import decision_of
 from openfer.classify.onnx_classifier import to_network_input
-from openfer.errors import MissingExtraError
-
-
-def _torch():
-    try:
-        import torch
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise MissingExtraError("Grad-CAM and PyTorch checkpoints need PyTorch", "train", e) from e
-    return torch
+from openfer.nn.lazy import import_torch
 
 
 class TorchClassifier:
@@ -53,27 +45,24 @@ class TorchClassifier:
 
         Raises:
             FileNotFoundError: no file at ``path``.
-            ImportError: PyTorch is not installed.
+            openfer.UnreadableInputError: not a checkpoint of a network (e.g. a ``last.pt``).
+            openfer.MissingExtraError: PyTorch is not installed (also an ``ImportError``).
         """
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"no checkpoint at {path} (give the best.pt of a training run)")
-        _torch()
-        from openfer.train.export import load_checkpoint_model
+        from openfer.nn.checkpoint import load_checkpoint
 
-        net, ck = load_checkpoint_model(path)
-        cfg = ck["config"]
-        return cls(net, ck["classes"], cfg["input_size"], cfg.get("in_chans", 1), ck.get("temperature", 1.0))
+        ck = load_checkpoint(path)
+        return cls(ck.build_model(), ck.classes, ck.input_size, ck.in_chans, ck.calibrated_temperature)
 
     @classmethod
     def from_onnx(cls, classifier) -> "TorchClassifier":
         """The same model as an ``OnnxClassifier`` (e.g. a shipped one), run by PyTorch so Grad-CAM can see
         inside; its probabilities match the ONNX Runtime ones to about 1e-5 (mirror-image test-time augmentation
         included)."""
-        from openfer.explain.onnx_torch import onnx_to_torch
+        from openfer.nn.onnx_torch import onnx_to_torch
         from openfer.zoo.registry import model_path
 
         path = getattr(classifier, "path", None) or model_path(classifier.spec)
-        twin = cls(onnx_to_torch(path), classifier.classes, classifier.input_size, classifier.spec.channels)
+        twin = cls(onnx_to_torch(path), classifier.classes, classifier.input_size, classifier.channels)
         # the same probabilities (its decision prior) and labels as the ONNX classifier
         twin.reweigh, twin.decision = getattr(classifier, "apply_prior", None), decision_of(classifier)
         return twin
@@ -84,14 +73,14 @@ class TorchClassifier:
 
     def to_tensor(self, faces: np.ndarray):
         """uint8 crops [N, H, W(, 3)] -> normalised float tensor [N, C, S, S]."""
-        torch = _torch()
+        torch = import_torch()
         x = torch.from_numpy(to_network_input(faces, self.input_size, self.channels))
         return (x / 255.0 - 0.5) / 0.5
 
     def logits(self, x):
         """Calibrated logits [N, K] (already divided by the member and model temperatures) of a normalised batch."""
         if hasattr(self.net, "members"):
-            torch = _torch()
+            torch = import_torch()
             out = torch.stack([m(x) / t for m, t in zip(self.net.members, self.net.temperatures)]).mean(0)
         else:
             out = self.net(x)
@@ -99,7 +88,7 @@ class TorchClassifier:
 
     def predict_proba(self, faces: np.ndarray) -> np.ndarray:
         """Probabilities float32 [N, K] for uint8 crops of any size."""
-        torch = _torch()
+        torch = import_torch()
         faces = np.asarray(faces)
         if len(faces) == 0:
             return np.zeros((0, len(self.classes)), np.float32)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from openfer.errors import UsageError
-from openfer.explain.torch_model import _torch
+from openfer.nn.lazy import import_torch
 
 
 def _attrs(node) -> dict:
@@ -71,7 +71,7 @@ def onnx_to_torch(path: str | Path):
     Raises:
         ValueError: the graph uses an operator the interpreter does not know.
     """
-    torch = _torch()
+    torch = import_torch()
     import onnx
     import torch.nn.functional as F
     from onnx import numpy_helper

@@ -1,4 +1,4 @@
-"""Classifier architectures (PyTorch), created by name through ``build``."""
+"""Classifier architectures (PyTorch), created by name through ``build`` (the ``ARCHS`` registry)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from openfer.errors import UnknownNameError, UsageError
-from openfer.train.faceres import FaceresMobileNet
+from openfer.errors import UsageError
+from openfer.nn.faceres_net import FaceresMobileNet
+from openfer.nn.tta import tta_logits
+from openfer.registry import Registry
 
 
 class ConvBNAct(nn.Sequential):
@@ -253,15 +255,41 @@ class SESwin(nn.Module):
         return self.head(f * self.se(f))
 
 
-ARCHS = {"fer_resnet": FerResNet, "resemotenet": ResEmoteNet, "gimefive": GiMeFive, "se_swin": SESwin,
-         "faceres_mobilenet": FaceresMobileNet}
+class EnsembleNet(nn.Module):
+    """Mean of the members' calibrated logits (each member with its own test-time augmentation): the network of an
+    ``ensemble.pt``."""
+
+    def __init__(self, members: list[nn.Module], temperatures: list[float], tta: list[str]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.temperatures = [float(t) for t in temperatures]
+        self.tta = list(tta)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = [tta_logits(m, x, mode) / t for m, t, mode in zip(self.members, self.temperatures, self.tta)]
+        return torch.stack(out).mean(0)
+
+
+#: Architectures by name (``TrainConfig.arch``): each entry takes ``num_classes`` and its own keyword settings.
+ARCHS: Registry[type[nn.Module]] = Registry("architecture")
+ARCHS.add("fer_resnet", FerResNet, "compact residual VGG-style CNN for 48 px grey faces (the shipped models' "
+          "network)")
+ARCHS.add("resemotenet", ResEmoteNet, "ResEmoteNet (Roy et al. 2024): conv layers, squeeze-and-excitation, residual "
+          "blocks; about 80 M parameters")
+ARCHS.add("gimefive", GiMeFive, "GiMeFive-style CNN (Wang et al. 2024): five conv-pool blocks; about 10 M parameters")
+ARCHS.add("se_swin", SESwin, "small Swin transformer with squeeze-and-excitation (Vats & Chadha 2023); train with "
+          "sam_rho > 0")
+ARCHS.add("faceres_mobilenet", FaceresMobileNet, "MobileNet-v1 laid out as the faceres identity network, to start "
+          "from its face-pretrained weights")
 
 
 def build(name: str, num_classes: int, **kwargs) -> nn.Module:
-    """Create an architecture by its registry name."""
-    if name not in ARCHS:
-        raise UnknownNameError(f"unknown architecture {name!r}; available: {sorted(ARCHS)}")
-    return ARCHS[name](num_classes=num_classes, **kwargs)
+    """Create an architecture by its registry name (one of ``ARCHS``).
+
+    Raises:
+        openfer.UnknownNameError: no architecture has that name (also a ``KeyError``).
+    """
+    return ARCHS.get(name)(num_classes=num_classes, **kwargs)
 
 
 def count_params(model: nn.Module) -> int:
