@@ -53,7 +53,7 @@ def test_explain_endpoint_matches_the_library(fast_analyzer):
 
 
 @pytest.mark.parametrize("query, files, status, message", [
-    ("?method=lime", "image", 422, "unknown method"),
+    ("?method=lime", "image", 422, "unknown explanation method"),
     ("?target=joy", "image", 422, "unknown class"),
     ("", "empty", 422, "empty"),
     ("", "text", 415, "expected an image"),

@@ -335,10 +335,13 @@ def create_app(config: ServiceConfig | None = None, analyzer: Analyzer | None = 
     async def explain(file: Annotated[UploadFile, File(description="JPEG, PNG, GIF, BMP, WebP or TIFF image")],
                       method: str = "occlusion", target: Optional[str] = None, heatmap: bool = True) -> dict:
         """Explanations cost far more than analysis (about 0.2-6 s per face on a CPU, docs/explain.md)."""
+        from openfer.errors import UnknownNameError
         from openfer.explain import METHODS
 
-        if method not in METHODS:
-            raise HTTPException(422, f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+        try:
+            METHODS.check(method)
+        except UnknownNameError as e:
+            raise HTTPException(422, str(e)) from None
         data = await read_image_upload(file)
         analyzer = svc.require_analyzer()
         if target is not None and target not in analyzer.classifier.classes:

@@ -131,7 +131,6 @@ class AnnotatedVideoWriter:
         out = self._audio_out
         resampler = av.AudioResampler(format=out.codec_context.format.name, layout=out.codec_context.layout.name,
                                       rate=out.codec_context.sample_rate)
-        rate = out.codec_context.sample_rate
         written = 0
         for frame in self._audio_in.decode(ain):
             if frame.time is None or frame.time + frame.samples / frame.sample_rate <= self.audio_start:
