@@ -369,6 +369,18 @@ def test_models_fits_80_columns_with_whole_names_and_speed():
     assert f"{MODELS['fast'].ms_per_face:.1f}" in rows["fast"]
 
 
+def test_models_says_which_optional_model_files_are_here(tmp_path, monkeypatch):
+    """`openfer models` also lists the model files fetched only on request, and whether this machine has them."""
+    from openfer.geometry.model_file import MODEL_FILES
+
+    monkeypatch.setenv("OPENFER_MODEL_DIR", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    res = CliRunner().invoke(app, ["models"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    for name in MODEL_FILES.names():
+        assert f"optional model file {name}:" in res.stdout and f"openfer models fetch {name}" in res.stdout
+
+
 def test_models_speed_measures_here(monkeypatch):
     import openfer.zoo.speed as speed
 

@@ -671,6 +671,19 @@ def models(
     if not speed:
         Console().print("ms/face: batch 1, 2 threads, on our 2-core Xeon (2026-12-06); 'openfer models --speed' "
                         "measures it here.")
+    _print_model_files()
+
+
+def _print_model_files() -> None:
+    """The optional model files (not shipped: fetched only on request) and whether this machine has them."""
+    from openfer.geometry.model_file import MODEL_FILES, find_model
+
+    for name, about in MODEL_FILES.rows():
+        try:
+            where = f"[green]here[/green]: {_e(find_model(MODEL_FILES[name]))}"
+        except (OSError, OpenferError):
+            where = f"not here ('openfer models fetch {name}', or --model-dir)"
+        Console().print(f"optional model file [bold]{name}[/bold]: {_e(about)}; {where}")
 
 
 def _pct(x: float | None) -> str:
