@@ -280,6 +280,15 @@ def test_photos_take_out_by_its_ending(tmp_path, ending):
     assert iou(df[["x1", "y1", "x2", "y2"]].to_numpy()[0], ASTRONAUT_FACE) > 0.5
 
 
+def test_photo_rows_to_standard_output(tmp_path):
+    a = save(tmp_path / "a.png", astronaut())
+    res = run_cli("analyze", a, "--csv", "-", "-q")
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith("path,face,confidence,x1") and lines[1].startswith(f"{a},0,")
+    assert not (Path.cwd() / "-").exists()
+
+
 def test_outputs_never_overwrite_inputs_or_existing_files(tmp_path):
     """Issue 18 item 1: an output naming an input is refused (always), an existing file only with --overwrite,
     and outputs appear only complete (no temporary file left)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +81,8 @@ def result_rows(result: ImageResult, classes: tuple[str, ...], geometry: bool = 
 
 class RowWriter:
     """Streams rows to ``path`` in the format of its suffix (.csv, .jsonl/.ndjson, .parquet) or ``format``
-    (``csv``, ``jsonl``, ``parquet``); ``photos``: the columns of photos' rows (``row_columns``).
+    (``csv``, ``jsonl``, ``parquet``), or to standard output for ``"-"`` (CSV unless ``format`` says jsonl);
+    ``photos``: the columns of photos' rows (``row_columns``).
 
     The file is written under a temporary name (``openfer.io.atomic``) and renamed to ``path`` on ``close``
     (which Ctrl-C and SIGTERM still reach), so an existing file is only replaced by a complete one. CSV and JSON
@@ -91,14 +93,17 @@ class RowWriter:
     def __init__(self, path: str | Path, classes: tuple[str, ...], parquet_rows: int = 4096,
                  geometry: bool = False, voice: tuple[str, ...] | None = None, photos: bool = False,
                  format: str | None = None) -> None:
-        self.path = Path(path)
-        fmt = format or ROW_FORMATS.get(self.path.suffix.lower())
+        self.path, self._stdout = Path(path), str(path) == "-"
+        fmt = format or ("csv" if self._stdout else ROW_FORMATS.get(self.path.suffix.lower()))
         if fmt is None:
             raise UnknownNameError(f"unknown row format {self.path.suffix!r} for {self.path}: use one of "
                                    f"{', '.join(sorted(ROW_FORMATS))}")
+        if self._stdout and fmt == "parquet":
+            raise UnknownNameError("Parquet cannot go to standard output ('-'): name a .parquet file")
         self.format, self.columns, self.rows_written = fmt, row_columns(classes, geometry, voice, photos), 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._part = part_path(self.path)
+        if not self._stdout:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._part = part_path(self.path)
         self._buffer: list[dict[str, Any]] = []
         self._parquet_rows, self._pq = parquet_rows, None
         if fmt == "parquet":
@@ -117,7 +122,7 @@ class RowWriter:
             self._pq = pq.ParquetWriter(str(self._part), self._schema)
             self.f = None
         else:
-            self.f = open(self._part, "w", newline="", encoding="utf-8")
+            self.f = sys.stdout if self._stdout else open(self._part, "w", newline="", encoding="utf-8")
             if fmt == "csv":
                 self._csv = csv.DictWriter(self.f, fieldnames=self.columns)
                 self._csv.writeheader()
@@ -149,6 +154,10 @@ class RowWriter:
             self._flush_parquet()
             self._pq.close()
             self._pq = None
+        elif self._stdout and self.f is not None:
+            self.f.flush()
+            self.f = None
+            return
         elif self.f is not None and not self.f.closed:
             self.f.close()
         else:
