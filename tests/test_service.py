@@ -54,6 +54,9 @@ class Slow:
     def analyze(self, rgb):
         return self.real.classify(rgb, self.detect(rgb))
 
+    def for_video(self):
+        return self
+
     def classify(self, rgb, faces):
         return self.real.classify(rgb, faces)
 
@@ -544,6 +547,19 @@ def test_stream_decodes_big_frames_at_the_size_detection_needs(analyzer):
         side = fa["box"][2] - fa["box"][0]
         np.testing.assert_allclose(np.array(fb["box"]) / 3, fa["box"], atol=0.08 * side)
         assert fa["expression"] == fb["expression"]
+
+
+def test_video_work_gets_one_detection_pass_per_frame(analyzer):
+    """Webcam streams and video jobs use the shared models with the video detector (one pass per frame, as
+    'openfer analyze VIDEO'), not the photo detector's finer passes for frames above 2400 px (4-5x the cost)."""
+    from openfer.service.stream import StreamSession
+
+    assert analyzer.detector.sides(3840, 2160) == [640, 1280]  # a 4K photo: two passes
+    video = analyzer.for_video()
+    assert video.detector.sides(3840, 2160) == [640] and video.classifier is analyzer.classifier
+    assert analyzer.detector.sides(3840, 2160) == [640, 1280]  # the shared analyzer is unchanged
+    session = StreamSession(analyzer, max_pixels=40_000_000)
+    assert session.analyzer.detector.sides(3840, 2160) == [640] and session.follower.detector.max_shrink is None
 
 
 def test_stream_bad_frames_get_error_messages(api):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -61,6 +62,14 @@ class Analyzer:
         self.classifier = classifier
         self.geometry = geometry
         self.embed_faces = embed
+
+    def for_video(self) -> Analyzer:
+        """This analyzer for video frames: the same models (shared, nothing is loaded) with a detector that makes
+        one pass per frame (its ``for_video``, when it searches big photos at finer scales too)."""
+        twin = copy.copy(self)
+        if hasattr(self.detector, "for_video"):
+            twin.detector = self.detector.for_video()
+        return twin
 
     def analyze(self, image: str | Path | np.ndarray) -> list[Face]:
         """Faces in ``image`` (a file path, or an RGB uint8 array [H, W, 3]; grey/RGBA arrays are converted).

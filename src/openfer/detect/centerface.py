@@ -195,6 +195,13 @@ class CenterFaceDetector:
             twin.min_face = self.min_face / factor
         return twin
 
+    def for_video(self) -> CenterFaceDetector:
+        """This detector with one pass per image at ``max_side`` (``max_shrink`` None), sharing the model session:
+        what video frames get, since the finer passes of big photos would cost 4-5x per 4K frame."""
+        twin = copy.copy(self)
+        twin.max_shrink = None
+        return twin
+
     def detect(self, image: np.ndarray) -> list[Face]:
         """Faces in an RGB uint8 image [H, W, 3], highest score first."""
         check_rgb(image)

@@ -212,7 +212,7 @@ class JobStore:
         from openfer.video import VideoOpenError, open_source
 
         job.state, job.started = "running", time.time()
-        analyzer = self._analyzer()
+        analyzer = self._analyzer().for_video()  # one detection pass per frame, as for 'openfer analyze VIDEO'
         settings = replace(self.settings, fps=job.fps)
         try:
             source = open_source(job.input, settings.sampling())

@@ -34,6 +34,7 @@ class StreamSession:
         from openfer.track.follow import DEFAULT_DETECT_EVERY, FaceFollower
         from openfer.track.reclassify import Reclassifier
 
+        analyzer = analyzer.for_video()  # one detection pass per frame, as for video files
         self.analyzer, self.max_pixels = analyzer, max_pixels
         loading = preload()
         if loading is not None:  # the tracker's library must be in before the first frame is timed: its second of
