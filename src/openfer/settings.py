@@ -10,7 +10,7 @@ cannot be pickled or sent to another process; these settings can, and each worke
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -105,14 +105,14 @@ class AnalysisSettings:
         from openfer.analyzer import Analyzer
 
         n = self.threads if threads is None else threads
-        detection = self.detection if kind == "photos" else replace(self.detection, max_shrink=None)
         geo = None
         if self.geometry:
             from openfer.geometry import GeometryEstimator
 
             geo = GeometryEstimator(model_dir=self.model_dir)
-        return Analyzer(detector=detection.load(threads=n), classifier=self.model, geometry=geo, prior=self.prior,
-                        threads=n)
+        analyzer = Analyzer(detector=self.detection.load(threads=n), classifier=self.model, geometry=geo,
+                            prior=self.prior, threads=n)
+        return analyzer if kind == "photos" else analyzer.for_video()  # video: one detection pass per frame
 
     def manifest_settings(self) -> dict[str, Any]:
         """The settings a batch manifest records and hashes (``openfer.video.batch``): what changes the results,
