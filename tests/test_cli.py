@@ -402,6 +402,19 @@ def test_models_speed_measures_here(monkeypatch):
     assert calls == list(MODELS) and "ms/face here" in res.stdout and res.stdout.count(" 7.8 │") == len(MODELS)
 
 
+def test_python_dash_m_has_every_command():
+    """``python -m openfer`` and ``python -m openfer.cli`` (openfer run from src/, e.g. on a lent GPU machine) know
+    the commands other files register (train, report, embed), not only cli.py's own."""
+    import os
+    import subprocess
+    import sys
+
+    for module in ("openfer", "openfer.cli"):
+        out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "COLUMNS": "120"})
+        assert out.returncode == 0 and all(c in out.stdout for c in ("train", "report", "embed", "analyze")), out
+
+
 def test_no_command_shows_help():
     res = run_cli()
     assert "analyze" in res.output and "models" in res.output

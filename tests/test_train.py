@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -169,6 +170,41 @@ def test_tiny_training_resume_and_export(tmp_path):
     assert p.shape == (len(test), len(CANONICAL8))
     np.testing.assert_allclose(p.sum(1), 1, atol=1e-5)
     assert (p.argmax(1) == y).mean() > 0.6
+
+
+def test_max_seconds_fits_the_epochs_into_the_time(tmp_path):
+    """A run with a time budget (a lent GPU, a session's end) measures its first epoch and keeps as many epochs as
+    fit, so the learning-rate schedule still ends; the checkpoints record the epochs actually planned."""
+    data = make_npz(tmp_path / "toy.npz")
+    cfg = TrainConfig(epochs=50, batch_size=16, lr=0.05, arch_kwargs={"width": 0.25}, val_fraction=0.25, threads=1,
+                      bf16=False, max_train_samples=64, max_seconds=1e-3)
+    summary = train(cfg, tmp_path / "run", data)
+    rows = (tmp_path / "run" / "metrics.csv").read_text().strip().splitlines()
+    assert len(rows) == 1 + 1 and summary["best_epoch"] == 1
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=False)["config"]["epochs"] == 1
+
+
+def test_gpu_pack_round_trip(tmp_path):
+    """scripts/gpu_pack.py: Training rows travel as WebP (near-lossless), every other per-row array exactly, no
+    PublicTest row, and the unpacked file gives the same FER+ training set."""
+    import importlib.util
+
+    from openfer.datasets import load_dataset
+
+    spec = importlib.util.spec_from_file_location("gpu_pack", Path(__file__).parents[1] / "scripts" / "gpu_pack.py")
+    gpu_pack = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_pack)
+    data = make_npz(tmp_path / "toy.npz")
+    report = gpu_pack.pack(data, tmp_path / "gpu", quality=92)
+    assert gpu_pack.unpack(tmp_path / "gpu" / "fer_train.npz", tmp_path / "back.npz") == report["faces"]
+    with np.load(data) as d, np.load(tmp_path / "back.npz") as b:
+        train_rows = d["usage"] == "Training"
+        assert set(b["usage"]) == {"Training"} and len(b["pixels"]) == train_rows.sum()
+        assert np.abs(b["pixels"].astype(int) - d["pixels"][train_rows]).mean() == pytest.approx(
+            report["mean_abs_error"], abs=1e-6) and report["mean_abs_error"] < 3
+        np.testing.assert_array_equal(b["ferplus_votes"], d["ferplus_votes"][train_rows])
+    a, o = load_dataset(tmp_path / "back.npz", "Training", "ferplus"), load_dataset(data, "Training", "ferplus")
+    np.testing.assert_array_equal(a.labels, o.labels)
 
 
 @pytest.mark.slow

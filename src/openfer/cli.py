@@ -881,5 +881,7 @@ def main() -> None:
     app()
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # python -m openfer.cli: run the imported module, which the other command files extend
+    from openfer.cli import main as _main
+
+    _main()

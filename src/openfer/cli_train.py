@@ -22,6 +22,7 @@ def train(
     epochs: Annotated[Optional[int], typer.Option(help="Override the config's epochs.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Override the config's seed (init, order, augmentation; "
                                                      "the validation split stays: split_seed).")] = None,
+    device: Annotated[Optional[str], typer.Option(help="Override the config's device: auto, cpu or cuda.")] = None,
 ) -> None:
     """Train a classifier (\\[train] extra); resumes from OUT_DIR/last.pt when present."""
     _need_torch("training")
@@ -30,7 +31,7 @@ def train(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     try:
-        summary = run_train(TrainConfig.from_toml(config, epochs=epochs, seed=seed), out_dir, data)
+        summary = run_train(TrainConfig.from_toml(config, epochs=epochs, seed=seed, device=device), out_dir, data)
     except (OpenferError, FileNotFoundError) as e:  # a config key or value, a missing data or config file
         err.print(f"[red]error:[/red] {_e(e)}")
         raise typer.Exit(2)

@@ -41,9 +41,13 @@ BANDS: tuple[tuple[float, float], ...] = ((0.31, 0.49), (0.18, 0.55), (0.58, 1.0
 
 
 def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
-    """Augment a batch ``x`` [B, C, H, W] of floats in [0, 1]; returns a new tensor, same shape."""
+    """Augment a batch ``x`` [B, C, H, W] of floats in [0, 1]; returns a new tensor, same shape, on ``x``'s device.
+
+    The random draws come from ``gen`` (a CPU generator) whatever the device, so a run is the same on a GPU as on
+    the CPU up to floating point."""
     b, _, h, w = x.shape
-    r = lambda *s: torch.rand(*s, generator=gen)  # noqa: E731 - local shorthand
+    rc = lambda *s: torch.rand(*s, generator=gen)  # noqa: E731 - draws for choices and sizes stay on the CPU
+    r = lambda *s: rc(*s).to(x.device)  # noqa: E731 - draws that meet the pixels
     ang = (r(b) * 2 - 1) * math.radians(cfg.rotate_deg)
     scl = cfg.scale[0] + r(b) * (cfg.scale[1] - cfg.scale[0])
     flip = torch.where(r(b) < cfg.flip, -1.0, 1.0)
@@ -59,38 +63,38 @@ def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.
     x = ((x - mean) * con + mean + bri).clamp(0, 1)
 
     if cfg.lowres_p > 0:
-        sel = torch.nonzero(r(b) < cfg.lowres_p).flatten()
+        sel = torch.nonzero(rc(b) < cfg.lowres_p).flatten()
         if len(sel):
-            side = int(cfg.lowres_min + r(1).item() * (h - cfg.lowres_min))
+            side = int(cfg.lowres_min + rc(1).item() * (h - cfg.lowres_min))
             small = F.interpolate(x[sel], size=(side, side), mode="area")
             x[sel] = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
 
     if cfg.blur_p > 0:
-        sel = torch.nonzero(r(b) < cfg.blur_p).flatten()
+        sel = torch.nonzero(rc(b) < cfg.blur_p).flatten()
         if len(sel):
-            sigma = max(0.3, r(1).item() * cfg.blur_sigma) * h / 48
+            sigma = max(0.3, rc(1).item() * cfg.blur_sigma) * h / 48
             x[sel] = _gaussian_blur(x[sel], sigma)
 
     if cfg.noise_p > 0:
         sel = (r(b, 1, 1, 1) < cfg.noise_p).float() * r(b, 1, 1, 1) * cfg.noise_std
-        x = (x + sel * torch.randn(x.shape, generator=gen)).clamp(0, 1)
+        x = (x + sel * torch.randn(x.shape, generator=gen).to(x.device)).clamp(0, 1)
 
     if cfg.band_p > 0:
-        for i in torch.nonzero(r(b) < cfg.band_p).flatten().tolist():
-            top, bottom = BANDS[int(r(1).item() * len(BANDS))]
-            shift = (r(1).item() * 2 - 1) * 0.04
+        for i in torch.nonzero(rc(b) < cfg.band_p).flatten().tolist():
+            top, bottom = BANDS[int(rc(1).item() * len(BANDS))]
+            shift = (rc(1).item() * 2 - 1) * 0.04
             y0, y1 = int((top + shift) * h), int(min(bottom + shift, 1.0) * h)
-            margin = int(r(1).item() * 0.12 * w)
-            x[i, :, max(y0, 0) : y1, margin : w - margin] = r(1).item() * 0.35  # dark glasses, grey/black fabric
+            margin = int(rc(1).item() * 0.12 * w)
+            x[i, :, max(y0, 0) : y1, margin : w - margin] = rc(1).item() * 0.35  # dark glasses, grey/black fabric
 
     if cfg.erase_p > 0:
-        for i in torch.nonzero(r(b) < cfg.erase_p).flatten().tolist():
-            area = (cfg.erase_area[0] + r(1).item() * (cfg.erase_area[1] - cfg.erase_area[0])) * h * w
-            aspect = math.exp((r(1).item() * 2 - 1) * math.log(3))
+        for i in torch.nonzero(rc(b) < cfg.erase_p).flatten().tolist():
+            area = (cfg.erase_area[0] + rc(1).item() * (cfg.erase_area[1] - cfg.erase_area[0])) * h * w
+            aspect = math.exp((rc(1).item() * 2 - 1) * math.log(3))
             eh = min(h, int(round(math.sqrt(area * aspect))))
             ew = min(w, int(round(math.sqrt(area / aspect))))
-            y0 = int(r(1).item() * (h - eh + 1))
-            x0 = int(r(1).item() * (w - ew + 1))
+            y0 = int(rc(1).item() * (h - eh + 1))
+            x0 = int(rc(1).item() * (w - ew + 1))
             x[i, :, y0 : y0 + eh, x0 : x0 + ew] = r(1, eh, ew)
     return x
 
@@ -98,7 +102,7 @@ def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.
 def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of [B, C, H, W] with standard deviation ``sigma`` pixels (reflect padding)."""
     radius = max(1, int(math.ceil(2.5 * sigma)))
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype)
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
     k = torch.exp(-0.5 * (t / sigma) ** 2)
     k = k / k.sum()
     c = x.shape[1]

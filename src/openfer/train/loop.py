@@ -11,7 +11,7 @@ import logging
 import math
 import time
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +77,7 @@ class TrainConfig:
     extra_train: list = field(default_factory=list)  # photo folders (labels.csv: muxspace layout) added to training
     extra_exclude: list = field(default_factory=list)  # classes of the extra folders left out (e.g. noisy labels)
     device: str = "auto"  # auto (CUDA when available), cpu or cuda
+    max_seconds: float = 0.0  # > 0: after the first epoch, fewer epochs if they would not fit (the schedule follows)
 
     @property
     def tta_mode(self) -> str:
@@ -343,6 +344,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
     else:
         source = init_pretrained(model, cfg, x_all)
     model = model.to(device).to(memory_format=torch.channels_last)
+    if device.type == "cuda":  # the faces live on the GPU and are augmented there: the CPU would starve it
+        x_all = x_all.to(device)
     teacher = Teacher(cfg.teachers, classes, device) if cfg.kd_weight > 0 else None
     ema = copy.deepcopy(model).eval()
     opt = make_optimizer(model, cfg)
@@ -368,7 +371,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
     metrics_path = out / "metrics.csv"
     params = [p for p in model.parameters() if p.requires_grad]
 
-    for epoch in range(start_epoch, cfg.epochs):
+    epoch = start_epoch - 1
+    while (epoch := epoch + 1) < cfg.epochs:
         gen.manual_seed(cfg.seed * 1000 + epoch)
         model.train()
         perm = torch.randperm(len(train_set), generator=gen)
@@ -421,6 +425,10 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
                "lr": lr, "seconds": time.time() - t0}
         log.info("epoch %d: loss %.4f val_acc %.4f val_uar %.4f (%.0fs)", epoch + 1, row["train_loss"], val_acc,
                  val_uar, row["seconds"])
+        if epoch == 0 and cfg.max_seconds > 0 and cfg.epochs * row["seconds"] > cfg.max_seconds:
+            cfg = replace(cfg, epochs=max(1, int(cfg.max_seconds / row["seconds"])))  # the cosine ends in time
+            total_steps = cfg.epochs * steps_per_epoch
+            log.info("max_seconds %.0f: %d epochs of %.0f s fit", cfg.max_seconds, cfg.epochs, row["seconds"])
         write_header = not metrics_path.exists()
         with open(metrics_path, "a", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(row))
