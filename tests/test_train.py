@@ -171,6 +171,17 @@ def test_tiny_training_resume_and_export(tmp_path):
     np.testing.assert_allclose(p.sum(1), 1, atol=1e-5)
     assert (p.argmax(1) == y).mean() > 0.6
 
+    # openfer evaluate --onnx reads an export's own input size (a 32 px file was fed 48 px crops and crashed)
+    from typer.testing import CliRunner
+
+    from openfer.cli import app
+
+    export_onnx(run / "best.pt", tmp_path / "toy32.onnx", input_size=32)
+    res = CliRunner().invoke(app, ["evaluate", "--onnx", str(tmp_path / "toy32.onnx"), "--data", str(data),
+                                   "--json", str(tmp_path / "e.json")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "e.json").read_text())["accuracy"] > 0.6
+
 
 def test_max_seconds_fits_the_epochs_into_the_time(tmp_path):
     """A run with a time budget (a lent GPU, a session's end) measures its first epoch and keeps as many epochs as

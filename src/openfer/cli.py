@@ -463,7 +463,7 @@ def _print_summary(summary, jsonl, csv, annotate) -> None:
     if len(summary.results) > 50:
         table.add_row(f"... {len(summary.results) - 50} more", "", "")
     err.print(table)
-    for name, target in (("JSON Lines", jsonl), ("rows (a row per face)", csv), ("annotated images", annotate)):
+    for name, target in (("JSON Lines", jsonl), ("rows", csv), ("annotated images", annotate)):
         if target and target != "-":
             err.print(f"{name}: {_e(target)}")
     big = [r.detect_sides for r in summary.results if len(r.detect_sides or ()) > 1]
@@ -707,10 +707,25 @@ def _measure_speed(names: list[str]) -> dict[str, float]:
     return out
 
 
+def _evaluated_classifier(model: str, onnx: Optional[Path], prior: str):
+    """The classifier ``openfer evaluate`` scores: ``--model``, or the ``--onnx`` file read with its own metadata
+    (its input size, channels, classes and prior) when openfer wrote it, else with ``--model``'s."""
+    from openfer.classify import load_classifier
+    from openfer.errors import UnreadableInputError
+
+    if onnx is not None:
+        try:
+            return load_classifier(str(onnx), prior=prior)
+        except UnreadableInputError:  # a file without openfer's metadata: described by --model
+            pass
+    return load_classifier(model, path=onnx, prior=prior)
+
+
 @app.command()
 def evaluate(
     model: Annotated[str, typer.Option(help="Registered model name.")] = "default",
-    onnx: Annotated[Optional[Path], typer.Option(help="Evaluate this ONNX file instead (classes of --model).")] = None,
+    onnx: Annotated[Optional[Path], typer.Option(help="Evaluate this ONNX file instead (its own input size, "
+                                                      "classes and prior when openfer wrote it, else --model's).")] = None,
     prior: Annotated[str, typer.Option(help=PRIOR_HELP + " With --onnx: --model's prior and exponent.")] = "training",
     data: Annotated[Optional[Path], typer.Option(
         help="fer2013_dev.npz, fer2013.csv, a folder of class folders, or a photo folder with a labels.csv "
@@ -742,7 +757,7 @@ def evaluate(
 
     _check_prior(prior)
     try:
-        classifier = load_classifier(model, path=onnx, prior=prior)
+        classifier = _evaluated_classifier(model, onnx, prior)
         if data is not None and is_photo_folder(data):
             total = len(load_photo_set(data, split or "all", min_images))
             progress = Progress(TextColumn("detecting faces"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
