@@ -218,7 +218,7 @@ def test_second_stage_from_a_checkpoint_with_a_photo_folder(tmp_path):
     from test_train import make_npz
 
     from openfer.crossdomain import person_split
-    from openfer.train.loop import init_from_checkpoint, photo_training_set
+    from openfer.train.loop import concat_sets, init_from_checkpoint, photo_training_set
 
     data = make_npz(tmp_path / "toy.npz", n_train=96, n_test=8)
     la = TrainConfig(arch="fer_resnet", arch_kwargs={"width": 0.25}, epochs=1, batch_size=16, balance="logit_adjust",
@@ -246,6 +246,10 @@ def test_second_stage_from_a_checkpoint_with_a_photo_folder(tmp_path):
     assert sorted(got.labels.tolist()) == sorted(CANONICAL8.index({"happy": "happiness"}.get(r[1], r[1]))
                                                  for r in in_train)
     assert (tmp_path / "detections-photos.npz").is_file()
+    sharp = photo_training_set(root, CANONICAL8, ["surprise"], tmp_path, size=96)  # at a bigger network's size
+    assert sharp.pixels.shape[1:] == (96, 96) and (sharp.labels == got.labels).all()
+    joined = concat_sets(got, sharp)  # FER-sized crops join them at the larger size
+    assert joined.pixels.shape == (2 * len(got), 96, 96) and (joined.labels[: len(got)] == got.labels).all()
 
     stage2 = TrainConfig(arch="fer_resnet", arch_kwargs={"width": 0.25}, epochs=1, batch_size=16,
                          balance="logit_adjust", val_fraction=0.25, threads=1, bf16=False,

@@ -14,6 +14,7 @@ import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -326,8 +327,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
     classes = train_set.classes
     if cfg.max_train_samples:
         train_set = train_set.subset(np.arange(min(cfg.max_train_samples, len(train_set))))
-    for folder in cfg.extra_train:
-        train_set = concat_sets(train_set, photo_training_set(folder, classes, cfg.extra_exclude, out))
+    for folder in cfg.extra_train:  # photos keep the detail of the network's input size (FER's 48 px are resized)
+        extra = photo_training_set(folder, classes, cfg.extra_exclude, out, max(48, cfg.input_size))
+        train_set = concat_sets(train_set, extra)
     log.info("train %d, val %d images, %d classes", len(train_set), len(val_set), len(classes))
 
     n_cls = len(classes)
@@ -500,9 +502,11 @@ def init_from_checkpoint(model: torch.nn.Module, path: str) -> dict:
             "init_val_uar": ck.val_uar}
 
 
-def photo_training_set(folder: str | Path, classes: tuple[str, ...], exclude: list[str], out: Path) -> FaceSet:
-    """The person-disjoint ``train`` part of a labelled photo folder as 48 px grey training crops: CenterFace's
-    best face per photo aligned to the FER2013 template (what ``Analyzer`` feeds a 48 px model), one-hot targets.
+def photo_training_set(folder: str | Path, classes: tuple[str, ...], exclude: list[str], out: Path,
+                       size: int = 48) -> FaceSet:
+    """The person-disjoint ``train`` part of a labelled photo folder as ``size`` px grey training crops: CenterFace's
+    best face per photo aligned to the FER2013 template (what ``Analyzer`` feeds a model of that input size),
+    one-hot targets.
 
     Photos without a face and classes in ``exclude`` or unknown to the model are dropped; detections are cached
     in ``out/detections-<folder>.npz``. The ``val`` and ``test`` people stay unseen (``openfer.crossdomain``).
@@ -512,7 +516,7 @@ def photo_training_set(folder: str | Path, classes: tuple[str, ...], exclude: li
 
     photos = load_photo_set(folder, "train", min_images=1)  # rare classes too: scoring needs 50, training not
     found = detect_photos(photos, load_detector("centerface"), out / f"detections-{Path(folder).name}.npz")
-    pixels = photo_crops(photos, found, 48, 1)
+    pixels = photo_crops(photos, found, size, 1)
     names = [photos.classes[i] for i in photos.labels[found.found]]
     keep = np.array([n in classes and n not in exclude for n in names], bool)
     labels = np.array([classes.index(n) for n, k in zip(names, keep) if k], np.int64)
@@ -522,12 +526,17 @@ def photo_training_set(folder: str | Path, classes: tuple[str, ...], exclude: li
 
 
 def concat_sets(a: FaceSet, b: FaceSet) -> FaceSet:
-    """Rows of ``a`` then ``b`` (same classes, same crop size); an auxiliary target of ``a`` gets zero rows."""
-    if a.classes != b.classes or a.pixels.shape[1:] != b.pixels.shape[1:]:
-        raise ValueError(f"cannot join sets of classes {a.classes} / {b.classes}, crops {a.pixels.shape[1:]} / "
-                         f"{b.pixels.shape[1:]}")
+    """Rows of ``a`` then ``b`` (same classes); crops of different sizes are brought to the larger (bilinear), so
+    48 px FER faces can join photo crops made at a network's larger input size; an auxiliary target of ``a`` gets
+    zero rows."""
+    if a.classes != b.classes:
+        raise ValueError(f"cannot join sets of classes {a.classes} / {b.classes}")
+    side = max(a.pixels.shape[1], b.pixels.shape[1])
+    pixels = [p if p.shape[1:] == (side, side) else
+              np.stack([cv2.resize(f, (side, side), interpolation=cv2.INTER_LINEAR) for f in p])
+              for p in (a.pixels, b.pixels)]
     aux = None if a.aux is None else np.concatenate([a.aux, np.zeros((len(b), a.aux.shape[1]), a.aux.dtype)])
-    return FaceSet(np.concatenate([a.pixels, b.pixels]), np.concatenate([a.labels, b.labels]),
+    return FaceSet(np.concatenate(pixels), np.concatenate([a.labels, b.labels]),
                    np.concatenate([a.targets, b.targets]), a.classes, aux)
 
 
