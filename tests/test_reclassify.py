@@ -57,6 +57,29 @@ def test_an_unchanged_face_reuses_its_last_probabilities(analyzer, frame_and_fac
     assert all(o[0].track_id == faces[0].track_id and o[0].box == faces[0].box for o in out)
 
 
+def test_ctrl_c_during_classification_stays_an_interrupt(analyzer, frame_and_faces, monkeypatch):
+    """Ctrl-C or SIGTERM while the model runs reaches the caller as KeyboardInterrupt (so the run stops and says
+    so), and the next batch is classified normally. The clean-up compared entries with ==, which on their arrays
+    raised ValueError: the interrupt became 'classification failed' problems and the run went on (exit 1)."""
+    frame, faces = frame_and_faces
+    r = Reclassifier(analyzer, every=5)
+    predict = analyzer._predict
+
+    def interrupted(crops, embed=None):
+        monkeypatch.setattr(analyzer, "_predict", predict)
+        raise KeyboardInterrupt
+
+    from dataclasses import replace
+
+    r.classify_frames([(frame, faces)] * 2)  # a track with a last classification, kept through the interrupt
+    newcomer = [replace(faces[0], track_id=faces[0].track_id + 1)]
+    monkeypatch.setattr(analyzer, "_predict", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        r.classify_frames([(frame, newcomer)])
+    out = r.classify_frames([(frame, faces + newcomer)] * 3)
+    assert all(o[0].probabilities and o[1].probabilities for o in out)
+
+
 def test_a_face_that_changes_is_classified_again_at_once(analyzer, frame_and_faces, calls):
     frame, faces = frame_and_faces
     other = changed(frame, faces[0])

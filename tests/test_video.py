@@ -497,10 +497,16 @@ def test_sigterm_mid_video_leaves_every_output_readable(tmp_path):
                              "--out", str(outs["rows"]), "--summary", str(outs["summary"]), "--annotate",
                              str(outs["video"]), "--model", "fast", "--quiet"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(10)
+    deadline = time.monotonic() + 60  # signal once frames are being written (start-up time varies with the load)
+    while proc.poll() is None and time.monotonic() < deadline and not any(
+            p.stat().st_size > 50_000 for p in tmp_path.glob(".out.*.part.mp4")):
+        time.sleep(0.2)
+    assert proc.poll() is None, f"the run ended before the signal: exit {proc.returncode}"
+    time.sleep(1)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err.decode()[-2000:]
+    summary_problems = json.loads(outs["summary"].read_text()).get("problems") if outs["summary"].exists() else None
+    assert proc.returncode == 130, (err.decode()[-2000:], summary_problems)
     rows = read_rows(outs["rows"])
     assert 0 < rows.frame.nunique() < n
     summary = json.loads(outs["summary"].read_text())

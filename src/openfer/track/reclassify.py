@@ -10,7 +10,6 @@ again. Every frame still gets its rows.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import cv2
@@ -38,7 +37,7 @@ def appearance(crop: np.ndarray) -> np.ndarray:
     return small / max(float(small.std()), 1.0)
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: ``look`` is an array, and == on two of them has no truth value
 class _Last:
     look: np.ndarray  # the face's appearance when it was last classified
     frame: int  # the frame (counted by this Reclassifier) it was classified on
