@@ -14,6 +14,7 @@ from openfer.align import align_faces
 from openfer.classify import OnnxClassifier, load_classifier
 from openfer.classify.prior import decision_of
 from openfer.detect import Detector, load_detector
+from openfer.detect.base import detection_passes
 from openfer.errors import UsageError
 from openfer.io.images import read_image, to_rgb
 from openfer.types import Face, ImageResult
@@ -80,9 +81,7 @@ class Analyzer:
         Raises:
             openfer.io.ImageReadError: the path cannot be read as an image.
         """
-        rgb = read_image(image) if isinstance(image, (str, Path)) else to_rgb(image)
-        faces = self.detector.detect(rgb)
-        return self.classify(rgb, faces)
+        return list(self.result(image).faces)
 
     def result(self, image: str | Path | np.ndarray) -> ImageResult:
         """``analyze`` as an ``ImageResult``: the faces with the image's path (for a file), size and detector
@@ -92,12 +91,11 @@ class Analyzer:
         Raises:
             openfer.io.ImageReadError: the path cannot be read as an image.
         """
-        rgb = read_image(image) if isinstance(image, (str, Path)) else to_rgb(image)
-        sides = getattr(self.detector, "sides", None)
+        named = isinstance(image, (str, Path))
+        rgb = read_image(image) if named else to_rgb(image)
         h, w = rgb.shape[:2]
-        return ImageResult(self.classify(rgb, self.detector.detect(rgb)),
-                           str(image) if isinstance(image, (str, Path)) else None, w, h,
-                           detect_sides=sides(w, h) if sides else None)
+        return ImageResult(self.classify(rgb, self.detector.detect(rgb)), str(image) if named else None, w, h,
+                           detect_sides=detection_passes(self.detector, w, h))
 
     def analyze_batch(self, images: list[str | Path | np.ndarray]) -> list[list[Face]]:
         """``analyze`` for many images, with the faces of all of them classified in one batched model call.

@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 from openfer.analyzer import Analyzer
+from openfer.detect.base import detection_passes
 from openfer.errors import UnknownNameError
 from openfer.io.images import ImageReadError, mark_output_folder, read_image
 from openfer.io.rows import RowWriter
@@ -47,7 +48,6 @@ def each_image(files: list[Path], find: Callable[[np.ndarray], list],
     result with ``error`` (and the faces found before a drawing failed), and the batch goes on. A ``detector``
     that tells its detection passes (``sides(width, height)``, as CenterFace) has them recorded. The shared loop
     of ``run_images`` and ``openfer.explain.run_explain``."""
-    sides = getattr(detector, "sides", None)
     for path in files:
         faces, size, error, picture = None, None, None, None
         try:
@@ -61,7 +61,7 @@ def each_image(files: list[Path], find: Callable[[np.ndarray], list],
             log.debug("failed on %s", path, exc_info=True)
             error = f"{type(e).__name__}: {e}"
         result = ImageResult(faces or (), str(path), *(size or (None, None)), error=error, annotated=picture,
-                             detect_sides=sides(*size) if sides and size else None)
+                             detect_sides=detection_passes(detector, *size) if size else None)
         summary.add(result)
         yield result
 

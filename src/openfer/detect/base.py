@@ -27,6 +27,13 @@ def check_rgb(image: np.ndarray) -> None:
         raise ValueError(f"expected an RGB uint8 image [H, W, 3], got {desc}")
 
 
+def detection_passes(detector, width: int, height: int) -> list[int] | None:
+    """The longer side (px) of each pass ``detector`` makes on an image of this size, when it says (CenterFace:
+    ``sides``; big photos get finer passes), else None: the ``detect_sides`` of a result."""
+    sides = getattr(detector, "sides", None)
+    return sides(width, height) if sides else None
+
+
 #: The detectors ``load_detector`` creates by name: each entry makes one from keyword settings (its module is
 #: imported only then).
 DETECTORS: Registry[Callable[..., Detector]] = Registry("detector")

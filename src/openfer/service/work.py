@@ -10,6 +10,7 @@ import numpy as np
 from fastapi import HTTPException
 
 from openfer.analyzer import Analyzer
+from openfer.detect.base import detection_passes
 from openfer.errors import ImageTooLargeError
 from openfer.io.images import ImageReadError, ReducedImage, read_image_reduced
 from openfer.service.config import ServiceConfig
@@ -90,9 +91,8 @@ def answer(analyzer: Analyzer, image: ReducedImage, faces: list[Face], started: 
            **extra) -> dict:
     """The JSON answer of ``/v1/analyze`` and ``/v1/explain``: the ``ImageResult`` record of the original image
     (faces, boxes and sizes in its pixels), the model and the time taken."""
-    sides = getattr(analyzer.detector, "sides", None)
     result = ImageResult(to_original(faces, image.factor), width=image.width, height=image.height,
-                         detect_sides=sides(image.width, image.height) if sides else None)
+                         detect_sides=detection_passes(analyzer.detector, image.width, image.height))
     return {**result.to_dict(heatmap=heatmap), "model": analyzer.classifier.spec.name,
             "seconds": round(time.perf_counter() - started, 4), **extra}
 
