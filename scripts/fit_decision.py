@@ -1,6 +1,6 @@
 """Choose each model's decision exponent (``ModelSpec.decision_tau``) on validation data only, never on PublicTest.
 
-Usage: python scripts/fit_decision.py [default fast large fer2013] [--data ../shared/data/fer2013_dev.npz]
+Usage: python scripts/fit_decision.py [default fast large fer2013 | FILE.onnx ...] [--data ../shared/data/fer2013_dev.npz]
 
 Under the training prior a model's probabilities stay calibrated; its label is the argmax of p_c / pi_c ** tau
 (``openfer.classify.prior.Decision``). For each tau of the grid this prints, with the label rule alone changed:
@@ -24,7 +24,7 @@ from openfer.crossdomain import NO_FACE, detect_photos, load_photo_set, photo_cr
 from openfer.detect import load_detector
 from openfer.evaluate import classification_metrics, restrict
 from openfer.train.combine import metadata, split_of, validation_faces
-from openfer.zoo.registry import MODELS, model_path
+from openfer.zoo.registry import resolve_model
 
 GRID = (0.0, 0.125, 0.25, 0.375, 0.5, 0.75)
 RARE = ("disgust", "fear", "contempt")
@@ -44,9 +44,9 @@ def main() -> None:
     found = detect_photos(photos, load_detector("centerface"), args.detections)
     out = {}
     for name in args.models:
-        spec = MODELS[name]
-        clf = OnnxClassifier(spec, threads=2)
-        val = validation_faces(split_of(metadata(model_path(spec))), args.data)
+        spec, path = resolve_model(name)
+        clf = OnnxClassifier(spec, path=path, threads=2)
+        val = validation_faces(split_of(metadata(path)), args.data)
         p_val = clf.predict_proba(val.pixels)
         p_mux = clf.predict_proba(photo_crops(photos, found, clf.input_size, spec.channels))
         rows = []
