@@ -16,7 +16,7 @@ from openfer.cli import app
 from openfer.datasets import FaceSet, stratified_split
 from openfer.labels import CANONICAL8
 from openfer.train.combine import combine_onnx, metadata, network_count
-from openfer.zoo.registry import get_spec, model_path
+from openfer.zoo.registry import get_spec, model_path, spec_from_onnx
 
 from test_quantize import lfw_faces
 
@@ -135,3 +135,23 @@ def test_half_weights_halve_the_file_and_keep_the_answers(tmp_path, faces_and_la
     assert 0 < np.abs(p32 - p16).max() < 5e-3, "float16 storage rounds the weights a little, no more"
     assert (p32.argmax(1) == p16.argmax(1)).mean() >= 0.98
     assert half["file_val_acc"] == pytest.approx(float((p16.argmax(1) == labels).mean()))
+
+
+def test_merged_file_declares_the_members_weighted_prior(tmp_path, faces_and_labels):
+    """A merge of models that declare training priors declares their weighted mean (so `--prior balanced` and the
+    label rule work on it); if one member declares none, neither does the merge."""
+    faces, labels = faces_and_labels
+    val = FaceSet(faces, labels, np.eye(8, dtype=np.float32)[labels], CANONICAL8)
+    default, fast = model_path(get_spec("default-v1")), model_path(get_spec("fast-v1"))
+    k = network_count(default)
+    a, b = np.full(8, 1 / 8), np.array([0.3, 0.3, 0.1, 0.1, 0.1, 0.05, 0.03, 0.02])
+    ma = _with_meta(default, tmp_path / "a.onnx", train_prior=json.dumps(a.tolist()), class_prior="")
+    mb = _with_meta(fast, tmp_path / "b.onnx", class_prior=json.dumps(b.tolist()), train_prior="")
+    combine_onnx([ma, mb], val, tmp_path / "ab.onnx")
+    got = json.loads(metadata(tmp_path / "ab.onnx")["train_prior"])
+    np.testing.assert_allclose(got, (k * a + b) / (k + 1), atol=1e-6)
+    assert OnnxClassifier(spec_from_onnx(tmp_path / "ab.onnx"), path=tmp_path / "ab.onnx", threads=1,
+                          prior="balanced").predict_proba(faces[:3]).shape == (3, 8)
+    mc = _with_meta(fast, tmp_path / "c.onnx", class_prior="", train_prior="")
+    combine_onnx([ma, mc], val, tmp_path / "ac.onnx")
+    assert "train_prior" not in metadata(tmp_path / "ac.onnx")

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from openfer.errors import UnreadableInputError, UsageError
+from openfer.zoo.registry import declared_prior
 
 #: Metadata keys that say which validation split a model was chosen on (``openfer export`` writes them).
 SPLIT_KEYS = ("protocol", "split_seed", "val_fraction")
@@ -122,7 +123,7 @@ def network_count(path: str | Path) -> int:
 def merge_graph(paths: list[Path], metas: list[dict[str, str]], weights: list[float], temperature: float,
                 extra_meta: dict[str, str]) -> "onnx.ModelProto":  # noqa: F821
     """One ONNX model: input ``faces`` fed to every member, output ``probabilities`` = softmax(weighted mean of the
-    members' log p / T)."""
+    members' log p / T). When every member declares a training prior, the file declares their weighted mean."""
     import onnx
     from onnx import compose, helper, numpy_helper
 
@@ -156,6 +157,10 @@ def merge_graph(paths: list[Path], metas: list[dict[str, str]], weights: list[fl
     members = [n for m in metas for n in networks(m)]  # flattened: a merged file merges again with the right weight
     meta.update({"arch": "ensemble", "tta": "none", "producer": "openfer", "temperature": str(temperature),
                  "members": json.dumps(members), **extra_meta})
+    priors = [declared_prior(m) for m in metas]
+    if all(len(q) == len(json.loads(meta["classes"])) for q in priors):  # so --prior balanced and label rules work
+        mean = np.average(np.array(priors), axis=0, weights=weights)
+        meta["train_prior"] = json.dumps([round(float(v), 6) for v in mean / mean.sum()])
     for k, v in meta.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = k, v

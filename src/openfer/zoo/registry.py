@@ -269,6 +269,14 @@ def get_spec(name: str) -> ModelSpec:
     return MODELS.get(name)
 
 
+def declared_prior(meta: dict[str, str]) -> tuple[float, ...]:
+    """The training class prior an openfer ONNX file declares in its metadata (empty when none): ``openfer fit`` /
+    ``adapt`` / ``ensemble`` write ``train_prior``, ``openfer export`` the checkpoint's ``class_prior``."""
+    import json
+
+    return tuple(json.loads(meta.get("train_prior") or meta.get("class_prior") or "[]"))
+
+
 def spec_from_onnx(path: str | Path) -> ModelSpec:
     """The spec of a classifier file that is not registered (a user's export, fitted head or adapted model), read
     from the metadata openfer writes into every ONNX file it makes (classes, input size, channels; a training
@@ -290,8 +298,7 @@ def spec_from_onnx(path: str | Path) -> ModelSpec:
     if missing:
         raise UnreadableInputError(f"{path} has no {', '.join(missing)} metadata: only classifiers written by openfer "
                                    "(export, ensemble, fit, adapt) can be loaded by path")
-    # openfer fit / adapt write ``train_prior``; openfer export writes the checkpoint's ``class_prior``.
-    prior = tuple(json.loads(meta.get("train_prior") or meta.get("class_prior") or "[]"))
+    prior = declared_prior(meta)
     return ModelSpec(name=path.stem, file=path.name, sha256=sha256_file(path), classes=tuple(json.loads(meta["classes"])),
                      input_size=int(meta["input_size"]), channels=int(meta["channels"]), arch=meta.get("arch", ""),
                      params=0, macs=0, licence=meta.get("licence", "see the file's model card"),
