@@ -1,0 +1,219 @@
+"""Issue 14: what a new last layer on frozen networks can still give (validation data only, never PublicTest).
+
+The shipped `default` is `default-int8-v1`'s three networks with a refitted logistic layer (scripts/rehead.py:
+majority labels). Three questions, each scored on FER+ validation (split seed 0, 10 %; training-prior argmax and
+the shipped label rule tau_d 0.25), muxspace's val people (detected faces, the 5 classes with >= 20 val photos) and
+the London portraits:
+
+- ``soft``: does the layer gain from FER+ vote distributions as targets (or half votes, half majority)?
+- ``fusion``: does a second, face-pretrained network (a faceres fine-tune, its own probabilities) averaged in
+  log space with weight w help?
+- ``probe``: London's faint smiles: a neutral-vs-happiness linear probe trained on muxspace's train people, on the
+  features of `default`'s networks, of the faceres fine-tune, and of faceres's raw identity descriptors (112 px
+  colour): do better features for smiles exist among them?
+
+    python benchmarks/head_variants.py --cache default-int8-v1 runs/faceres_la_long/faceres_long48.onnx --identity \\
+        --second faceres_long48     # caches: ~10 min on 1 thread
+    python benchmarks/head_variants.py --second faceres_long48
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from openfer.classify.prior import Decision
+from openfer.evaluate import classification_metrics, restrict
+from openfer.labels import CANONICAL8
+
+CACHE = Path(__file__).parent / "results" / "cache"
+RESULTS = Path(__file__).parent / "results" / "head_variants.json"
+PHOTO_SETS = ("muxspace", "london")
+MUX_CLASSES = ("neutral", "happiness", "surprise", "sadness", "anger")
+TAUS = (0.0, 0.25)
+
+
+def key_of(model: str) -> str:
+    """Cache key of a registry name or an .onnx path (its file stem)."""
+    return Path(model).stem if model.endswith(".onnx") else model
+
+
+def cache(models: list[str], threads: int) -> None:
+    """Features and probabilities of each model on FER+ Training, muxspace (detected faces) and London."""
+    from openfer.classify import load_classifier
+    from openfer.crossdomain import detect_photos, load_photo_set, person_split, photo_crops, shared_data_path
+    from openfer.datasets import load_dataset, stratified_split
+    from openfer.detect import load_detector
+
+    fer = load_dataset(None, "Training", "ferplus")
+    train, val = stratified_split(fer.labels, 0.1, 0)
+    for model in models:
+        clf = load_classifier(model, threads=threads)
+        p, f = clf.predict_features(fer.pixels)
+        np.savez(CACHE / f"heads-fer-{key_of(model)}.npz", probabilities=p, features=f.astype(np.float32),
+                 labels=fer.labels, targets=fer.targets, train_idx=train, val_idx=val)
+        for name in PHOTO_SETS:
+            photos = load_photo_set(shared_data_path(name), "all")
+            det = detect_photos(photos, load_detector("centerface"), CACHE / f"detections-{name}.npz")
+            p, f = clf.predict_features(photo_crops(photos, det, clf.input_size, clf.spec.channels))
+            np.savez(CACHE / f"heads-{name}-{key_of(model)}.npz", probabilities=p, features=f.astype(np.float32),
+                     labels=photos.labels[det.found], classes=np.array(photos.classes),
+                     split=np.array([person_split(q) for q in photos.persons])[det.found])
+        print(f"cached {model}", flush=True)
+
+
+def identity_descriptors(model_dir: str, size: int = 112) -> None:
+    """faceres's raw 1,024-d identity descriptors of the photo sets' faces (colour, expression template)."""
+    import onnxruntime as ort
+
+    from openfer.crossdomain import detect_photos, load_photo_set, photo_crops, shared_data_path
+    from openfer.detect import load_detector
+    from openfer.geometry.model_file import FACERES, find_model
+    from openfer.zoo.faceres import build_onnx
+
+    session = ort.InferenceSession(build_onnx(find_model(FACERES, model_dir), size), providers=["CPUExecutionProvider"])
+    for name in PHOTO_SETS:
+        photos = load_photo_set(shared_data_path(name), "all")
+        det = detect_photos(photos, load_detector("centerface"), CACHE / f"detections-{name}.npz")
+        x = photo_crops(photos, det, size, 3).transpose(0, 3, 1, 2).astype(np.float32)
+        d = np.concatenate([session.run(None, {"faces": x[i:i + 128]})[0] for i in range(0, len(x), 128)])
+        np.save(CACHE / f"heads-{name}-identity{size}.npy", d)
+
+
+def load(kind: str, key: str) -> dict:
+    with np.load(CACHE / f"heads-{kind}-{key}.npz") as z:
+        return {k: z[k] for k in z.files}
+
+
+def scores(p_fer: np.ndarray, p_mux: np.ndarray, p_lon: np.ndarray, sets: dict, prior: np.ndarray) -> list[dict]:
+    """FER+ val, muxspace val (5 classes) and London figures of one layer's probabilities, per label rule."""
+    fer, mux, lon = sets["fer"], sets["muxspace"], sets["london"]
+    y = fer["labels"][fer["val_idx"]]
+    out = []
+    for tau in TAUS:
+        rule = Decision(tuple(prior), tau)
+        m = classification_metrics(y, rule.index(p_fer), CANONICAL8)
+        row = {"tau_d": tau, "fer_val_acc": m["accuracy"], "fer_val_uar": m["uar"],
+               "rare_recall": {c: m["per_class_recall"][c] for c in ("disgust", "fear", "contempt")}}
+        for name, z, p, keep in (("muxspace_val", mux, p_mux, MUX_CLASSES), ("london", lon, p_lon, None)):
+            classes = tuple(str(c) for c in z["classes"])
+            keep = keep or classes
+            sel = np.isin(np.array(classes)[z["labels"]], keep) & (z["split"] == "val" if name == "muxspace_val" else True)
+            pred = restrict(rule.weigh(p[sel]), CANONICAL8, classes).argmax(1)
+            mm = classification_metrics(z["labels"][sel], pred, classes)
+            recall = {c: mm["per_class_recall"][c] for c in keep}
+            row[name] = {"accuracy": mm["accuracy"], "uar": float(np.mean(list(recall.values()))), "recall": recall}
+        out.append(row)
+    return out
+
+
+def fit_layer(x: np.ndarray, targets: np.ndarray, l2: float) -> tuple[np.ndarray, np.ndarray]:
+    """Multinomial logistic layer on standardised ``x`` with soft ``targets`` [N, K] (rows sum to 1) and an L2
+    penalty on the weights: full-batch L-BFGS. Returns (W [K, D], b [K]) for standardised inputs."""
+    import torch
+
+    torch.manual_seed(0)
+    xt, tt = torch.tensor(x, dtype=torch.float32), torch.tensor(targets, dtype=torch.float32)
+    layer = torch.nn.Linear(x.shape[1], targets.shape[1])
+    opt = torch.optim.LBFGS(layer.parameters(), lr=1, max_iter=500, history_size=20, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = -(tt * torch.log_softmax(layer(xt), 1)).sum(1).mean() + l2 * (layer.weight ** 2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return layer.weight.detach().numpy(), layer.bias.detach().numpy()
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+def soft_targets(base: str, second: str | None) -> list[dict]:
+    sets = {k: load(k, base) for k in ("fer", *PHOTO_SETS)}
+    fer = sets["fer"]
+    tr, va, y = fer["train_idx"], fer["val_idx"], fer["labels"]
+    mu, sd = fer["features"][tr].mean(0), fer["features"][tr].std(0) + 1e-6
+    votes = fer["targets"] / fer["targets"].sum(1, keepdims=True)
+    onehot = np.eye(len(CANONICAL8))[y]
+    prior = np.bincount(y[tr], minlength=len(CANONICAL8)) / len(tr)
+    rows = []
+    for l2 in (1e-4, 1e-3):
+        for mix in (0.0, 0.5, 1.0):
+            w, b = fit_layer((fer["features"][tr] - mu) / sd, (mix * votes + (1 - mix) * onehot)[tr], l2)
+            probs = {k: softmax(((sets[k]["features"][fer["val_idx"]] if k == "fer" else sets[k]["features"]) - mu)
+                                / sd @ w.T + b) for k in sets}
+            rows.append({"experiment": "soft", "l2": l2, "vote_share": mix,
+                         "scores": scores(probs["fer"], probs["muxspace"], probs["london"], sets, prior)})
+            print(json.dumps(rows[-1]), flush=True)
+            if second and l2 == 1e-3 and mix == 0.0:
+                two = {k: load(k, second) for k in ("fer", *PHOTO_SETS)}
+                other = {"fer": two["fer"]["probabilities"][va], **{k: two[k]["probabilities"] for k in PHOTO_SETS}}
+                for wt in (0.2, 0.3, 0.4, 0.5):
+                    mixed = {k: softmax((1 - wt) * np.log(probs[k] + 1e-9) + wt * np.log(other[k] + 1e-9))
+                             for k in probs}
+                    rows.append({"experiment": "fusion", "second": second, "weight": wt,
+                                 "scores": scores(mixed["fer"], mixed["muxspace"], mixed["london"], sets, prior)})
+                    print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def probes(keys: list[str]) -> list[dict]:
+    """Neutral-vs-happiness probes trained on muxspace's train people, scored on its val people and London."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.preprocessing import StandardScaler
+
+    mux, lon = load("muxspace", keys[0]), load("london", keys[0])
+    feats = {k: (load("muxspace", k)["features"], load("london", k)["features"]) for k in keys}
+    for size in (112,):
+        path = CACHE / f"heads-muxspace-identity{size}.npy"
+        if path.exists():
+            feats[f"faceres identity {size} px"] = (np.load(path), np.load(CACHE / f"heads-london-identity{size}.npy"))
+    ym = np.array([str(c) for c in mux["classes"]])[mux["labels"]]
+    yl = np.array([str(c) for c in lon["classes"]])[lon["labels"]] == "happiness"
+    two = np.isin(ym, ["neutral", "happiness"])
+    tr, va = two & (mux["split"] == "train"), two & (mux["split"] == "val")
+    rows = []
+    for name, (fm, fl) in feats.items():
+        for c in (0.01, 0.1):
+            sc = StandardScaler().fit(fm[tr])
+            lr = LogisticRegression(C=c, max_iter=3000, class_weight="balanced")
+            lr.fit(sc.transform(fm[tr]), ym[tr] == "happiness")
+            sv, sl = lr.decision_function(sc.transform(fm[va])), lr.decision_function(sc.transform(fl))
+            rows.append({"experiment": "probe", "features": name, "C": c,
+                         "muxspace_val": {"accuracy": float(((sv > 0) == (ym[va] == "happiness")).mean()),
+                                          "auc": float(roc_auc_score(ym[va] == "happiness", sv))},
+                         "london": {"accuracy": float(((sl > 0) == yl).mean()), "auc": float(roc_auc_score(yl, sl))}})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cache", nargs="*", help="models (registry names or .onnx) whose features to cache first")
+    ap.add_argument("--identity", action="store_true", help="also cache faceres's raw identity descriptors")
+    ap.add_argument("--faceres", default="../shared/models/faceres", help="folder of the faceres files (--identity)")
+    ap.add_argument("--base", default="default-int8-v1")
+    ap.add_argument("--second", default=None, help="cache key of a second model for the fusion rows")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    CACHE.mkdir(parents=True, exist_ok=True)
+    if args.cache:
+        cache(args.cache, args.threads)
+    if args.identity:
+        identity_descriptors(args.faceres)
+    rows = soft_targets(args.base, args.second) + probes([args.base] + ([args.second] if args.second else []))
+    RESULTS.write_text(json.dumps(rows, indent=1))
+    print(f"-> {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
