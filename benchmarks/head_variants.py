@@ -28,6 +28,7 @@ import numpy as np
 from openfer.classify.prior import Decision
 from openfer.evaluate import classification_metrics, restrict
 from openfer.labels import CANONICAL8
+from openfer.train.combine import log_softmax
 
 CACHE = Path(__file__).parent / "results" / "cache"
 RESULTS = Path(__file__).parent / "results" / "head_variants.json"
@@ -67,14 +68,11 @@ def cache(models: list[str], threads: int) -> None:
 
 def identity_descriptors(model_dir: str, size: int = 112) -> None:
     """faceres's raw 1,024-d identity descriptors of the photo sets' faces (colour, expression template)."""
-    import onnxruntime as ort
-
     from openfer.crossdomain import detect_photos, load_photo_set, photo_crops, shared_data_path
     from openfer.detect import load_detector
-    from openfer.geometry.model_file import FACERES, find_model
-    from openfer.zoo.faceres import build_onnx
+    from openfer.track.identity import load_describer
 
-    session = ort.InferenceSession(build_onnx(find_model(FACERES, model_dir), size), providers=["CPUExecutionProvider"])
+    session = load_describer(model_dir, size, threads=2).session
     for name in PHOTO_SETS:
         photos = load_photo_set(shared_data_path(name), "all")
         det = detect_photos(photos, load_detector("centerface"), CACHE / f"detections-{name}.npz")
@@ -98,10 +96,11 @@ def scores(p_fer: np.ndarray, p_mux: np.ndarray, p_lon: np.ndarray, sets: dict, 
         m = classification_metrics(y, rule.index(p_fer), CANONICAL8)
         row = {"tau_d": tau, "fer_val_acc": m["accuracy"], "fer_val_uar": m["uar"],
                "rare_recall": {c: m["per_class_recall"][c] for c in ("disgust", "fear", "contempt")}}
-        for name, z, p, keep in (("muxspace_val", mux, p_mux, MUX_CLASSES), ("london", lon, p_lon, None)):
+        for name, z, p, keep, rows in (("muxspace_val", mux, p_mux, MUX_CLASSES, mux["split"] == "val"),
+                                       ("london", lon, p_lon, None, True)):
             classes = tuple(str(c) for c in z["classes"])
             keep = keep or classes
-            sel = np.isin(np.array(classes)[z["labels"]], keep) & (z["split"] == "val" if name == "muxspace_val" else True)
+            sel = np.isin(np.array(classes)[z["labels"]], keep) & rows
             pred = restrict(rule.weigh(p[sel]), CANONICAL8, classes).argmax(1)
             mm = classification_metrics(z["labels"][sel], pred, classes)
             recall = {c: mm["per_class_recall"][c] for c in keep}
@@ -130,12 +129,6 @@ def fit_layer(x: np.ndarray, targets: np.ndarray, l2: float) -> tuple[np.ndarray
     return layer.weight.detach().numpy(), layer.bias.detach().numpy()
 
 
-def softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(1, keepdims=True)
-
-
 def soft_targets(base: str, second: str | None) -> list[dict]:
     sets = {k: load(k, base) for k in ("fer", *PHOTO_SETS)}
     fer = sets["fer"]
@@ -148,8 +141,8 @@ def soft_targets(base: str, second: str | None) -> list[dict]:
     for l2 in (1e-4, 1e-3):
         for mix in (0.0, 0.5, 1.0):
             w, b = fit_layer((fer["features"][tr] - mu) / sd, (mix * votes + (1 - mix) * onehot)[tr], l2)
-            probs = {k: softmax(((sets[k]["features"][fer["val_idx"]] if k == "fer" else sets[k]["features"]) - mu)
-                                / sd @ w.T + b) for k in sets}
+            feats = {k: sets[k]["features"][va] if k == "fer" else sets[k]["features"] for k in sets}
+            probs = {k: np.exp(log_softmax((f - mu) / sd @ w.T + b)) for k, f in feats.items()}
             rows.append({"experiment": "soft", "l2": l2, "vote_share": mix,
                          "scores": scores(probs["fer"], probs["muxspace"], probs["london"], sets, prior)})
             print(json.dumps(rows[-1]), flush=True)
@@ -157,7 +150,7 @@ def soft_targets(base: str, second: str | None) -> list[dict]:
                 two = {k: load(k, second) for k in ("fer", *PHOTO_SETS)}
                 other = {"fer": two["fer"]["probabilities"][va], **{k: two[k]["probabilities"] for k in PHOTO_SETS}}
                 for wt in (0.2, 0.3, 0.4, 0.5):
-                    mixed = {k: softmax((1 - wt) * np.log(probs[k] + 1e-9) + wt * np.log(other[k] + 1e-9))
+                    mixed = {k: np.exp(log_softmax((1 - wt) * np.log(probs[k] + 1e-9) + wt * np.log(other[k] + 1e-9)))
                              for k in probs}
                     rows.append({"experiment": "fusion", "second": second, "weight": wt,
                                  "scores": scores(mixed["fer"], mixed["muxspace"], mixed["london"], sets, prior)})
@@ -173,10 +166,8 @@ def probes(keys: list[str]) -> list[dict]:
 
     mux, lon = load("muxspace", keys[0]), load("london", keys[0])
     feats = {k: (load("muxspace", k)["features"], load("london", k)["features"]) for k in keys}
-    for size in (112,):
-        path = CACHE / f"heads-muxspace-identity{size}.npy"
-        if path.exists():
-            feats[f"faceres identity {size} px"] = (np.load(path), np.load(CACHE / f"heads-london-identity{size}.npy"))
+    if (CACHE / "heads-muxspace-identity112.npy").exists():
+        feats["faceres identity 112 px"] = tuple(np.load(CACHE / f"heads-{s}-identity112.npy") for s in PHOTO_SETS)
     ym = np.array([str(c) for c in mux["classes"]])[mux["labels"]]
     yl = np.array([str(c) for c in lon["classes"]])[lon["labels"]] == "happiness"
     two = np.isin(ym, ["neutral", "happiness"])
