@@ -26,9 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from openfer.datasets import FER2013_CLASSES, default_npz_path, stratified_split
+from openfer.datasets import FER2013_CLASSES, default_npz_path, ferplus_heldout_split, stratified_split
 from openfer.evaluate import classification_metrics
-from openfer.labels import ferplus_majority
 
 CACHE = Path(__file__).parent / "results" / "cache"
 RESULTS = Path(__file__).parent / "results" / "fer2013_heads.json"
@@ -80,11 +79,7 @@ def main() -> None:
     with np.load(default_npz_path()) as d:
         rows = d["usage"] == "Training"
         pixels, votes, y = d["pixels"][rows], d["ferplus_votes"][rows], d["emotion"][rows].astype(np.int64)
-    majority = ferplus_majority(votes)
-    kept, dropped = np.flatnonzero(majority >= 0), np.flatnonzero(majority < 0)
-    ferplus_val = kept[stratified_split(majority[kept], 0.1, 0)[1]]
-    val_ferplus = np.sort(np.concatenate([ferplus_val, dropped[stratified_split(y[dropped], 0.1, 0)[1]]]))
-    train_ferplus = np.setdiff1d(np.arange(len(y)), val_ferplus)
+    train_ferplus, val_ferplus = ferplus_heldout_split(y, votes, 0.1, 0)
     train_2013, val_2013 = stratified_split(y, 0.1, 0)
     runs = {"default-int8-v1": (["default-int8-v1"], train_ferplus, val_ferplus),
             "default-v1": (["default-v1"], train_ferplus, val_ferplus),

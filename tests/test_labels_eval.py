@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from openfer.datasets import FaceSet, default_npz_path, load_npz, stratified_split
+from openfer.errors import UsageError
 from openfer.evaluate import classification_metrics, evaluate_npz
 from openfer.labels import (
     ALIASES,
@@ -351,6 +352,31 @@ def test_stratified_split(seed):
     assert np.bincount(labels[va]).tolist() == [2, 4, 1]
     tr2, va2 = stratified_split(labels, 0.2, seed)
     np.testing.assert_array_equal(va, va2)
+
+
+def test_ferplus_heldout_split_keeps_out_every_row_a_ferplus_run_trained_on():
+    """The fer2013 rows for validating a network that started from a FER+ run: FER+'s own validation split (same
+    fraction and seed, in the ferplus protocol's row order) plus a stratified share of the rows FER+ drops."""
+    from openfer.datasets import ferplus_heldout_split, split_rows
+    from openfer.labels import ferplus_majority
+
+    rng = np.random.default_rng(0)
+    votes = np.zeros((200, 10), np.int64)
+    top = rng.integers(0, 8, 200)
+    votes[np.arange(200), top] = 8
+    votes[:40, 8] = 9  # "unknown" wins: FER+ drops these 40 rows
+    emotion = rng.integers(0, 7, 200)
+    tr, va = ferplus_heldout_split(emotion, votes, 0.1, 0)
+    assert len(np.intersect1d(tr, va)) == 0 and sorted(np.concatenate([tr, va]).tolist()) == list(range(200))
+    majority = ferplus_majority(votes)
+    kept = np.flatnonzero(majority >= 0)
+    ferplus_val = kept[stratified_split(majority[kept], 0.1, 0)[1]]  # what a ferplus run held out
+    assert np.isin(ferplus_val, va).all()
+    ferplus_train = np.setdiff1d(kept, ferplus_val)
+    assert not np.isin(ferplus_train, va).any(), "no row a FER+ run trained on may validate"
+    assert 2 <= np.isin(va, np.arange(40)).sum() <= 8  # about 10 % of the dropped rows
+    with pytest.raises(UsageError, match="ferplus_heldout"):
+        split_rows(emotion, "ferplus", 0.1, 0, "ferplus_heldout")
 
 
 def test_calibration_metrics_hand_computed():

@@ -11,6 +11,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="training tests need the [train] extra (PyTorch)")
 
 from openfer.classify.onnx_classifier import OnnxClassifier  # noqa: E402
+from openfer.errors import UsageError  # noqa: E402
 from openfer.labels import CANONICAL8  # noqa: E402
 from openfer.nn.archs import build, count_macs, count_params  # noqa: E402
 from openfer.train.export import export_onnx  # noqa: E402
@@ -245,6 +246,52 @@ def test_multitask_fer2013_with_auxiliary_ferplus_head(tmp_path):
     assert report["max_abs_diff"] < 1e-4
     with pytest.raises(ValueError, match="aux_ferplus_weight"):
         train(TrainConfig(aux_ferplus_weight=1.0, epochs=1, max_train_samples=16), tmp_path / "bad", data)
+
+
+def test_a_ferplus_run_starts_a_fer2013_run_on_rows_it_never_trained_on(tmp_path):
+    """init_checkpoint across protocols: the FER+ network's last-layer rows are taken by class name; val_rows =
+    "ferplus_heldout" validates on the rows the FER+ run held out, and the export records it so the split can be
+    carved again (ensembles, label rules)."""
+    from openfer.datasets import stratified_split
+    from openfer.labels import FER2013_CLASSES
+    from openfer.train.combine import metadata, split_of, validation_faces
+    from openfer.train.loop import init_from_checkpoint, prior_offset, remap_head
+
+    data = make_npz(tmp_path / "toy.npz", n_train=96, n_test=8)
+    small = {"arch_kwargs": {"width": 0.25}, "epochs": 1, "batch_size": 16, "val_fraction": 0.25, "threads": 1,
+             "bf16": False, "balance": "logit_adjust"}
+    stage1 = TrainConfig(**small)
+    train(stage1, tmp_path / "ferplus", data)
+    best = torch.load(tmp_path / "ferplus" / "best.pt", weights_only=False)
+    balanced_bias = best["ema"]["head.3.bias"] - prior_offset(stage1, np.asarray(best["class_prior"]))
+    net = build("fer_resnet", 7, width=0.25)
+    init_from_checkpoint(net, str(tmp_path / "ferplus" / "best.pt"), FER2013_CLASSES)
+    for i, name in enumerate(FER2013_CLASSES):  # every FER2013 class is a FER+ class: each row comes by name
+        j = CANONICAL8.index(name)
+        torch.testing.assert_close(net.state_dict()["head.3.weight"][i], best["ema"]["head.3.weight"][j])
+        torch.testing.assert_close(net.state_dict()["head.3.bias"][i], balanced_bias[j])
+    two = build("fer_resnet", 2, width=0.25)
+    fresh = two.state_dict()["head.3.weight"][1].clone()
+    mapped = remap_head(two, dict(best["ema"]), CANONICAL8, ("happiness", "other"))
+    torch.testing.assert_close(mapped["head.3.weight"][0], best["ema"]["head.3.weight"][1])
+    torch.testing.assert_close(mapped["head.3.weight"][1], fresh)  # a class the checkpoint lacks stays fresh
+    with pytest.raises(UsageError, match="no class in common"):
+        remap_head(two, dict(best["ema"]), CANONICAL8, ("a", "b"))
+
+    stage2 = TrainConfig(**small, protocol="fer2013", soft_labels=False, val_rows="ferplus_heldout",
+                         init_checkpoint=str(tmp_path / "ferplus" / "best.pt"))
+    s = train(stage2, tmp_path / "fer2013", data)
+    with np.load(data) as d:  # every toy row has a FER+ majority, so the held-out rows are FER+'s validation split
+        ferplus_val = stratified_split(d["ferplus_votes"][:96, :8].argmax(1), 0.25, 0)[1]
+    assert s["val_images"] == len(ferplus_val) and s["train_images"] == 96 - len(ferplus_val)
+    export_onnx(tmp_path / "fer2013" / "best.pt", tmp_path / "m.onnx")
+    meta = metadata(tmp_path / "m.onnx")
+    assert meta["val_rows"] == "ferplus_heldout" and meta["protocol"] == "fer2013"
+    val = validation_faces(split_of(meta), data)
+    with np.load(data) as d:
+        np.testing.assert_array_equal(val.pixels, d["pixels"][:96][ferplus_val])
+    with pytest.raises(UsageError, match="ferplus_heldout"):
+        train(TrainConfig(**{**small, "balance": "none"}, val_rows="ferplus_heldout"), tmp_path / "bad", data)
 
 
 def test_mix_batch_keeps_target_mass_and_mixes():

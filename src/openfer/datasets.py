@@ -215,6 +215,29 @@ def label_shares(path: str | Path | None, protocol: str, usage: str = "Training"
     return np.bincount(data.labels, minlength=len(data.classes)) / len(data.labels)
 
 
+def load_votes(path: str | Path | None, usage: str = "Training") -> np.ndarray:
+    """Raw FER+ vote counts [N, 10] of every ``usage`` row of ``fer2013_dev.npz``, in the row order of the
+    ``fer2013`` protocol (the ``ferplus`` protocol drops the rows without a majority)."""
+    path = Path(path) if path else default_npz_path()
+    if path.suffix != ".npz" or not path.is_file():
+        raise UsageError(f"{path}: FER+ votes per row are read from fer2013_dev.npz only")
+    with np.load(path, allow_pickle=False) as d:
+        return d["ferplus_votes"][d["usage"] == usage]
+
+
+def ferplus_heldout_split(labels: np.ndarray, votes: np.ndarray, val_fraction: float,
+                          seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) indices of the ``fer2013`` rows ``labels`` whose validation rows no ``ferplus`` run trained on:
+    the FER+ validation split (same fraction and seed) plus ``val_fraction`` of the rows FER+ drops (no majority),
+    so a network initialised from a FER+ run is chosen on faces it has never seen, in FER2013's mix."""
+    majority = ferplus_majority(votes)
+    kept, dropped = np.flatnonzero(majority >= 0), np.flatnonzero(majority < 0)
+    val = kept[stratified_split(majority[kept], val_fraction, seed)[1]]
+    if len(dropped):
+        val = np.sort(np.concatenate([val, dropped[stratified_split(labels[dropped], val_fraction, seed)[1]]]))
+    return np.setdiff1d(np.arange(len(labels)), val), val
+
+
 def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split indices into (train, val), keeping each class's share; deterministic for a seed."""
     rng = np.random.default_rng(seed)
@@ -225,3 +248,15 @@ def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tupl
         val.append(idx[:n_val])
         train.append(idx[n_val:])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def split_rows(labels: np.ndarray, protocol: str, val_fraction: float, seed: int, val_rows: str = "",
+               data_path: str | Path | None = None, usage: str = "Training") -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) row indices: stratified on ``labels``, or with ``val_rows = "ferplus_heldout"`` (``fer2013``
+    protocol only) the rows no FER+ run with the same fraction and seed trained on (``ferplus_heldout_split``)."""
+    if not val_rows:
+        return stratified_split(labels, val_fraction, seed)
+    if val_rows != "ferplus_heldout" or protocol != "fer2013":
+        raise UsageError(f"val_rows = {val_rows!r} with protocol {protocol!r}: the only other choice is "
+                         "'ferplus_heldout', for the fer2013 protocol")
+    return ferplus_heldout_split(labels, load_votes(data_path, usage), val_fraction, seed)

@@ -19,7 +19,7 @@ from openfer.errors import UnreadableInputError, UsageError
 from openfer.zoo.registry import declared_prior
 
 #: Metadata keys that say which validation split a model was chosen on (``openfer export`` writes them).
-SPLIT_KEYS = ("protocol", "split_seed", "val_fraction")
+SPLIT_KEYS = ("protocol", "split_seed", "val_fraction", "val_rows")
 
 
 def metadata(path: str | Path) -> dict[str, str]:
@@ -60,15 +60,17 @@ def split_of(meta: dict[str, str], split_seed: int | None = None, val_fraction: 
                          "validation split to calibrate on")
     return {"protocol": protocol,
             "split_seed": split_seed if split_seed is not None else int(meta.get("split_seed", 0)),
-            "val_fraction": val_fraction if val_fraction is not None else float(meta.get("val_fraction", 0.1))}
+            "val_fraction": val_fraction if val_fraction is not None else float(meta.get("val_fraction", 0.1)),
+            "val_rows": meta.get("val_rows", "")}
 
 
 def validation_faces(split: dict, data: str | Path | None = None):
     """The ``FaceSet`` of a ``split_of`` split, carved from Training as ``openfer train`` carves it."""
-    from openfer.datasets import load_dataset, stratified_split
+    from openfer.datasets import load_dataset, split_rows
 
     full = load_dataset(data, "Training", split["protocol"])
-    return full.subset(stratified_split(full.labels, split["val_fraction"], split["split_seed"])[1])
+    return full.subset(split_rows(full.labels, split["protocol"], split["val_fraction"], split["split_seed"],
+                                  split.get("val_rows", ""), data)[1])
 
 
 def member_log_probs(path: str | Path, pixels: np.ndarray, batch: int = 256, threads: int = 0) -> np.ndarray:
@@ -97,7 +99,8 @@ def check_members(paths: list[Path], metas: list[dict[str, str]]) -> list[str]:
                 raise UsageError(f"{p}: {key} {m.get(key)} differs from {paths[0]}'s {first.get(key)}; "
                                  "members must be interchangeable")
     warnings = []
-    known = [(p, tuple(m.get(k) for k in SPLIT_KEYS)) for p, m in zip(paths, metas) if all(k in m for k in SPLIT_KEYS)]
+    known = [(p, tuple(m.get(k, "") for k in SPLIT_KEYS)) for p, m in zip(paths, metas)
+             if all(k in m for k in SPLIT_KEYS[:3])]  # val_rows is absent where it is the default
     if any(split != known[0][1] for _, split in known):
         raise UsageError("members were chosen on different validation splits: "
                          + "; ".join(f"{p}: {dict(zip(SPLIT_KEYS, s))}" for p, s in known))
@@ -227,7 +230,7 @@ def combine_onnx(paths: list[str | Path], val_set, out_path: str | Path, split: 
                                   "val_nll": nll(lp, labels)})
     mean = total / sum(weights)
     t = fit_temperature(mean, labels)
-    extra = {k: str(v) for k, v in (split or {}).items()}
+    extra = {k: str(v) for k, v in (split or {}).items() if v != ""}
     model = merge_graph(paths, metas, weights, t, extra)
     if half:
         model = half_weights(model)

@@ -68,6 +68,8 @@ def export_onnx(ckpt_path: str | Path, out_path: str | Path, opset: int = 17, in
         # the validation split it was chosen on, so ensembles of exported files can check their members agree
         meta.update({"protocol": cfg["protocol"], "split_seed": str(cfg.get("split_seed", 0)),
                      "val_fraction": str(cfg["val_fraction"])})
+        if cfg.get("val_rows"):
+            meta["val_rows"] = cfg["val_rows"]
     if ck.class_prior is not None:  # what --prior balanced divides out
         meta["class_prior"] = json.dumps([round(float(v), 6) for v in ck.class_prior])
     if ck.pretrained:

@@ -27,7 +27,7 @@ from openfer.nn.tta import TTA_MODES, tta_logits
 from openfer.train.augment import AugmentConfig, augment
 from openfer.train.combine import fit_temperature
 from openfer.train.sam import sam_step
-from openfer.datasets import FaceSet, load_dataset, stratified_split
+from openfer.datasets import FaceSet, load_dataset, split_rows
 from openfer.evaluate import classification_metrics
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ class TrainConfig:
     val_fraction: float = 0.1
     seed: int = 0  # weights init, batch order, augmentation
     split_seed: int = 0  # which Training rows form validation; fixed so ensemble members share one split
+    val_rows: str = ""  # "ferplus_heldout" (fer2013 protocol): validate on rows no FER+ run trained on
     bf16: bool = True
     threads: int = 0
     max_train_samples: int = 0
@@ -342,7 +343,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
     if resume:  # its weights replace any initialisation: only the record of where they came from is needed
         source = resume.source if resume.source is not None else {}
     elif cfg.init_checkpoint:
-        source = init_from_checkpoint(model, cfg.init_checkpoint)
+        source = init_from_checkpoint(model, cfg.init_checkpoint, classes)
     else:
         source = init_pretrained(model, cfg, x_all)
     model = model.to(device).to(memory_format=torch.channels_last)
@@ -486,17 +487,21 @@ def init_pretrained(model: torch.nn.Module, cfg: TrainConfig, x_all: torch.Tenso
     return source
 
 
-def init_from_checkpoint(model: torch.nn.Module, path: str) -> dict:
+def init_from_checkpoint(model: torch.nn.Module, path: str, classes: tuple[str, ...] = ()) -> dict:
     """Load a ``best.pt``'s weights into ``model`` (a second training stage) and return its source record.
 
     A checkpoint trained with a balanced objective stores training-prior logits (``with_offset``); that offset is
     subtracted again, so training resumes from the balanced logits the new objective adds its own prior to.
+    When ``classes`` differ from the checkpoint's (a FER+ network starting a ``fer2013`` run), the last layer's
+    rows are taken by class name; a class the checkpoint lacks keeps its fresh initialisation.
     """
     ck = load_checkpoint(path)
     state = dict(ck.ema)
     prev = TrainConfig(**{k: v for k, v in ck.config.items() if k in TrainConfig.__dataclass_fields__})
     if ck.class_prior is not None:
         state = with_offset(model, state, -prior_offset(prev, np.asarray(ck.class_prior)))
+    if classes and tuple(ck.classes) != tuple(classes):
+        state = remap_head(model, state, tuple(ck.classes), tuple(classes))
     model.load_state_dict(state)
     return {**(ck.pretrained or {}), "init_checkpoint": str(path), "init_val_acc": ck.val_acc,
             "init_val_uar": ck.val_uar}
@@ -550,6 +555,24 @@ def with_offset(model: torch.nn.Module, state: dict, offset: torch.Tensor) -> di
     return {**state, key: state[key] + offset.to(state[key].dtype)}
 
 
+def remap_head(model: torch.nn.Module, state: dict, old: tuple[str, ...], new: tuple[str, ...]) -> dict:
+    """``state`` with its final linear layer's rows reordered from classes ``old`` to ``new`` by name; rows of
+    classes not in ``old`` come from ``model``'s own (fresh) layer."""
+    shared = [c for c in new if c in old]
+    if not shared:
+        raise UsageError(f"init_checkpoint predicts {list(old)}: no class in common with {list(new)}")
+    name = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)][-1]
+    fresh = model.state_dict()
+    out = dict(state)
+    for key in (f"{name}.weight", f"{name}.bias"):
+        rows = fresh[key].clone()
+        for i, c in enumerate(new):
+            if c in old:
+                rows[i] = state[key][old.index(c)]
+        out[key] = rows
+    return out
+
+
 def drop_extra_outputs(model: torch.nn.Module, n_cls: int) -> dict:
     """``model``'s state dict with its final linear layer cut to the first ``n_cls`` outputs (the auxiliary head's
     rows dropped), so the checkpoint loads into the plain architecture that ``openfer export`` builds."""
@@ -571,8 +594,10 @@ def split_dataset(cfg: TrainConfig, data_path: str | Path | None = None) -> tupl
     """(train, validation) sets of a run with ``cfg``: the validation split is carved from ``cfg.train_split``,
     stratified, deterministic for ``cfg.split_seed`` (so it can be rebuilt after training)."""
     full = load_dataset(data_path, cfg.train_split, cfg.protocol, size=cfg.input_size)
-    tr_idx, va_idx = stratified_split(full.labels, cfg.val_fraction, cfg.split_seed)
+    tr_idx, va_idx = split_rows(full.labels, cfg.protocol, cfg.val_fraction, cfg.split_seed, cfg.val_rows,
+                                data_path, cfg.train_split)
     return full.subset(tr_idx), full.subset(va_idx)
+
 
 
 def validation_set(cfg: TrainConfig, data_path: str | Path | None = None) -> FaceSet:
