@@ -4,6 +4,7 @@ fine-tuning run from generated faceres-format weights. The real-file checks skip
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -258,4 +259,22 @@ def test_second_stage_from_a_checkpoint_with_a_photo_folder(tmp_path):
     s = train(stage2, tmp_path / "stage2", data)
     assert s["train_images"] == 72 + len(in_train)
     assert torch.load(tmp_path / "stage2" / "best.pt", weights_only=False)["pretrained"]["init_checkpoint"]
+
+    # extra_sampling = "match_prior": the photos (happiness and surprise now) are drawn with the FER faces' shares
+    # of those two classes, and the prior the balanced objective divides out is what the draws average to
+    from openfer.train.loop import class_prior, split_dataset
+
+    stage3 = replace(stage2, extra_exclude=[], extra_sampling="match_prior")
+    s = train(stage3, tmp_path / "stage3", data)
+    photos = photo_training_set(root, CANONICAL8, [], tmp_path, size=48)
+    fer = split_dataset(stage3, data)[0]
+    fer_prior = class_prior(fer.targets)
+    photo_share = np.zeros(8)
+    for c in set(photos.labels.tolist()):
+        photo_share[c] = fer_prior[c]
+    photo_share /= photo_share.sum()
+    want = class_prior(((fer.targets.sum(0) + len(photos) * photo_share) / (len(fer) + len(photos)))[None])
+    got = torch.load(tmp_path / "stage3" / "best.pt", weights_only=False)["class_prior"]
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert s["train_images"] == len(fer) + len(photos)
 

@@ -294,6 +294,22 @@ def test_a_ferplus_run_starts_a_fer2013_run_on_rows_it_never_trained_on(tmp_path
         train(TrainConfig(**{**small, "balance": "none"}, val_rows="ferplus_heldout"), tmp_path / "bad", data)
 
 
+def test_photo_draws_give_photo_classes_the_fer_faces_shares():
+    from openfer.errors import UnknownNameError
+    from openfer.train.loop import photo_draws
+
+    labels = np.array([0] * 60 + [1] * 30 + [3] * 10)  # photo classes 0, 1, 3; none of class 2
+    prior = np.array([0.4, 0.3, 0.2, 0.1])
+    p = photo_draws(labels, prior, "match_prior")
+    assert p.sum() == pytest.approx(1.0)
+    shares = np.bincount(labels, weights=p, minlength=4)
+    np.testing.assert_allclose(shares, [0.5, 0.375, 0.0, 0.125])  # prior renormalised over the photos' classes
+    assert np.allclose(p[:60], p[0]) and np.allclose(p[60:90], p[60])  # uniform within a class
+    assert photo_draws(labels, prior, "uniform") is None and photo_draws(labels[:0], prior, "match_prior") is None
+    with pytest.raises(UnknownNameError, match="extra_sampling"):
+        photo_draws(labels, prior, "balanced")
+
+
 def test_mix_batch_keeps_target_mass_and_mixes():
     from openfer.train.loop import mix_batch
 

@@ -78,6 +78,7 @@ class TrainConfig:
     init_checkpoint: str = ""  # start from this best.pt's weights (a second stage; its prior offset is taken out)
     extra_train: list = field(default_factory=list)  # photo folders (labels.csv: muxspace layout) added to training
     extra_exclude: list = field(default_factory=list)  # classes of the extra folders left out (e.g. noisy labels)
+    extra_sampling: str = "uniform"  # "match_prior": photos drawn with the FER faces' class shares (photo_draws)
     device: str = "auto"  # auto (CUDA when available), cpu or cuda
     max_seconds: float = 0.0  # > 0: after the first epoch, fewer epochs if they would not fit (the schedule follows)
 
@@ -328,9 +329,11 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
     classes = train_set.classes
     if cfg.max_train_samples:
         train_set = train_set.subset(np.arange(min(cfg.max_train_samples, len(train_set))))
+    n_main = len(train_set)
     for folder in cfg.extra_train:  # photos keep the detail of the network's input size (FER's 48 px are resized)
         extra = photo_training_set(folder, classes, cfg.extra_exclude, out, max(48, cfg.input_size))
         train_set = concat_sets(train_set, extra)
+    draws = photo_draws(train_set.labels[n_main:], class_prior(train_set.targets[:n_main]), cfg.extra_sampling)
     log.info("train %d, val %d images, %d classes", len(train_set), len(val_set), len(classes))
 
     n_cls = len(classes)
@@ -365,6 +368,10 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
     steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
     total_steps = cfg.epochs * steps_per_epoch
     prior = class_prior(train_set.targets)
+    if draws is not None:  # what an epoch's draws average to, not the rows' shares
+        photo_counts = np.bincount(train_set.labels[n_main:], weights=draws * (len(train_set) - n_main),
+                                   minlength=n_cls)
+        prior = class_prior((train_set.targets[:n_main].sum(0) + photo_counts)[None] / len(train_set))
     offset = prior_offset(cfg, prior).to(device)
     y_soft = torch.from_numpy(train_set.targets if cfg.soft_labels else np.eye(n_cls, dtype=np.float32)[train_set.labels])
     y_soft = y_soft * (1 - cfg.label_smoothing) + cfg.label_smoothing * smoothing_target(offset.cpu())
@@ -379,6 +386,10 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
         gen.manual_seed(cfg.seed * 1000 + epoch)
         model.train()
         perm = torch.randperm(len(train_set), generator=gen)
+        if draws is not None:  # the photos of this epoch, drawn with replacement, shuffled in among the FER faces
+            picked = n_main + torch.multinomial(torch.from_numpy(draws), len(train_set) - n_main, replacement=True,
+                                                generator=gen)
+            perm = torch.cat([torch.arange(n_main), picked])[perm]
         weights = class_w if epoch >= cfg.drw_epoch else torch.ones_like(class_w)
         t0, loss_sum, seen = time.time(), 0.0, 0
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, mininterval=5)
@@ -553,6 +564,22 @@ def with_offset(model: torch.nn.Module, state: dict, offset: torch.Tensor) -> di
     name = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)][-1]
     key = f"{name}.bias"
     return {**state, key: state[key] + offset.to(state[key].dtype)}
+
+
+def photo_draws(labels: np.ndarray, main_prior: np.ndarray, mode: str) -> np.ndarray | None:
+    """Draw probabilities of the extra photos (``extra_sampling``), or None to use each photo once per epoch.
+
+    ``"match_prior"``: each photo class is drawn with the share the main (FER) faces give it among the classes the
+    photos have. Mostly neutral or happy news photos otherwise teach the network a prior of their own, for
+    photo-looking faces, which the balanced objective's one training prior cannot take out.
+    """
+    if mode not in ("uniform", "match_prior"):
+        raise UnknownNameError(f"unknown extra_sampling {mode!r}; use 'uniform' or 'match_prior'")
+    if mode == "uniform" or not len(labels):
+        return None
+    counts = np.bincount(labels, minlength=len(main_prior))
+    share = np.where(counts > 0, main_prior, 0.0)
+    return (share / share.sum() / np.maximum(counts, 1))[labels]
 
 
 def remap_head(model: torch.nn.Module, state: dict, old: tuple[str, ...], new: tuple[str, ...]) -> dict:
