@@ -139,19 +139,27 @@ def test_half_weights_halve_the_file_and_keep_the_answers(tmp_path, faces_and_la
 
 def test_merged_file_declares_the_members_weighted_prior(tmp_path, faces_and_labels):
     """A merge of models that declare training priors declares their weighted mean (so `--prior balanced` and the
-    label rule work on it); if one member declares none, neither does the merge."""
+    label rule work on it); if one member declares none, neither does the merge. Members' pretrained sources are
+    carried over."""
     faces, labels = faces_and_labels
     val = FaceSet(faces, labels, np.eye(8, dtype=np.float32)[labels], CANONICAL8)
     default, fast = model_path(get_spec("default-v1")), model_path(get_spec("fast-v1"))
     k = network_count(default)
     a, b = np.full(8, 1 / 8), np.array([0.3, 0.3, 0.1, 0.1, 0.1, 0.05, 0.03, 0.02])
     ma = _with_meta(default, tmp_path / "a.onnx", train_prior=json.dumps(a.tolist()), class_prior="")
-    mb = _with_meta(fast, tmp_path / "b.onnx", class_prior=json.dumps(b.tolist()), train_prior="")
+    source = {"source": "faceres", "sha256": {"faceres.bin": "ab" * 32}}
+    mb = _with_meta(fast, tmp_path / "b.onnx", class_prior=json.dumps(b.tolist()), train_prior="",
+                    pretrained=json.dumps(source))
     combine_onnx([ma, mb], val, tmp_path / "ab.onnx")
     got = json.loads(metadata(tmp_path / "ab.onnx")["train_prior"])
     np.testing.assert_allclose(got, (k * a + b) / (k + 1), atol=1e-6)
+    assert json.loads(metadata(tmp_path / "ab.onnx")["pretrained"]) == [source]  # a pretrained member's source
     assert OnnxClassifier(spec_from_onnx(tmp_path / "ab.onnx"), path=tmp_path / "ab.onnx", threads=1,
                           prior="balanced").predict_proba(faces[:3]).shape == (3, 8)
     mc = _with_meta(fast, tmp_path / "c.onnx", class_prior="", train_prior="")
     combine_onnx([ma, mc], val, tmp_path / "ac.onnx")
     assert "train_prior" not in metadata(tmp_path / "ac.onnx")
+    # shipped files made before openfer wrote priors into them have their registered prior (found by SHA-256)
+    combine_onnx([model_path(get_spec("default-int8-v1")), fast], val, tmp_path / "shipped.onnx")
+    np.testing.assert_allclose(json.loads(metadata(tmp_path / "shipped.onnx")["train_prior"]),
+                               get_spec("default-int8-v1").train_prior, atol=1e-6)

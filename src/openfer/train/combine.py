@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from openfer.errors import UnreadableInputError, UsageError
-from openfer.zoo.registry import declared_prior
+from openfer.zoo.registry import file_prior
 
 #: Metadata keys that say which validation split a model was chosen on (``openfer export`` writes them).
 SPLIT_KEYS = ("protocol", "split_seed", "val_fraction", "val_rows")
@@ -126,7 +126,8 @@ def network_count(path: str | Path) -> int:
 def merge_graph(paths: list[Path], metas: list[dict[str, str]], weights: list[float], temperature: float,
                 extra_meta: dict[str, str]) -> "onnx.ModelProto":  # noqa: F821
     """One ONNX model: input ``faces`` fed to every member, output ``probabilities`` = softmax(weighted mean of the
-    members' log p / T). When every member declares a training prior, the file declares their weighted mean."""
+    members' log p / T). When every member has a training prior (``file_prior``), the file declares their weighted
+    mean."""
     import onnx
     from onnx import compose, helper, numpy_helper
 
@@ -160,10 +161,13 @@ def merge_graph(paths: list[Path], metas: list[dict[str, str]], weights: list[fl
     members = [n for m in metas for n in networks(m)]  # flattened: a merged file merges again with the right weight
     meta.update({"arch": "ensemble", "tta": "none", "producer": "openfer", "temperature": str(temperature),
                  "members": json.dumps(members), **extra_meta})
-    priors = [declared_prior(m) for m in metas]
+    priors = [file_prior(p, m) for p, m in zip(paths, metas)]
     if all(len(q) == len(json.loads(meta["classes"])) for q in priors):  # so --prior balanced and label rules work
         mean = np.average(np.array(priors), axis=0, weights=weights)
         meta["train_prior"] = json.dumps([round(float(v), 6) for v in mean / mean.sum()])
+    sources = [json.loads(m["pretrained"]) for m in metas if m.get("pretrained")]
+    if sources:  # where pretrained members' weights came from (e.g. faceres's files and their SHA-256)
+        meta["pretrained"] = json.dumps([x for s in sources for x in (s if isinstance(s, list) else [s])])
     for k, v in meta.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = k, v
