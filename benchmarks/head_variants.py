@@ -8,6 +8,8 @@ the London portraits:
 - ``soft``: does the layer gain from FER+ vote distributions as targets (or half votes, half majority)?
 - ``fusion``: does a second, face-pretrained network (a faceres fine-tune, its own probabilities) averaged in
   log space with weight w help?
+- ``photos``: does the layer gain from muxspace's train people added to its data (disgust left out), weighted
+  not at all, one each, or drawn to FER+'s class shares (``match_prior``, what made the new `large`)?
 - ``probe``: London's faint smiles: a neutral-vs-happiness linear probe trained on muxspace's train people, on the
   features of `default`'s networks, of the faceres fine-tune, and of faceres's raw identity descriptors (112 px
   colour): do better features for smiles exist among them?
@@ -15,6 +17,7 @@ the London portraits:
     python benchmarks/head_variants.py --cache default-int8-v1 runs/faceres_la_long/faceres_long48.onnx --identity \\
         --second faceres_long48     # caches: ~10 min on 1 thread
     python benchmarks/head_variants.py --second faceres_long48
+    python benchmarks/head_variants.py --experiments photos     # reruns one experiment, keeps the others' rows
 """
 
 from __future__ import annotations
@@ -187,6 +190,42 @@ def probes(keys: list[str]) -> list[dict]:
     return rows
 
 
+def photo_layers(base: str) -> list[dict]:
+    """The shipped layer's recipe (majority labels, L2 1e-3) refitted on FER+ Training plus muxspace's train people
+    (detected faces; disgust left out), the photos weighted 0, 1 each, or to FER+'s class shares
+    (``openfer.train.loop.photo_draws``: the weights an epoch of draws averages to)."""
+    from openfer.train.loop import photo_draws
+
+    sets = {k: load(k, base) for k in ("fer", *PHOTO_SETS)}
+    fer, mux = sets["fer"], sets["muxspace"]
+    tr, va, y = fer["train_idx"], fer["val_idx"], fer["labels"]
+    names = np.array([str(c) for c in mux["classes"]])[mux["labels"]]
+    keep = (mux["split"] == "train") & (names != "disgust")
+    my = np.array([CANONICAL8.index(n) for n in names[keep]])
+    x = np.concatenate([fer["features"][tr], mux["features"][keep]])
+    mu, sd = x.mean(0), x.std(0) + 1e-6
+    fer_shares = np.bincount(y[tr], minlength=len(CANONICAL8)) / len(tr)
+    rows = []
+    for mode in ("none", "uniform", "match_prior"):
+        if mode == "none":
+            photo_w = np.zeros(len(my))
+        elif mode == "uniform":
+            photo_w = np.ones(len(my))
+        else:
+            photo_w = photo_draws(my, fer_shares, "match_prior") * len(my)
+        w_all = np.concatenate([np.ones(len(tr)), photo_w])
+        labels = np.concatenate([y[tr], my])
+        w, b = fit_layer((x - mu) / sd, np.eye(len(CANONICAL8))[labels] * w_all[:, None] * len(w_all) / w_all.sum(),
+                         1e-3)
+        prior = np.bincount(labels, weights=w_all, minlength=len(CANONICAL8)) / w_all.sum()
+        feats = {k: sets[k]["features"][va] if k == "fer" else sets[k]["features"] for k in sets}
+        probs = {k: np.exp(log_softmax((f - mu) / sd @ w.T + b)) for k, f in feats.items()}
+        rows.append({"experiment": "photos", "photos": mode, "n_photos": int(len(my)),
+                     "scores": scores(probs["fer"], probs["muxspace"], probs["london"], sets, prior)})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cache", nargs="*", help="models (registry names or .onnx) whose features to cache first")
@@ -195,13 +234,20 @@ def main() -> None:
     ap.add_argument("--base", default="default-int8-v1")
     ap.add_argument("--second", default=None, help="cache key of a second model for the fusion rows")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--experiments", nargs="+", choices=("soft", "photos", "probe"), default=["soft", "photos", "probe"])
     args = ap.parse_args()
     CACHE.mkdir(parents=True, exist_ok=True)
     if args.cache:
         cache(args.cache, args.threads)
     if args.identity:
         identity_descriptors(args.faceres)
-    rows = soft_targets(args.base, args.second) + probes([args.base] + ([args.second] if args.second else []))
+    runs = {"soft": lambda: soft_targets(args.base, args.second), "photos": lambda: photo_layers(args.base),
+            "probe": lambda: probes([args.base] + ([args.second] if args.second else []))}
+    produces = {"soft": ("soft", "fusion"), "photos": ("photos",), "probe": ("probe",)}
+    rerun = {e for name in args.experiments for e in produces[name]}
+    rows = [r for r in json.loads(RESULTS.read_text()) if r["experiment"] not in rerun] if RESULTS.exists() else []
+    for name in args.experiments:
+        rows += runs[name]()
     RESULTS.write_text(json.dumps(rows, indent=1))
     print(f"-> {RESULTS}")
 

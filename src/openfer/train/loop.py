@@ -585,8 +585,7 @@ def photo_draws(labels: np.ndarray, main_prior: np.ndarray, mode: str) -> np.nda
 def remap_head(model: torch.nn.Module, state: dict, old: tuple[str, ...], new: tuple[str, ...]) -> dict:
     """``state`` with its final linear layer's rows reordered from classes ``old`` to ``new`` by name; rows of
     classes not in ``old`` come from ``model``'s own (fresh) layer."""
-    shared = [c for c in new if c in old]
-    if not shared:
+    if not set(new) & set(old):
         raise UsageError(f"init_checkpoint predicts {list(old)}: no class in common with {list(new)}")
     name = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)][-1]
     fresh = model.state_dict()
@@ -624,7 +623,6 @@ def split_dataset(cfg: TrainConfig, data_path: str | Path | None = None) -> tupl
     tr_idx, va_idx = split_rows(full.labels, cfg.protocol, cfg.val_fraction, cfg.split_seed, cfg.val_rows,
                                 data_path, cfg.train_split)
     return full.subset(tr_idx), full.subset(va_idx)
-
 
 
 def validation_set(cfg: TrainConfig, data_path: str | Path | None = None) -> FaceSet:
