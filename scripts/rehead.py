@@ -8,6 +8,12 @@ face; `openfer.classify.features`) against the majority labels of FER+ Training 
 
     python scripts/rehead.py --base default-v1 --out src/openfer/models/default_head.onnx [--C 0.1]
     python scripts/rehead.py ... --full /tmp/default_rehead.onnx     # also a self-contained classifier to evaluate
+    python scripts/rehead.py ... --photos ../shared/data/muxspace --photo-weight 0.25   # a second domain too
+
+``--photos`` adds the person-disjoint train people of a labelled photo folder (CenterFace's best face per photo,
+aligned as the ``Analyzer`` aligns it; ``--photo-exclude`` classes left out), weighted so that the photo classes
+have FER+'s class shares (``openfer.train.loop.photo_draws``, what ``extra_sampling = "match_prior"`` draws),
+times ``--photo-weight`` (1: as many photos' worth of weight as there are photos).
 """
 
 from __future__ import annotations
@@ -24,6 +30,20 @@ from openfer.datasets import load_dataset, stratified_split
 from openfer.evaluate import calibration_metrics, classification_metrics
 
 
+def photo_features(clf, folder: Path, exclude: list[str], detections: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Features and label indices of the detected faces of ``folder``'s train people (classes in ``exclude`` or
+    unknown to ``clf`` left out)."""
+    from openfer.crossdomain import detect_photos, load_photo_set, photo_crops
+    from openfer.detect import load_detector
+
+    photos = load_photo_set(folder, "train", min_images=1)
+    found = detect_photos(photos, load_detector("centerface"), detections)
+    names = np.array(photos.classes)[photos.labels[found.found]]
+    keep = np.isin(names, clf.classes) & ~np.isin(names, exclude)
+    _, feats = clf.predict_features(photo_crops(photos, found, clf.input_size, clf.spec.channels)[keep])
+    return feats, np.array([clf.classes.index(n) for n in names[keep]])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base", default="default-v1", help="registered model whose networks give the features")
@@ -32,6 +52,10 @@ def main() -> None:
     ap.add_argument("--data", default=None, help="fer2013_dev.npz (default: ../shared/data or $OPENFER_DATA)")
     ap.add_argument("--C", type=float, default=0.1)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--photos", type=Path, help="photo folder (muxspace layout) whose train people join the data")
+    ap.add_argument("--photo-weight", type=float, default=1.0)
+    ap.add_argument("--photo-exclude", nargs="*", default=["disgust"])
+    ap.add_argument("--detections", default=None, help="CenterFace cache for --photos (crossdomain's)")
     args = ap.parse_args()
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -46,8 +70,16 @@ def main() -> None:
     train, val = stratified_split(full.labels, 0.1, 0)
     print(f"features of {len(full)} FER+ Training faces from {args.base} ...", flush=True)
     _, feats = clf.predict_features(full.pixels)
+    x, y, w = feats[train], full.labels[train], np.ones(len(train))
+    if args.photos:
+        px, py = photo_features(clf, args.photos, args.photo_exclude, args.detections)
+        from openfer.train.loop import photo_draws
+
+        pw = photo_draws(py, np.bincount(y, minlength=len(clf.classes)) / len(y), "match_prior") * len(py)
+        x, y, w = np.concatenate([x, px]), np.concatenate([y, py]), np.concatenate([w, pw * args.photo_weight])
+        print(f"+ {len(py)} photos of {args.photos}'s train people, weight {pw.sum() * args.photo_weight:.0f}")
     pipe = make_pipeline(StandardScaler(), LogisticRegression(C=args.C, max_iter=2000))
-    pipe.fit(feats[train], full.labels[train])
+    pipe.fit(x, y, logisticregression__sample_weight=w)
     lr = pipe.steps[-1][1]
     # grid 0.3-3.0 in steps of 0.01: the temperatures of the shipped heads (1.34, 1.27, 1.11) came from it
     t = fit_temperature(pipe.decision_function(feats[val]), full.labels[val], np.arange(0.3, 3.0, 0.01))
@@ -55,11 +87,14 @@ def main() -> None:
     p = pipe.predict_proba(feats[val])
     m = classification_metrics(full.labels[val], p.argmax(1), clf.classes)
     m.update(calibration_metrics(p, full.labels[val]))
-    shares = np.bincount(full.labels[train], minlength=len(clf.classes)) / len(train)
+    shares = np.bincount(y, weights=w, minlength=len(clf.classes)) / w.sum()
     meta = {"arch": f"{clf.spec.arch}+head", "head": "linear", "base_model": args.base,
             "base_sha256": clf.spec.sha256, "protocol": "ferplus", "split_seed": "0", "val_fraction": "0.1", "temperature": f"{t:.2f}", "C": str(args.C),
             "train_prior": json.dumps([round(float(v), 6) for v in shares]),
             "val": json.dumps({k: round(m[k], 4) for k in ("accuracy", "uar", "macro_f1", "nll", "ece")})}
+    if args.photos:  # what joined the data, so the file says how it was made
+        meta["photos"] = json.dumps({"folder": args.photos.name, "people": "train", "n": int(len(y) - len(train)),
+                                     "weight": args.photo_weight, "exclude": args.photo_exclude})
     head = head_only(pipe, clf.classes, meta, input_name="features")
     save_model(head, args.out)
     if args.full:

@@ -176,11 +176,12 @@ def test_registry_declares_prior_and_tau(name):
     assert 0.0 <= spec.balance_tau <= 1.5
     assert 0.0 <= spec.decision_tau <= spec.balance_tau  # a milder adjustment than the balanced prior
     declared = declared_prior(metadata(resources.files("openfer.models").joinpath(spec.file)))
-    if spec.name == "large":  # a merge with a network trained on vote distributions: the prior its file declares
-        assert spec.train_prior == pytest.approx(declared, abs=1e-6)
+    counts = FER2013_TRAIN_COUNTS if len(spec.classes) == 7 else FERPLUS_TRAIN_COUNTS
+    shares = np.array(counts) / sum(counts)
+    if spec.name in ("default", "default-int8", "large"):  # fitted with photos or vote distributions too
+        assert spec.train_prior == pytest.approx(declared, abs=1e-6) and declared != pytest.approx(shares, abs=1e-4)
     else:  # the hard-label shares of FER2013 Training (a head file declares its training part's: the same to 1e-4)
-        counts = FER2013_TRAIN_COUNTS if len(spec.classes) == 7 else FERPLUS_TRAIN_COUNTS
-        assert spec.train_prior == pytest.approx(np.array(counts) / sum(counts))
+        assert spec.train_prior == pytest.approx(shares)
         assert not declared or declared == pytest.approx(spec.train_prior, abs=1e-4)
 
 
