@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from openfer.classify.prior import Decision
+from openfer.datasets import photo_draws
 from openfer.evaluate import classification_metrics, restrict
 from openfer.labels import CANONICAL8
 from openfer.train.combine import log_softmax
@@ -193,9 +194,7 @@ def probes(keys: list[str]) -> list[dict]:
 def photo_layers(base: str) -> list[dict]:
     """The shipped layer's recipe (majority labels, L2 1e-3) refitted on FER+ Training plus muxspace's train people
     (detected faces; disgust left out), the photos weighted 0, 1 each, or to FER+'s class shares
-    (``openfer.train.loop.photo_draws``: the weights an epoch of draws averages to)."""
-    from openfer.train.loop import photo_draws
-
+    (``openfer.datasets.photo_draws``: the weights an epoch of draws averages to)."""
     sets = {k: load(k, base) for k in ("fer", *PHOTO_SETS)}
     fer, mux = sets["fer"], sets["muxspace"]
     tr, va, y = fer["train_idx"], fer["val_idx"], fer["labels"]

@@ -12,7 +12,7 @@ face; `openfer.classify.features`) against the majority labels of FER+ Training 
 
 ``--photos`` adds the person-disjoint train people of a labelled photo folder (CenterFace's best face per photo,
 aligned as the ``Analyzer`` aligns it; ``--photo-exclude`` classes left out), weighted so that the photo classes
-have FER+'s class shares (``openfer.train.loop.photo_draws``, what ``extra_sampling = "match_prior"`` draws),
+have FER+'s class shares (``openfer.datasets.photo_draws``, what ``extra_sampling = "match_prior"`` draws),
 times ``--photo-weight`` (1: as many photos' worth of weight as there are photos).
 """
 
@@ -26,7 +26,7 @@ import numpy as np
 import onnx
 
 from openfer.classify import load_classifier
-from openfer.datasets import load_dataset, stratified_split
+from openfer.datasets import load_dataset, photo_draws, stratified_split
 from openfer.evaluate import calibration_metrics, classification_metrics
 
 
@@ -73,8 +73,6 @@ def main() -> None:
     x, y, w = feats[train], full.labels[train], np.ones(len(train))
     if args.photos:
         px, py = photo_features(clf, args.photos, args.photo_exclude, args.detections)
-        from openfer.train.loop import photo_draws
-
         pw = photo_draws(py, np.bincount(y, minlength=len(clf.classes)) / len(y), "match_prior") * len(py)
         x, y, w = np.concatenate([x, px]), np.concatenate([y, py]), np.concatenate([w, pw * args.photo_weight])
         print(f"+ {len(py)} photos of {args.photos}'s train people, weight {pw.sum() * args.photo_weight:.0f}")

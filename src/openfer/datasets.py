@@ -260,3 +260,19 @@ def split_rows(labels: np.ndarray, protocol: str, val_fraction: float, seed: int
         raise UsageError(f"val_rows = {val_rows!r} with protocol {protocol!r}: the only other choice is "
                          "'ferplus_heldout', for the fer2013 protocol")
     return ferplus_heldout_split(labels, load_votes(data_path, usage), val_fraction, seed)
+
+
+def photo_draws(labels: np.ndarray, main_prior: np.ndarray, mode: str) -> np.ndarray | None:
+    """Draw probabilities of the extra photos (``extra_sampling``), or None to use each photo once per epoch.
+
+    ``"match_prior"``: each photo class is drawn with the share the main (FER) faces give it among the classes the
+    photos have. Mostly neutral or happy news photos otherwise teach the network a prior of their own, for
+    photo-looking faces, which the balanced objective's one training prior cannot take out.
+    """
+    if mode not in ("uniform", "match_prior"):
+        raise UnknownNameError(f"unknown extra_sampling {mode!r}; use 'uniform' or 'match_prior'")
+    if mode == "uniform" or not len(labels):
+        return None
+    counts = np.bincount(labels, minlength=len(main_prior))
+    share = np.where(counts > 0, main_prior, 0.0)
+    return (share / share.sum() / np.maximum(counts, 1))[labels]

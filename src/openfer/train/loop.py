@@ -27,7 +27,7 @@ from openfer.nn.tta import TTA_MODES, tta_logits
 from openfer.train.augment import AugmentConfig, augment
 from openfer.train.combine import fit_temperature
 from openfer.train.sam import sam_step
-from openfer.datasets import FaceSet, load_dataset, split_rows
+from openfer.datasets import FaceSet, load_dataset, photo_draws, split_rows
 from openfer.evaluate import classification_metrics
 
 log = logging.getLogger(__name__)
@@ -564,22 +564,6 @@ def with_offset(model: torch.nn.Module, state: dict, offset: torch.Tensor) -> di
     name = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)][-1]
     key = f"{name}.bias"
     return {**state, key: state[key] + offset.to(state[key].dtype)}
-
-
-def photo_draws(labels: np.ndarray, main_prior: np.ndarray, mode: str) -> np.ndarray | None:
-    """Draw probabilities of the extra photos (``extra_sampling``), or None to use each photo once per epoch.
-
-    ``"match_prior"``: each photo class is drawn with the share the main (FER) faces give it among the classes the
-    photos have. Mostly neutral or happy news photos otherwise teach the network a prior of their own, for
-    photo-looking faces, which the balanced objective's one training prior cannot take out.
-    """
-    if mode not in ("uniform", "match_prior"):
-        raise UnknownNameError(f"unknown extra_sampling {mode!r}; use 'uniform' or 'match_prior'")
-    if mode == "uniform" or not len(labels):
-        return None
-    counts = np.bincount(labels, minlength=len(main_prior))
-    share = np.where(counts > 0, main_prior, 0.0)
-    return (share / share.sum() / np.maximum(counts, 1))[labels]
 
 
 def remap_head(model: torch.nn.Module, state: dict, old: tuple[str, ...], new: tuple[str, ...]) -> dict:
