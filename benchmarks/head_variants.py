@@ -13,11 +13,15 @@ the London portraits:
 - ``probe``: London's faint smiles: a neutral-vs-happiness linear probe trained on muxspace's train people, on the
   features of `default`'s networks, of the faceres fine-tune, and of faceres's raw identity descriptors (112 px
   colour): do better features for smiles exist among them?
+- ``disgust``: can the layer learn muxspace's disgust (one annotator's film-still picks, 154 train photos of 14 people,
+  52 test photos, 50 of one actress) across people? Its train disgust photos weighted 0-256 times their match_prior
+  weight, scored out-of-fold over groups of train people (all 6 classes) beside the usual rows.
 
     python benchmarks/head_variants.py --cache default-int8-v1 runs/faceres_la_long/faceres_long48.onnx --identity \\
         --second faceres_long48     # caches: ~10 min on 1 thread
     python benchmarks/head_variants.py --second faceres_long48
     python benchmarks/head_variants.py --experiments photos     # reruns one experiment, keeps the others' rows
+    python benchmarks/head_variants.py --experiments disgust    # 6 weights x 4 fits: ~15 min on 2 threads
 """
 
 from __future__ import annotations
@@ -225,6 +229,61 @@ def photo_layers(base: str) -> list[dict]:
     return rows
 
 
+def photo_people(name: str) -> np.ndarray:
+    """The person of each cached row of a photo set (detected faces, in ``cache``'s order)."""
+    from openfer.crossdomain import detect_photos, load_photo_set, shared_data_path
+    from openfer.detect import load_detector
+
+    photos = load_photo_set(shared_data_path(name), "all")
+    det = detect_photos(photos, load_detector("centerface"), CACHE / f"detections-{name}.npz")
+    return np.array(photos.persons)[det.found]
+
+
+def disgust_layers(base: str, folds: int = 3, boosts: tuple[float, ...] = (0.0, 1.0, 4.0, 16.0, 64.0, 256.0)) -> list[dict]:
+    """Can the layer learn muxspace's disgust (one annotator's film-still picks) across people? The photo-layer
+    recipe (match_prior, photo weight 0.25) with the train people's disgust photos weighted ``boost`` times their
+    match_prior weight (0: left out, as shipped), scored person-disjointly: out-of-fold over the train people
+    (``folds`` groups of people; muxspace's val people hold 2 disgust photos), all 6 classes."""
+    from sklearn.model_selection import GroupKFold
+
+    sets = {k: load(k, base) for k in ("fer", *PHOTO_SETS)}
+    fer, mux = sets["fer"], sets["muxspace"]
+    tr, va, y = fer["train_idx"], fer["val_idx"], fer["labels"]
+    names = np.array([str(c) for c in mux["classes"]])[mux["labels"]]
+    train = np.flatnonzero(mux["split"] == "train")
+    people = photo_people("muxspace")[train]
+    my = np.array([CANONICAL8.index(n) for n in names[train]])
+    fer_shares = np.bincount(y[tr], minlength=len(CANONICAL8)) / len(tr)
+    mux6 = tuple(str(c) for c in mux["classes"])
+    rows = []
+    for boost in boosts:
+        base_w = photo_draws(my, fer_shares, "match_prior") * len(my) * 0.25
+        photo_w = np.where(names[train] == "disgust", base_w * boost, base_w)
+        oof = np.zeros((len(train), len(CANONICAL8)))
+        splits = list(GroupKFold(folds).split(train, groups=people)) + [(np.arange(len(train)), None)]
+        for fit_rows, held in splits:
+            x = np.concatenate([fer["features"][tr], mux["features"][train[fit_rows]]])
+            labels = np.concatenate([y[tr], my[fit_rows]])
+            w_all = np.concatenate([np.ones(len(tr)), photo_w[fit_rows]])
+            mu, sd = x.mean(0), x.std(0) + 1e-6
+            w, b = fit_layer((x - mu) / sd, np.eye(len(CANONICAL8))[labels] * w_all[:, None] * len(w_all) / w_all.sum(),
+                             1e-3)
+            prior = np.bincount(labels, weights=w_all, minlength=len(CANONICAL8)) / w_all.sum()
+            if held is not None:
+                oof[held] = np.exp(log_softmax((mux["features"][train[held]] - mu) / sd @ w.T + b))
+        feats = {k: sets[k]["features"][va] if k == "fer" else sets[k]["features"] for k in sets}
+        probs = {k: np.exp(log_softmax((f - mu) / sd @ w.T + b)) for k, f in feats.items()}
+        row = {"experiment": "disgust", "disgust_boost": boost, "folds": folds,
+               "scores": scores(probs["fer"], probs["muxspace"], probs["london"], sets, prior)}
+        for tau, sc in zip(TAUS, row["scores"]):
+            pred = restrict(Decision(tuple(prior), tau).weigh(oof), CANONICAL8, mux6).argmax(1)
+            mm = classification_metrics(mux["labels"][train], pred, mux6)
+            sc["muxspace_train_oof"] = {"accuracy": mm["accuracy"], "uar6": mm["uar"], "recall": mm["per_class_recall"]}
+        rows.append(row)
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cache", nargs="*", help="models (registry names or .onnx) whose features to cache first")
@@ -233,7 +292,8 @@ def main() -> None:
     ap.add_argument("--base", default="default-int8-v1")
     ap.add_argument("--second", default=None, help="cache key of a second model for the fusion rows")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--experiments", nargs="+", choices=("soft", "photos", "probe"), default=["soft", "photos", "probe"])
+    ap.add_argument("--experiments", nargs="+", choices=("soft", "photos", "probe", "disgust"),
+                    default=["soft", "photos", "probe"])
     args = ap.parse_args()
     CACHE.mkdir(parents=True, exist_ok=True)
     if args.cache:
@@ -241,8 +301,9 @@ def main() -> None:
     if args.identity:
         identity_descriptors(args.faceres)
     runs = {"soft": lambda: soft_targets(args.base, args.second), "photos": lambda: photo_layers(args.base),
+            "disgust": lambda: disgust_layers(args.base),
             "probe": lambda: probes([args.base] + ([args.second] if args.second else []))}
-    produces = {"soft": ("soft", "fusion"), "photos": ("photos",), "probe": ("probe",)}
+    produces = {"soft": ("soft", "fusion"), "photos": ("photos",), "probe": ("probe",), "disgust": ("disgust",)}
     rerun = {e for name in args.experiments for e in produces[name]}
     rows = [r for r in json.loads(RESULTS.read_text()) if r["experiment"] not in rerun] if RESULTS.exists() else []
     for name in args.experiments:
