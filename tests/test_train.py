@@ -392,7 +392,8 @@ def test_ensemble_distillation_sam_and_tencrop(tmp_path):
 @pytest.mark.parametrize("path", sorted(str(p) for p in
                                         (__import__("pathlib").Path(__file__).parents[1] / "configs").rglob("*.toml")))
 def test_every_config_in_the_repo_is_valid(path):
-    """Each config parses, names a known architecture and test-time augmentation, and builds its network."""
+    """Each config parses, names a known architecture and test-time augmentation, and builds its network; one that
+    starts from an exported model finds its network there."""
     from openfer.labels import CANONICAL8, FER2013_CLASSES
 
     cfg = TrainConfig.from_toml(path)
@@ -401,6 +402,11 @@ def test_every_config_in_the_repo_is_valid(path):
     net = build(cfg.arch, n_cls, **cfg.arch_kwargs).eval()
     with torch.no_grad():
         assert net(torch.zeros(1, 1, cfg.input_size, cfg.input_size)).shape == (1, n_cls)
+    if cfg.init_checkpoint and not cfg.init_checkpoint.endswith(".pt"):
+        from openfer.train.onnx_init import onnx_state
+        from openfer.zoo.registry import resolve_model
+
+        net.load_state_dict(onnx_state(net, resolve_model(cfg.init_checkpoint)[1], cfg.init_member))
 
 
 def test_a_shipped_onnx_model_can_teach():

@@ -26,6 +26,7 @@ from openfer.nn.checkpoint import Checkpoint, load_checkpoint, member_tta
 from openfer.nn.tta import TTA_MODES, tta_logits
 from openfer.train.augment import AugmentConfig, augment
 from openfer.train.combine import fit_temperature
+from openfer.train.onnx_init import freeze_batchnorm
 from openfer.train.sam import sam_step
 from openfer.datasets import FaceSet, load_dataset, photo_draws, split_rows
 from openfer.evaluate import classification_metrics
@@ -75,7 +76,10 @@ class TrainConfig:
     balance_tau: float = 1.0
     drw_epoch: int = 0  # deferred re-weighting: class_weighting applies from this epoch on (0: from the start)
     select_metric: str = "acc"  # validation metric that picks best.pt: "acc" or "uar" (mean per-class recall)
-    init_checkpoint: str = ""  # start from this best.pt's weights (a second stage; its prior offset is taken out)
+    init_checkpoint: str = ""  # start from this best.pt's weights (a second stage; its prior offset is taken out),
+    # or from one network of an exported .onnx or registered model (init_member; openfer.train.onnx_init)
+    init_member: str = ""  # that network's scope in an ensemble file, e.g. "m0_.members.1" ("": a single network)
+    freeze_bn: bool = False  # batch norms stay in eval mode (always when starting from ONNX: no statistics left)
     extra_train: list = field(default_factory=list)  # photo folders (labels.csv: muxspace layout) added to training
     extra_exclude: list = field(default_factory=list)  # classes of the extra folders left out (e.g. noisy labels)
     extra_sampling: str = "uniform"  # "match_prior": photos drawn with the FER faces' class shares (photo_draws)
@@ -346,10 +350,12 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
     if resume:  # its weights replace any initialisation: only the record of where they came from is needed
         source = resume.source if resume.source is not None else {}
     elif cfg.init_checkpoint:
-        source = init_from_checkpoint(model, cfg.init_checkpoint, classes)
+        source = (init_from_checkpoint(model, cfg.init_checkpoint, classes) if cfg.init_checkpoint.endswith(".pt")
+                  else init_from_onnx(model, cfg, classes))
     else:
         source = init_pretrained(model, cfg, x_all)
     model = model.to(device).to(memory_format=torch.channels_last)
+    frozen_bn = cfg.freeze_bn or (bool(cfg.init_checkpoint) and not cfg.init_checkpoint.endswith(".pt"))
     if device.type == "cuda":  # the faces live on the GPU and are augmented there: the CPU would starve it
         x_all = x_all.to(device)
     teacher = Teacher(cfg.teachers, classes, device) if cfg.kd_weight > 0 else None
@@ -385,6 +391,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
     while (epoch := epoch + 1) < cfg.epochs:
         gen.manual_seed(cfg.seed * 1000 + epoch)
         model.train()
+        if frozen_bn:
+            freeze_batchnorm(model)
         perm = torch.randperm(len(train_set), generator=gen)
         if draws is not None:  # the photos of this epoch, drawn with replacement, shuffled in among the FER faces
             picked = n_main + torch.multinomial(torch.from_numpy(draws), len(train_set) - n_main, replacement=True,
@@ -516,6 +524,33 @@ def init_from_checkpoint(model: torch.nn.Module, path: str, classes: tuple[str, 
     model.load_state_dict(state)
     return {**(ck.pretrained or {}), "init_checkpoint": str(path), "init_val_acc": ck.val_acc,
             "init_val_uar": ck.val_uar}
+
+
+def init_from_onnx(model: torch.nn.Module, cfg: TrainConfig, classes: tuple[str, ...] = ()) -> dict:
+    """Load network ``cfg.init_member`` of ``cfg.init_checkpoint`` (an exported ``.onnx`` or a registered model's
+    name) into ``model`` and return its source record. As for a checkpoint, the prior offset of the balanced
+    objective the export carries (its ``class_prior``, at this run's ``balance_tau``) is taken out and the last
+    layer's rows are taken by class name."""
+    import hashlib
+
+    import onnx
+
+    from openfer.train.onnx_init import onnx_state
+    from openfer.zoo.registry import resolve_model
+
+    spec, path = resolve_model(cfg.init_checkpoint)
+    meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    state = onnx_state(model, path, cfg.init_member)
+    if meta.get("class_prior"):
+        state = with_offset(model, state, -prior_offset(cfg, np.asarray(json.loads(meta["class_prior"]))))
+    if classes and tuple(spec.classes) != tuple(classes):
+        state = remap_head(model, state, tuple(spec.classes), tuple(classes))
+    model.load_state_dict(state)
+    source = {"init_onnx": str(cfg.init_checkpoint), "init_member": cfg.init_member,
+              "init_sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
+    if meta.get("pretrained"):
+        source["pretrained"] = json.loads(meta["pretrained"])
+    return source
 
 
 def photo_training_set(folder: str | Path, classes: tuple[str, ...], exclude: list[str], out: Path,
