@@ -46,7 +46,7 @@ def photo_features(clf, folder: Path, exclude: list[str], detections: str | None
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--base", default="default-v1", help="registered model whose networks give the features")
+    ap.add_argument("--base", default="default-v1", help="registered model (or .onnx) whose networks give the features")
     ap.add_argument("--out", type=Path, required=True, help="head-only ONNX to write")
     ap.add_argument("--full", type=Path, help="also write base + head as one classifier file")
     ap.add_argument("--data", default=None, help="fer2013_dev.npz (default: ../shared/data or $OPENFER_DATA)")
@@ -96,7 +96,7 @@ def main() -> None:
     head = head_only(pipe, clf.classes, meta, input_name="features")
     save_model(head, args.out)
     if args.full:
-        base = onnx.load(str(model_path(clf.spec)))
+        base = onnx.load(args.base if args.base.endswith(".onnx") else str(model_path(clf.spec)))
         save_model(compose(base, len(clf.classes), pipe, clf.classes, meta), args.full)
     print(json.dumps({"temperature": t, **{k: m[k] for k in ("accuracy", "uar", "macro_f1", "nll", "ece")},
                       "recall": m["per_class_recall"]}, indent=1))
