@@ -163,3 +163,36 @@ def test_merged_file_declares_the_members_weighted_prior(tmp_path, faces_and_lab
     combine_onnx([model_path(get_spec("default-int8-v1")), fast], val, tmp_path / "shipped.onnx")
     np.testing.assert_allclose(json.loads(metadata(tmp_path / "shipped.onnx")["train_prior"]),
                                get_spec("default-int8-v1").train_prior, atol=1e-6)
+
+
+def test_a_member_cut_out_of_large_merges_back_into_large(tmp_path):
+    """scripts/extract_member.py: `large`'s faceres MobileNet (tag m1_) as a classifier of its own, with the prior
+    left over from the merged file's; merged again with default-int8-v1's file (weights 3 : 1, float16 as
+    `large` stores them) it gives `large`'s answers and declared prior."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    from openfer.train.combine import half_weights, merge_graph
+
+    spec = importlib.util.spec_from_file_location("extract_member",
+                                                  Path(__file__).parents[1] / "scripts" / "extract_member.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    large, base = model_path(get_spec("large")), model_path(get_spec("default-int8-v1"))
+    out = tmp_path / "member.onnx"
+    argv = sys.argv
+    sys.argv = ["extract_member.py", str(large), "m1_", str(out), "--arch", "faceres_mobilenet",
+                "--network-size", "96", "--prior-besides", "default-int8-v1"]
+    try:
+        script.main()
+    finally:
+        sys.argv = argv
+    meta = metadata(out)
+    assert meta["arch"] == "faceres_mobilenet" and "faceres" in meta["pretrained"]
+    merged = merge_graph([base, out], [metadata(base), meta], [3.0, 1.0], float(metadata(large)["temperature"]), {})
+    onnx.save(half_weights(merged), str(tmp_path / "again.onnx"))
+    faces = np.random.default_rng(0).uniform(0, 255, (6, 48, 48))
+    np.testing.assert_allclose(run(tmp_path / "again.onnx", faces), run(large, faces), atol=1e-5)
+    np.testing.assert_allclose(json.loads(metadata(tmp_path / "again.onnx")["train_prior"]),
+                               get_spec("large").train_prior, atol=1e-5)

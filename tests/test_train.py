@@ -369,6 +369,11 @@ def test_ensemble_distillation_sam_and_tencrop(tmp_path):
     assert report["val_acc"] > 0.6 and report["val_acc"] >= min(m["val_acc"] for m in report["members"]) - 1e-6
     onnx_report = export_onnx(tmp_path / "ens" / "ensemble.pt", tmp_path / "ens.onnx")
     assert onnx_report["max_abs_diff"] < 1e-4
+    priors = [torch.load(r, weights_only=False)["class_prior"] for r in runs]
+    from openfer.train.combine import metadata
+
+    np.testing.assert_allclose(json.loads(metadata(tmp_path / "ens.onnx")["class_prior"]), np.mean(priors, 0),
+                               atol=1e-6)  # the members' mean prior, declared by the export
     clf = OnnxClassifier(get_spec("default"), path=tmp_path / "ens.onnx", threads=1)
     with np.load(data) as d:
         test, y = d["pixels"][d["usage"] == "PublicTest"], d["emotion"][d["usage"] == "PublicTest"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -21,7 +22,8 @@ from openfer.train.loop import predict_logits
 def make_ensemble(checkpoints: list[str | Path], val_set: FaceSet, out_path: str | Path) -> dict:
     """Combine ``best.pt`` files of runs that share one validation split into ``out_path``.
 
-    The ensemble's own temperature is fitted on that split. Returns validation accuracy and NLL of every member
+    The ensemble's own temperature is fitted on that split, and it declares the mean of its members' training
+    priors (so its export carries one, for label rules and ``--prior balanced``). Returns validation accuracy and NLL of every member
     and of the ensemble.
     """
     cks = [load_checkpoint(p) for p in checkpoints]
@@ -36,8 +38,10 @@ def make_ensemble(checkpoints: list[str | Path], val_set: FaceSet, out_path: str
                              "calibrated on images none of its members trained on")
     members = [Checkpoint(ck.config, ck.classes, ema=ck.ema, temperature=ck.temperature, val_acc=ck.val_acc)
                for ck in cks]
+    priors = [c.class_prior for c in cks]  # the members' training priors: their mean is the ensemble's
     ck = Checkpoint({**first, "arch": "ensemble", "tta": "none", "tta_flip": False, "name": Path(out_path).parent.name},
-                    cks[0].classes, kind="ensemble", members=members)
+                    cks[0].classes, kind="ensemble", members=members,
+                    class_prior=np.mean(priors, 0).tolist() if all(p is not None for p in priors) else None)
     net = ck.build_model()
     report = {"members": []}
     labels = torch.from_numpy(val_set.labels)
