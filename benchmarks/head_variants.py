@@ -239,7 +239,8 @@ def photo_people(name: str) -> np.ndarray:
     return np.array(photos.persons)[det.found]
 
 
-def disgust_layers(base: str, folds: int = 3, boosts: tuple[float, ...] = (0.0, 1.0, 4.0, 16.0, 64.0, 256.0)) -> list[dict]:
+def disgust_layers(base: str, folds: int = 3,
+                   boosts: tuple[float, ...] = (0.0, 1.0, 4.0, 16.0, 64.0, 256.0)) -> list[dict]:
     """Can the layer learn muxspace's disgust (one annotator's film-still picks) across people? The photo-layer
     recipe (match_prior, photo weight 0.25) with the train people's disgust photos weighted ``boost`` times their
     match_prior weight (0: left out, as shipped), scored person-disjointly: out-of-fold over the train people

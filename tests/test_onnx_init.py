@@ -53,7 +53,8 @@ def test_a_trained_network_comes_back_from_its_export_and_trains_on(tmp_path):
     train(stage2, tmp_path / "s2", data)
     after = torch.load(tmp_path / "s2" / "best.pt", weights_only=False)
     last = torch.load(tmp_path / "s2" / "last.pt", weights_only=False)
-    assert after["pretrained"]["init_onnx"] == str(tmp_path / "m.onnx") and len(after["pretrained"]["init_sha256"]) == 64
+    source = after["pretrained"]
+    assert source["init_onnx"] == str(tmp_path / "m.onnx") and len(source["init_sha256"]) == 64
     for key, value in last["model"].items():
         if key.endswith("running_mean"):  # frozen: still the pass-through statistics the import set
             assert not value.abs().any(), key

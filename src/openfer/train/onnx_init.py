@@ -100,7 +100,8 @@ def onnx_state(model: nn.Module, path: str | Path, member: str = "") -> dict[str
         if node.op_type == "Gemm" and not any(a.name == "transB" and a.i for a in node.attribute):
             weight = weight.T
         if tuple(weight.shape) != tuple(layer.weight.shape):
-            raise UsageError(f"{path}: layer {name} is {tuple(weight.shape)}, the network's {tuple(layer.weight.shape)}")
+            raise UsageError(f"{path}: layer {name} is {tuple(weight.shape)}, "
+                             f"the network's {tuple(layer.weight.shape)}")
         state[f"{name}.weight"] = torch.from_numpy(np.array(weight, np.float32))
         filled.add(name)
         bias_t = torch.from_numpy(np.zeros(weight.shape[0], np.float32) if bias is None else bias.astype(np.float32))
