@@ -46,7 +46,7 @@ def photo_features(clf, folder: Path, exclude: list[str], detections: str | None
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--base", default="default-v1", help="registered model (or .onnx) whose networks give the features")
+    ap.add_argument("--base", default="default-v1", help="registered model or .onnx whose networks give the features")
     ap.add_argument("--out", type=Path, required=True, help="head-only ONNX to write")
     ap.add_argument("--full", type=Path, help="also write base + head as one classifier file")
     ap.add_argument("--data", default=None, help="fer2013_dev.npz (default: ../shared/data or $OPENFER_DATA)")

@@ -23,8 +23,8 @@ def make_ensemble(checkpoints: list[str | Path], val_set: FaceSet, out_path: str
     """Combine ``best.pt`` files of runs that share one validation split into ``out_path``.
 
     The ensemble's own temperature is fitted on that split, and it declares the mean of its members' training
-    priors (so its export carries one, for label rules and ``--prior balanced``). Returns validation accuracy and NLL of every member
-    and of the ensemble.
+    priors (so its export carries one, for label rules and ``--prior balanced``). Returns validation accuracy and
+    NLL of every member and of the ensemble.
     """
     cks = [load_checkpoint(p) for p in checkpoints]
     first = cks[0].config

@@ -528,26 +528,25 @@ def init_from_checkpoint(model: torch.nn.Module, path: str, classes: tuple[str, 
 
 def init_from_onnx(model: torch.nn.Module, cfg: TrainConfig, classes: tuple[str, ...] = ()) -> dict:
     """Load network ``cfg.init_member`` of ``cfg.init_checkpoint`` (an exported ``.onnx`` or a registered model's
-    name) into ``model`` and return its source record. As for a checkpoint, the prior offset of the balanced
-    objective the export carries (its ``class_prior``, at this run's ``balance_tau``) is taken out and the last
-    layer's rows are taken by class name."""
-    import hashlib
-
+    name) into ``model`` and return its source record. As for a checkpoint, the last layer's rows are taken by
+    class name, and the prior offset of a balanced objective is taken out (at this run's ``balance_tau``) where a
+    single-network export declares its ``class_prior``; a merged file's prior is not its members', so a network
+    taken from one keeps its logits as they are."""
     import onnx
 
     from openfer.train.onnx_init import onnx_state
-    from openfer.zoo.registry import resolve_model
+    from openfer.zoo.registry import resolve_model, sha256_file
 
     spec, path = resolve_model(cfg.init_checkpoint)
     meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
     state = onnx_state(model, path, cfg.init_member)
-    if meta.get("class_prior"):
+    if meta.get("class_prior") and not cfg.init_member:
         state = with_offset(model, state, -prior_offset(cfg, np.asarray(json.loads(meta["class_prior"]))))
     if classes and tuple(spec.classes) != tuple(classes):
         state = remap_head(model, state, tuple(spec.classes), tuple(classes))
     model.load_state_dict(state)
     source = {"init_onnx": str(cfg.init_checkpoint), "init_member": cfg.init_member,
-              "init_sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
+              "init_sha256": sha256_file(path)}
     if meta.get("pretrained"):
         source["pretrained"] = json.loads(meta["pretrained"])
     return source
