@@ -33,7 +33,7 @@ def travelling_bytes(out: Path) -> int:
     return sum(f.stat().st_size for f in files if f.is_file())
 
 
-def pack(data: Path, out: Path, quality: int = 92, faceres: Path | None = None) -> dict:
+def pack(data: Path, out: Path, quality: int = 75, faceres: Path | None = None) -> dict:
     """Write ``out/fer_train.npz`` (and ``out/faceres/``); returns sizes and the round-trip error."""
     src = np.load(data)
     keep = np.flatnonzero(src["usage"] == "Training")
