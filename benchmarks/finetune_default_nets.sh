@@ -38,3 +38,19 @@ for variant in ":runs/default_mux_nets" "_la:runs/default_mux_nets_la"; do
   python scripts/fit_decision.py "$D/int8.onnx" "$D/full.onnx" "$D/full_fer.onnx" "$D/large.onnx" \
     --detections "$DET" --json "$D/fd.json"
 done
+# The plain merged candidate with `large`'s declared prior in its label rule (only train_prior replaced)
+python - <<'PY'
+import json
+
+import onnx
+
+from openfer.zoo.registry import get_spec
+
+model = onnx.load("runs/default_mux_nets/large.onnx")
+for prop in model.metadata_props:
+    if prop.key == "train_prior":
+        prop.value = json.dumps(list(get_spec("large").train_prior))
+onnx.save(model, "runs/default_mux_nets/large_lprior.onnx")
+PY
+python scripts/fit_decision.py runs/default_mux_nets/large_lprior.onnx --detections "$DET" \
+  --json runs/default_mux_nets/fd_lprior.json
