@@ -195,6 +195,16 @@ def probes(keys: list[str]) -> list[dict]:
     return rows
 
 
+def weighted_layer(x: np.ndarray, labels: np.ndarray, weights: np.ndarray):
+    """The shipped layer's recipe (majority labels, L2 1e-3) on standardised ``x`` with per-row ``weights``:
+    returns features -> probabilities, and the weighted class shares (the layer's training prior)."""
+    mu, sd = x.mean(0), x.std(0) + 1e-6
+    targets = np.eye(len(CANONICAL8))[labels] * weights[:, None] * len(weights) / weights.sum()
+    w, b = fit_layer((x - mu) / sd, targets, 1e-3)
+    prior = np.bincount(labels, weights=weights, minlength=len(CANONICAL8)) / weights.sum()
+    return (lambda f: np.exp(log_softmax((f - mu) / sd @ w.T + b))), prior
+
+
 def photo_layers(base: str) -> list[dict]:
     """The shipped layer's recipe (majority labels, L2 1e-3) refitted on FER+ Training plus muxspace's train people
     (detected faces; disgust left out), the photos weighted 0, 1 each, or to FER+'s class shares
@@ -206,7 +216,6 @@ def photo_layers(base: str) -> list[dict]:
     keep = (mux["split"] == "train") & (names != "disgust")
     my = np.array([CANONICAL8.index(n) for n in names[keep]])
     x = np.concatenate([fer["features"][tr], mux["features"][keep]])
-    mu, sd = x.mean(0), x.std(0) + 1e-6
     fer_shares = np.bincount(y[tr], minlength=len(CANONICAL8)) / len(tr)
     rows = []
     for mode in ("none", "uniform", "match_prior"):
@@ -216,13 +225,9 @@ def photo_layers(base: str) -> list[dict]:
             photo_w = np.ones(len(my))
         else:
             photo_w = photo_draws(my, fer_shares, "match_prior") * len(my)
-        w_all = np.concatenate([np.ones(len(tr)), photo_w])
-        labels = np.concatenate([y[tr], my])
-        w, b = fit_layer((x - mu) / sd, np.eye(len(CANONICAL8))[labels] * w_all[:, None] * len(w_all) / w_all.sum(),
-                         1e-3)
-        prior = np.bincount(labels, weights=w_all, minlength=len(CANONICAL8)) / w_all.sum()
+        layer, prior = weighted_layer(x, np.concatenate([y[tr], my]), np.concatenate([np.ones(len(tr)), photo_w]))
         feats = {k: sets[k]["features"][va] if k == "fer" else sets[k]["features"] for k in sets}
-        probs = {k: np.exp(log_softmax((f - mu) / sd @ w.T + b)) for k, f in feats.items()}
+        probs = {k: layer(f) for k, f in feats.items()}
         rows.append({"experiment": "photos", "photos": mode, "n_photos": int(len(my)),
                      "scores": scores(probs["fer"], probs["muxspace"], probs["london"], sets, prior)})
         print(json.dumps(rows[-1]), flush=True)
@@ -263,17 +268,13 @@ def disgust_layers(base: str, folds: int = 3,
         oof = np.zeros((len(train), len(CANONICAL8)))
         splits = list(GroupKFold(folds).split(train, groups=people)) + [(np.arange(len(train)), None)]
         for fit_rows, held in splits:
-            x = np.concatenate([fer["features"][tr], mux["features"][train[fit_rows]]])
-            labels = np.concatenate([y[tr], my[fit_rows]])
-            w_all = np.concatenate([np.ones(len(tr)), photo_w[fit_rows]])
-            mu, sd = x.mean(0), x.std(0) + 1e-6
-            w, b = fit_layer((x - mu) / sd, np.eye(len(CANONICAL8))[labels] * w_all[:, None] * len(w_all) / w_all.sum(),
-                             1e-3)
-            prior = np.bincount(labels, weights=w_all, minlength=len(CANONICAL8)) / w_all.sum()
+            layer, prior = weighted_layer(np.concatenate([fer["features"][tr], mux["features"][train[fit_rows]]]),
+                                          np.concatenate([y[tr], my[fit_rows]]),
+                                          np.concatenate([np.ones(len(tr)), photo_w[fit_rows]]))
             if held is not None:
-                oof[held] = np.exp(log_softmax((mux["features"][train[held]] - mu) / sd @ w.T + b))
+                oof[held] = layer(mux["features"][train[held]])
         feats = {k: sets[k]["features"][va] if k == "fer" else sets[k]["features"] for k in sets}
-        probs = {k: np.exp(log_softmax((f - mu) / sd @ w.T + b)) for k, f in feats.items()}
+        probs = {k: layer(f) for k, f in feats.items()}
         row = {"experiment": "disgust", "disgust_boost": boost, "folds": folds,
                "scores": scores(probs["fer"], probs["muxspace"], probs["london"], sets, prior)}
         for tau, sc in zip(TAUS, row["scores"]):

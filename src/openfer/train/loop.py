@@ -25,7 +25,7 @@ from openfer.nn.archs import build, count_params
 from openfer.nn.checkpoint import Checkpoint, load_checkpoint, member_tta
 from openfer.nn.tta import TTA_MODES, tta_logits
 from openfer.train.augment import AugmentConfig, augment
-from openfer.train.combine import fit_temperature
+from openfer.train.combine import fit_temperature, metadata
 from openfer.train.onnx_init import freeze_batchnorm
 from openfer.train.sam import sam_step
 from openfer.datasets import FaceSet, load_dataset, photo_draws, split_rows
@@ -195,7 +195,6 @@ class Teacher:
         """(network, classes, input size, temperature) of a checkpoint or an ONNX classifier."""
         if str(path).endswith(".onnx"):
             from openfer.nn.onnx_torch import onnx_to_torch
-            from openfer.train.combine import metadata
 
             meta = metadata(path)
             if "classes" not in meta or "input_size" not in meta:
@@ -347,15 +346,17 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
     x_all = to_input(train_set.pixels, cfg.input_size)
     last = out / "last.pt"
     resume = load_checkpoint(last, map_location=device) if last.exists() else None
+    from_onnx = bool(cfg.init_checkpoint) and not cfg.init_checkpoint.endswith(".pt")  # batch norms folded away
     if resume:  # its weights replace any initialisation: only the record of where they came from is needed
         source = resume.source if resume.source is not None else {}
+    elif from_onnx:
+        source = init_from_onnx(model, cfg, classes)
     elif cfg.init_checkpoint:
-        source = (init_from_checkpoint(model, cfg.init_checkpoint, classes) if cfg.init_checkpoint.endswith(".pt")
-                  else init_from_onnx(model, cfg, classes))
+        source = init_from_checkpoint(model, cfg.init_checkpoint, classes)
     else:
         source = init_pretrained(model, cfg, x_all)
     model = model.to(device).to(memory_format=torch.channels_last)
-    frozen_bn = cfg.freeze_bn or (bool(cfg.init_checkpoint) and not cfg.init_checkpoint.endswith(".pt"))
+    frozen_bn = cfg.freeze_bn or from_onnx
     if device.type == "cuda":  # the faces live on the GPU and are augmented there: the CPU would starve it
         x_all = x_all.to(device)
     teacher = Teacher(cfg.teachers, classes, device) if cfg.kd_weight > 0 else None
@@ -532,13 +533,11 @@ def init_from_onnx(model: torch.nn.Module, cfg: TrainConfig, classes: tuple[str,
     class name, and the prior offset of a balanced objective is taken out (at this run's ``balance_tau``) where a
     single-network export declares its ``class_prior``; a merged file's prior is not its members', so a network
     taken from one keeps its logits as they are."""
-    import onnx
-
     from openfer.train.onnx_init import onnx_state
     from openfer.zoo.registry import resolve_model, sha256_file
 
     spec, path = resolve_model(cfg.init_checkpoint)
-    meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    meta = metadata(path)
     state = onnx_state(model, path, cfg.init_member)
     if meta.get("class_prior") and not cfg.init_member:
         state = with_offset(model, state, -prior_offset(cfg, np.asarray(json.loads(meta["class_prior"]))))

@@ -81,14 +81,14 @@ def onnx_state(model: nn.Module, path: str | Path, member: str = "") -> dict[str
     modules = dict(model.named_modules())
     prefix = f"{member}." if member else ""
     filled: set[str] = set()
-    members: set[str] = set()
+    scopes: set[str] = set()
     for node in graph.node:
         if node.op_type not in ("Conv", "Gemm"):
             continue
         full = module_path(node.name)
         if full is None:
             continue
-        members.update(full[: -len(n)].rstrip(".") for n in modules if n and (full == n or full.endswith("." + n)))
+        scopes.add(full)
         if not full.startswith(prefix):
             continue
         name = full[len(prefix):]
@@ -115,7 +115,8 @@ def onnx_state(model: nn.Module, path: str | Path, member: str = "") -> dict[str
         elif getattr(layer, "bias", None) is not None:
             state[f"{name}.bias"] = bias_t
     wanted = {n for n, m in modules.items() if isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm2d))}
-    if missing := sorted(wanted - filled):
+    if missing := sorted(wanted - filled):  # name the networks the file holds: a layer's scope minus its own path
+        members = {f[: -len(n)].rstrip(".") for f in scopes for n in modules if n and (f == n or f.endswith("." + n))}
         raise UsageError(f"{path}{f' member {member}' if member else ''} does not fill {len(missing)} layers of a "
                          f"{type(model).__name__} (first: {missing[0]}); networks in the file: {sorted(members)}")
     return state
