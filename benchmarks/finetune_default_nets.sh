@@ -3,8 +3,10 @@
 # default-v1's first three networks (default-int8-v1's, before quantisation) start from the shipped ONNX file
 # (openfer.train.onnx_init), train two gentle epochs on FER+ Training plus muxspace's train people drawn to FER+'s
 # class shares (plainly, and with the logit-adjusted objective: configs/from_onnx/*_la.toml), and are merged,
-# quantised and given a last layer as `default` was, or merged 3 : 1 with `large`'s faceres MobileNet (cut out of
-# large.onnx). About 40 min of training and 30 min for the rest on the 2-core CPU.
+# quantised and given a last layer as `default` was, or merged 3 : 1 with `large-v2`'s faceres MobileNet (cut out of
+# its file). About 40 min of training and 30 min for the rest on the 2-core CPU. The plain networks' merge, read
+# with large-v2's declared prior (runs/default_mux_nets/large_lprior.onnx), is the shipped `large` since 2026-12-07
+# (evening); re-run on 2026-12-07 it gave the same file (SHA-256 89b5a2a9...).
 # Results: benchmarks/results/finetune_default_nets.json, docs/models.md.
 set -euo pipefail
 DATA=${DATA:-../shared/data/fer2013_dev.npz}
@@ -24,7 +26,7 @@ nets() {
   openfer quantize "$2/float.onnx" "$2/int8.onnx" --method minmax --data "$DATA"
 }
 
-python scripts/extract_member.py src/openfer/models/large.onnx m1_ runs/faceres_member.onnx \
+python scripts/extract_member.py large-v2 m1_ runs/faceres_member.onnx \
   --arch faceres_mobilenet --network-size 96 --prior-besides default-int8-v1
 for variant in ":runs/default_mux_nets" "_la:runs/default_mux_nets_la"; do
   D=${variant#*:}
@@ -38,7 +40,7 @@ for variant in ":runs/default_mux_nets" "_la:runs/default_mux_nets_la"; do
   python scripts/fit_decision.py "$D/int8.onnx" "$D/full.onnx" "$D/full_fer.onnx" "$D/large.onnx" \
     --detections "$DET" --json "$D/fd.json"
 done
-# The plain merged candidate with `large`'s declared prior in its label rule (only train_prior replaced)
+# The plain merged candidate with large-v2's declared prior in its label rule (only train_prior replaced): `large`
 python - <<'PY'
 import json
 
@@ -49,7 +51,7 @@ from openfer.zoo.registry import get_spec
 model = onnx.load("runs/default_mux_nets/large.onnx")
 for prop in model.metadata_props:
     if prop.key == "train_prior":
-        prop.value = json.dumps(list(get_spec("large").train_prior))
+        prop.value = json.dumps(list(get_spec("large-v2").train_prior))
 onnx.save(model, "runs/default_mux_nets/large_lprior.onnx")
 PY
 python scripts/fit_decision.py runs/default_mux_nets/large_lprior.onnx --detections "$DET" \

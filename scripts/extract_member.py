@@ -1,17 +1,18 @@
-"""Cut one merged file out of an `openfer ensemble` ONNX file, as a classifier of its own (issue 14).
+"""Cut one member out of an `openfer ensemble` ONNX file, as a classifier of its own (issue 14).
 
-`large` merges `default-int8-v1`'s networks (tag ``m0_``) with one faceres MobileNet (``m1_``), whose own file is
+`large-v2` merges `default-int8-v1`'s networks (tag ``m0_``) with one faceres MobileNet (``m1_``), whose own file is
 not kept. This writes that member with its calibrated probabilities (temperature and mirror averaging are inside
-its part of the graph) and openfer's metadata, so `openfer ensemble` can merge it with other networks:
+its part of the graph; `openfer.classify.merge.member_graph`) and openfer's metadata, so `openfer ensemble` can
+merge it with other networks:
 
-    python scripts/extract_member.py src/openfer/models/large.onnx m1_ runs/faceres_member.onnx \\
+    python scripts/extract_member.py large-v2 m1_ runs/faceres_member.onnx \\
         --arch faceres_mobilenet --network-size 96 --prior-besides default-int8-v1
 
-The member's training prior comes back from the merged file's: `openfer ensemble` declares the mean of its
-members' priors weighted by their network counts, so with the other member's prior known (``--prior-besides``,
-a registered model) the rest is this member's. `openfer ensemble src/openfer/models/default_int8.onnx OUT
---half-weights` on the result rebuilds `large.onnx`'s answers exactly.
-"""
+The source is a merged .onnx file or a registered model's name. The member's training prior comes back from the
+merged file's: `openfer ensemble` declares the mean of its members' priors weighted by their network counts, so
+with the other member's prior known (``--prior-besides``, a registered model) the rest is this member's.
+`openfer ensemble src/openfer/models/default_int8.onnx OUT --half-weights` on the result rebuilds `large-v2`'s
+answers exactly."""
 
 from __future__ import annotations
 
@@ -21,9 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx.utils import Extractor
 
+from openfer.classify.features import write_metadata
+from openfer.classify.merge import member_graph
 from openfer.train.combine import metadata
+from openfer.zoo.registry import resolve_model
 
 
 def member_prior(meta: dict[str, str], other: str) -> list[float]:
@@ -40,14 +43,12 @@ def member_prior(meta: dict[str, str], other: str) -> list[float]:
 
 
 def metadata_of(name: str) -> dict[str, str]:
-    from openfer.zoo.registry import resolve_model
-
     return metadata(resolve_model(name)[1])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("src", type=Path)
+    ap.add_argument("src", help="a merged .onnx file or a registered model's name")
     ap.add_argument("tag", help="the member's tag in the merged graph, e.g. m1_")
     ap.add_argument("out", type=Path)
     ap.add_argument("--arch", required=True)
@@ -56,27 +57,18 @@ def main() -> None:
     ap.add_argument("--prior-besides", default="", help="registered model that is the merged file's other member")
     args = ap.parse_args()
 
-    proto = onnx.load(str(args.src))
-    meta = metadata(args.src)
-    probs = f"{args.tag}probabilities"
-    proto.graph.value_info.append(onnx.helper.make_tensor_value_info(probs, onnx.TensorProto.FLOAT, ["N", None]))
-    part = Extractor(proto).extract_model(["faces"], [probs])
-    part.graph.node.append(onnx.helper.make_node("Identity", [probs], ["probabilities"]))
-    part.graph.output.pop()
-    part.graph.output.append(onnx.helper.make_tensor_value_info("probabilities", onnx.TensorProto.FLOAT,
-                                                                ["N", len(json.loads(meta["classes"]))]))
+    src = resolve_model(args.src)[1]
+    meta = metadata(src)
+    part = member_graph(onnx.load(str(src)), args.tag)
     keep = {k: meta[k] for k in ("classes", "input_size", "channels", "protocol", "split_seed", "val_fraction",
                                  "pretrained") if k in meta}
     keep.update({"arch": args.arch, "tta": args.tta, "producer": "openfer",
-                 "extracted_from": json.dumps({"file": args.src.name, "tag": args.tag})})
+                 "extracted_from": json.dumps({"file": Path(args.src).name, "tag": args.tag})})
     if args.network_size:
         keep["network_input_size"] = str(args.network_size)
     if args.prior_besides:
         keep["class_prior"] = json.dumps(member_prior(meta, args.prior_besides))
-    del part.metadata_props[:]
-    for k, v in keep.items():
-        entry = part.metadata_props.add()
-        entry.key, entry.value = k, v
+    part = write_metadata(part, keep)
     onnx.checker.check_model(part)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(part, str(args.out))

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from openfer.classify import OnnxClassifier
+from openfer.classify.features import metadata_of
 from openfer.cli import app
 from openfer.datasets import FaceSet, stratified_split
 from openfer.labels import CANONICAL8
@@ -165,24 +166,65 @@ def test_merged_file_declares_the_members_weighted_prior(tmp_path, faces_and_lab
                                get_spec("default-int8-v1").train_prior, atol=1e-6)
 
 
-def test_a_member_cut_out_of_large_merges_back_into_large(tmp_path):
-    """scripts/extract_member.py: `large`'s faceres MobileNet (tag m1_) as a classifier of its own, with the prior
+def test_a_member_cut_out_of_a_merged_file_and_a_recipe_that_rebuilds_it(tmp_path):
+    """openfer.classify.merge: the member m1_ of a merged file answers as the file it came from did, and a recipe
+    naming the members (one of them cut out of a merged file) rebuilds the merged file's answers and metadata."""
+    from openfer.classify.merge import compose_merged, half_weights, member_graph, merge_graph
+
+    base, fast = (onnx.load(str(model_path(get_spec(n)))) for n in ("default-int8-v1", "fast-v1"))
+    merged = half_weights(merge_graph([base, fast], [3.0, 1.0], 1.1, [(0.5,) * 8, (0.25,) * 8], {"note": "x"}))
+    assert json.loads(metadata_of(merged)["train_prior"]) == pytest.approx([0.125] * 8, abs=1e-6)
+    onnx.save(merged, str(tmp_path / "merged.onnx"))
+    faces = np.random.default_rng(0).uniform(0, 255, (6, 48, 48))
+    onnx.save(member_graph(merged, "m1_"), str(tmp_path / "member.onnx"))
+    np.testing.assert_allclose(run(tmp_path / "member.onnx", faces), run(model_path(get_spec("fast-v1")), faces),
+                               atol=2e-3)  # fast-v1's weights stored as float16 in the merged file
+    with pytest.raises(ValueError, match="m0_, m1_"):
+        member_graph(merged, "m2_")
+    files = {"default-int8-v1": base, "merged": merged}
+    recipe = {"members": [{"model": "default-int8-v1"}, {"model": "merged", "tag": "m1_"}], "weights": [3, 1],
+              "temperature": 1.1, "half_weights": True, "metadata": metadata_of(merged)}
+    again = compose_merged(recipe, files.__getitem__)
+    onnx.save(again, str(tmp_path / "again.onnx"))
+    np.testing.assert_allclose(run(tmp_path / "again.onnx", faces), run(tmp_path / "merged.onnx", faces), atol=1e-6)
+    assert metadata_of(again) == metadata_of(merged)
+
+
+def test_a_recipe_refuses_a_member_replaced_under_its_name(monkeypatch):
+    """large-v2 is merged from large's MobileNet: a `large` with another file must not silently change it."""
+    import dataclasses
+
+    import openfer.zoo.registry as reg
+
+    spec = next(s for s in reg.MODELS.values() if s.file.endswith(".json"))
+    recipe = json.loads(reg.shipped_file(spec).read_text())
+    name = recipe["members"][-1]["model"]
+    replaced = dataclasses.replace(reg.get_spec(name), sha256="0" * 64)
+    real = reg.get_spec
+    monkeypatch.setattr(reg, "get_spec", lambda n: replaced if n == name else real(n))
+    with pytest.raises(ValueError, match=f"merged from {name}"):
+        reg.model_path(spec)
+
+
+def test_a_member_cut_out_of_large_v2_merges_back_into_it(tmp_path):
+    """scripts/extract_member.py: large-v2's faceres MobileNet (tag m1_) as a classifier of its own, with the prior
     left over from the merged file's; merged again with default-int8-v1's file (weights 3 : 1, float16 as
-    `large` stores them) it gives `large`'s answers and declared prior."""
+    large-v2 stores them) it gives large-v2's answers and declared prior."""
     import importlib.util
     import sys
     from pathlib import Path
 
-    from openfer.train.combine import half_weights, merge_graph
+    from openfer.classify.merge import half_weights, merge_graph
+    from openfer.zoo.registry import declared_prior, file_prior
 
     spec = importlib.util.spec_from_file_location("extract_member",
                                                   Path(__file__).parents[1] / "scripts" / "extract_member.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    large, base = model_path(get_spec("large")), model_path(get_spec("default-int8-v1"))
+    large, base = model_path(get_spec("large-v2")), model_path(get_spec("default-int8-v1"))
     out = tmp_path / "member.onnx"
     argv = sys.argv
-    sys.argv = ["extract_member.py", str(large), "m1_", str(out), "--arch", "faceres_mobilenet",
+    sys.argv = ["extract_member.py", "large-v2", "m1_", str(out), "--arch", "faceres_mobilenet",
                 "--network-size", "96", "--prior-besides", "default-int8-v1"]
     try:
         script.main()
@@ -190,9 +232,11 @@ def test_a_member_cut_out_of_large_merges_back_into_large(tmp_path):
         sys.argv = argv
     meta = metadata(out)
     assert meta["arch"] == "faceres_mobilenet" and "faceres" in meta["pretrained"]
-    merged = merge_graph([base, out], [metadata(base), meta], [3.0, 1.0], float(metadata(large)["temperature"]), {})
+    merged = merge_graph([onnx.load(str(base)), onnx.load(str(out))], [3.0, 1.0],
+                         float(metadata(large)["temperature"]),
+                         [file_prior(base, metadata(base)), declared_prior(meta)])
     onnx.save(half_weights(merged), str(tmp_path / "again.onnx"))
     faces = np.random.default_rng(0).uniform(0, 255, (6, 48, 48))
     np.testing.assert_allclose(run(tmp_path / "again.onnx", faces), run(large, faces), atol=1e-5)
     np.testing.assert_allclose(json.loads(metadata(tmp_path / "again.onnx")["train_prior"]),
-                               get_spec("large").train_prior, atol=1e-5)
+                               get_spec("large-v2").train_prior, atol=1e-5)

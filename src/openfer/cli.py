@@ -669,7 +669,7 @@ def models(
         table.add_row(*row)
     Console().print(table)
     if not speed:
-        Console().print("ms/face: batch 1, 2 threads, on our 2-core Xeon (2026-12-06); 'openfer models --speed' "
+        Console().print("ms/face: batch 1, 2 threads, on our 2-core Xeon (2026-12-07); 'openfer models --speed' "
                         "measures it here.")
     _print_model_files()
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from openfer.classify.merge import half_weights, merge_graph, networks
 from openfer.errors import UnreadableInputError, UsageError
 from openfer.zoo.registry import file_prior
 
@@ -110,94 +111,9 @@ def check_members(paths: list[Path], metas: list[dict[str, str]]) -> list[str]:
     return warnings
 
 
-def networks(meta: dict[str, str]) -> list[str]:
-    """The networks (``arch:tta``) an exported classifier averages, from its metadata: an ensemble's members, else
-    the model itself. Their count is the model's weight in a merge."""
-    if meta.get("arch", "").startswith("ensemble") and "members" in meta:  # also ensemble+head
-        return json.loads(meta["members"])
-    return [f"{meta.get('arch', '?')}:{meta.get('tta', 'flip' if meta.get('tta_flip') == 'True' else 'none')}"]
-
-
 def network_count(path: str | Path) -> int:
     """How many networks the exported classifier at ``path`` averages (``networks``)."""
     return len(networks(metadata(path)))
-
-
-def merge_graph(paths: list[Path], metas: list[dict[str, str]], weights: list[float], temperature: float,
-                extra_meta: dict[str, str]) -> "onnx.ModelProto":  # noqa: F821
-    """One ONNX model: input ``faces`` fed to every member, output ``probabilities`` = softmax(weighted mean of the
-    members' log p / T). When every member has a training prior (``file_prior``), the file declares their weighted
-    mean."""
-    import onnx
-    from onnx import compose, helper, numpy_helper
-
-    models = [onnx.load(str(p)) for p in paths]
-    nodes, inits, opsets = [], [], {}
-    outs = []
-    for i, m in enumerate(models):
-        m = compose.add_prefix(m, f"m{i}_")
-        nodes.append(helper.make_node("Identity", ["faces"], [f"m{i}_faces"], name=f"m{i}_in"))
-        nodes.extend(m.graph.node)
-        inits.extend(m.graph.initializer)
-        for o in m.opset_import:
-            opsets[o.domain] = max(opsets.get(o.domain, 0), o.version)
-        eps, w, logp = f"m{i}_eps", f"m{i}_weight", f"m{i}_wlogp"
-        inits += [numpy_helper.from_array(np.array(1e-12, np.float32), eps),
-                  numpy_helper.from_array(np.array(weights[i], np.float32), w)]
-        nodes += [helper.make_node("Max", [f"m{i}_probabilities", eps], [f"m{i}_pclip"]),
-                  helper.make_node("Log", [f"m{i}_pclip"], [f"m{i}_logp"]),
-                  helper.make_node("Mul", [f"m{i}_logp", w], [logp])]
-        outs.append(logp)
-    inits.append(numpy_helper.from_array(np.array(1.0 / (sum(weights) * temperature), np.float32), "ens_scale"))
-    nodes += [helper.make_node("Sum", outs, ["ens_sum"]),
-              helper.make_node("Mul", ["ens_sum", "ens_scale"], ["ens_logits"]),
-              helper.make_node("Softmax", ["ens_logits"], ["probabilities"], axis=1)]
-    graph = helper.make_graph(nodes, "openfer_ensemble", [models[0].graph.input[0]], [models[0].graph.output[0]],
-                              inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()],
-                              producer_name="openfer")
-    model.ir_version = max(m.ir_version for m in models)
-    meta = {k: v for k, v in metas[0].items() if k in ("classes", "input_size", "channels")}
-    members = [n for m in metas for n in networks(m)]  # flattened: a merged file merges again with the right weight
-    meta.update({"arch": "ensemble", "tta": "none", "producer": "openfer", "temperature": str(temperature),
-                 "members": json.dumps(members), **extra_meta})
-    priors = [file_prior(p, m) for p, m in zip(paths, metas)]
-    if all(len(q) == len(json.loads(meta["classes"])) for q in priors):  # so --prior balanced and label rules work
-        mean = np.average(np.array(priors), axis=0, weights=weights)
-        meta["train_prior"] = json.dumps([round(float(v), 6) for v in mean / mean.sum()])
-    sources = [json.loads(m["pretrained"]) for m in metas if m.get("pretrained")]
-    if sources:  # where pretrained members' weights came from (e.g. faceres's files and their SHA-256)
-        meta["pretrained"] = json.dumps([x for s in sources for x in (s if isinstance(s, list) else [s])])
-    for k, v in meta.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = k, v
-    onnx.checker.check_model(model)
-    return model
-
-
-def half_weights(model: "onnx.ModelProto", min_size: int = 1024) -> "onnx.ModelProto":  # noqa: F821
-    """Store float32 weight tensors of at least ``min_size`` values as float16, each followed by a Cast back to
-    float32: half the file, the same float32 arithmetic (ONNX Runtime folds the casts when the session loads).
-
-    The rounding (about 3 significant digits) changes the probabilities by ~1e-3; check accuracy on validation.
-    """
-    from onnx import TensorProto, helper, numpy_helper
-
-    casts, kept = [], []
-    for init in model.graph.initializer:
-        if init.data_type == TensorProto.FLOAT and np.prod(init.dims) >= min_size:
-            half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), f"{init.name}_fp16")
-            kept.append(half)
-            casts.append(helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT,
-                                          name=f"{init.name}_cast"))
-        else:
-            kept.append(init)
-    del model.graph.initializer[:]
-    model.graph.initializer.extend(kept)
-    nodes = casts + list(model.graph.node)
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-    return model
 
 
 def combine_onnx(paths: list[str | Path], val_set, out_path: str | Path, split: dict | None = None,
@@ -235,7 +151,8 @@ def combine_onnx(paths: list[str | Path], val_set, out_path: str | Path, split: 
     mean = total / sum(weights)
     t = fit_temperature(mean, labels)
     extra = {k: str(v) for k, v in (split or {}).items() if v != ""}
-    model = merge_graph(paths, metas, weights, t, extra)
+    model = merge_graph([onnx.load(str(p)) for p in paths], weights, t,
+                        [file_prior(p, m) for p, m in zip(paths, metas)], extra)
     if half:
         model = half_weights(model)
         entry = model.metadata_props.add()

@@ -43,7 +43,7 @@ def export_onnx(ckpt_path: str | Path, out_path: str | Path, opset: int = 17, in
     ``input_size`` (default: the training size) lets the file take faces of another size and resize them to the
     network's inside the graph: e.g. 48 px crops, upsampled to 96 px exactly as training upsampled FER2013's
     48 px faces, so photos reach the network with the sharpness it learnt on. ``half`` stores the weights as
-    float16 (``openfer.train.combine.half_weights``); the parity check is made before, on float32 weights.
+    float16 (``openfer.classify.merge.half_weights``); the parity check is made before, on float32 weights.
     """
     import onnx
     import onnxruntime as ort
@@ -91,7 +91,7 @@ def export_onnx(ckpt_path: str | Path, out_path: str | Path, opset: int = 17, in
         p_torch = model(torch.from_numpy(x)).numpy()
     report = {"max_abs_diff": float(np.abs(p_onnx - p_torch).max()), "n": len(x)}
     if half:  # float16 storage, float32 arithmetic: half the file; how far its answers move is reported
-        from openfer.train.combine import half_weights
+        from openfer.classify.merge import half_weights
 
         onnx.save(half_weights(onnx.load(str(out_path))), str(out_path))
         p_half = ort.InferenceSession(str(out_path), providers=["CPUExecutionProvider"]).run(None, {"faces": x})[0]
