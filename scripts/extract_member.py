@@ -24,7 +24,7 @@ import numpy as np
 import onnx
 
 from openfer.classify.features import write_metadata
-from openfer.classify.merge import member_graph
+from openfer.classify.merge import drop_mirror, float_weights, member_graph
 from openfer.train.combine import metadata
 from openfer.zoo.registry import resolve_model
 
@@ -54,12 +54,15 @@ def main() -> None:
     ap.add_argument("--arch", required=True)
     ap.add_argument("--network-size", type=int, default=0, help="the network's input size when it differs")
     ap.add_argument("--tta", default="flip")
+    ap.add_argument("--no-mirror", action="store_true", help="drop the member's mirror pass (tta none)")
     ap.add_argument("--prior-besides", default="", help="registered model that is the merged file's other member")
     args = ap.parse_args()
 
     src = resolve_model(args.src)[1]
     meta = metadata(src)
-    part = member_graph(onnx.load(str(src)), args.tag)
+    part = float_weights(member_graph(onnx.load(str(src)), args.tag))  # float32, ready for openfer quantize
+    if args.no_mirror:
+        part, args.tta = drop_mirror(part), "none"
     keep = {k: meta[k] for k in ("classes", "input_size", "channels", "protocol", "split_seed", "val_fraction",
                                  "pretrained") if k in meta}
     keep.update({"arch": args.arch, "tta": args.tta, "producer": "openfer",

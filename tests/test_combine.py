@@ -196,7 +196,7 @@ def test_a_recipe_refuses_a_member_replaced_under_its_name(monkeypatch):
 
     import openfer.zoo.registry as reg
 
-    spec = next(s for s in reg.MODELS.values() if s.file.endswith(".json"))
+    spec = reg.get_spec("large-v2")
     recipe = json.loads(reg.shipped_file(spec).read_text())
     name = recipe["members"][-1]["model"]
     replaced = dataclasses.replace(reg.get_spec(name), sha256="0" * 64)
@@ -240,3 +240,31 @@ def test_a_member_cut_out_of_large_v2_merges_back_into_it(tmp_path):
     np.testing.assert_allclose(run(tmp_path / "again.onnx", faces), run(large, faces), atol=1e-5)
     np.testing.assert_allclose(json.loads(metadata(tmp_path / "again.onnx")["train_prior"]),
                                get_spec("large-v2").train_prior, atol=1e-5)
+
+
+def test_dropping_the_mirror_pass_keeps_the_single_view_answer():
+    """openfer.classify.merge.drop_mirror: the mean of the mirrorless model's log-probabilities on a face and on its
+    mirror image is the original model's answer (one network, float); a symmetric face gets the same answer from
+    both (large's MobileNet, whose padding Slices must not be taken for the mirror); a graph without a mirror pass
+    is refused."""
+    from openfer.classify.merge import drop_mirror, float_weights, member_graph
+
+    faces = np.random.default_rng(0).uniform(0, 255, (5, 48, 48))
+    sym = np.concatenate([faces[:, :, :24], faces[:, :, :24][:, :, ::-1]], 2)
+
+    def probs(model, x):
+        sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        return sess.run(None, {"faces": x.astype(np.float32)[:, None]})[0]
+
+    fast = onnx.load(str(model_path(get_spec("fast-v1"))))
+    plain = drop_mirror(fast)
+    assert len(plain.graph.node) < 0.6 * len(fast.graph.node)
+    mean = np.log(probs(plain, faces)) + np.log(probs(plain, faces[:, :, ::-1].copy()))
+    want = np.exp(mean / 2) / np.exp(mean / 2).sum(1, keepdims=True)
+    np.testing.assert_allclose(want, probs(fast, faces), atol=1e-5)
+    assert np.abs(probs(plain, faces) - probs(fast, faces)).max() > 1e-3  # not the same model
+    mobilenet = float_weights(member_graph(onnx.load(str(model_path(get_spec("large")))), "m1_"))
+    assert not any(i.data_type == onnx.TensorProto.FLOAT16 for i in mobilenet.graph.initializer)
+    np.testing.assert_allclose(probs(drop_mirror(mobilenet), sym), probs(mobilenet, sym), atol=1e-5)
+    with pytest.raises(ValueError, match="no mirror pass"):
+        drop_mirror(plain)
