@@ -390,3 +390,20 @@ def test_calibration_metrics_hand_computed():
     assert r["nll"] == pytest.approx(-np.mean(np.log([0.9, 0.1, 0.6, 0.8])))
     perfect = calibration_metrics(np.eye(2)[[0, 1]], np.array([0, 1]))
     assert perfect["ece"] == pytest.approx(0) and perfect["nll"] == pytest.approx(0, abs=1e-9)
+
+
+def test_paired_bootstrap_uar_resamples_people():
+    """openfer.evaluate.paired_bootstrap_uar: no difference gives a zero interval; a model right on every photo of
+    the rare class beats one right on none, by the class's share of the UAR, in every resample."""
+    from openfer.evaluate import paired_bootstrap_uar
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], [80, 20])
+    people = rng.integers(0, 30, 100)
+    same = paired_bootstrap_uar(labels, labels.copy(), labels.copy(), people, [0, 1], rounds=200)
+    assert same["diff"] == same["low"] == same["high"] == 0.0 and same["p_ge"] == 0.0
+    blind = np.zeros(100, np.int64)  # never says class 1
+    better = paired_bootstrap_uar(labels, blind, labels.copy(), people, [0, 1], rounds=200)
+    assert better["diff"] == pytest.approx(0.5) and better["low"] > 0.45 and better["p_ge"] == 1.0
+    worse = paired_bootstrap_uar(labels, labels.copy(), blind, people, [0, 1], rounds=200)
+    assert worse["high"] < -0.45

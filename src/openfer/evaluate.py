@@ -86,6 +86,32 @@ def calibration_metrics(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -
     return {"nll": nll, "ece": float(ece)}
 
 
+def paired_bootstrap_uar(labels: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, groups, scored: list[int],
+                         rounds: int = 2000, seed: int = 0) -> dict:
+    """How sure a UAR difference is: ``pred_b``'s UAR minus ``pred_a``'s over the ``scored`` class indices, on
+    resamples of whole groups (people: their photos are not independent) drawn with replacement.
+
+    Returns ``diff`` (on the data as it is), the 2.5 / 97.5 % percentiles of the resampled differences
+    (``low``, ``high``) and ``p_ge``, the share of resamples where ``b`` wins by at least one point. A resample
+    that happens to hold no photo of a scored class leaves that class out of both UARs.
+    """
+    def uar(pred: np.ndarray, rows: np.ndarray) -> float:
+        y, p = labels[rows], pred[rows]
+        return float(np.mean([(p[y == c] == c).mean() for c in scored if (y == c).any()]))
+
+    _, group = np.unique(np.asarray(groups), return_inverse=True)
+    members = [np.flatnonzero(group == g) for g in range(group.max() + 1)]
+    rng = np.random.default_rng(seed)
+    everything = np.arange(len(labels))
+    diffs = []
+    for _ in range(rounds):
+        rows = np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
+        diffs.append(uar(pred_b, rows) - uar(pred_a, rows))
+    diffs = np.array(diffs)
+    return {"diff": uar(pred_b, everything) - uar(pred_a, everything), "low": float(np.percentile(diffs, 2.5)),
+            "high": float(np.percentile(diffs, 97.5)), "p_ge": float((diffs >= 0.01).mean()), "rounds": rounds}
+
+
 def evaluate_dataset(classifier, path: str | Path | None = None, protocol: str = "ferplus",
                      split: str | None = None, **load_kwargs) -> dict:
     """Evaluate on a dataset file or folder (see ``datasets.load_dataset``); ``protocol`` applies to FER2013.
