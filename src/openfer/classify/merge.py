@@ -182,9 +182,8 @@ def compose_merged(recipe: dict, load: Callable[[str], onnx.ModelProto]) -> onnx
     "weights": [3, 1], "temperature": 1.02, "half_weights": true, "metadata": {...}}``
 
     Each member is a registered model's file (``load(name)``; the registry checks it is the file with that SHA-256),
-    or the member ``tag`` cut out of it (``member_graph``); they are merged
-    with ``merge_graph`` and the recipe's weights and temperature, and the file gets the recipe's metadata, that of
-    the merged file the recipe replaces."""
+    or the member ``tag`` cut out of it (``member_graph``). They are merged with ``merge_graph`` and the recipe's
+    weights and temperature, and the file gets the recipe's metadata: that of the merged file it replaces."""
     parts = []
     for member in recipe["members"]:
         model = load(member["model"])
