@@ -451,11 +451,13 @@ def _merged_path(spec: ModelSpec) -> Path:
     import json
 
     recipe = json.loads(shipped_file(spec).read_text())
-    for member in recipe["members"]:  # a member replaced by a newer model of the same name would change this one
-        if get_spec(member["model"]).sha256 != member["sha256"]:
+    members = {}
+    for member in recipe["members"]:
+        part = get_spec(member["model"])
+        if part.sha256 != member["sha256"]:  # a newer model of the same name would silently change this one
             raise UnreadableInputError(f"{spec.name} is merged from {member['model']} with SHA-256 "
                                        f"{member['sha256']}, but that name now has another file: reinstall openfer")
-    members = {m["model"]: model_path(get_spec(m["model"])) for m in recipe["members"]}
+        members[member["model"]] = model_path(part)
     key = hashlib.sha256(f"{COMPOSE_VERSION}:{spec.sha256}".encode()).hexdigest()[:16]
 
     def compose() -> bytes:
