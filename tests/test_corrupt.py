@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from openfer.align import FER_TEMPLATE
-from openfer.corrupt import CORRUPTIONS, glasses, headset, lowres, mask, noise, sunglasses
+from openfer.corrupt import CORRUPTIONS, Corrupted, glasses, headset, lowres, mask, noise, sunglasses
 
 
 def _faces(n: int = 3, side: int = 48, colour: bool = False) -> np.ndarray:
@@ -58,3 +58,21 @@ def test_noise_and_lowres_do_what_they_say():
     assert 12 < n.std() < 18 and abs(n.mean() - 128) < 1
     checker = (np.indices((48, 48)).sum(0) % 2 * 255).astype(np.uint8)[None]
     assert np.abs(lowres(checker).astype(int) - 128).max() <= 2  # detail finer than 12 px is gone
+
+
+def test_a_corrupted_classifier_sees_corrupted_crops_and_keeps_everything_else():
+    class Recorder:
+        classes, input_size = ("neutral", "happiness"), 48
+
+        def predict_proba(self, crops):
+            self.seen = crops
+            return np.full((len(crops), 2), 0.5)
+
+    inner = Recorder()
+    wrapped = Corrupted(inner, "sunglasses")
+    x = _faces()
+    assert wrapped.predict_proba(x).shape == (3, 2)
+    assert np.array_equal(inner.seen, sunglasses(x))
+    assert wrapped.classes == inner.classes and wrapped.input_size == 48
+    with pytest.raises(KeyError, match="unknown corruption 'hat'"):
+        Corrupted(inner, "hat")

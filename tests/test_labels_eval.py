@@ -343,6 +343,23 @@ def test_cli_evaluate(npz, tmp_path):
     assert res.exit_code == 2 and "OPENFER_DATA" in res.output
 
 
+def test_cli_evaluate_reads_faces_through_a_corruption(npz, tmp_path):
+    from typer.testing import CliRunner
+
+    from openfer.cli import app
+
+    runs = {}
+    for corrupt in (None, "mask"):
+        res = CliRunner().invoke(app, ["evaluate", "--data", str(npz), "--json", "-"]
+                                 + (["--corrupt", corrupt] if corrupt else []))
+        assert res.exit_code == 0, res.output
+        runs[corrupt] = json.loads(res.output)
+    assert runs["mask"]["corruption"] == "mask" and runs[None]["corruption"] is None
+    assert runs["mask"]["nll"] != pytest.approx(runs[None]["nll"])  # the model saw other pixels
+    res = CliRunner().invoke(app, ["evaluate", "--data", str(npz), "--corrupt", "scarf"])
+    assert res.exit_code == 2 and "unknown corruption 'scarf'" in res.output and "sunglasses" in res.output
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_stratified_split(seed):
     labels = np.array([0] * 10 + [1] * 20 + [2] * 3)

@@ -743,6 +743,9 @@ def evaluate(
     confusion: Annotated[Optional[Path], typer.Option(help="Write the confusion matrix as a PNG here.")] = None,
     json_out: Annotated[Optional[str], typer.Option("--json", "--out", help="Write the full result as JSON to this "
                                                                          "file ('-' = stdout, instead of the tables).")] = None,
+    corrupt: Annotated[Optional[str], typer.Option(help="Read every face through one corruption first: glasses, "
+                                                        "sunglasses, headset, mask, blur, noise, jpeg, lowres, dim "
+                                                        "(openfer.corrupt; how robust the model is).")] = None,
 ) -> None:
     """Accuracy, macro-F1, UAR (mean per-class recall), NLL, ECE, per-class recall and confusion of a model on a
     labelled dataset (no PyTorch needed).
@@ -758,6 +761,10 @@ def evaluate(
     _check_prior(prior)
     try:
         classifier = _evaluated_classifier(model, onnx, prior)
+        if corrupt:
+            from openfer.corrupt import Corrupted
+
+            classifier = Corrupted(classifier, corrupt)
         if data is not None and is_photo_folder(data):
             total = len(load_photo_set(data, split or "all", min_images))
             progress = Progress(TextColumn("detecting faces"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -774,12 +781,13 @@ def evaluate(
         raise typer.Exit(2)
     result["model"] = str(onnx) if onnx else model
     result["prior"] = prior
+    result["corruption"] = corrupt
     from openfer.classify.prior import decision_of
 
     result["decision_tau"] = decision_of(classifier).tau  # the label rule (0: plain argmax)
     rule = f", label τ {result['decision_tau']:g}" if result["decision_tau"] else ""
     title = (f"{result['model']} ({prior} prior{rule}) on {Path(result['data']).name} {result['split']} "
-             f"({result['protocol']})")
+             f"({result['protocol']}{', ' + corrupt if corrupt else ''})")
     if confusion:
         from openfer.report.confusion import save_confusion
 

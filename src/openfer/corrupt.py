@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from openfer.align import FER_TEMPLATE
+from openfer.errors import UnknownNameError
 
 Corruption = Callable[[np.ndarray], np.ndarray]
 _SUPER = 8  # shapes are drawn at 8x the crop side, then area-averaged into a soft-edged alpha mask
@@ -129,3 +130,21 @@ CORRUPTIONS: dict[str, Corruption] = {
     "glasses": glasses, "sunglasses": sunglasses, "headset": headset, "mask": mask,
     "blur": blur, "noise": noise, "jpeg": jpeg, "lowres": lowres, "dim": dim,
 }
+
+
+class Corrupted:
+    """A classifier that reads every crop through one corruption first (``openfer evaluate --corrupt``); every other
+    attribute (classes, input size, decision rule) is the wrapped classifier's."""
+
+    def __init__(self, classifier, name: str) -> None:
+        if name not in CORRUPTIONS:
+            raise UnknownNameError(f"unknown corruption {name!r}; use one of {', '.join(CORRUPTIONS)}", name=name,
+                                   known=CORRUPTIONS)
+        self.inner, self.corruption = classifier, name
+
+    def predict_proba(self, crops: np.ndarray) -> np.ndarray:
+        """The wrapped classifier's probabilities on the corrupted uint8 crops."""
+        return self.inner.predict_proba(CORRUPTIONS[self.corruption](np.asarray(crops, np.uint8)))
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
