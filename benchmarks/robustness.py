@@ -2,9 +2,10 @@
 
 Every model reads the same validation faces clean and under each corruption of ``openfer.corrupt`` (glasses,
 sunglasses, a VR headset, a surgical mask, blur, noise, JPEG, low resolution, dim light), applied to the aligned
-crop at the model's own input size: the FER+ validation split (2,506 faces, its own ``split_of`` rows) and the
-faces found in muxspace's val people (detected faces only, UAR over the classes with at least 20 photos). Each model
-labels with its own rule (``decision_tau``; ``FILE.onnx@TAU`` for a file). Validation only: no test set is read.
+crop at the model's own input size: the model's own FER validation split (``split_of``: FER+'s 2,506 faces for
+the FER+ models, FER2013's 2,872 for ``fer2013``) and the faces found in muxspace's val people (detected faces
+only, UAR over the classes with at least 20 photos). Each model labels with its own rule (``decision_tau``;
+``FILE.onnx@TAU`` for a file). Validation only: no test set is read.
 
     python benchmarks/robustness.py default large runs/x/full.onnx@0.25 \
         --detections benchmarks/results/cache/detections-muxspace.npz        # ~3 min per model on 2 threads
@@ -76,21 +77,21 @@ def main() -> None:
         t0 = time.perf_counter()
         for cond in conditions:
             f = CORRUPTIONS.get(cond, lambda x: x)
-            rows[cond] = {"ferplus_val": scores(clf, rule, f(fer), val.labels, val.classes, list(val.classes)),
+            rows[cond] = {"fer_val": scores(clf, rule, f(fer), val.labels, val.classes, list(val.classes)),
                           "muxspace_val": scores(clf, rule, f(mux), mux_labels, photos.classes, mux_scored)}
             r = rows[cond]
-            print(f"{name:>28} {cond:>10}: FER+ val {100 * r['ferplus_val']['accuracy']:.2f} / "
-                  f"{100 * r['ferplus_val']['uar']:.2f}   muxspace val {100 * r['muxspace_val']['accuracy']:.2f} / "
+            print(f"{name:>28} {cond:>10}: FER val {100 * r['fer_val']['accuracy']:.2f} / "
+                  f"{100 * r['fer_val']['uar']:.2f}   muxspace val {100 * r['muxspace_val']['accuracy']:.2f} / "
                   f"{100 * r['muxspace_val']['uar']:.2f}", flush=True)
         corrupted = [rows[c] for c in CORRUPTIONS]
         mean = {s: {k: float(np.mean([r[s][k] for r in corrupted])) for k in ("accuracy", "uar")}
-                for s in ("ferplus_val", "muxspace_val")}
+                for s in ("fer_val", "muxspace_val")}
         out[name] = {"decision_tau": rule.tau, "rows": rows, "mean_corrupted": mean,
                      "seconds": round(time.perf_counter() - t0, 1)}
     print("\n| model | set | clean acc / UAR | " + " | ".join(CORRUPTIONS) + " | mean of corrupted |")
     print("|---|---|---|" + "---|" * (len(CORRUPTIONS) + 1))
     for name, o in out.items():
-        for s, label in (("ferplus_val", "FER+ val"), ("muxspace_val", "muxspace val")):
+        for s, label in (("fer_val", "FER val"), ("muxspace_val", "muxspace val")):
             clean = o["rows"]["clean"][s]
             cells = [f"{100 * o['rows'][c][s]['accuracy']:.1f} / {100 * o['rows'][c][s]['uar']:.1f}"
                      for c in CORRUPTIONS]

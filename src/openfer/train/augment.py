@@ -33,6 +33,7 @@ class AugmentConfig:
     noise_p: float = 0.0  # additive Gaussian sensor noise, std up to noise_std (0..1 scale)
     noise_std: float = 0.06
     band_p: float = 0.0  # an occluding band: eyes (sunglasses), eyes+brows (headset) or mouth+jaw (mask)
+    band_grey: tuple[float, float] = (0.0, 0.35)  # the band's grey level: dark glasses, black or white fabric
 
 
 #: Vertical extent (fractions of the crop side) of the occluders ``band_p`` draws, on the FER2013 template
@@ -85,7 +86,8 @@ def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.
             shift = (rc(1).item() * 2 - 1) * 0.04
             y0, y1 = int((top + shift) * h), int(min(bottom + shift, 1.0) * h)
             margin = int(rc(1).item() * 0.12 * w)
-            x[i, :, max(y0, 0) : y1, margin : w - margin] = rc(1).item() * 0.35  # dark glasses, grey/black fabric
+            lo, hi = cfg.band_grey
+            x[i, :, max(y0, 0) : y1, margin : w - margin] = lo + rc(1).item() * (hi - lo)
 
     if cfg.erase_p > 0:
         for i in torch.nonzero(rc(b) < cfg.erase_p).flatten().tolist():
