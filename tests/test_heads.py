@@ -83,7 +83,7 @@ def test_features_are_the_input_of_the_last_layer():
     ("default-v1", 5, 2, 1280), ("fer2013", 3, 2, 768), ("fast-v1", 1, 2, 128),
     ("large", 4, 2, 3 * 256 + 1024),  # three fer_resnet networks and the faceres MobileNet
     # a network (or five) under one refitted last layer: the (standardised) features it reads
-    ("default", 1, 1, 768), ("large-v1", 1, 1, 1280), ("fast", 1, 1, 128),
+    ("default", 1, 1, 768), ("default-v3", 1, 1, 768), ("large-v1", 1, 1, 1280), ("fast", 1, 1, 128),
 ])
 def test_feature_width_of_every_shipped_model(name, networks, passes, dim):
     spec = get_spec(name)
@@ -255,19 +255,20 @@ def test_out_never_overwrites_an_input(tmp_path):
 
 
 def test_a_model_with_a_base_is_its_head_on_the_base_features():
-    """`default` = default-int8-v1's networks + its own head file: the composed classifier equals the head file run
-    on default-int8-v1's features, and it is composed once (the cached file is reused)."""
+    """`default-v3` = default-int8-v1's networks + its own head file: the composed classifier equals the head file
+    run on default-int8-v1's features, and it is composed once (the cached file is reused)."""
     import onnxruntime as ort
 
     from openfer.zoo.registry import shipped_file
 
-    spec = get_spec("default")
+    spec = get_spec("default-v3")
     assert spec.base == "default-int8-v1"
     crops = np.random.default_rng(0).integers(0, 256, (5, 48, 48), dtype=np.uint8)
     _, feats = openfer.load_classifier(spec.base, threads=1).predict_features(crops)
     head = ort.InferenceSession(str(shipped_file(spec)), providers=["CPUExecutionProvider"])
     expected = head.run(None, {head.get_inputs()[0].name: feats})[0]
-    np.testing.assert_allclose(openfer.load_classifier("default", threads=1).predict_proba(crops), expected, atol=1e-5)
+    np.testing.assert_allclose(openfer.load_classifier("default-v3", threads=1).predict_proba(crops), expected,
+                               atol=1e-5)
     assert model_path(spec) == model_path(spec) and model_path(spec).stat().st_size > 1e6
 
 
