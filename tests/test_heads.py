@@ -318,8 +318,9 @@ def test_folders_give_their_photos_and_their_videos(tmp_path):
 
 
 def test_heads_stack_on_composed_models(tmp_path):
-    """A head fitted on `default` (itself default-int8-v1 + a head), then adapted, then embedded again: every layer
-    of composition gets its own tensor names, and each file still gives features and probabilities."""
+    """A head fitted on `default` (itself three networks + a head), then adapted, then embedded again: every layer
+    of composition gets its own tensor names, each file still gives features and probabilities, and each keeps
+    the list of networks it averages."""
     from openfer.adapt import adapt, adapted_model
     from openfer.heads.labels import LabelSet
 
@@ -330,6 +331,9 @@ def test_heads_stack_on_composed_models(tmp_path):
     fitted = save_model(compose(onnx.load(str(model_path(clf.spec))), 8, fit_head(data), data.classes, {}),
                         tmp_path / "fitted.onnx")
     mine = openfer.load_classifier(str(fitted), threads=1)
+    from openfer.train.combine import network_count
+
+    assert network_count(fitted) == network_count(model_path(clf.spec)) == 3
     probs, feats = mine.predict_features(crops)
     assert probs.shape == (len(crops), 2) and feats.shape == (len(crops), 768)
     result = adapt(probs, feats, (0.5, 0.5), method="both", keep=0.6)

@@ -157,10 +157,14 @@ def write_metadata(model: onnx.ModelProto, values: dict) -> onnx.ModelProto:
 
 def classifier_metadata(base: onnx.ModelProto, classes) -> dict[str, str]:
     """The metadata every classifier built on ``base`` starts with: producer, ``base``'s input size and channels,
-    its own classes."""
+    its own classes, and ``base``'s list of member networks when it has one (explanations find one map per
+    network)."""
     meta = metadata_of(base)
-    return {"producer": "openfer", "input_size": meta.get("input_size", ""), "channels": meta.get("channels", ""),
-            "classes": json.dumps(list(classes))}
+    out = {"producer": "openfer", "input_size": meta.get("input_size", ""), "channels": meta.get("channels", ""),
+           "classes": json.dumps(list(classes))}
+    if "members" in meta:
+        out["members"] = meta["members"]
+    return out
 
 
 def attach_head(base: onnx.ModelProto, head: onnx.ModelProto, n_base_classes: int) -> onnx.ModelProto:

@@ -69,7 +69,7 @@ def merge_graph(models: Sequence[onnx.ModelProto], weights: Sequence[float], tem
 def networks(meta: dict[str, str]) -> list[str]:
     """The networks (``arch:tta``) an exported classifier averages, from its metadata: an ensemble's members, else
     the model itself. Their count is the model's weight in a merge."""
-    if meta.get("arch", "").startswith("ensemble") and "members" in meta:  # also ensemble+head
+    if "members" in meta:  # an ensemble, or a head on an ensemble's features
         return json.loads(meta["members"])
     return [f"{meta.get('arch', '?')}:{meta.get('tta', 'flip' if meta.get('tta_flip') == 'True' else 'none')}"]
 

@@ -212,7 +212,7 @@ _DEFAULT = replace(
     _DEFAULT_V3,
     name="default",
     file="default_robust.onnx",
-    sha256="b99b189e6944e59a0e053efb52cf70902989e0d823b7fb99200b4a44ea5acc5d",
+    sha256="cc633e82540995d0ac9567ebfae2cf53144cbd91a13faeecb20735867a091817",
     arch="ensemble+head",
     base="",
     # Measured once on FER2013 PublicTest (openfer evaluate), with the label rule; see the model card.
