@@ -595,7 +595,10 @@ def test_ctrl_c_mid_photo_run_keeps_every_finished_photo(tmp_path):
     jsonl, table = tmp_path / "out.jsonl", tmp_path / "out.csv"
     proc = subprocess.Popen([sys.executable, "-c", "from openfer.cli import main; main()", "analyze", str(folder),
                              "--jsonl", str(jsonl), "--csv", str(table), "--model", "fast", "--quiet"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            # as a terminal's foreground job gets it: a test run started in the background inherits
+                            # SIGINT ignored, and Python then installs no Ctrl-C handler
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # wait until a few photos are written to the temporary file
         parts = list(tmp_path.glob(".out.*.part.jsonl"))
