@@ -107,7 +107,8 @@ def jpeg(crops: np.ndarray) -> np.ndarray:
     out = np.empty_like(crops)
     for i, c in enumerate(crops):
         ok, buf = cv2.imencode(".jpg", c, [cv2.IMWRITE_JPEG_QUALITY, 10])
-        assert ok
+        if not ok:
+            raise RuntimeError(f"OpenCV could not JPEG-encode a crop of shape {c.shape}")
         out[i] = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED).reshape(c.shape)
     return out
 
