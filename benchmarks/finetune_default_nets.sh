@@ -9,22 +9,8 @@
 # (evening); re-run on 2026-12-07 it gave the same file (SHA-256 89b5a2a9...).
 # Results: benchmarks/results/finetune_default_nets.json, docs/models.md.
 set -euo pipefail
-DATA=${DATA:-../shared/data/fer2013_dev.npz}
-DET=benchmarks/results/cache/detections-muxspace.npz  # CenterFace cache (benchmarks/crossdomain.py writes it)
+source "$(dirname "$0")/default_nets.sh"
 MUX=../shared/data/muxspace
-
-# nets SUFFIX DIR: train the three networks of configs/from_onnx/default_v1_net*_mux_prior$SUFFIX.toml, merge them
-# (the ensemble declares its members' mean prior), export and quantise into DIR/int8.onnx
-nets() {
-  for i in 0 1 2; do
-    openfer train "configs/from_onnx/default_v1_net${i}_mux_prior$1.toml" "runs/default_v1_net${i}_mux_prior$1" \
-      --data "$DATA"
-  done
-  mkdir -p "$2"
-  openfer ensemble "$2/ensemble.pt" runs/default_v1_net{0,1,2}_mux_prior"$1" --data "$DATA"
-  openfer export "$2/ensemble.pt" "$2/float.onnx"
-  openfer quantize "$2/float.onnx" "$2/int8.onnx" --method minmax --data "$DATA"
-}
 
 python scripts/extract_member.py large-v2 m1_ runs/faceres_member.onnx \
   --arch faceres_mobilenet --network-size 96 --prior-besides default-int8-v1

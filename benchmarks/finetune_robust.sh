@@ -7,18 +7,10 @@
 # judged by default's rules (scripts/fit_decision.py) and by benchmarks/robustness.py. About 15 min of training and
 # 10 min for the rest on the 2-core CPU. Results: docs/models.md ("Robustness"), src/openfer/models/default.md.
 set -euo pipefail
-DATA=${DATA:-../shared/data/fer2013_dev.npz}
-DET=benchmarks/results/cache/detections-muxspace.npz  # CenterFace cache (benchmarks/crossdomain.py writes it)
+source "$(dirname "$0")/default_nets.sh"
 V=${VARIANT:-_robust2}
 D=runs/default_mux_nets$V
-for i in 0 1 2; do
-  openfer train "configs/from_onnx/default_v1_net${i}_mux_prior$V.toml" "runs/default_v1_net${i}_mux_prior$V" \
-    --data "$DATA"
-done
-mkdir -p "$D"
-openfer ensemble "$D/ensemble.pt" runs/default_v1_net{0,1,2}_mux_prior"$V" --data "$DATA"
-openfer export "$D/ensemble.pt" "$D/float.onnx"
-openfer quantize "$D/float.onnx" "$D/int8.onnx" --method minmax --data "$DATA"
+nets "$V" "$D"
 python scripts/rehead.py --base "$D/int8.onnx" --out "$D/head.onnx" --full "$D/full.onnx" \
   --photos ../shared/data/muxspace --photo-weight 0.25 --detections "$DET"
 python scripts/fit_decision.py default-v3 "$D/full.onnx" --detections "$DET" --json "$D/fd.json"

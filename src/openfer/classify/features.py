@@ -180,8 +180,6 @@ def attach_head(base: onnx.ModelProto, head: onnx.ModelProto, n_base_classes: in
     g.node.extend(h.node)
     g.initializer.extend(h.initializer)
     model = rename_output(prune(model, [h.output[0].name]))
-    base_meta, meta = metadata_of(base), metadata_of(head)
-    meta.update(input_size=base_meta.get("input_size", ""), channels=base_meta.get("channels", ""))
-    if "members" in base_meta:  # the networks are the base's (explanations find one map per network)
-        meta["members"] = base_meta["members"]
+    meta = metadata_of(head)
+    meta.update({k: v for k, v in classifier_metadata(base, ()).items() if k in ("input_size", "channels", "members")})
     return write_metadata(model, meta)
