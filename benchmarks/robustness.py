@@ -5,7 +5,9 @@ sunglasses, a VR headset, a surgical mask, blur, noise, JPEG, low resolution, di
 crop at the model's own input size: the model's own FER validation split (``split_of``: FER+'s 2,506 faces for
 the FER+ models, FER2013's 2,872 for ``fer2013``) and the faces found in muxspace's val people (detected faces
 only, UAR over the classes with at least 20 photos). Each model labels with its own rule (``decision_tau``;
-``FILE.onnx@TAU`` for a file). Validation only: no test set is read.
+``FILE.onnx@TAU`` for a file). Beside accuracy and UAR, the calibration of the probabilities themselves: expected
+calibration error, NLL and the mean top probability (does a covered face get a less confident answer?).
+Validation only: no test set is read.
 
     python benchmarks/robustness.py default large runs/x/full.onnx@0.25 \
         --detections benchmarks/results/cache/detections-muxspace.npz        # ~3 min per model on 2 threads
@@ -26,7 +28,7 @@ from openfer.classify.prior import Decision
 from openfer.corrupt import CORRUPTIONS
 from openfer.crossdomain import detect_photos, load_photo_set, photo_crops, shared_data_path
 from openfer.detect import load_detector
-from openfer.evaluate import classification_metrics, restrict
+from openfer.evaluate import calibration_metrics, classification_metrics, restrict
 from openfer.train.combine import metadata, split_of, validation_faces
 from openfer.zoo.registry import resolve_model
 
@@ -36,11 +38,15 @@ MIN_VAL_PHOTOS = 20
 
 def scores(clf: OnnxClassifier, rule: Decision, crops: np.ndarray, labels: np.ndarray, classes: tuple[str, ...],
            scored: list[str]) -> dict:
-    """Accuracy and UAR (over ``scored``) of the rule's labels on ``crops``."""
-    pred = restrict(rule.weigh(clf.predict_proba(crops)), clf.classes, classes).argmax(1)
+    """Accuracy and UAR (over ``scored``) of the rule's labels on ``crops``, and how calibrated the probabilities
+    stay: ECE, NLL and mean top probability of the model's own (training-prior) probabilities over all its classes."""
+    probs = clf.predict_proba(crops)
+    pred = restrict(rule.weigh(probs), clf.classes, classes).argmax(1)
     m = classification_metrics(labels, pred, classes)
+    cal = calibration_metrics(probs, np.array([clf.classes.index(classes[k]) for k in labels], np.int64))
     return {"accuracy": m["accuracy"], "uar": float(np.mean([m["per_class_recall"][c] for c in scored])),
-            "recall": {c: m["per_class_recall"][c] for c in scored}}
+            "recall": {c: m["per_class_recall"][c] for c in scored}, **cal,
+            "confidence": float(probs.max(1).mean())}
 
 
 def to_channels(crops: np.ndarray, channels: int) -> np.ndarray:
@@ -82,9 +88,10 @@ def main() -> None:
             r = rows[cond]
             print(f"{name:>28} {cond:>10}: FER val {100 * r['fer_val']['accuracy']:.2f} / "
                   f"{100 * r['fer_val']['uar']:.2f}   muxspace val {100 * r['muxspace_val']['accuracy']:.2f} / "
-                  f"{100 * r['muxspace_val']['uar']:.2f}", flush=True)
+                  f"{100 * r['muxspace_val']['uar']:.2f}   ECE {r['fer_val']['ece']:.3f} / "
+                  f"{r['muxspace_val']['ece']:.3f}", flush=True)
         corrupted = [rows[c] for c in CORRUPTIONS]
-        mean = {s: {k: float(np.mean([r[s][k] for r in corrupted])) for k in ("accuracy", "uar")}
+        mean = {s: {k: float(np.mean([r[s][k] for r in corrupted])) for k in ("accuracy", "uar", "ece", "nll")}
                 for s in ("fer_val", "muxspace_val")}
         out[name] = {"decision_tau": rule.tau, "rows": rows, "mean_corrupted": mean,
                      "seconds": round(time.perf_counter() - t0, 1)}
@@ -98,6 +105,13 @@ def main() -> None:
             print(f"| {name} | {label} | {100 * clean['accuracy']:.2f} / {100 * clean['uar']:.2f} | "
                   + " | ".join(cells) + f" | {100 * o['mean_corrupted'][s]['accuracy']:.2f} / "
                   f"{100 * o['mean_corrupted'][s]['uar']:.2f} |")
+    print("\nCalibration of the probabilities: ECE (mean top probability)")
+    print("| model | set | clean | " + " | ".join(CORRUPTIONS) + " | mean of corrupted |")
+    print("|---|---|---|" + "---|" * (len(CORRUPTIONS) + 1))
+    for name, o in out.items():
+        for s, label in (("fer_val", "FER val"), ("muxspace_val", "muxspace val")):
+            cells = [f"{o['rows'][c][s]['ece']:.3f} ({o['rows'][c][s]['confidence']:.2f})" for c in conditions]
+            print(f"| {name} | {label} | " + " | ".join(cells) + f" | {o['mean_corrupted'][s]['ece']:.3f} |")
     previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
     models = {**previous.get("models", {}), **out}
     args.out.write_text(json.dumps({"what": __doc__.splitlines()[0], "when": time.strftime("%Y-%m-%d %H:%M"),
