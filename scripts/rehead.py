@@ -1,4 +1,5 @@
-"""Refit the last layer of an ensemble on FER+ majority labels (issue 14): its networks stay frozen.
+"""Refit the last layer of an ensemble on FER+ majority (or FER2013's original) labels (issue 14): its networks
+stay frozen.
 
 The shipped `default` networks were trained on FER+ vote distributions and are combined by averaging their log
 probabilities; this fits one logistic-regression layer on their concatenated pooled features (1,280 numbers per
@@ -14,6 +15,9 @@ face; `openfer.classify.features`) against the majority labels of FER+ Training 
 aligned as the ``Analyzer`` aligns it; ``--photo-exclude`` classes left out), weighted so that the photo classes
 have FER+'s class shares (``openfer.datasets.photo_draws``, what ``extra_sampling = "match_prior"`` draws),
 times ``--photo-weight`` (1: as many photos' worth of weight as there are photos).
+
+A 7-class base (``fer2013``) is refitted on FER2013's original labels of the same Training rows minus its own
+validation split (the stratified 10 %, seed 0, that its networks held out), the photos drawn to FER2013's shares.
 """
 
 from __future__ import annotations
@@ -66,9 +70,12 @@ def main() -> None:
     from openfer.zoo.registry import model_path
 
     clf = load_classifier(args.base, threads=args.threads)
-    full = load_dataset(args.data, "Training", "ferplus")
+    protocol = "ferplus" if "contempt" in clf.classes else "fer2013"  # FER2013's 7 original classes have none
+    full = load_dataset(args.data, "Training", protocol)
+    if tuple(full.classes) != tuple(clf.classes):
+        raise SystemExit(f"{args.base} predicts {clf.classes}; {protocol} labels are {full.classes}")
     train, val = stratified_split(full.labels, 0.1, 0)
-    print(f"features of {len(full)} FER+ Training faces from {args.base} ...", flush=True)
+    print(f"features of {len(full)} {protocol} Training faces from {args.base} ...", flush=True)
     _, feats = clf.predict_features(full.pixels)
     x, y, w = feats[train], full.labels[train], np.ones(len(train))
     if args.photos:
@@ -87,7 +94,8 @@ def main() -> None:
     m.update(calibration_metrics(p, full.labels[val]))
     shares = np.bincount(y, weights=w, minlength=len(clf.classes)) / w.sum()
     meta = {"arch": f"{clf.spec.arch}+head", "head": "linear", "base_model": args.base,
-            "base_sha256": clf.spec.sha256, "protocol": "ferplus", "split_seed": "0", "val_fraction": "0.1", "temperature": f"{t:.2f}", "C": str(args.C),
+            "base_sha256": clf.spec.sha256, "protocol": protocol, "split_seed": "0", "val_fraction": "0.1",
+            "temperature": f"{t:.2f}", "C": str(args.C),
             "train_prior": json.dumps([round(float(v), 6) for v in shares]),
             "val": json.dumps({k: round(m[k], 4) for k in ("accuracy", "uar", "macro_f1", "nll", "ece")})}
     if args.photos:  # what joined the data, so the file says how it was made
