@@ -80,10 +80,11 @@ def test_features_are_the_input_of_the_last_layer():
 
 
 @pytest.mark.parametrize("name, networks, passes, dim", [
-    ("default-v1", 5, 2, 1280), ("fer2013", 3, 2, 768), ("fast-v1", 1, 2, 128),
+    ("default-v1", 5, 2, 1280), ("fer2013-v1", 3, 2, 768), ("fast-v1", 1, 2, 128),
     ("large", 4, 2, 3 * 256 + 1024),  # three fer_resnet networks and the faceres MobileNet
     # a network (or five) under one refitted last layer: the (standardised) features it reads
     ("default", 1, 1, 768), ("default-v3", 1, 1, 768), ("large-v1", 1, 1, 1280), ("fast", 1, 1, 128),
+    ("fer2013", 1, 1, 768),
 ])
 def test_feature_width_of_every_shipped_model(name, networks, passes, dim):
     spec = get_spec(name)
