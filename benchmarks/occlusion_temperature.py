@@ -1,0 +1,102 @@
+"""Issue 14, calibration on covered faces: can the model tell that a face is covered, and soften its answer?
+
+Usage: python benchmarks/occlusion_temperature.py [--model default]     # about 4 min on 2 threads
+
+``benchmarks/robustness.py`` found every model overconfident on masked faces. This measures a remedy on
+validation data only, without new networks:
+
+1. an **occlusion probe**: a logistic layer on the model's pooled features, fitted on 6,000 FER+ Training faces
+   clean and covered by the training augmentation's bands (``openfer.train.augment.BANDS``, any grey level: the
+   eyes, eyes and brows, or mouth and jaw), not by ``openfer.corrupt``'s drawn occluders;
+2. a **per-face temperature** ``1 + (T - 1) * p_occluded``, ``T`` fitted (NLL) on one half of the FER+
+   validation split, clean and banded;
+3. scored on the other half, clean and under each of ``openfer.corrupt``'s nine corruptions: accuracy (unchanged:
+   a temperature keeps the argmax), the share of faces flagged, ECE, NLL and mean top probability, before and
+   after. Writes ``benchmarks/results/occlusion_temperature.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from openfer.classify import load_classifier
+from openfer.corrupt import CORRUPTIONS
+from openfer.datasets import load_dataset, stratified_split
+from openfer.evaluate import calibration_metrics
+from openfer.train.augment import BANDS
+from openfer.train.combine import metadata, split_of, validation_faces
+from openfer.zoo.registry import resolve_model
+
+RESULTS = Path(__file__).parent / "results" / "occlusion_temperature.json"
+GRID = np.round(np.arange(1.0, 3.001, 0.05), 2)
+
+
+def bands(crops: np.ndarray, seed: int) -> np.ndarray:
+    """A copy of uint8 crops [N, S, S], each covered by one of the training augmentation's bands."""
+    rng = np.random.default_rng(seed)
+    out, (n, h, w) = crops.copy(), crops.shape
+    for i in range(n):
+        top, bottom = BANDS[rng.integers(len(BANDS))]
+        shift = rng.uniform(-0.04, 0.04)
+        margin = int(rng.uniform(0, 0.12) * w)
+        out[i, max(int((top + shift) * h), 0): int(min(bottom + shift, 1.0) * h), margin: w - margin] = \
+            int(rng.uniform(0, 1) * 255)
+    return out
+
+
+def soften(probs: np.ndarray, occluded: np.ndarray, t: float) -> np.ndarray:
+    """Probabilities at the per-face temperature ``1 + (t - 1) * occluded``."""
+    z = np.log(probs + 1e-12) / (1 + (t - 1) * occluded)[:, None]
+    z = np.exp(z - z.max(1, keepdims=True))
+    return z / z.sum(1, keepdims=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--data", default=None, help="FER2013 npz (default: ../shared/data/fer2013_dev.npz)")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args()
+    clf = load_classifier(args.model, threads=2)
+    spec, path = resolve_model(args.model)
+    full = load_dataset(args.data, "Training", "ferplus" if "contempt" in clf.classes else "fer2013")
+    train, _ = stratified_split(full.labels, 0.1, 0)
+    faces = full.pixels[np.random.default_rng(1).choice(train, 6000, replace=False)]
+    x = np.concatenate([clf.predict_features(faces)[1], clf.predict_features(bands(faces, 2))[1]])
+    probe = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
+    probe.fit(x, np.r_[np.zeros(len(faces)), np.ones(len(faces))])
+
+    val = validation_faces(split_of(metadata(path)), args.data)
+    fit = np.arange(len(val)) % 2 == 0  # fit T on even rows, score on odd rows
+    pix, y = val.pixels[fit], val.labels[fit]
+    (p0, f0), (p1, f1) = clf.predict_features(pix), clf.predict_features(bands(pix, 3))
+    p, q = np.concatenate([p0, p1]), probe.predict_proba(np.concatenate([f0, f1]))[:, 1]
+    nll = [calibration_metrics(soften(p, q, t), np.r_[y, y])["nll"] for t in GRID]
+    t = float(GRID[int(np.argmin(nll))])
+    print(f"{args.model}: T = {t} (NLL on half the validation faces, clean and banded)")
+
+    pix, y = val.pixels[~fit], val.labels[~fit]
+    rows = {}
+    for cond in ["clean", *CORRUPTIONS]:
+        probs, feats = clf.predict_features(pix if cond == "clean" else CORRUPTIONS[cond](pix))
+        occ = probe.predict_proba(feats)[:, 1]
+        before, after = calibration_metrics(probs, y), calibration_metrics(soften(probs, occ, t), y)
+        rows[cond] = r = {"accuracy": float((probs.argmax(1) == y).mean()), "flagged": float(occ.mean()),
+                          "ece": [before["ece"], after["ece"]], "nll": [before["nll"], after["nll"]],
+                          "confidence": [float(probs.max(1).mean()), float(soften(probs, occ, t).max(1).mean())]}
+        print(f"{cond:>10}: accuracy {r['accuracy']:.3f}  flagged {r['flagged']:.2f}  ECE {r['ece'][0]:.3f} -> "
+              f"{r['ece'][1]:.3f}  NLL {r['nll'][0]:.3f} -> {r['nll'][1]:.3f}  confidence {r['confidence'][0]:.2f} "
+              f"-> {r['confidence'][1]:.2f}", flush=True)
+    args.out.write_text(json.dumps({"model": args.model, "temperature": t, "scored_faces": int(len(y)),
+                                    "rows": rows}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
