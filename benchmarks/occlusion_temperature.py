@@ -68,14 +68,15 @@ def main() -> None:
     args = ap.parse_args()
     clf = load_classifier(args.model, threads=2)
     spec, path = resolve_model(args.model)
-    full = load_dataset(args.data, "Training", "ferplus" if "contempt" in clf.classes else "fer2013")
-    train, _ = stratified_split(full.labels, 0.1, 0)
+    split = split_of(metadata(path))
+    full = load_dataset(args.data, "Training", split["protocol"])
+    train, _ = stratified_split(full.labels, split["val_fraction"], split["split_seed"])
     faces = full.pixels[np.random.default_rng(1).choice(train, 6000, replace=False)]
     x = np.concatenate([clf.predict_features(faces)[1], clf.predict_features(bands(faces, 2))[1]])
     probe = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
     probe.fit(x, np.r_[np.zeros(len(faces)), np.ones(len(faces))])
 
-    val = validation_faces(split_of(metadata(path)), args.data)
+    val = validation_faces(split, args.data)
     fit = np.arange(len(val)) % 2 == 0  # fit T on even rows, score on odd rows
     pix, y = val.pixels[fit], val.labels[fit]
     (p0, f0), (p1, f1) = clf.predict_features(pix), clf.predict_features(bands(pix, 3))

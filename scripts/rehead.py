@@ -66,11 +66,12 @@ def main() -> None:
     from sklearn.preprocessing import StandardScaler
 
     from openfer.heads.export import compose, head_only, save_model
-    from openfer.train.combine import fit_temperature
-    from openfer.zoo.registry import model_path
+    from openfer.train.combine import fit_temperature, metadata, split_of
+    from openfer.zoo.registry import resolve_model
 
     clf = load_classifier(args.base, threads=args.threads)
-    protocol = "ferplus" if "contempt" in clf.classes else "fer2013"  # FER2013's 7 original classes have none
+    base_path = resolve_model(args.base)[1]
+    protocol = split_of(metadata(base_path))["protocol"]  # the labels the base was trained and chosen on
     full = load_dataset(args.data, "Training", protocol)
     if tuple(full.classes) != tuple(clf.classes):
         raise SystemExit(f"{args.base} predicts {clf.classes}; {protocol} labels are {full.classes}")
@@ -104,8 +105,7 @@ def main() -> None:
     head = head_only(pipe, clf.classes, meta, input_name="features")
     save_model(head, args.out)
     if args.full:
-        base = onnx.load(args.base if args.base.endswith(".onnx") else str(model_path(clf.spec)))
-        save_model(compose(base, len(clf.classes), pipe, clf.classes, meta), args.full)
+        save_model(compose(onnx.load(str(base_path)), len(clf.classes), pipe, clf.classes, meta), args.full)
     print(json.dumps({"temperature": t, **{k: m[k] for k in ("accuracy", "uar", "macro_f1", "nll", "ece")},
                       "recall": m["per_class_recall"]}, indent=1))
 
