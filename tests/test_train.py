@@ -435,3 +435,45 @@ def test_a_shipped_onnx_model_can_teach():
     np.testing.assert_allclose(teacher.probs(x96, off).numpy(), teacher.probs(smooth, off).numpy(), atol=0.12)
     with pytest.raises(ValueError, match="the student needs"):
         Teacher([str(model_path(get_spec("fer2013")))], list(CANONICAL8), torch.device("cpu"))
+
+
+def test_clean_teacher_targets_are_computed_once_and_reach_the_targets(tmp_path):
+    """kd_targets = "clean": a registered model teaches through ONNX Runtime on the un-augmented faces; the
+    probabilities are cached for a resumed run, and a teacher with other classes is refused."""
+    from openfer.train.loop import clean_teacher_probs
+
+    faces = np.random.default_rng(2).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    probs = clean_teacher_probs(["fast"], list(CANONICAL8), faces, tmp_path)
+    np.testing.assert_allclose(probs, OnnxClassifier(get_spec("fast"), threads=1).predict_proba(faces), atol=1e-5)
+    with np.load(tmp_path / "teacher_probs.npz") as d:
+        np.testing.assert_array_equal(d["probs"], probs)
+    np.savez(tmp_path / "teacher_probs.npz", probs=np.full_like(probs, 0.125), teachers=np.array(["fast"]))
+    assert np.allclose(clean_teacher_probs(["fast"], list(CANONICAL8), faces, tmp_path), 0.125)  # the cache is read
+    both = clean_teacher_probs(["fast", "default"], list(CANONICAL8), faces, tmp_path)  # another list: recomputed
+    np.testing.assert_allclose(both, (probs + OnnxClassifier(get_spec("default"), threads=1).predict_proba(faces)) / 2,
+                               atol=1e-5)
+    with pytest.raises(ValueError, match="the student needs"):
+        clean_teacher_probs(["fer2013"], list(CANONICAL8), faces, tmp_path / "x")
+    with pytest.raises(ValueError, match="kd_targets"):
+        train(TrainConfig(kd_weight=0.5, teachers=["fast"], kd_targets="noisy"), tmp_path / "bad",
+              make_npz(tmp_path / "toy.npz"))
+
+
+@pytest.mark.slow
+def test_a_clean_teacher_pulls_the_student_towards_its_answers(tmp_path):
+    """Trained on the teacher's probabilities alone (kd_weight 1), a student learns the teacher's answers, not the
+    labels: here a teacher that always answers class 3."""
+    data = make_npz(tmp_path / "toy.npz")
+    no_geometry = {"rotate_deg": 0.0, "scale": [1.0, 1.0], "translate": 0.0, "erase_p": 0.0, "lowres_p": 0.0}
+    base = dict(epochs=4, batch_size=16, lr=0.05, arch_kwargs={"width": 0.25}, val_fraction=0.25, threads=1,
+                bf16=False, ema_decay=0.5, augment=no_geometry, label_smoothing=0.0)
+    assert train(TrainConfig(**base), tmp_path / "teacher", data)["best_val_acc"] > 0.6
+    ck = torch.load(tmp_path / "teacher" / "best.pt", weights_only=False)
+    ck["ema"] = {k: v.clone() for k, v in ck["ema"].items()}
+    head = [k for k in ck["ema"] if k.endswith("bias") and ck["ema"][k].shape == (8,)][-1]
+    ck["ema"][head][:] = torch.tensor([0, 0, 0, 50.0, 0, 0, 0, 0])  # overwhelms every face's evidence
+    torch.save(ck, tmp_path / "always3.pt")
+    student = TrainConfig(teachers=[str(tmp_path / "always3.pt")], kd_weight=1.0, kd_targets="clean", **base)
+    s = train(student, tmp_path / "student", data)
+    assert (tmp_path / "student" / "teacher_probs.npz").exists()
+    assert s["best_val_acc"] < 0.4  # the labels are learnable (the teacher itself reads them), the student ignores them

@@ -69,6 +69,7 @@ class TrainConfig:
     sam_rho: float = 0.0  # > 0: sharpness-aware minimisation with this neighbourhood radius (2 passes per step)
     teachers: list = field(default_factory=list)  # best.pt / ensemble.pt checkpoints or exported .onnx to distil from
     kd_weight: float = 0.0  # share of the teachers' probabilities in the training targets
+    kd_targets: str = "online"  # "online": teachers see each augmented batch; "clean": once, the un-augmented faces
     aux_ferplus_weight: float = 0.0  # > 0 (fer2013 protocol): a second 8-way head learns the FER+ votes; not exported
     pretrained: str = ""  # faceres folder to initialise a faceres_mobilenet from (see openfer.train.faceres)
     backbone_lr_mult: float = 1.0  # discriminative learning rate: the pretrained layers train at lr * this
@@ -218,6 +219,40 @@ class Teacher:
         return out / len(self.nets)
 
 
+def clean_teacher_probs(paths: list[str], classes: list[str], pixels: np.ndarray, out: Path) -> np.ndarray:
+    """Mean calibrated probabilities [N, C] of the teachers on the un-augmented training faces (``kd_targets =
+    "clean"``).
+
+    Computed once before training, so a teacher far slower than the student costs one pass over the data instead of
+    one per augmented batch: an exported file or registered model in ONNX Runtime (its mirror pass included), a
+    checkpoint in PyTorch. Kept in ``out/teacher_probs.npz`` for a resumed run.
+    """
+    cache = out / "teacher_probs.npz"
+    if cache.exists():
+        with np.load(cache) as d:
+            if list(d["teachers"]) == [str(p) for p in paths] and len(d["probs"]) == len(pixels):
+                return d["probs"]
+    from openfer.classify.onnx_classifier import load_classifier
+
+    total = np.zeros((len(pixels), len(classes)), np.float32)
+    for path in paths:
+        if str(path).endswith(".pt"):
+            ck = load_checkpoint(path)
+            net, names = ck.build_model(), list(ck.classes)
+            run = lambda x: torch.softmax(torch.from_numpy(  # noqa: E731
+                predict_logits(net, x, ck.input_size, tta=member_tta(ck.config))) / ck.calibrated_temperature, 1).numpy()
+        else:
+            clf = load_classifier(str(path))
+            names, run = list(clf.classes), clf.predict_proba
+        if names != list(classes):
+            raise UsageError(f"teacher {path} predicts {names}; the student needs {list(classes)}")
+        for i in tqdm(range(0, len(pixels), 1024), desc=f"teacher {Path(str(path)).name}", mininterval=5):
+            total[i : i + 1024] += run(pixels[i : i + 1024])
+    probs = total / len(paths)
+    np.savez(cache, probs=probs, teachers=np.array([str(p) for p in paths]))
+    return probs
+
+
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """``sgd`` (Nesterov momentum 0.9) or ``adamw``; weight decay is not applied to norms and biases with AdamW.
 
@@ -325,6 +360,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
         raise UnknownNameError(f"unknown tta {cfg.tta!r}; use one of {TTA_MODES}")
     if cfg.kd_weight and not cfg.teachers:
         raise UsageError("kd_weight > 0 needs teachers = [checkpoint paths]")
+    if cfg.kd_targets not in ("online", "clean"):
+        raise UnknownNameError(f"unknown kd_targets {cfg.kd_targets!r}; use 'online' or 'clean'")
     autocast = {"device_type": device.type, "dtype": torch.bfloat16, "enabled": cfg.bf16}
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -359,7 +396,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
     frozen_bn = cfg.freeze_bn or from_onnx
     if device.type == "cuda":  # the faces live on the GPU and are augmented there: the CPU would starve it
         x_all = x_all.to(device)
-    teacher = Teacher(cfg.teachers, classes, device) if cfg.kd_weight > 0 else None
+    teacher = Teacher(cfg.teachers, classes, device) if cfg.kd_weight > 0 and cfg.kd_targets == "online" else None
     ema = copy.deepcopy(model).eval()
     opt = make_optimizer(model, cfg)
     aug_cfg = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.augment.items()})
@@ -382,6 +419,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
     offset = prior_offset(cfg, prior).to(device)
     y_soft = torch.from_numpy(train_set.targets if cfg.soft_labels else np.eye(n_cls, dtype=np.float32)[train_set.labels])
     y_soft = y_soft * (1 - cfg.label_smoothing) + cfg.label_smoothing * smoothing_target(offset.cpu())
+    if cfg.kd_weight > 0 and cfg.kd_targets == "clean":
+        kd = torch.from_numpy(clean_teacher_probs(cfg.teachers, classes, train_set.pixels, out))
+        y_soft = (1 - cfg.kd_weight) * y_soft + cfg.kd_weight * kd
     if aux is not None:  # mixed together with the labels, split again in the loss
         y_soft = torch.cat([y_soft, aux], dim=1)
     class_w = class_weights(train_set.labels, n_cls, cfg.class_weighting).to(device)
