@@ -21,3 +21,12 @@ def test_bands_are_dark_by_default_and_take_the_configured_grey_range():
     assert dark.max() <= 0.35
     light = _banded_rows(AugmentConfig(**ONLY_BANDS, band_grey=(0.7, 1.0)), 0)
     assert light.min() >= 0.7 and light.max() <= 1.0
+
+
+def test_covered_marks_exactly_the_banded_faces_and_changes_no_draw():
+    cfg = AugmentConfig(**{**ONLY_BANDS, "band_p": 0.5})
+    x = torch.full((32, 1, 48, 48), 0.5)
+    covered = torch.zeros(32, dtype=torch.bool)
+    y = augment(x, cfg, torch.Generator().manual_seed(4), covered)
+    assert torch.equal(covered, (y != 0.5).flatten(1).any(1)) and 0 < covered.sum() < 32
+    assert torch.equal(y, augment(x, cfg, torch.Generator().manual_seed(4)))  # same faces without the argument

@@ -340,7 +340,8 @@ def test_class_weights_favour_rare_classes():
 def test_training_options_run(tmp_path):
     data = make_npz(tmp_path / "toy.npz")
     cfg = TrainConfig(epochs=2, batch_size=16, lr=0.003, optimizer="adamw", mixup_alpha=0.2, cutmix_alpha=1.0,
-                      class_weighting="inverse_sqrt", arch_kwargs={"width": 0.25}, threads=1, bf16=True)
+                      class_weighting="inverse_sqrt", arch_kwargs={"width": 0.25}, threads=1, bf16=True,
+                      cover_smoothing=0.3, augment={"band_p": 0.5})
     s = train(cfg, tmp_path / "run", data)
     assert np.isfinite(s["val_nll_calibrated"]) and s["best_epoch"] >= 1
     with pytest.raises(ValueError, match="adamw"):
@@ -477,3 +478,17 @@ def test_a_clean_teacher_pulls_the_student_towards_its_answers(tmp_path):
     s = train(student, tmp_path / "student", data)
     assert (tmp_path / "student" / "teacher_probs.npz").exists()
     assert s["best_val_acc"] < 0.4  # the labels are learnable (the teacher itself reads them), the student ignores them
+
+
+@pytest.mark.slow
+def test_cover_smoothing_moves_a_covered_face_s_target_to_the_prior(tmp_path):
+    """Every face covered and all of its target moved to the prior: the student learns the prior, not the labels
+    it learns without (the base recipe reads the toy faces, see the clean-teacher test)."""
+    data = make_npz(tmp_path / "toy.npz")
+    no_geometry = {"rotate_deg": 0.0, "scale": [1.0, 1.0], "translate": 0.0, "erase_p": 0.0, "lowres_p": 0.0}
+    base = dict(epochs=4, batch_size=16, lr=0.05, arch_kwargs={"width": 0.25}, val_fraction=0.25, threads=1,
+                bf16=False, ema_decay=0.5, label_smoothing=0.0)
+    covered = {**no_geometry, "band_p": 1.0, "band_grey": [0.5, 0.5]}
+    assert train(TrainConfig(augment=covered, **base), tmp_path / "labels", data)["best_val_acc"] > 0.5
+    s = train(TrainConfig(augment=covered, cover_smoothing=1.0, **base), tmp_path / "prior", data)
+    assert s["best_val_acc"] < 0.4

@@ -41,11 +41,12 @@ class AugmentConfig:
 BANDS: tuple[tuple[float, float], ...] = ((0.31, 0.49), (0.18, 0.55), (0.58, 1.0))
 
 
-def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator,
+            covered: torch.Tensor | None = None) -> torch.Tensor:
     """Augment a batch ``x`` [B, C, H, W] of floats in [0, 1]; returns a new tensor, same shape, on ``x``'s device.
 
     The random draws come from ``gen`` (a CPU generator) whatever the device, so a run is the same on a GPU as on
-    the CPU up to floating point."""
+    the CPU up to floating point. ``covered`` (bool [B], optional) is set where a band was drawn over the face."""
     b, _, h, w = x.shape
     rc = lambda *s: torch.rand(*s, generator=gen)  # noqa: E731 - draws for choices and sizes stay on the CPU
     r = lambda *s: rc(*s).to(x.device)  # noqa: E731 - draws that meet the pixels
@@ -82,6 +83,8 @@ def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.
 
     if cfg.band_p > 0:
         for i in torch.nonzero(rc(b) < cfg.band_p).flatten().tolist():
+            if covered is not None:
+                covered[i] = True
             top, bottom = BANDS[int(rc(1).item() * len(BANDS))]
             shift = (rc(1).item() * 2 - 1) * 0.04
             y0, y1 = int((top + shift) * h), int(min(bottom + shift, 1.0) * h)

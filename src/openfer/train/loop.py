@@ -49,6 +49,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     warmup_epochs: float = 1.0
     label_smoothing: float = 0.05
+    cover_smoothing: float = 0.0  # share of a face's target moved to the training prior where a band covers it
     soft_labels: bool = True
     ema_decay: float = 0.999
     val_fraction: float = 0.1
@@ -417,6 +418,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
                                    minlength=n_cls)
         prior = class_prior((train_set.targets[:n_main].sum(0) + photo_counts)[None] / len(train_set))
     offset = prior_offset(cfg, prior).to(device)
+    prior_t = torch.as_tensor(np.asarray(prior), dtype=torch.float32)
     y_soft = torch.from_numpy(train_set.targets if cfg.soft_labels else np.eye(n_cls, dtype=np.float32)[train_set.labels])
     y_soft = y_soft * (1 - cfg.label_smoothing) + cfg.label_smoothing * smoothing_target(offset.cpu())
     if cfg.kd_weight > 0 and cfg.kd_targets == "clean":
@@ -448,8 +450,13 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
             lr = _lr_at(step, total_steps, cfg.warmup_epochs * steps_per_epoch, cfg.lr)
             for g in opt.param_groups:
                 g["lr"] = lr * g.get("lr_mult", 1.0)
-            x = normalize(augment(x_all[idx].clone(), aug_cfg, gen))
-            x, y = mix_batch(x, y_soft[idx], cfg.mixup_alpha, cfg.cutmix_alpha, gen)
+            covered = torch.zeros(len(idx), dtype=torch.bool)
+            x = normalize(augment(x_all[idx].clone(), aug_cfg, gen, covered))
+            y = y_soft[idx]
+            if cfg.cover_smoothing > 0 and covered.any():  # half a face hidden: less sure of its expression
+                y = y.clone()
+                y[covered, :n_cls] = (1 - cfg.cover_smoothing) * y[covered, :n_cls] + cfg.cover_smoothing * prior_t
+            x, y = mix_batch(x, y, cfg.mixup_alpha, cfg.cutmix_alpha, gen)
             x, y = x.to(device).contiguous(memory_format=torch.channels_last), y.to(device)
             y, y_aux = y[:, :n_cls], y[:, n_cls:]
             if teacher is not None:
