@@ -239,9 +239,11 @@ def clean_teacher_probs(paths: list[str], classes: list[str], pixels: np.ndarray
     for path in paths:
         if str(path).endswith(".pt"):
             ck = load_checkpoint(path)
-            net, names = ck.build_model(), list(ck.classes)
-            run = lambda x: torch.softmax(torch.from_numpy(  # noqa: E731
-                predict_logits(net, x, ck.input_size, tta=member_tta(ck.config))) / ck.calibrated_temperature, 1).numpy()
+            names = list(ck.classes)
+
+            def run(x: np.ndarray, ck: Checkpoint = ck, net: torch.nn.Module = ck.build_model()) -> np.ndarray:
+                logits = predict_logits(net, x, ck.input_size, tta=member_tta(ck.config))
+                return torch.softmax(torch.from_numpy(logits) / ck.calibrated_temperature, 1).numpy()
         else:
             clf = load_classifier(str(path))
             names, run = list(clf.classes), clf.predict_proba
