@@ -448,8 +448,13 @@ def test_clean_teacher_targets_are_computed_once_and_reach_the_targets(tmp_path)
     np.testing.assert_allclose(probs, OnnxClassifier(get_spec("fast"), threads=1).predict_proba(faces), atol=1e-5)
     with np.load(tmp_path / "teacher_probs.npz") as d:
         np.testing.assert_array_equal(d["probs"], probs)
-    np.savez(tmp_path / "teacher_probs.npz", probs=np.full_like(probs, 0.125), teachers=np.array(["fast"]))
+    with np.load(tmp_path / "teacher_probs.npz") as d:
+        np.savez(tmp_path / "teacher_probs.npz", probs=np.full_like(probs, 0.125), teachers=d["teachers"],
+                 faces=d["faces"])
     assert np.allclose(clean_teacher_probs(["fast"], list(CANONICAL8), faces, tmp_path), 0.125)  # the cache is read
+    other = faces[::-1].copy()  # other faces, same count: recomputed
+    np.testing.assert_allclose(clean_teacher_probs(["fast"], list(CANONICAL8), other, tmp_path), probs[::-1],
+                               atol=1e-5)
     both = clean_teacher_probs(["fast", "default"], list(CANONICAL8), faces, tmp_path)  # another list: recomputed
     np.testing.assert_allclose(both, (probs + OnnxClassifier(get_spec("default"), threads=1).predict_proba(faces)) / 2,
                                atol=1e-5)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import hashlib
 import json
 import logging
 import math
@@ -226,12 +227,12 @@ def clean_teacher_probs(paths: list[str], classes: list[str], pixels: np.ndarray
 
     Computed once before training, so a teacher far slower than the student costs one pass over the data instead of
     one per augmented batch: an exported file or registered model in ONNX Runtime (its mirror pass included), a
-    checkpoint in PyTorch. Kept in ``out/teacher_probs.npz`` for a resumed run.
+    checkpoint in PyTorch. Kept in ``out/teacher_probs.npz`` (with the faces' SHA-256) for a resumed run.
     """
-    cache = out / "teacher_probs.npz"
+    cache, faces = out / "teacher_probs.npz", hashlib.sha256(np.ascontiguousarray(pixels)).hexdigest()
     if cache.exists():
         with np.load(cache) as d:
-            if list(d["teachers"]) == [str(p) for p in paths] and len(d["probs"]) == len(pixels):
+            if "faces" in d and str(d["faces"]) == faces and list(d["teachers"]) == [str(p) for p in paths]:
                 return d["probs"]
     from openfer.classify.onnx_classifier import load_classifier
 
@@ -252,7 +253,7 @@ def clean_teacher_probs(paths: list[str], classes: list[str], pixels: np.ndarray
         for i in tqdm(range(0, len(pixels), 1024), desc=f"teacher {Path(str(path)).name}", mininterval=5):
             total[i : i + 1024] += run(pixels[i : i + 1024])
     probs = total / len(paths)
-    np.savez(cache, probs=probs, teachers=np.array([str(p) for p in paths]))
+    np.savez(cache, probs=probs, teachers=np.array([str(p) for p in paths]), faces=np.array(faces))
     return probs
 
 
@@ -455,8 +456,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
             covered = torch.zeros(len(idx), dtype=torch.bool)
             x = normalize(augment(x_all[idx].clone(), aug_cfg, gen, covered))
             y = y_soft[idx]
-            if cfg.cover_smoothing > 0 and covered.any():  # half a face hidden: less sure of its expression
-                y = y.clone()
+            if cfg.cover_smoothing > 0 and covered.any():  # part of the face hidden: less sure of its expression
                 y[covered, :n_cls] = (1 - cfg.cover_smoothing) * y[covered, :n_cls] + cfg.cover_smoothing * prior_t
             x, y = mix_batch(x, y, cfg.mixup_alpha, cfg.cutmix_alpha, gen)
             x, y = x.to(device).contiguous(memory_format=torch.channels_last), y.to(device)
