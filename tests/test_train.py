@@ -497,3 +497,17 @@ def test_cover_smoothing_moves_a_covered_face_s_target_to_the_prior(tmp_path):
     assert train(TrainConfig(augment=covered, **base), tmp_path / "labels", data)["best_val_acc"] > 0.5
     s = train(TrainConfig(augment=covered, cover_smoothing=1.0, **base), tmp_path / "prior", data)
     assert s["best_val_acc"] < 0.4
+
+
+def test_match_prior_gives_a_shy_teacher_the_labels_class_shares():
+    from openfer.train.loop import match_prior
+
+    rng = np.random.default_rng(0)
+    targets = np.eye(3)[rng.choice(3, 600, p=[0.5, 0.3, 0.2])]
+    teacher = 0.8 * targets + 0.2 * np.array([0.6, 0.39, 0.01])  # names class 2 far less often than the labels
+    teacher[:, 2] *= 0.2
+    teacher /= teacher.sum(1, keepdims=True)
+    fixed = match_prior(teacher, targets)
+    np.testing.assert_allclose(fixed.sum(1), 1, atol=1e-6)
+    np.testing.assert_allclose(fixed.mean(0), targets.mean(0), atol=0.01)  # was 0.10 for class 2, labels 0.22
+    assert (fixed.argmax(1) == targets.argmax(1)).mean() >= (teacher.argmax(1) == targets.argmax(1)).mean()

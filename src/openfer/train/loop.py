@@ -72,6 +72,7 @@ class TrainConfig:
     teachers: list = field(default_factory=list)  # best.pt / ensemble.pt checkpoints or exported .onnx to distil from
     kd_weight: float = 0.0  # share of the teachers' probabilities in the training targets
     kd_targets: str = "online"  # "online": teachers see each augmented batch; "clean": once, the un-augmented faces
+    kd_match_prior: bool = False  # "clean" teachers' probabilities re-weighted per class to the targets' mean
     aux_ferplus_weight: float = 0.0  # > 0 (fer2013 protocol): a second 8-way head learns the FER+ votes; not exported
     pretrained: str = ""  # faceres folder to initialise a faceres_mobilenet from (see openfer.train.faceres)
     backbone_lr_mult: float = 1.0  # discriminative learning rate: the pretrained layers train at lr * this
@@ -257,6 +258,16 @@ def clean_teacher_probs(paths: list[str], classes: list[str], pixels: np.ndarray
     return probs
 
 
+def match_prior(probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """``probs`` [N, C] re-weighted per class so their mean comes to the mean of ``targets`` [N, C], each row
+    renormalised: a teacher that names a rare class less often than the labels do does not pass that on."""
+    goal, out = np.maximum(targets.mean(0), 1e-6), probs.astype(np.float64)
+    for _ in range(50):  # scale the columns, renormalise the rows, until the column means settle
+        out = out * (goal / np.maximum(out.mean(0), 1e-12))
+        out /= out.sum(1, keepdims=True)
+    return out.astype(np.float32)
+
+
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """``sgd`` (Nesterov momentum 0.9) or ``adamw``; weight decay is not applied to norms and biases with AdamW.
 
@@ -425,7 +436,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
     y_soft = torch.from_numpy(train_set.targets if cfg.soft_labels else np.eye(n_cls, dtype=np.float32)[train_set.labels])
     y_soft = y_soft * (1 - cfg.label_smoothing) + cfg.label_smoothing * smoothing_target(offset.cpu())
     if cfg.kd_weight > 0 and cfg.kd_targets == "clean":
-        kd = torch.from_numpy(clean_teacher_probs(cfg.teachers, classes, train_set.pixels, out))
+        kd = clean_teacher_probs(cfg.teachers, classes, train_set.pixels, out)
+        kd = torch.from_numpy(match_prior(kd, y_soft.numpy()) if cfg.kd_match_prior else kd)
         y_soft = (1 - cfg.kd_weight) * y_soft + cfg.kd_weight * kd
     if aux is not None:  # mixed together with the labels, split again in the loss
         y_soft = torch.cat([y_soft, aux], dim=1)
