@@ -22,7 +22,7 @@ import numpy as np
 from openfer.classify import OnnxClassifier
 from openfer.crossdomain import detect_photos, load_photo_set, photo_crops, shared_data_path
 from openfer.detect import load_detector
-from openfer.evaluate import calibration_metrics
+from openfer.evaluate import calibration_metrics, retemper
 from openfer.train.combine import metadata, split_of, validation_faces
 from openfer.zoo.registry import resolve_model
 
@@ -30,18 +30,11 @@ RESULTS = Path(__file__).parent / "results" / "domain_temperature.json"
 SCALES = np.round(np.arange(0.6, 1.201, 0.05), 2)
 
 
-def rescale(probs: np.ndarray, s: float) -> np.ndarray:
-    """Probabilities at ``s`` times the model's temperature (the argmax is unchanged)."""
-    z = np.log(np.maximum(probs, 1e-12)) / s
-    z = np.exp(z - z.max(1, keepdims=True))
-    return z / z.sum(1, keepdims=True)
-
-
 def sweep(probs: np.ndarray, labels: np.ndarray) -> list[dict]:
     """ECE, NLL and mean top probability at each scale of ``SCALES``."""
     rows = []
     for s in SCALES:
-        p = rescale(probs, float(s))
+        p = retemper(probs, float(s))
         rows.append({"s": float(s), **calibration_metrics(p, labels), "confidence": float(p.max(1).mean())})
     return rows
 

@@ -30,7 +30,7 @@ from sklearn.preprocessing import StandardScaler
 from openfer.classify import load_classifier
 from openfer.corrupt import CORRUPTIONS
 from openfer.datasets import load_dataset, stratified_split
-from openfer.evaluate import calibration_metrics
+from openfer.evaluate import calibration_metrics, retemper
 from openfer.train.augment import BANDS
 from openfer.train.combine import metadata, split_of, validation_faces
 from openfer.zoo.registry import resolve_model
@@ -50,13 +50,6 @@ def bands(crops: np.ndarray, seed: int) -> np.ndarray:
         out[i, max(int((top + shift) * h), 0): int(min(bottom + shift, 1.0) * h), margin: w - margin] = \
             int(rng.uniform(0, 1) * 255)
     return out
-
-
-def soften(probs: np.ndarray, occluded: np.ndarray, t: float) -> np.ndarray:
-    """Probabilities at the per-face temperature ``1 + (t - 1) * occluded``."""
-    z = np.log(probs + 1e-12) / (1 + (t - 1) * occluded)[:, None]
-    z = np.exp(z - z.max(1, keepdims=True))
-    return z / z.sum(1, keepdims=True)
 
 
 def main() -> None:
@@ -81,7 +74,7 @@ def main() -> None:
     pix, y = val.pixels[fit], val.labels[fit]
     (p0, f0), (p1, f1) = clf.predict_features(pix), clf.predict_features(bands(pix, 3))
     p, q = np.concatenate([p0, p1]), probe.predict_proba(np.concatenate([f0, f1]))[:, 1]
-    nll = [calibration_metrics(soften(p, q, t), np.r_[y, y])["nll"] for t in GRID]
+    nll = [calibration_metrics(retemper(p, 1 + (t - 1) * q), np.r_[y, y])["nll"] for t in GRID]
     t = float(GRID[int(np.argmin(nll))])
     print(f"{args.model}: T = {t} (NLL on half the validation faces, clean and banded)")
 
@@ -109,10 +102,11 @@ def score(clf, probe, t: float, pix: np.ndarray, y: np.ndarray) -> dict:
     for cond in ["clean", *CORRUPTIONS]:
         probs, feats = clf.predict_features(pix if cond == "clean" else CORRUPTIONS[cond](pix))
         occ = probe.predict_proba(feats)[:, 1]
-        before, after = calibration_metrics(probs, y), calibration_metrics(soften(probs, occ, t), y)
+        soft = retemper(probs, 1 + (t - 1) * occ)  # per-face temperature: 1 on a clear face, t on a covered one
+        before, after = calibration_metrics(probs, y), calibration_metrics(soft, y)
         rows[cond] = r = {"accuracy": float((probs.argmax(1) == y).mean()), "flagged": float(occ.mean()),
                           "ece": [before["ece"], after["ece"]], "nll": [before["nll"], after["nll"]],
-                          "confidence": [float(probs.max(1).mean()), float(soften(probs, occ, t).max(1).mean())]}
+                          "confidence": [float(probs.max(1).mean()), float(soft.max(1).mean())]}
         print(f"{cond:>10}: accuracy {r['accuracy']:.3f}  flagged {r['flagged']:.2f}  ECE {r['ece'][0]:.3f} -> "
               f"{r['ece'][1]:.3f}  NLL {r['nll'][0]:.3f} -> {r['nll'][1]:.3f}  confidence {r['confidence'][0]:.2f} "
               f"-> {r['confidence'][1]:.2f}", flush=True)

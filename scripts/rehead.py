@@ -48,6 +48,13 @@ def photo_features(clf, folder: Path, exclude: list[str], detections: str | None
     return feats, np.array([clf.classes.index(n) for n in names[keep]])
 
 
+def soft_rows(x: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One weighted row per (face, class with a share of its votes): a weighted logistic regression on these rows
+    minimises the cross-entropy to the vote distributions, so faces split between classes teach both."""
+    face, cls = np.nonzero(targets > 0)
+    return x[face], cls, targets[face, cls].astype(np.float64)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base", default="default-v1", help="registered model or .onnx whose networks give the features")
@@ -60,6 +67,8 @@ def main() -> None:
     ap.add_argument("--photo-weight", type=float, default=1.0)
     ap.add_argument("--photo-exclude", nargs="*", default=["disgust"])
     ap.add_argument("--detections", default=None, help="CenterFace cache for --photos (crossdomain's)")
+    ap.add_argument("--targets", choices=("majority", "votes"), default="majority",
+                    help="FER faces' targets: majority labels, or (ferplus) the vote distributions as soft targets")
     args = ap.parse_args()
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -79,9 +88,11 @@ def main() -> None:
     print(f"features of {len(full)} {protocol} Training faces from {args.base} ...", flush=True)
     _, feats = clf.predict_features(full.pixels)
     x, y, w = feats[train], full.labels[train], np.ones(len(train))
+    if args.targets == "votes":
+        x, y, w = soft_rows(x, full.targets[train])
     if args.photos:
         px, py = photo_features(clf, args.photos, args.photo_exclude, args.detections)
-        pw = photo_draws(py, np.bincount(y, minlength=len(clf.classes)) / len(y), "match_prior") * len(py)
+        pw = photo_draws(py, np.bincount(y, w, len(clf.classes)) / w.sum(), "match_prior") * len(py)
         x, y, w = np.concatenate([x, px]), np.concatenate([y, py]), np.concatenate([w, pw * args.photo_weight])
         print(f"+ {len(py)} photos of {args.photos}'s train people, weight {pw.sum() * args.photo_weight:.0f}")
     pipe = make_pipeline(StandardScaler(), LogisticRegression(C=args.C, max_iter=2000))
@@ -96,7 +107,7 @@ def main() -> None:
     shares = np.bincount(y, weights=w, minlength=len(clf.classes)) / w.sum()
     meta = {"arch": f"{clf.spec.arch}+head", "head": "linear", "base_model": args.base,
             "base_sha256": clf.spec.sha256, "protocol": protocol, "split_seed": "0", "val_fraction": "0.1",
-            "temperature": f"{t:.2f}", "C": str(args.C),
+            "temperature": f"{t:.2f}", "C": str(args.C), "targets": args.targets,
             "train_prior": json.dumps([round(float(v), 6) for v in shares]),
             "val": json.dumps({k: round(m[k], 4) for k in ("accuracy", "uar", "macro_f1", "nll", "ece")})}
     if args.photos:  # what joined the data, so the file says how it was made

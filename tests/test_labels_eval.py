@@ -409,6 +409,29 @@ def test_calibration_metrics_hand_computed():
     assert perfect["ece"] == pytest.approx(0) and perfect["nll"] == pytest.approx(0, abs=1e-9)
 
 
+def test_retemper_scales_logits_per_row_and_keeps_the_argmax():
+    from openfer.evaluate import retemper
+
+    probs = np.array([[0.7, 0.2, 0.1], [0.5, 0.3, 0.2]])
+    np.testing.assert_allclose(retemper(probs, 1.0), probs)
+    hot = retemper(probs, 0.5)  # logits doubled: probabilities squared and renormalised
+    np.testing.assert_allclose(hot[0], probs[0] ** 2 / (probs[0] ** 2).sum())
+    rows = retemper(probs, np.array([1.0, 1e6]))  # second row so soft it is uniform
+    np.testing.assert_allclose(rows[0], probs[0])
+    np.testing.assert_allclose(rows[1], 1 / 3, atol=1e-5)
+    assert (retemper(probs, 3.0).argmax(1) == probs.argmax(1)).all()
+
+
+def test_vote_recall_weighs_each_answer_by_its_votes():
+    from openfer.evaluate import vote_recall
+
+    votes = np.array([[1.0, 0, 0], [0.6, 0.4, 0], [0.2, 0.8, 0]])
+    r = vote_recall(votes, np.array([0, 1, 1]), ("a", "b", "c"))
+    assert r["a"] == pytest.approx(1.0 / 1.8) and r["b"] == pytest.approx(1.0) and r["c"] is None
+    onehot = np.eye(3)[[0, 0, 1]]  # one-hot targets: plain recall
+    assert vote_recall(onehot, np.array([0, 1, 1]), ("a", "b", "c"))["a"] == pytest.approx(0.5)
+
+
 def test_paired_bootstrap_uar_resamples_people():
     """openfer.evaluate.paired_bootstrap_uar: no difference gives a zero interval; a model right on every photo of
     the rare class beats one right on none, by the class's share of the UAR, in every resample."""

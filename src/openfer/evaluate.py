@@ -86,6 +86,25 @@ def calibration_metrics(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -
     return {"nll": nll, "ece": float(ece)}
 
 
+def vote_recall(targets: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...]) -> dict[str, float | None]:
+    """Per-class recall weighted by the annotators' votes: class c's share of the votes the model's answer c
+    received. With FER+ votes a rare class is scored on every face some annotator saw it in, not only on the few
+    it won (12 contempt faces of FER+ validation), so its estimate varies far less; one-hot targets give recall."""
+    hit = np.eye(targets.shape[1])[y_pred]
+    mass = targets.sum(0)
+    return {c: float((targets[:, i] * hit[:, i]).sum() / mass[i]) if mass[i] > 0 else None
+            for i, c in enumerate(classes)}
+
+
+def retemper(probs: np.ndarray, scale: float | np.ndarray) -> np.ndarray:
+    """``probs`` with the logits divided by ``scale`` (one number, or one per row): what a model would say at
+    ``scale`` times its temperature. The argmax is unchanged; used to ask which temperature a domain wants."""
+    s = np.broadcast_to(np.asarray(scale, np.float64), (len(probs),))[:, None]
+    z = np.log(np.maximum(probs, 1e-12)) / s
+    z = np.exp(z - z.max(1, keepdims=True))
+    return z / z.sum(1, keepdims=True)
+
+
 def paired_bootstrap_uar(labels: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, groups, scored: list[int],
                          rounds: int = 2000, seed: int = 0) -> dict:
     """How sure a UAR difference is: ``pred_b``'s UAR minus ``pred_a``'s over the ``scored`` class indices, on
