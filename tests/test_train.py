@@ -511,3 +511,17 @@ def test_match_prior_gives_a_shy_teacher_the_labels_class_shares():
     np.testing.assert_allclose(fixed.sum(1), 1, atol=1e-6)
     np.testing.assert_allclose(fixed.mean(0), targets.mean(0), atol=0.01)  # was 0.10 for class 2, labels 0.22
     assert (fixed.argmax(1) == targets.argmax(1)).mean() >= (teacher.argmax(1) == targets.argmax(1)).mean()
+
+
+def test_bf16_auto_follows_the_hardware(monkeypatch):
+    """bf16 = "auto": on where it is fast (CUDA, a CPU with AMX), float32 on a CPU without AMX; explicit values win."""
+    from openfer.train.loop import resolve_bf16
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert resolve_bf16("auto", cpu) is False and resolve_bf16("auto", cuda) is True
+    assert resolve_bf16(True, cpu) is True and resolve_bf16(False, cuda) is False
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert resolve_bf16("auto", cpu) is True
+    with pytest.raises(UsageError, match="bf16"):
+        resolve_bf16("yes", cpu)

@@ -57,7 +57,7 @@ class TrainConfig:
     seed: int = 0  # weights init, batch order, augmentation
     split_seed: int = 0  # which Training rows form validation; fixed so ensemble members share one split
     val_rows: str = ""  # "ferplus_heldout" (fer2013 protocol): validate on rows no FER+ run trained on
-    bf16: bool = True
+    bf16: bool | str = "auto"  # bf16 autocast: "auto" = on a GPU or a CPU with AMX, where it is faster
     threads: int = 0
     max_train_samples: int = 0
     tta_flip: bool = False  # older spelling of tta = "flip"
@@ -174,6 +174,17 @@ def resolve_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda"):
         raise UnknownNameError(f"unknown device {name!r}; use 'auto', 'cpu' or 'cuda'")
     return torch.device(name)
+
+
+def resolve_bf16(setting: bool | str, device: torch.device) -> bool:
+    """Whether to train under bf16 autocast. ``auto``: on CUDA, and on a CPU with AMX tiles (3-4x faster there);
+    a CPU without AMX computes bf16 convolutions slower than float32 (measured 0.74 s against 0.49 s per batch of
+    128 for ``fer_resnet`` on an AVX-512-BF16 Xeon), so float32 there."""
+    if setting == "auto":
+        return device.type == "cuda" or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+    if not isinstance(setting, bool):
+        raise UsageError(f"bf16 = {setting!r}; use true, false or 'auto'")
+    return setting
 
 
 class Teacher:
@@ -377,7 +388,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, data_path: str | Path | None = 
         raise UsageError("kd_weight > 0 needs teachers = [checkpoint paths]")
     if cfg.kd_targets not in ("online", "clean"):
         raise UnknownNameError(f"unknown kd_targets {cfg.kd_targets!r}; use 'online' or 'clean'")
-    autocast = {"device_type": device.type, "dtype": torch.bfloat16, "enabled": cfg.bf16}
+    autocast = {"device_type": device.type, "dtype": torch.bfloat16, "enabled": resolve_bf16(cfg.bf16, device)}
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     train_set, val_set = split_dataset(cfg, data_path)
