@@ -89,7 +89,8 @@ def calibration_metrics(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -
 def vote_recall(targets: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...]) -> dict[str, float | None]:
     """Per-class recall weighted by the annotators' votes: class c's share of the votes the model's answer c
     received. With FER+ votes a rare class is scored on every face some annotator saw it in, not only on the few
-    it won (12 contempt faces of FER+ validation), so its estimate varies far less; one-hot targets give recall."""
+    it won (12 contempt faces of FER+ validation), so it varies far less; but minority votes count too, so it runs
+    lower than recall and is a second view, not a replacement. One-hot targets give plain recall."""
     hit = np.eye(targets.shape[1])[y_pred]
     mass = targets.sum(0)
     return {c: float((targets[:, i] * hit[:, i]).sum() / mass[i]) if mass[i] > 0 else None
