@@ -91,19 +91,18 @@ def vote_recall(targets: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...
     received. With FER+ votes a rare class is scored on every face some annotator saw it in, not only on the few
     it won (12 contempt faces of FER+ validation), so it varies far less; but minority votes count too, so it runs
     lower than recall and is a second view, not a replacement. One-hot targets give plain recall."""
-    hit = np.eye(targets.shape[1])[y_pred]
+    won = np.bincount(y_pred, weights=targets[np.arange(len(y_pred)), y_pred], minlength=targets.shape[1])
     mass = targets.sum(0)
-    return {c: float((targets[:, i] * hit[:, i]).sum() / mass[i]) if mass[i] > 0 else None
-            for i, c in enumerate(classes)}
+    return {c: float(won[i] / mass[i]) if mass[i] > 0 else None for i, c in enumerate(classes)}
 
 
 def retemper(probs: np.ndarray, scale: float | np.ndarray) -> np.ndarray:
     """``probs`` with the logits divided by ``scale`` (one number, or one per row): what a model would say at
     ``scale`` times its temperature. The argmax is unchanged; used to ask which temperature a domain wants."""
+    from openfer.train.combine import log_softmax
+
     s = np.broadcast_to(np.asarray(scale, np.float64), (len(probs),))[:, None]
-    z = np.log(np.maximum(probs, 1e-12)) / s
-    z = np.exp(z - z.max(1, keepdims=True))
-    return z / z.sum(1, keepdims=True)
+    return np.exp(log_softmax(np.log(np.maximum(probs, 1e-12)) / s))
 
 
 def paired_bootstrap_uar(labels: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, groups, scored: list[int],
