@@ -268,3 +268,37 @@ def test_dropping_the_mirror_pass_keeps_the_single_view_answer():
     np.testing.assert_allclose(probs(drop_mirror(mobilenet), sym), probs(mobilenet, sym), atol=1e-5)
     with pytest.raises(ValueError, match="no mirror pass"):
         drop_mirror(plain)
+
+
+def test_drop_mirror_script_rewrites_an_int8_ensemble_and_its_metadata(tmp_path):
+    """scripts/drop_mirror.py on default-int8-v1 (three int8 networks): every member's mirror pass goes (metadata
+    ``arch:none``), each network still gives its features (3 x 256 for a refitted last layer), and a symmetric face
+    gets the original file's answer (to two steps of the int8 output); the script refuses to overwrite its input."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    from openfer.classify.features import feature_groups
+
+    path = Path(__file__).parents[1] / "scripts" / "drop_mirror.py"
+    spec = importlib.util.spec_from_file_location("drop_mirror", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    src, out = model_path(get_spec("default-int8-v1")), tmp_path / "nm.onnx"
+    argv = sys.argv
+    try:
+        sys.argv = ["drop_mirror.py", str(src), str(out)]
+        script.main()
+        sys.argv = ["drop_mirror.py", str(out), str(out)]
+        with pytest.raises(SystemExit, match="overwrite"):
+            script.main()
+    finally:
+        sys.argv = argv
+    meta = metadata(out)
+    assert json.loads(meta["members"]) == ["fer_resnet:none"] * 3 and meta["tta"] == "none"
+    groups = feature_groups(onnx.load(str(out)), 8)
+    assert [(len(names), width) for names, width in groups] == [(1, 256)] * 3
+    faces = np.random.default_rng(1).uniform(0, 255, (4, 48, 48))
+    sym = np.concatenate([faces[:, :, :24], faces[:, :, :24][:, :, ::-1]], 2)
+    np.testing.assert_allclose(run(out, sym), run(src, sym), atol=2.01 / 255)  # two steps of the int8 output
+    assert np.abs(run(out, faces) - run(src, faces)).max() > 1e-3
