@@ -39,12 +39,12 @@ RESULTS = Path(__file__).parent / "results" / "occlusion_temperature.json"
 GRID = np.round(np.arange(1.0, 3.001, 0.05), 2)
 
 
-def bands(crops: np.ndarray, seed: int) -> np.ndarray:
-    """A copy of uint8 crops [N, S, S], each covered by one of the training augmentation's bands."""
+def bands(crops: np.ndarray, seed: int, choices: tuple[tuple[float, float], ...] = BANDS) -> np.ndarray:
+    """A copy of uint8 crops [N, S, S], each covered by one of the training augmentation's bands (of ``choices``)."""
     rng = np.random.default_rng(seed)
     out, (n, h, w) = crops.copy(), crops.shape
     for i in range(n):
-        top, bottom = BANDS[rng.integers(len(BANDS))]
+        top, bottom = choices[rng.integers(len(choices))]
         shift = rng.uniform(-0.04, 0.04)
         margin = int(rng.uniform(0, 0.12) * w)
         out[i, max(int((top + shift) * h), 0): int(min(bottom + shift, 1.0) * h), margin: w - margin] = \
