@@ -134,6 +134,7 @@ def main() -> None:
                               for k in rows]))
 
     temps = minimize(nll, np.ones(3), method="L-BFGS-B", bounds=[(0.5, 4.0)] * 3).x
+    t_any = minimize(lambda t: nll(np.repeat(t, 3)), np.ones(1), method="L-BFGS-B", bounds=[(0.5, 4.0)]).x[0]
     n = int(half.sum())  # the baseline's T: FER's fit half, clean (the first block of rows) and banded
     banded_p, banded_f = clf.predict_features(bands(val.pixels[half], 4))
     q = one.predict_proba(np.concatenate([rows["fer"][1][:n], banded_f]))[:, 1]
@@ -141,11 +142,12 @@ def main() -> None:
     grid = np.round(np.arange(1.0, 3.001, 0.05), 2)
     t_one = float(grid[int(np.argmin([calibration_metrics(retemper(base_p, 1 + (t - 1) * q), base_y)["nll"]
                                       for t in grid]))])
-    print(f"{args.model}: T eyes / mouth / detail = {np.round(temps, 2).tolist()} (both domains); one T = {t_one}",
-          flush=True)
+    print(f"{args.model}: T eyes / mouth / detail = {np.round(temps, 2).tolist()}, any damage {t_any:.2f} (both "
+          f"domains); one T = {t_one}", flush=True)
 
     # 3. scored on the held-out halves
-    out = {"model": args.model, "temperatures": dict(zip(KINDS, np.round(temps, 3).tolist())), "one_t": t_one}
+    out = {"model": args.model, "temperatures": dict(zip(KINDS, np.round(temps, 3).tolist())), "one_t": t_one,
+           "any_t": round(float(t_any), 3)}
     for name, (pix, y) in {"fer_val": (val.pixels[~half], val.labels[~half]),
                            "muxspace_val": (mux_pix[~mux_fit], mux_y[~mux_fit])}.items():
         print(f"{name}: {len(y)} faces")
@@ -154,13 +156,13 @@ def main() -> None:
             probs, f = clf.predict_features(pix if cond == "clean" else CORRUPTIONS[cond](pix))
             pk = probe.predict_proba(f)
             versions = {"none": probs, "one": retemper(probs, 1 + (t_one - 1) * one.predict_proba(f)[:, 1]),
-                        "regions": soft(probs, pk[:, 1:], temps)}
+                        "regions": soft(probs, pk[:, 1:], temps), "any": soft(probs, pk[:, 1:], np.repeat(t_any, 3))}
             m = {v: calibration_metrics(p, y) for v, p in versions.items()}
             table[cond] = r = {"accuracy": float((probs.argmax(1) == y).mean()),
                                "kind": dict(zip(("clean", *KINDS), np.round(pk.mean(0), 3).tolist())),
                                **{v: {"ece": m[v]["ece"], "nll": m[v]["nll"],
                                       "confidence": float(p.max(1).mean())} for v, p in versions.items()}}
-            print(f"{cond:>10}: acc {r['accuracy']:.3f}  kind {r['kind']}  ECE none/one/regions "
+            print(f"{cond:>10}: acc {r['accuracy']:.3f}  kind {r['kind']}  ECE none/one/regions/any "
                   + " / ".join(f"{r[v]['ece']:.3f}" for v in versions) + "  NLL "
                   + " / ".join(f"{r[v]['nll']:.3f}" for v in versions), flush=True)
         out[name] = {"n": int(len(y)), "rows": table}
