@@ -13,7 +13,8 @@ both domains, with no test set and no ``openfer.corrupt`` occluder in any fit:
    mouth and jaw (``BANDS[2]``), and low resolution, blur or noise of random strength;
 2. **per-face temperature** ``1 + sum_k (T_k - 1) p_k`` over the three damage kinds, the ``T_k`` fitted (NLL, the
    two domains weighted equally) on half of the FER+ validation split and on the val people of muxspace in even
-   sha1 buckets, clean and under each synthetic damage;
+   sha1 buckets, clean and under each synthetic damage; and, fitted the same way, one ``T`` for all three kinds
+   (``any``: the probe's 1 - p(clean) as the weight);
 3. scored on the other halves (FER+ validation's odd rows; muxspace's val people in odd buckets) clean and under
    ``openfer.corrupt``'s nine corruptions, against no temperature and against the one-temperature remedy refitted
    on the same faces (its probe on bands alone, its T on the FER+ half alone, as the earlier benchmark did).
