@@ -28,28 +28,15 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from openfer.classify import load_classifier
+from openfer.classify.damage import bands
 from openfer.corrupt import CORRUPTIONS
 from openfer.datasets import load_dataset, stratified_split
 from openfer.evaluate import calibration_metrics, retemper
-from openfer.train.augment import BANDS
 from openfer.train.combine import metadata, split_of, validation_faces
 from openfer.zoo.registry import resolve_model
 
 RESULTS = Path(__file__).parent / "results" / "occlusion_temperature.json"
 GRID = np.round(np.arange(1.0, 3.001, 0.05), 2)
-
-
-def bands(crops: np.ndarray, seed: int, choices: tuple[tuple[float, float], ...] = BANDS) -> np.ndarray:
-    """A copy of uint8 crops [N, S, S], each covered by one of the training augmentation's bands (of ``choices``)."""
-    rng = np.random.default_rng(seed)
-    out, (n, h, w) = crops.copy(), crops.shape
-    for i in range(n):
-        top, bottom = choices[rng.integers(len(choices))]
-        shift = rng.uniform(-0.04, 0.04)
-        margin = int(rng.uniform(0, 0.12) * w)
-        out[i, max(int((top + shift) * h), 0): int(min(bottom + shift, 1.0) * h), margin: w - margin] = \
-            int(rng.uniform(0, 1) * 255)
-    return out
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Issue 14, calibration on damaged faces: a per-region temperature (what is covered: eyes, mouth, or detail).
 
-Usage: python benchmarks/region_temperature.py --detections CACHE [--model default]   # ~10 min, 2 threads
+Usage: python benchmarks/region_temperature.py --detections CACHE [--model default] [--write PROBE.onnx]  # ~5 min
 
 ``benchmarks/occlusion_temperature.py`` softened a face by one temperature when a probe on the pooled features
 said "covered" (fitted on FER+ faces and flat bands alone): masks gained, but on muxspace's photos headset-covered,
@@ -20,7 +20,8 @@ both domains, with no test set and no ``openfer.corrupt`` occluder in any fit:
    on the same faces (its probe on bands alone, its T on the FER+ half alone, as the earlier benchmark did).
    Eyes and mouth are scored on drawn occluders (glasses, sunglasses, headset, mask) the fits never saw; blur,
    noise and 12 px are of the kinds the detail damage draws, a weaker test. Writes
-   ``benchmarks/results/region_temperature.json``.
+   ``benchmarks/results/region_temperature.json``, and with ``--write`` the probe and its per-kind temperatures as
+   the head file ``openfer.classify.damage.attach_damage`` reads (`default`'s ``default_damage.onnx``).
 """
 
 from __future__ import annotations
@@ -30,63 +31,32 @@ import hashlib
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
-from scipy.optimize import minimize
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from openfer.classify import load_classifier
+from openfer.classify.damage import KINDS, bands, fit_probe, fit_temperatures, soften
 from openfer.corrupt import CORRUPTIONS
 from openfer.crossdomain import detect_photos, load_photo_set, photo_crops, shared_data_path
 from openfer.datasets import load_dataset, stratified_split
 from openfer.detect import load_detector
 from openfer.evaluate import calibration_metrics, retemper
-from openfer.train.augment import BANDS
 from openfer.train.combine import metadata, split_of, validation_faces
 from openfer.zoo.registry import resolve_model
 
-from occlusion_temperature import bands  # noqa: E402 - benchmarks/ is on the path when run as a script
-
 RESULTS = Path(__file__).parent / "results" / "region_temperature.json"
-KINDS = ("eyes", "mouth", "detail")
-
-
-def lose_detail(crops: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A copy of uint8 crops [N, S, S], each downsampled (8-20 px at 48), blurred (sigma 0.8-2.5 px at 48) or
-    noisy (sd 5-25 of 255), one at random."""
-    out, side = crops.copy(), crops.shape[1]
-    for i in range(len(out)):
-        kind = rng.integers(3)
-        if kind == 0:
-            small = int(rng.uniform(8, 20) * side / 48)
-            out[i] = cv2.resize(cv2.resize(out[i], (small, small), interpolation=cv2.INTER_AREA), (side, side),
-                                interpolation=cv2.INTER_LINEAR)
-        elif kind == 1:
-            out[i] = cv2.GaussianBlur(out[i], (0, 0), rng.uniform(0.8, 2.5) * side / 48)
-        else:
-            out[i] = np.clip(out[i] + rng.normal(0, rng.uniform(5, 25), out[i].shape), 0, 255).astype(np.uint8)
-    return out
-
-
-def damaged(crops: np.ndarray, seed: int) -> dict[str, np.ndarray]:
-    """The crops clean and under each synthetic damage kind."""
-    return {"clean": crops, "eyes": bands(crops, seed, BANDS[:2]), "mouth": bands(crops, seed + 1, BANDS[2:]),
-            "detail": lose_detail(crops, np.random.default_rng(seed + 2))}
-
-
-def soft(probs: np.ndarray, p_kind: np.ndarray, temps: np.ndarray) -> np.ndarray:
-    """Per-face temperature ``1 + sum_k (T_k - 1) p_k``: 1 on a face the probe calls clean."""
-    return retemper(probs, 1 + p_kind @ (np.asarray(temps) - 1))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="default")
+    ap.add_argument("--model", default="default", help="a classifier without a damage probe")
     ap.add_argument("--data", default=None, help="FER2013 npz (default: ../shared/data/fer2013_dev.npz)")
     ap.add_argument("--detections", default=None, help="muxspace detection cache (openfer evaluate's)")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--write", type=Path, help="also write the 4-way probe and its per-kind temperatures as a "
+                    "head file for openfer.classify.damage.attach_damage (the shipped default_damage.onnx)")
     args = ap.parse_args()
     clf = load_classifier(args.model, threads=2)
     spec, path = resolve_model(args.model)
@@ -108,47 +78,40 @@ def main() -> None:
     fer = full.pixels[np.random.default_rng(1).choice(train, 6000, replace=False)]
     mux_train = photos_of("train")[0]
     mux_train = mux_train[np.random.default_rng(1).choice(len(mux_train), 2000, replace=False)]
-    feats = {k: np.concatenate([clf.predict_features(v)[1], clf.predict_features(w)[1]])
-             for (k, v), w in zip(damaged(fer, 10).items(), damaged(mux_train, 13).values())}
-    probe = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=3000))
-    probe.fit(np.concatenate(list(feats.values())), np.repeat(np.arange(4), [len(f) for f in feats.values()]))
-    n_fer = len(fer)
+    probe = fit_probe(clf, [fer, mux_train], [10, 13])
     one = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
-    banded = clf.predict_features(bands(fer, 2))[1]
-    one.fit(np.concatenate([feats["clean"][:n_fer], banded]), np.r_[np.zeros(n_fer), np.ones(n_fer)])
+    clean_f, banded_f = clf.predict_features(fer)[1], clf.predict_features(bands(fer, 2))[1]
+    one.fit(np.concatenate([clean_f, banded_f]), np.r_[np.zeros(len(fer)), np.ones(len(fer))])
 
     # 2. the temperatures, on the fit halves
     val = validation_faces(split, args.data)
     half = np.arange(len(val)) % 2 == 0
     mux_pix, mux_y, mux_bucket = photos_of("val")
     mux_fit = mux_bucket % 2 == 0
-    fit_sets = {"fer": (val.pixels[half], val.labels[half]), "mux": (mux_pix[mux_fit], mux_y[mux_fit])}
-    rows = {}
-    for name, (pix, y) in fit_sets.items():
-        parts = [clf.predict_features(v) for v in damaged(pix, 20).values()]
-        rows[name] = (np.concatenate([p for p, _ in parts]), np.concatenate([f for _, f in parts]), np.tile(y, 4))
-
-    p_kind = {k: probe.predict_proba(f)[:, 1:] for k, (_, f, _) in rows.items()}
-
-    def nll(temps: np.ndarray) -> float:
-        return float(np.mean([calibration_metrics(soft(rows[k][0], p_kind[k], temps), rows[k][2])["nll"]
-                              for k in rows]))
-
-    temps = minimize(nll, np.ones(3), method="L-BFGS-B", bounds=[(0.5, 4.0)] * 3).x
-    t_any = minimize(lambda t: nll(np.repeat(t, 3)), np.ones(1), method="L-BFGS-B", bounds=[(0.5, 4.0)]).x[0]
-    n = int(half.sum())  # the baseline's T: FER's fit half, clean (the first block of rows) and banded
+    fit_sets = [(val.pixels[half], val.labels[half]), (mux_pix[mux_fit], mux_y[mux_fit])]
+    temps = fit_temperatures(clf, probe, fit_sets, 20)
+    t_any = fit_temperatures(clf, probe, fit_sets, 20, shared=True)
+    clean_p, clean_f = clf.predict_features(val.pixels[half])  # the baseline's T: FER's fit half, clean and banded
     banded_p, banded_f = clf.predict_features(bands(val.pixels[half], 4))
-    q = one.predict_proba(np.concatenate([rows["fer"][1][:n], banded_f]))[:, 1]
-    base_p, base_y = np.concatenate([rows["fer"][0][:n], banded_p]), np.tile(val.labels[half], 2)
+    q = one.predict_proba(np.concatenate([clean_f, banded_f]))[:, 1]
+    base_p, base_y = np.concatenate([clean_p, banded_p]), np.tile(val.labels[half], 2)
     grid = np.round(np.arange(1.0, 3.001, 0.05), 2)
     t_one = float(grid[int(np.argmin([calibration_metrics(retemper(base_p, 1 + (t - 1) * q), base_y)["nll"]
                                       for t in grid]))])
-    print(f"{args.model}: T eyes / mouth / detail = {np.round(temps, 2).tolist()}, any damage {t_any:.2f} (both "
-          f"domains); one T = {t_one}", flush=True)
+    print(f"{args.model}: T per kind {temps}, any damage {t_any['eyes']} (both domains); one T = {t_one}",
+          flush=True)
+
+    if args.write:
+        from openfer.heads.export import head_only, save_model
+
+        meta = {"temperatures": json.dumps(temps), "base_model": args.model, "base_sha256": spec.sha256,
+                "probe": json.dumps({"fer_training_faces": len(fer), "photos": len(mux_train), "C": 0.1,
+                                     "temperatures_fitted_on": "half of the FER validation split and the muxspace "
+                                                               "val people in even sha1 buckets"})}
+        save_model(head_only(probe, KINDS, meta, input_name="features"), args.write)
 
     # 3. scored on the held-out halves
-    out = {"model": args.model, "temperatures": dict(zip(KINDS, np.round(temps, 3).tolist())), "one_t": t_one,
-           "any_t": round(float(t_any), 3)}
+    out = {"model": args.model, "temperatures": temps, "one_t": t_one, "any_t": t_any["eyes"]}
     for name, (pix, y) in {"fer_val": (val.pixels[~half], val.labels[~half]),
                            "muxspace_val": (mux_pix[~mux_fit], mux_y[~mux_fit])}.items():
         print(f"{name}: {len(y)} faces")
@@ -157,10 +120,10 @@ def main() -> None:
             probs, f = clf.predict_features(pix if cond == "clean" else CORRUPTIONS[cond](pix))
             pk = probe.predict_proba(f)
             versions = {"none": probs, "one": retemper(probs, 1 + (t_one - 1) * one.predict_proba(f)[:, 1]),
-                        "regions": soft(probs, pk[:, 1:], temps), "any": soft(probs, pk[:, 1:], np.repeat(t_any, 3))}
+                        "regions": soften(probs, pk, temps), "any": soften(probs, pk, t_any)}
             m = {v: calibration_metrics(p, y) for v, p in versions.items()}
             table[cond] = r = {"accuracy": float((probs.argmax(1) == y).mean()),
-                               "kind": dict(zip(("clean", *KINDS), np.round(pk.mean(0), 3).tolist())),
+                               "kind": dict(zip(KINDS, np.round(pk.mean(0), 3).tolist())),
                                **{v: {"ece": m[v]["ece"], "nll": m[v]["nll"],
                                       "confidence": float(p.max(1).mean())} for v, p in versions.items()}}
             print(f"{cond:>10}: acc {r['accuracy']:.3f}  kind {r['kind']}  ECE none/one/regions/any "

@@ -178,7 +178,8 @@ def test_registry_declares_prior_and_tau(name):
     declared = declared_prior(metadata(model_path(spec)))  # a recipe's or a head's composed file
     counts = FER2013_TRAIN_COUNTS if len(spec.classes) == 7 else FERPLUS_TRAIN_COUNTS
     shares = np.array(counts) / sum(counts)
-    if spec.name in ("default", "default-int8", "default-v3", "large", "large-v2", "fer2013"):  # photos or votes too
+    photos_or_votes = ("default", "default-int8", "default-soft", "default-v3", "large", "large-v2", "fer2013")
+    if spec.name in photos_or_votes:
         assert spec.train_prior == pytest.approx(declared, abs=1e-6) and declared != pytest.approx(shares, abs=1e-4)
     else:  # the hard-label shares of FER2013 Training (a head file declares its training part's: the same to 1e-4)
         assert spec.train_prior == pytest.approx(shares)
