@@ -60,6 +60,8 @@ def main() -> None:
     args = ap.parse_args()
     clf = load_classifier(args.model, threads=2)
     spec, path = resolve_model(args.model)
+    if "damage" in metadata(path):
+        raise SystemExit(f"{args.model} already softens damaged faces: give the classifier without its probe")
     split = split_of(metadata(path))
     detector = load_detector("centerface")
 
