@@ -11,11 +11,18 @@ import onnx
 import onnxruntime as ort
 
 import openfer
-from openfer.classify.damage import KINDS, attach_damage, bands, damaged, face_temperature, lose_detail, soften
+from openfer.classify.damage import BANDS, KINDS, attach_damage, bands, damaged, face_temperature, lose_detail, soften
 from openfer.corrupt import CORRUPTIONS
 from openfer.heads.export import head_only
 from openfer.zoo.registry import get_spec, model_path, shipped_file
 from test_quantize import lfw_faces
+
+
+def test_bands_are_the_training_augmentations():
+    """The probe's bands repeat the training augmentation's (kept apart so inference needs no torch)."""
+    from openfer.train.augment import BANDS as TRAINING_BANDS
+
+    assert BANDS == TRAINING_BANDS
 
 
 def test_synthetic_damage_covers_what_it_names():

@@ -9,7 +9,7 @@ smoothing, feature tables) sees the same probabilities and derives the same labe
 
 The probe is fitted on synthetic damage only (``damaged``): the training augmentation's flat bands over the eyes or
 the mouth and jaw, and low resolution, blur or noise of random strength; never on ``openfer.corrupt``'s drawn
-glasses, headset and mask, which score it (``benchmarks/region_temperature.py``, ``scripts/fit_damage.py``).
+glasses, headset and mask, which score it (``benchmarks/region_temperature.py`` fits, scores and writes the probe).
 """
 
 from __future__ import annotations
