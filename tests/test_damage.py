@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import numpy as np
 import onnx
@@ -14,7 +13,7 @@ import openfer
 from openfer.classify.damage import BANDS, KINDS, attach_damage, bands, damaged, face_temperature, lose_detail, soften
 from openfer.corrupt import CORRUPTIONS
 from openfer.heads.export import head_only
-from openfer.zoo.registry import get_spec, model_path, shipped_file
+from openfer.zoo.registry import damage_file, get_spec, model_path
 from test_quantize import lfw_faces
 
 
@@ -86,8 +85,7 @@ def test_default_is_softer_on_masked_faces_and_the_same_on_clear_ones():
     masked = CORRUPTIONS["mask"](faces)
     spec = get_spec("default-soft")
     base = openfer.load_classifier("default", threads=1)
-    probe_file = shipped_file(replace(spec, file=spec.damage, sha256=spec.damage_sha256))
-    probe = ort.InferenceSession(str(probe_file), providers=["CPUExecutionProvider"])
+    probe = ort.InferenceSession(str(damage_file(spec)), providers=["CPUExecutionProvider"])
     kinds = {name: probe.run(None, {"features": base.predict_features(x)[1]})[0] for name, x in
              (("clear", faces), ("masked", masked))}
     assert kinds["masked"][:, KINDS.index("mouth")].mean() > 0.8

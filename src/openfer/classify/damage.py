@@ -22,7 +22,7 @@ import onnx
 import onnx.compose
 from onnx import helper, numpy_helper
 
-from openfer.classify.features import fresh_name, metadata_of, prune, with_features, write_metadata
+from openfer.classify.features import fresh_name, metadata_of, prune, rename_output, with_features, write_metadata
 
 KINDS = ("clean", "eyes", "mouth", "detail")
 #: The training augmentation's bands (``openfer.train.augment.BANDS``, top and bottom as fractions of the crop):
@@ -67,18 +67,21 @@ def damaged(crops: np.ndarray, seed: int) -> dict[str, np.ndarray]:
             "detail": lose_detail(crops, seed + 2)}
 
 
+def _excess(temperatures: dict[str, float]) -> np.ndarray:
+    """Each kind's temperature minus 1, in ``KINDS`` order (0 for ``clean``)."""
+    return np.array([0.0] + [temperatures[k] - 1.0 for k in KINDS[1:]])
+
+
 def face_temperature(p_kind: np.ndarray, temperatures: dict[str, float]) -> np.ndarray:
     """Per-face temperature [N] from the probe's probabilities [N, 4] over ``KINDS``: 1 on a clean face."""
-    excess = np.array([0.0] + [temperatures[k] - 1.0 for k in KINDS[1:]])
-    return 1.0 + np.asarray(p_kind, np.float64) @ excess
+    return 1.0 + np.asarray(p_kind, np.float64) @ _excess(temperatures)
 
 
 def soften(probs: np.ndarray, p_kind: np.ndarray, temperatures: dict[str, float]) -> np.ndarray:
     """``probs`` [N, K] re-tempered per face (``face_temperature``); what ``attach_damage``'s graph computes."""
-    z = np.log(np.maximum(np.asarray(probs, np.float64), 1e-12)) / face_temperature(p_kind, temperatures)[:, None]
-    z -= z.max(1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(1, keepdims=True)
+    from openfer.evaluate import retemper
+
+    return retemper(np.asarray(probs, np.float64), face_temperature(p_kind, temperatures))
 
 
 def attach_damage(base: onnx.ModelProto, probe: onnx.ModelProto, n_classes: int) -> onnx.ModelProto:
@@ -91,16 +94,17 @@ def attach_damage(base: onnx.ModelProto, probe: onnx.ModelProto, n_classes: int)
     temps = json.loads(meta["temperatures"])
     feats = fresh_name(base, "damage_features")
     model, _ = with_features(base, n_classes, name=feats)
+    output = model.graph.output[0].name
+    probs_in = fresh_name(base, "damage_base_probabilities")
+    model = rename_output(model, probs_in)  # the base's answer, re-tempered below into the file's output
     g = model.graph
-    probs_in = g.output[0].name
     prefixed = onnx.compose.add_prefix(probe, fresh_name(base, "damage/"))
     h = prefixed.graph
     g.node.append(helper.make_node("Identity", [feats], [h.input[0].name], name=f"{feats}_to_probe"))
     g.node.extend(h.node)
     g.initializer.extend(h.initializer)
     n = lambda s: fresh_name(base, f"damage_{s}")  # noqa: E731 - fresh tensor names
-    excess = np.array([[0.0] + [temps[k] - 1.0 for k in KINDS[1:]]], np.float32).T  # [4, 1]
-    g.initializer.extend([numpy_helper.from_array(excess, n("excess")),
+    g.initializer.extend([numpy_helper.from_array(_excess(temps).astype(np.float32)[:, None], n("excess")),
                           numpy_helper.from_array(np.array(1.0, np.float32), n("one")),
                           numpy_helper.from_array(np.array(1e-12, np.float32), n("eps"))])
     g.node.extend([
@@ -111,26 +115,13 @@ def attach_damage(base: onnx.ModelProto, probe: onnx.ModelProto, n_classes: int)
         helper.make_node("Div", [n("logp"), n("t")], [n("z")]),
         helper.make_node("Softmax", [n("z")], [n("out")], axis=1),
     ])
-    model = _replace_output(model, probs_in, n("out"))
+    model = rename_output(prune(model, [n("out")]), output)
     base_meta = metadata_of(base)
     base_meta["damage"] = json.dumps({"kinds": list(KINDS), "temperatures": temps,
                                       **({"probe": json.loads(meta["probe"])} if "probe" in meta else {})})
     model = write_metadata(model, base_meta)
     onnx.checker.check_model(model)
     return model
-
-
-def _replace_output(model: onnx.ModelProto, old: str, new: str) -> onnx.ModelProto:
-    """The graph with tensor ``new`` as its only output, under the name of its old output ``old`` (which ``new`` is
-    computed from, and which moves out of the way)."""
-    g = model.graph
-    moved = fresh_name(model, f"{old}_before_damage")
-    for node in g.node:
-        node.output[:] = [moved if o == old else o for o in node.output]
-        node.input[:] = [moved if i == old else i for i in node.input]
-    for node in g.node:
-        node.output[:] = [old if o == new else o for o in node.output]
-    return prune(model, [old])
 
 
 def probe_rows(clf, crops: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -523,11 +523,15 @@ def model_path(spec: ModelSpec) -> Path:
     return cached_model(f"{spec.name}-{key}.onnx", compose)
 
 
+def damage_file(spec: ModelSpec) -> Path:
+    """The damage probe's head file a model ships (``ModelSpec.damage``), after checking its pinned SHA-256."""
+    return shipped_file(replace(spec, file=spec.damage, sha256=spec.damage_sha256))
+
+
 def _damaged_path(spec: ModelSpec) -> Path:
     """The classifier file of a model with a damage probe: its classifier and the probe, composed once into the user
     cache (``openfer.classify.damage.attach_damage``)."""
-    base = model_path(replace(spec, damage="", damage_sha256=""))
-    probe = shipped_file(replace(spec, file=spec.damage, sha256=spec.damage_sha256))
+    base, probe = model_path(replace(spec, damage="", damage_sha256="")), damage_file(spec)
     inputs = [spec.sha256, get_spec(spec.base).sha256 if spec.base else "", spec.damage_sha256]
     key = hashlib.sha256(":".join([str(COMPOSE_VERSION), *inputs]).encode()).hexdigest()[:16]
 
