@@ -58,6 +58,14 @@ def astronaut() -> np.ndarray:
     return _astronaut().copy()
 
 
+def mouth_covered_astronaut() -> np.ndarray:
+    """The astronaut with a flat grey band over the lower 38 % of the face (mouth and jaw), as a mask would cover."""
+    x1, y1, x2, y2 = (int(v) for v in ASTRONAUT_FACE)
+    out = astronaut()
+    out[y1 + int(0.62 * (y2 - y1)): y2, x1:x2] = 128
+    return out
+
+
 def chelsea() -> np.ndarray:
     """A fresh copy of the cat photo, RGB uint8 [300, 451, 3]."""
     return _chelsea().copy()

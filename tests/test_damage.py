@@ -7,10 +7,12 @@ import json
 
 import numpy as np
 import onnx
+import pytest
 import onnxruntime as ort
 
 import openfer
-from openfer.classify.damage import BANDS, KINDS, attach_damage, bands, damaged, face_temperature, lose_detail, soften
+from openfer.classify.damage import (BANDS, KINDS, attach_damage, bands, damage_kinds, damage_note, damaged,
+                                     face_temperature, lose_detail, soften)
 from openfer.corrupt import CORRUPTIONS
 from openfer.heads.export import head_only
 from openfer.zoo.registry import damage_file, get_spec, model_path
@@ -54,8 +56,9 @@ def test_face_temperature_and_softening():
 
 def test_attached_probe_computes_the_softening_in_the_graph(tmp_path):
     """attach_damage on `fast-v1` with a probe fitted on its features of LFW faces: the file's probabilities equal
-    ``soften`` of the base's probabilities and the probe's kinds; the argmax is the base's; the metadata says
-    which temperatures it holds; a probe with every temperature 1 changes nothing."""
+    ``soften`` of the base's probabilities and the probe's kinds, which are its second output; the argmax is the
+    base's; the features are still the base's; the metadata says which temperatures it holds; a probe with every
+    temperature 1 changes nothing; a second probe is refused."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -68,13 +71,29 @@ def test_attached_probe_computes_the_softening_in_the_graph(tmp_path):
     for temps in ({"eyes": 1.3, "mouth": 1.8, "detail": 1.1}, {"eyes": 1.0, "mouth": 1.0, "detail": 1.0}):
         probe = head_only(pipe, KINDS, {"temperatures": json.dumps(temps)}, input_name="features")
         model = attach_damage(base_model, probe, len(base.classes))
-        assert [o.name for o in model.graph.output] == ["probabilities"]
+        assert [o.name for o in model.graph.output] == ["probabilities", "damage"]
         assert json.loads({p.key: p.value for p in model.metadata_props}["damage"])["temperatures"] == temps
         onnx.save(model, str(tmp_path / "damaged.onnx"))
-        got = openfer.load_classifier(str(tmp_path / "damaged.onnx"), threads=1).predict_proba(faces)
-        np.testing.assert_allclose(got, soften(probs, pipe.predict_proba(feats), temps), atol=1e-5)
-        assert (got.argmax(1) == probs.argmax(1)).all()
-    np.testing.assert_allclose(got, probs, atol=1e-5)
+        clf = openfer.load_classifier(str(tmp_path / "damaged.onnx"), threads=1)
+        got, (_, feats_again) = clf.predict_outputs(faces), clf.predict_features(faces)
+        np.testing.assert_allclose(got.damage, pipe.predict_proba(feats), atol=1e-5)
+        np.testing.assert_allclose(got.probabilities, soften(probs, got.damage, temps), atol=1e-5)
+        np.testing.assert_allclose(feats_again, feats, atol=1e-4)
+        assert (got.probabilities.argmax(1) == probs.argmax(1)).all()
+        assert clf.damage_kinds == damage_kinds(clf) == KINDS and got.features is None
+    np.testing.assert_allclose(got.probabilities, probs, atol=1e-5)
+    assert base.damage_kinds == () and base.predict_outputs(faces).damage is None
+    with pytest.raises(ValueError, match="damage probe attached"):
+        attach_damage(model, probe, len(base.classes))
+
+
+def test_damage_note_names_the_likely_damage():
+    """The words a label gets: the most likely kind of damage at probability 0.5 or more, nothing for a clean face
+    or a model without a probe."""
+    assert damage_note({"clean": 0.1, "eyes": 0.2, "mouth": 0.7, "detail": 0.0}) == "mouth covered"
+    assert damage_note({"clean": 0.3, "eyes": 0.1, "mouth": 0.1, "detail": 0.5}) == "low detail"
+    assert damage_note({"clean": 0.55, "eyes": 0.45, "mouth": 0.0, "detail": 0.0}) is None
+    assert damage_note({}) is None and damage_kinds(object()) == ()
 
 
 def test_default_is_softer_on_masked_faces_and_the_same_on_clear_ones():
@@ -106,3 +125,48 @@ def test_default_soft_declares_its_probe():
     damage = json.loads(meta["damage"])
     assert damage["kinds"] == list(KINDS) and set(damage["temperatures"]) == set(KINDS[1:])
     assert all(1.0 <= t <= 2.0 for t in damage["temperatures"].values())
+
+
+def test_faces_tables_and_pictures_say_what_is_damaged(tmp_path):
+    """With `default-soft` every face carries the probe's kinds: a clear astronaut is "clean", the same photo with
+    its mouth and jaw under a grey band "mouth"; the JSON record, the photo and video tables (``damage_<kind>``
+    columns), the video summary and the session report (a person's share of covered frames) and the drawn label
+    say so. `default` has no
+    probe: no ``damage`` key and no such columns."""
+    import csv
+
+    from conftest import astronaut, mouth_covered_astronaut, save
+    from openfer.pipeline import run_images
+    from openfer.report.annotate import layout
+    from openfer.report.html import people_table, session_html
+    from openfer.report.session import summarize_rows
+    from openfer.video import analyze_video
+    from openfer.video.sources import ArraySource
+
+    clear, covered = astronaut(), mouth_covered_astronaut()
+    soft, plain = openfer.Analyzer(classifier="default-soft", threads=1), openfer.Analyzer(threads=1)
+    (c,), (m,) = soft.analyze(clear), soft.analyze(covered)
+    assert set(c.damage) == set(KINDS) and abs(sum(c.damage.values()) - 1) < 1e-4
+    assert c.damage["clean"] > 0.5 and m.damage["mouth"] > 0.5, (c.damage, m.damage)
+    assert m.to_dict()["damage"]["mouth"] > 0.5 and "damage" not in plain.analyze(covered)[0].to_dict()
+    assert layout(covered.shape, [m])[0].text.endswith("(mouth covered)")
+    assert "(" not in layout(clear.shape, [c])[0].text
+
+    files = [save(tmp_path / "clear.png", clear), save(tmp_path / "covered.png", covered)]
+    for analyzer, name in ((soft, "soft.csv"), (plain, "plain.csv")):
+        run_images(analyzer, files, csv_path=str(tmp_path / name))
+    rows = list(csv.DictReader(open(tmp_path / "soft.csv")))
+    assert [float(r["damage_mouth"]) > 0.5 for r in rows] == [False, True]
+    assert not any(k.startswith("damage_") for k in next(csv.DictReader(open(tmp_path / "plain.csv"))))
+
+    df = analyze_video(ArraySource([clear] * 4 + [covered] * 4, fps=5), soft, summary_path=tmp_path / "s.json")
+    assert (df["damage_mouth"] > 0.5).tolist() == [False] * 4 + [True] * 4
+    (track,) = json.loads((tmp_path / "s.json").read_text())["tracks"]
+    share = track["damage_share"]
+    assert share["mouth covered"] > 0.3 and share["clean"] > 0.3 and abs(sum(share.values()) - 1) < 1e-3, share
+    assert track["stats"]["damage_mouth"]["max"] > 0.5
+    (person,) = summarize_rows(df).people  # the session report, from the same rows
+    assert person.damage["mouth covered"] == share["mouth covered"] and person.damage["clean"] == share["clean"]
+    assert f"mouth covered {100 * share['mouth covered']:.0f} %" in session_html(summarize_rows(df), df)
+    assert "damage_share_mouth_covered" in people_table(summarize_rows(df))[0]
+    assert summarize_rows(analyze_video(ArraySource([covered] * 4, fps=5), plain)).people[0].damage is None

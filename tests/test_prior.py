@@ -154,7 +154,7 @@ def test_analyzer_smoother_and_evaluation_follow_the_decision():
     spec = two_class_spec(pi, 1.0, decision_tau=0.5)
     clf = OnnxClassifier(spec, session=TableSession(np.concatenate([p, p])))
     a = openfer.Analyzer(classifier=clf)
-    faces = a._with_probs([Face(box=(0, 0, 10, 10), score=1.0)], [(p[0], None)])
+    faces = a._with_probs([Face(box=(0, 0, 10, 10), score=1.0)], [(p[0], None, None)])
     assert faces[0].expression == "disgust" and faces[0].probabilities["neutral"] == pytest.approx(0.6)
     smoother = EmaSmoother(alpha=0.5, decision=decision_of(clf))
     f = Face(box=(0, 0, 10, 10), score=1.0, track_id=3, expression="disgust",

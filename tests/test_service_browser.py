@@ -20,7 +20,8 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import astronaut, grey_canvas, iou, moving_faces_video, paste_head, save, scattered_heads
+from conftest import (astronaut, grey_canvas, iou, mouth_covered_astronaut, moving_faces_video, paste_head, save,
+                      scattered_heads)
 
 pytestmark = pytest.mark.slow
 
@@ -41,11 +42,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(log: Path, api_key: str | None = None):
-    """``openfer serve`` on a free loopback port, as a user starts it; returns (process, base URL) once ready."""
+def start_server(log: Path, api_key: str | None = None, **settings: str):
+    """``openfer serve`` on a free loopback port, as a user starts it, with ``settings`` as ``OPENFER_<NAME>``
+    variables; returns (process, base URL) once ready."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "OMP_NUM_THREADS": "1"}
+           "OMP_NUM_THREADS": "1", **{f"OPENFER_{k.upper()}": v for k, v in settings.items()}}
     env.pop("OPENFER_API_KEY", None)
     if api_key:
         env["OPENFER_API_KEY"] = api_key
@@ -195,6 +197,24 @@ def upload_photo(page, photo: Path, n: int) -> None:
     page.wait_for_function(f"() => document.querySelectorAll('#photo-faces li').length === {n}")
     status = page.inner_text("#photo-status")
     assert status.startswith(f"{n} face{'s' if n > 1 else ''} found"), status
+
+
+def test_a_covered_mouth_is_named_with_a_damage_probe(tmp_path):
+    """A service run with `default-soft` tells the user why an answer is softer: the face list says "mouth covered"
+    for the astronaut with a grey band over mouth and jaw, and the JSON has the probe's kinds."""
+    photo = save(tmp_path / "covered.png", mouth_covered_astronaut())
+    proc, url = start_server(tmp_path / "serve.log", model="default-soft")
+    pw, ctx = browser(tmp_path)
+    try:
+        page = open_app(ctx, url)
+        page.set_input_files("#photo-input", str(photo))
+        page.wait_for_selector("#photo-faces li")
+        assert "mouth covered" in page.inner_text("#photo-faces li strong")
+        assert page.evaluate("() => photoResult.faces[0].damage.mouth") > 0.5
+    finally:
+        ctx.close()
+        pw.stop()
+        stop_server(proc)
 
 
 @pytest.mark.parametrize("name, viewport", [("desktop", {"width": 1280, "height": 900}),

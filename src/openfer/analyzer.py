@@ -12,6 +12,7 @@ import numpy as np
 
 from openfer.align import align_faces
 from openfer.classify import OnnxClassifier, load_classifier
+from openfer.classify.damage import damage_kinds
 from openfer.classify.prior import decision_of
 from openfer.detect import Detector, load_detector
 from openfer.detect.base import detection_passes
@@ -139,12 +140,19 @@ class Analyzer:
         return [self._with_probs(self._with_geometry(rgb, faces), [next(probs) for _ in faces]) if faces else []
                 for rgb, faces in frames]
 
-    def _predict(self, crops: np.ndarray, embed: bool | None = None) -> tuple[np.ndarray, np.ndarray | list[None]]:
-        """Probabilities [N, K] and, when ``embed`` (default: this analyzer's setting), features [N, D] (else N
-        Nones)."""
-        if self.embed_faces if embed is None else embed:
-            return self.classifier.predict_features(crops)
-        return self.classifier.predict_proba(crops), [None] * len(crops)
+    def _predict(self, crops: np.ndarray, embed: bool | None = None) -> tuple[list, list, list]:
+        """Per face: probabilities [K], the damage probe's kinds [4] or None (models without one), and when
+        ``embed`` (default: this analyzer's setting) features [D], else None."""
+        embed = self.embed_faces if embed is None else embed
+        if hasattr(self.classifier, "predict_outputs"):
+            out = self.classifier.predict_outputs(crops, features=embed)
+            probs, damage, feats = out.probabilities, out.damage, out.features
+        elif embed:
+            (probs, feats), damage = self.classifier.predict_features(crops), None
+        else:
+            probs, damage, feats = self.classifier.predict_proba(crops), None, None
+        nones = [None] * len(crops)
+        return list(probs), nones if damage is None else list(damage), nones if feats is None else list(feats)
 
     def _with_geometry(self, rgb: np.ndarray, faces: list[Face]) -> list[Face]:
         return self.geometry.estimate(rgb, faces) if self.geometry is not None and faces else faces
@@ -183,13 +191,15 @@ class Analyzer:
         return face_crops(rgb, faces, self.classifier.input_size, self.classifier.channels)
 
     def _with_probs(self, faces: list[Face], outputs) -> list[Face]:
-        """New faces with expression and probabilities from ``outputs``: one (probabilities, features or None)
-        pair per face."""
+        """New faces with expression, probabilities, damage and embedding from ``outputs``: one (probabilities,
+        damage or None, features or None) triple per face (``_predict``)."""
         classes, decision = self.classifier.classes, decision_of(self.classifier)
+        kinds = damage_kinds(self.classifier)
         return [
             dataclasses.replace(f, expression=classes[int(decision.index(p))],
-                                probabilities={c: float(v) for c, v in zip(classes, p)}, embedding=e)
-            for f, (p, e) in zip(faces, outputs)
+                                probabilities={c: float(v) for c, v in zip(classes, p)},
+                                damage={} if d is None else {k: float(v) for k, v in zip(kinds, d)}, embedding=e)
+            for f, (p, d, e) in zip(faces, outputs)
         ]
 
 

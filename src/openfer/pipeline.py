@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 from openfer.analyzer import Analyzer
+from openfer.classify.damage import damage_kinds
 from openfer.detect.base import detection_passes
 from openfer.errors import UnknownNameError
 from openfer.io.images import ImageReadError, mark_output_folder, read_image
@@ -98,8 +99,8 @@ def run_images(analyzer: Analyzer, files: list[Path], jsonl: str | None = None, 
     summary = BatchSummary()
     jw = JsonlWriter(jsonl) if jsonl else None
     geometry = analyzer.geometry is not None
-    classes = analyzer.classifier.classes
-    cw = RowWriter(csv_path, classes, geometry=geometry, photos=True,
+    classes, damage = analyzer.classifier.classes, damage_kinds(analyzer.classifier)
+    cw = RowWriter(csv_path, classes, geometry=geometry, photos=True, damage=damage,
                    format=None if Path(csv_path).suffix.lower() == ".parquet" else "csv") if csv_path else None
     taken = inputs_in(annotate_dir, files) if annotate_dir else set()
     if annotate_dir:
@@ -118,7 +119,7 @@ def run_images(analyzer: Analyzer, files: list[Path], jsonl: str | None = None, 
             if jw:
                 jw.write(result.to_dict())
             if cw:
-                cw.write(result.to_rows(classes, geometry))
+                cw.write(result.to_rows(classes, geometry, damage))
             if on_done:
                 on_done(result)
     except KeyboardInterrupt:

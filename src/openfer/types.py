@@ -161,6 +161,9 @@ class Face:
         explanation: why the classifier said what it said (``openfer.explain``), or None when not asked for.
         geometry: landmarks, head pose, gaze, blendshapes, AU proxies and quality flags from the geometry stage
             (``openfer.geometry``); None when that stage did not run or found no face mesh in the box.
+        damage: how likely the face is clean, covered over the eyes, covered over the mouth, or low in detail
+            (kind -> probability, summing to 1), from the damage probe of models that have one (``default-soft``;
+            ``openfer.classify.damage``): why such a model's answer is softer. Empty for other models.
         embedding: float32 [D] features of the face from the expression network (``Analyzer.embed``,
             ``openfer embed``; ``openfer.classify.features``), None unless asked for. Not part of ``to_dict``:
             ``openfer embed`` writes them to NPZ/Parquet tables instead.
@@ -174,6 +177,7 @@ class Face:
     track_id: int | None = None
     explanation: Explanation | None = None
     geometry: Geometry | None = None
+    damage: dict[str, float] = field(default_factory=dict)
     embedding: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -207,8 +211,8 @@ class Face:
 
     def to_dict(self, decimals: int = 4, index: int | None = None, heatmap: bool = True) -> dict[str, Any]:
         """JSON-ready dict: ``face`` (``index``, when given), box, confidence, landmarks ([[x, y] x5]), expression,
-        probabilities; ``face_id`` when tracked, ``geometry`` and ``explanation`` (its ``heatmap`` unless
-        ``heatmap`` is False) when set, so a photo's faces keep their short schema."""
+        probabilities; ``face_id`` when tracked, ``damage``, ``geometry`` and ``explanation`` (its ``heatmap``
+        unless ``heatmap`` is False) when set, so a photo's faces keep their short schema."""
         r = lambda v: round(float(v), decimals)  # noqa: E731 - local shorthand
         out: dict[str, Any] = {} if index is None else {"face": int(index)}
         out.update({
@@ -220,6 +224,8 @@ class Face:
         })
         if self.track_id is not None:
             out["face_id"] = int(self.track_id)
+        if self.damage:
+            out["damage"] = {k: r(v) for k, v in self.damage.items()}
         if self.explanation is not None:
             out["explanation"] = self.explanation.to_dict(decimals, heatmap=heatmap)
         if self.geometry is not None:
@@ -277,10 +283,12 @@ class ImageResult:
                    detect_sides=None if self.detect_sides is None else list(self.detect_sides))
         return out
 
-    def to_rows(self, classes: tuple[str, ...], geometry: bool = False) -> list[dict[str, Any]]:
+    def to_rows(self, classes: tuple[str, ...], geometry: bool = False, damage: tuple[str, ...] = ()
+                ) -> list[dict[str, Any]]:
         """Table rows (``openfer.io.rows.row_columns``), one per face: a photo's rows start with ``path`` and
         ``face`` and a photo without faces has none; a frame's start with ``frame``, ``timestamp`` and ``face_id``,
-        and a frame without faces has one ``success = 0`` row, as OpenFace writes them."""
+        and a frame without faces has one ``success = 0`` row, as OpenFace writes them; ``damage``: the kinds of
+        the model's damage probe, one ``damage_<kind>`` column each."""
         from openfer.io.rows import result_rows
 
-        return result_rows(self, classes, geometry)
+        return result_rows(self, classes, geometry, damage)

@@ -16,18 +16,37 @@ from __future__ import annotations
 
 import json
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
-import onnx
-import onnx.compose
-from onnx import helper, numpy_helper
 
-from openfer.classify.features import fresh_name, metadata_of, prune, rename_output, with_features, write_metadata
+if TYPE_CHECKING:
+    import onnx
 
 KINDS = ("clean", "eyes", "mouth", "detail")
+#: Name of the second output of a classifier with a damage probe: the probe's probabilities [N, 4] over ``KINDS``.
+DAMAGE = "damage"
 #: The training augmentation's bands (``openfer.train.augment.BANDS``, top and bottom as fractions of the crop):
 #: over the eyes, over the eyes and brows, over the mouth and jaw. Repeated here so inference needs no torch.
 BANDS: tuple[tuple[float, float], ...] = ((0.31, 0.49), (0.18, 0.55), (0.58, 1.0))
+
+
+#: How a face's damage reads in a label.
+DAMAGE_WORDS = {"eyes": "eyes covered", "mouth": "mouth covered", "detail": "low detail"}
+
+
+def damage_note(damage: dict[str, float], at_least: float = 0.5) -> str | None:
+    """The words for a face's most likely kind of damage (``Face.damage``) when it has probability ``at_least``,
+    e.g. ``"mouth covered"``; None for a clean face or one without a damage probe."""
+    worst = max((k for k in damage if k in DAMAGE_WORDS), key=damage.get, default=None)
+    return DAMAGE_WORDS[worst] if worst is not None and damage[worst] >= at_least else None
+
+
+def damage_kinds(classifier) -> tuple[str, ...]:
+    """The kinds a classifier's damage probe reports per face (``OnnxClassifier.damage_kinds``); () for a model
+    without one and for classifiers that do not say (PyTorch twins, a user's own)."""
+    return tuple(getattr(classifier, "damage_kinds", ()))
 
 
 def bands(crops: np.ndarray, seed: int, choices: tuple[tuple[float, float], ...] = BANDS) -> np.ndarray:
@@ -88,8 +107,17 @@ def attach_damage(base: onnx.ModelProto, probe: onnx.ModelProto, n_classes: int)
     """``base``'s classifier with its probabilities re-tempered per face by a damage probe.
 
     ``probe`` is a head-only graph (``openfer.heads.export.head_only``: features in, probabilities over ``KINDS``
-    out) whose metadata holds ``temperatures`` (JSON: eyes, mouth, detail). The result has one output,
-    ``probabilities``, and ``base``'s metadata plus ``damage`` (the kinds and temperatures)."""
+    out) whose metadata holds ``temperatures`` (JSON: eyes, mouth, detail). The result has two outputs,
+    ``probabilities`` (softened) and ``damage`` (the probe's probabilities over ``KINDS``, so each face can say
+    why its answer is softer), and ``base``'s metadata plus ``damage`` (the kinds and temperatures)."""
+    import onnx  # only when composing: its import takes about 1 s
+    import onnx.compose
+    from onnx import helper, numpy_helper
+
+    from openfer.classify.features import fresh_name, metadata_of, prune, rename_output, with_features, write_metadata
+
+    if any(DAMAGE in (*n.input, *n.output) for n in base.graph.node):
+        raise ValueError(f"the classifier already has a tensor named {DAMAGE!r}: is a damage probe attached?")
     meta = metadata_of(probe)
     temps = json.loads(meta["temperatures"])
     feats = fresh_name(base, "damage_features")
@@ -114,8 +142,9 @@ def attach_damage(base: onnx.ModelProto, probe: onnx.ModelProto, n_classes: int)
         helper.make_node("Log", [n("p")], [n("logp")]),
         helper.make_node("Div", [n("logp"), n("t")], [n("z")]),
         helper.make_node("Softmax", [n("z")], [n("out")], axis=1),
+        helper.make_node("Identity", [h.output[0].name], [DAMAGE], name=n("kinds")),
     ])
-    model = rename_output(prune(model, [n("out")]), output)
+    model = rename_output(prune(model, [n("out"), DAMAGE]), output)
     base_meta = metadata_of(base)
     base_meta["damage"] = json.dumps({"kinds": list(KINDS), "temperatures": temps,
                                       **({"probe": json.loads(meta["probe"])} if "probe" in meta else {})})

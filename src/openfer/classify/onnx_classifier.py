@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 
+from openfer.classify.damage import DAMAGE, KINDS
 from openfer.classify.prior import ARGMAX, check_prior, model_decision, rebalance
 from openfer.errors import UsageError
 from openfer.runtime import make_session
 from openfer.zoo.registry import ModelSpec, get_spec, model_path, spec_from_onnx
+
+
+class Outputs(NamedTuple):
+    """What one pass of a classifier gives for N crops: ``probabilities`` [N, K] (decision prior applied),
+    ``damage`` [N, 4] over ``openfer.classify.damage.KINDS`` when the model has a damage probe (else None) and
+    ``features`` [N, D] when asked for (else None)."""
+
+    probabilities: np.ndarray
+    damage: np.ndarray | None = None
+    features: np.ndarray | None = None
 
 
 class OnnxClassifier:
@@ -48,6 +60,7 @@ class OnnxClassifier:
             session = make_session(path or model_path(spec), threads)
         self.session = session
         self._input = session.get_inputs()[0].name
+        self._outputs = [o.name for o in session.get_outputs()] if hasattr(session, "get_outputs") else []
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -64,20 +77,19 @@ class OnnxClassifier:
         """1 (the network reads grey crops) or 3 (RGB)."""
         return self.spec.channels
 
+    @property
+    def damage_kinds(self) -> tuple[str, ...]:
+        """The kinds of damage (clean, eyes, mouth, detail) this model's damage probe tells apart, e.g. for
+        ``default-soft`` (``openfer.classify.damage``); () for a model without one."""
+        return KINDS if DAMAGE in self._outputs else ()
+
     def preprocess(self, faces: np.ndarray) -> np.ndarray:
         """uint8 [N, H, W] or [N, H, W, 3] crops -> float32 [N, C, S, S] of raw 0..255 values."""
         return to_network_input(faces, self.spec.input_size, self.spec.channels)
 
     def predict_proba(self, faces: np.ndarray) -> np.ndarray:
         """Probabilities float32 [N, len(classes)], rows summing to 1, for uint8 crops of any size (N may be 0)."""
-        faces = np.asarray(faces)
-        if faces.ndim >= 1 and len(faces) == 0:
-            return np.zeros((0, len(self.classes)), np.float32)
-        x = self.preprocess(faces)
-        out = [self.session.run(None, {self._input: x[i : i + self.batch_size]})[0]
-               for i in range(0, len(x), self.batch_size)]
-        p = np.concatenate(out).astype(np.float32)
-        return self.apply_prior(p / p.sum(axis=1, keepdims=True))
+        return self.predict_outputs(faces).probabilities
 
     def predict_features(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities [N, K] (as ``predict_proba``) and the network's face features float32 [N, D] from one pass.
@@ -86,17 +98,34 @@ class OnnxClassifier:
         mirror passes averaged, ensemble members concatenated); heads for new tasks (``openfer fit``) and
         adaptation (``openfer adapt``) are built on them.
         """
-        if self._feature_session is None:
-            self._feature_session, self.feature_dim = self._make_feature_session()
+        out = self.predict_outputs(faces, features=True)
+        return out.probabilities, out.features
+
+    def predict_outputs(self, faces: np.ndarray, features: bool = False) -> Outputs:
+        """Everything one pass gives for uint8 crops of any size (N may be 0): probabilities, the damage probe's
+        kinds when the model has one (``damage_kinds``), and with ``features`` the face features."""
+        session, names, feature_name = self.session, self._outputs, None
+        if features:
+            from openfer.classify.features import FEATURES as feature_name
+
+            if self._feature_session is None:
+                self._feature_session, self.feature_dim = self._make_feature_session()
+            session = self._feature_session
+            names = [o.name for o in session.get_outputs()]
         faces = np.asarray(faces)
         if faces.ndim >= 1 and len(faces) == 0:
-            return np.zeros((0, len(self.classes)), np.float32), np.zeros((0, self.feature_dim), np.float32)
+            return Outputs(np.zeros((0, len(self.classes)), np.float32),
+                           np.zeros((0, len(KINDS)), np.float32) if DAMAGE in names else None,
+                           np.zeros((0, self.feature_dim), np.float32) if features else None)
         x = self.preprocess(faces)
-        outs = [self._feature_session.run(None, {self._input: x[i : i + self.batch_size]})
-                for i in range(0, len(x), self.batch_size)]
-        p = np.concatenate([o[0] for o in outs]).astype(np.float32)
-        feats = np.concatenate([o[1] for o in outs]).astype(np.float32)
-        return self.apply_prior(p / p.sum(axis=1, keepdims=True)), feats
+        runs = [session.run(None, {self._input: x[i : i + self.batch_size]}) for i in range(0, len(x), self.batch_size)]
+        p = np.concatenate([r[0] for r in runs]).astype(np.float32)  # the probabilities are always the first output
+
+        def named(name: str) -> np.ndarray | None:
+            return np.concatenate([r[names.index(name)] for r in runs]).astype(np.float32) if name in names else None
+
+        return Outputs(self.apply_prior(p / p.sum(axis=1, keepdims=True)), named(DAMAGE),
+                       None if feature_name is None else named(feature_name))
 
     def _make_feature_session(self):
         import onnx

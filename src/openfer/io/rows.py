@@ -33,9 +33,10 @@ ROW_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet":
 
 
 def row_columns(classes: tuple[str, ...], geometry: bool = False, voice: tuple[str, ...] | None = None,
-                photos: bool = False) -> list[str]:
-    """All columns: ``BASE_COLUMNS`` (``PHOTO_COLUMNS`` for ``photos``), ``p_<class>`` for each class, then
-    (``geometry``) ``GEOMETRY_COLUMNS``, then (``voice``: the speech-emotion classes of ``--audio``)
+                photos: bool = False, damage: tuple[str, ...] = ()) -> list[str]:
+    """All columns: ``BASE_COLUMNS`` (``PHOTO_COLUMNS`` for ``photos``), ``p_<class>`` for each class,
+    ``damage_<kind>`` for each kind of the model's damage probe (``OnnxClassifier.damage_kinds``; none without
+    one), then (``geometry``) ``GEOMETRY_COLUMNS``, then (``voice``: the speech-emotion classes of ``--audio``)
     ``openfer.audio.voice.voice_columns``."""
     extra: list[str] = []
     if voice is not None:
@@ -43,17 +44,19 @@ def row_columns(classes: tuple[str, ...], geometry: bool = False, voice: tuple[s
 
         extra = voice_columns(voice)
     return [*(PHOTO_COLUMNS if photos else BASE_COLUMNS), *(f"p_{c}" for c in classes),
-            *(GEOMETRY_COLUMNS if geometry else ()), *extra]
+            *(f"damage_{k}" for k in damage), *(GEOMETRY_COLUMNS if geometry else ()), *extra]
 
 
-def result_rows(result: ImageResult, classes: tuple[str, ...], geometry: bool = False) -> list[dict[str, Any]]:
+def result_rows(result: ImageResult, classes: tuple[str, ...], geometry: bool = False,
+                damage: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """The rows of one result (``ImageResult.to_rows``).
 
     A photo (``result.frame`` None): one row per face, ``path`` and the face's index ``face`` first; none without
     faces. A video frame: ``frame`` from 1 like OpenFace (source frame ``index + 1``), ``face_id`` the track id (-1 for
     a face not (yet) tracked), one row per face or a single ``success = 0`` row (box, landmarks and probabilities
-    None, empty in CSV) when the frame has no face. With ``geometry`` the rows also hold
-    ``openfer.io.openface.geometry_values`` of each face's ``geometry``.
+    None, empty in CSV) when the frame has no face. ``damage``: the kinds of the model's damage probe, whose
+    ``damage_<kind>`` columns hold each face's ``Face.damage`` (None where a face has none). With ``geometry`` the
+    rows also hold ``openfer.io.openface.geometry_values`` of each face's ``geometry``.
     """
     photo = result.frame is None
     if photo:
@@ -61,7 +64,7 @@ def result_rows(result: ImageResult, classes: tuple[str, ...], geometry: bool = 
     else:
         base = {"frame": result.frame + 1, "timestamp": round(float(result.timestamp or 0.0), 4)}
         if not result.faces:
-            row = dict.fromkeys(row_columns(classes, geometry))
+            row = dict.fromkeys(row_columns(classes, geometry, damage=damage))
             row.update(base, face_id=-1, confidence=0.0, success=0)
             return [row]
         places = [{**base, "face_id": -1 if f.track_id is None else int(f.track_id)} for f in result.faces]
@@ -73,6 +76,7 @@ def result_rows(result: ImageResult, classes: tuple[str, ...], geometry: bool = 
         row.update(zip(FACE_COLUMNS[4:14], (round(float(v), 2) if math.isfinite(v) else None for v in lm)))
         row["expression"] = f.expression
         row.update((f"p_{c}", round(float(f.probabilities[c]), 5) if c in f.probabilities else None) for c in classes)
+        row.update((f"damage_{k}", round(float(f.damage[k]), 5) if k in f.damage else None) for k in damage)
         if geometry:
             row.update(geometry_values(f.geometry))
         rows.append(row)
@@ -82,7 +86,7 @@ def result_rows(result: ImageResult, classes: tuple[str, ...], geometry: bool = 
 class RowWriter:
     """Streams rows to ``path`` in the format of its suffix (.csv, .jsonl/.ndjson, .parquet) or ``format``
     (``csv``, ``jsonl``, ``parquet``), or to standard output for ``"-"`` (CSV unless ``format`` says jsonl);
-    ``photos``: the columns of photos' rows (``row_columns``).
+    ``photos``: the columns of photos' rows, ``damage``: the kinds of the model's damage probe (``row_columns``).
 
     The file is written under a temporary name (``openfer.io.atomic``) and renamed to ``path`` on ``close``
     (which Ctrl-C and SIGTERM still reach), so an existing file is only replaced by a complete one. CSV and JSON
@@ -92,7 +96,7 @@ class RowWriter:
 
     def __init__(self, path: str | Path, classes: tuple[str, ...], parquet_rows: int = 4096,
                  geometry: bool = False, voice: tuple[str, ...] | None = None, photos: bool = False,
-                 format: str | None = None) -> None:
+                 format: str | None = None, damage: tuple[str, ...] = ()) -> None:
         self.path, self._stdout = Path(path), str(path) == "-"
         fmt = format or ("csv" if self._stdout else ROW_FORMATS.get(self.path.suffix.lower()))
         if fmt is None:
@@ -100,7 +104,7 @@ class RowWriter:
                                    f"{', '.join(sorted(ROW_FORMATS))}")
         if self._stdout and fmt == "parquet":
             raise UnknownNameError("Parquet cannot go to standard output ('-'): name a .parquet file")
-        self.format, self.columns, self.rows_written = fmt, row_columns(classes, geometry, voice, photos), 0
+        self.format, self.columns, self.rows_written = fmt, row_columns(classes, geometry, voice, photos, damage), 0
         if not self._stdout:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._part = part_path(self.path)

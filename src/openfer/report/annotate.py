@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from openfer.classify.damage import damage_note
 from openfer.errors import UnknownNameError
 from openfer.types import Face
 
@@ -78,6 +79,8 @@ def text_size(face: Face, h: int, w: int) -> float:
 def _label_text(face: Face) -> str:
     text = f"{face.expression} {face.probabilities.get(face.expression, 0):.2f}" if face.expression \
         else f"face {face.score:.2f}"
+    note = damage_note(face.damage)
+    text = f"{text} ({note})" if note else text  # why a model with a damage probe answered more softly
     return f"#{face.track_id} {text}" if face.track_id is not None else text  # video: identity first
 
 

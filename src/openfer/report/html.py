@@ -178,7 +178,7 @@ def session_html(session: SessionSummary, rows, video: str | Path | None = None,
             f"<p>On screen {_time(p.seconds)} (from {_time(p.start_s)} to {_time(p.end_s)}); mostly "
             f"<b>{e(p.dominant)}</b>. Derived valence {p.valence:+.2f}, arousal {p.arousal:+.2f} (−1 to +1). "
             f"Low-confidence frames (top probability under {LOW_CONFIDENCE:.1f}): {_pct(p.low_confidence_share)}. "
-            f"Most common compound expressions: {compounds}.{_attention(p)}</p>"
+            f"Most common compound expressions: {compounds}.{_attention(p)}{_damage(p)}</p>"
             f"<img class='plot' src='{timeline_plot(rows, p, session.classes, session.duration_s)}' "
             f"alt='expression probabilities of person {p.face_id} over time'><p class='muted'>{legend}</p>"
             f"<div class='row'><div><table><tr><th>expression</th><th>time share</th><th>mean p</th></tr>"
@@ -207,6 +207,15 @@ def _attention(p: PersonSummary) -> str:
             f"{_pct(a.gaze_share)}.")
 
 
+def _damage(p: PersonSummary) -> str:
+    """The sentence on how often the face was covered or unclear (empty without a damage probe's columns)."""
+    if p.damage is None:
+        return ""
+    rest = ", ".join(f"{n} {_pct(v)}" for n, v in p.damage.items() if n != "clean")
+    return (f" Face clear in {_pct(p.damage['clean'])} of the frames ({rest}; the model's damage probe): "
+            f"expressions read on the others are less certain.")
+
+
 def people_table(session: SessionSummary) -> list[dict]:
     """The per-person numbers of a report as rows for a CSV (one per person)."""
     out = []
@@ -221,6 +230,8 @@ def people_table(session: SessionSummary) -> list[dict]:
             a = p.attention
             row.update(facing_camera_share=round(a.facing_share, 4), gaze_camera_share=round(a.gaze_share, 4),
                        head_angle_deg=round(a.head_angle_deg, 2), gaze_angle_deg=round(a.gaze_angle_deg, 2))
+        if p.damage is not None:
+            row.update({f"damage_share_{n.replace(' ', '_')}": round(v, 4) for n, v in p.damage.items()})
         out.append(row)
     return out
 

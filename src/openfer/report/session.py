@@ -104,6 +104,8 @@ class PersonSummary:
     best_frame: int  #: frame where the face was detected most confidently (for a thumbnail)
     best_box: tuple[float, float, float, float]
     attention: Attention | None = None  #: head pose and gaze, when the rows have geometry columns
+    #: share of frames whose face was clean or had each kind of damage (``damage_shares``), with a damage probe
+    damage: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,21 @@ def episodes(top: list[str], probs: np.ndarray, times: np.ndarray, frames: np.nd
     return out
 
 
+def damage_shares(rows) -> dict[str, float] | None:
+    """Share of the rows whose face was ``clean`` or whose most likely damage was ``eyes covered``, ``mouth
+    covered`` or ``low detail`` (``openfer.classify.damage.damage_note``), when the rows have the damage probe's
+    ``damage_<kind>`` columns (a model such as ``default-soft``); None otherwise."""
+    from openfer.classify.damage import DAMAGE_WORDS, damage_note
+
+    cols = [c for c in rows.columns if c.startswith("damage_")]
+    values = rows[cols].to_numpy(np.float64) if cols else np.zeros((0, 0))
+    values = values[~np.isnan(values).any(axis=1)]
+    if not len(values):
+        return None
+    notes = Counter(damage_note(dict(zip((c[len("damage_"):] for c in cols), v))) or "clean" for v in values)
+    return {n: notes.get(n, 0) / len(values) for n in ("clean", *DAMAGE_WORDS.values())}
+
+
 def summarize_rows(rows, name: str = "session", min_episode_s: float = 1.0, notable: int = 3) -> SessionSummary:
     """The session summary of a rows DataFrame (``openfer.io.rows.read_rows`` or ``analyze_video``).
 
@@ -198,7 +215,8 @@ def summarize_rows(rows, name: str = "session", min_episode_s: float = 1.0, nota
             dominant=max(share, key=share.get), valence=float(v.mean()), arousal=float(a.mean()),
             low_confidence_share=float((probs.max(1) < LOW_CONFIDENCE).mean()), episodes=tuple(eps),
             notable=tuple(strong), compounds=compounds, best_frame=int(best["frame"]),
-            best_box=tuple(float(best[k]) for k in ("x1", "y1", "x2", "y2")), attention=attention(g)))
+            best_box=tuple(float(best[k]) for k in ("x1", "y1", "x2", "y2")), attention=attention(g),
+            damage=damage_shares(g)))
     n_frames = int(rows["frame"].nunique())
     duration = float(frame_times.iloc[-1] - frame_times.iloc[0] + step) if n_frames else 0.0
     return SessionSummary(name=name, classes=classes, duration_s=duration, frame_step_s=step, frames=n_frames,

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from openfer.classify.damage import DAMAGE_WORDS, damage_note
 from openfer.io.openface import summary_values
 from openfer.types import Face
 
@@ -44,6 +45,7 @@ class _Track:
     counts: dict[str, int] = field(default_factory=dict)
     stats: dict[str, _Stat] = field(default_factory=dict)
     segments: list[dict[str, Any]] = field(default_factory=list)
+    notes: dict[str, int] = field(default_factory=dict)  # damage note (or "clean") -> frames, with a damage probe
 
 
 class VideoSummary:
@@ -84,8 +86,11 @@ class VideoSummary:
             tr.frames += 1
             tr.last_frame, tr.end = frame_index + 1, timestamp
             tr.counts[f.expression] = tr.counts.get(f.expression, 0) + 1
+            if f.damage:
+                note = damage_note(f.damage) or "clean"
+                tr.notes[note] = tr.notes.get(note, 0) + 1
             for key, v in (("confidence", f.score), *((f"p_{c}", f.probabilities.get(c)) for c in self.classes),
-                           *summary_values(f.geometry).items()):
+                           *((f"damage_{k}", v) for k, v in f.damage.items()), *summary_values(f.geometry).items()):
                 if v is not None:
                     tr.stats.setdefault(key, _Stat()).add(float(v))
             self._segment(f.track_id, tr, f.expression, frame_index + 1, timestamp)
@@ -121,6 +126,8 @@ class VideoSummary:
                 "start_s": round(tr.start, 4), "end_s": round(tr.end, 4),
                 "dominant_expression": max(share, key=share.get),
                 "expression_share": share,
+                **({"damage_share": {n: round(tr.notes.get(n, 0) / tr.frames, 4)
+                                     for n in ("clean", *DAMAGE_WORDS.values())}} if tr.notes else {}),
                 "stats": {k: s.to_dict() for k, s in tr.stats.items()},
                 "segments": tr.segments,
             })

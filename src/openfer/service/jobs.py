@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from openfer.analyzer import Analyzer
+from openfer.classify.damage import damage_kinds
 from openfer.settings import AnalysisSettings
 
 log = logging.getLogger(__name__)
@@ -236,7 +237,7 @@ class JobStore:
         files = {kind: job.folder / name for kind, name in RESULT_FILES.items()}
         voice = self._voice(job) if job.audio else None
         reid = self._reidentifier(job) if job.reid else None
-        with RowWriter(files["jsonl"], analyzer.classifier.classes,
+        with RowWriter(files["jsonl"], analyzer.classifier.classes, damage=damage_kinds(analyzer.classifier),
                        voice=voice.classes if voice is not None else None) as jsonl:
             result = settings.run_video(analyzer, source, out=files["csv"], summary_path=files["summary"],
                                         annotate_path=files["video"], on_rows=jsonl.write, on_frame=progress,

@@ -21,6 +21,10 @@ class FaceOut(BaseModel):
     probabilities: dict[str, float] = Field(description="class -> probability, summing to 1")
     face_id: Optional[int] = Field(default=None, description="stable id of this person, from 0 (webcam stream "
                                                              "only)")
+    damage: Optional[dict[str, float]] = Field(
+        default=None, description="clean, eyes, mouth, detail -> probability that the face is clear, covered over "
+                                  "the eyes, covered over the mouth or low in detail (models with a damage probe, "
+                                  "such as default-soft; absent otherwise)")
 
 
 class ExplanationOut(BaseModel):

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from openfer.analyzer import Analyzer
+from openfer.classify.damage import damage_kinds
 from openfer.classify.prior import decision_of
 from openfer.errors import UsageError
 from openfer.io.atomic import write_text_atomic
@@ -175,7 +176,7 @@ def run_video(
     Ctrl-C stops the run after the frames already detected are classified and written and every output is
     closed, so each output is complete up to that frame.
     """
-    classes = analyzer.classifier.classes
+    classes, damage = analyzer.classifier.classes, damage_kinds(analyzer.classifier)
     result = VideoRunResult(source=source.name)
     follower = follower or FaceFollower(analyzer.detector, tracker or FaceTracker(frame_rate=source.fps or 30.0),
                                         detect_every)
@@ -186,7 +187,7 @@ def run_video(
         window = PreviewWindow() if preview else None
         video = AnnotatedVideoWriter(annotate_path, _analysed_fps(source), **_sound_of(source)) \
             if annotate_path else None
-        writer = RowWriter(out, classes, geometry=analyzer.geometry is not None,
+        writer = RowWriter(out, classes, geometry=analyzer.geometry is not None, damage=damage,
                            voice=voice.classes if voice is not None else None) if out else None
     except BaseException:
         for sink in (window, video, source):
@@ -214,7 +215,7 @@ def run_video(
             if smoother is not None:
                 faces = smoother.smooth(faces)
             rows = ImageResult(faces, frame=fr.index, timestamp=fr.timestamp).to_rows(
-                classes, geometry=analyzer.geometry is not None)
+                classes, geometry=analyzer.geometry is not None, damage=damage)
             if voice is not None:
                 at = voice.at(fr.timestamp)
                 rows = [{**r, **at} for r in rows]
@@ -374,6 +375,7 @@ def analyze_video(source: FrameSource | str | Path | int, analyzer: Analyzer | N
     result = run_video(analyzer, src, on_rows=rows.extend, **kwargs)
     voice = kwargs.get("voice")
     df = pd.DataFrame(rows, columns=row_columns(analyzer.classifier.classes, analyzer.geometry is not None,
-                                                voice.classes if voice is not None else None))
+                                                voice.classes if voice is not None else None,
+                                                damage=damage_kinds(analyzer.classifier)))
     df.attrs["result"] = result
     return df

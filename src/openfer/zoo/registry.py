@@ -86,8 +86,8 @@ FER2013_TRAIN_COUNTS = (3995, 436, 4097, 7215, 4830, 3171, 4965)
 # rounds of 3 s, median; benchmarks/results/model_speed.json). This 2-core machine's speed varies by up to 1.6x
 # between days: on 2026-12-06 default-v1 took 17.6 ms and default-v2 4.6; the cards give each day's numbers.
 
-#: Bumped when ``attach_head`` changes what it writes, so cached composed models are rebuilt.
-COMPOSE_VERSION = 5
+#: Bumped when ``attach_head`` or ``attach_damage`` changes what it writes, so cached composed models are rebuilt.
+COMPOSE_VERSION = 6
 
 
 def _shares(counts: tuple[int, ...]) -> tuple[float, ...]:

@@ -43,6 +43,14 @@ function saveBlob(blob, name) {
 
 const pct = (p) => `${(100 * p).toFixed(0)}\u00a0%`;  // no line break inside "100 %"
 
+// Words for a face's most likely damage (models with a damage probe, such as default-soft) when it has
+// probability 0.5 or more, as the library's damage_note gives them; "" otherwise.
+const DAMAGE_WORDS = { eyes: "eyes covered", mouth: "mouth covered", detail: "low detail" };
+function damageNote(face) {
+  const kinds = Object.entries(face.damage || {}).filter(([k]) => k in DAMAGE_WORDS).sort((a, b) => b[1] - a[1]);
+  return kinds.length && kinds[0][1] >= 0.5 ? `, ${DAMAGE_WORDS[kinds[0][0]]}` : "";
+}
+
 // One list item per face: its label, then a bar per class (text too, for screen readers).
 function renderFaces(listId, faces) {
   const list = $(listId);
@@ -51,7 +59,7 @@ function renderFaces(listId, faces) {
     const li = document.createElement("li");
     const who = face.face_id !== undefined && face.face_id !== null ? `Person ${face.face_id}` : `Face ${i}`;
     const title = document.createElement("strong");
-    title.textContent = `${who}: ${face.expression} (${pct(face.probabilities[face.expression])})`;
+    title.textContent = `${who}: ${face.expression} (${pct(face.probabilities[face.expression])}${damageNote(face)})`;
     li.appendChild(title);
     const bars = document.createElement("div");
     bars.className = "bars";
