@@ -28,7 +28,8 @@ import onnx
 
 from openfer.classify import load_classifier
 from openfer.classify.features import metadata_of, write_metadata
-from openfer.classify.merge import drop_mirror, float_weights, half_weights, member_graph, merge_graph
+from openfer.classify.merge import float_weights, half_weights, member_graph, merge_graph
+from openfer.classify.mirror import drop_mirror
 from openfer.datasets import load_dataset
 from openfer.train.combine import fit_temperature, member_log_probs, split_of, validation_faces
 from openfer.train.quantize import calibration_images, quantize_classifier

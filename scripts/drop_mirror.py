@@ -1,7 +1,7 @@
 """Write a classifier file without its networks' mirror passes (issue 14): half the cost per face.
 
 Every exported network averages its logits over the face and its mirror image (``tta = "flip"``);
-`openfer.classify.merge.drop_mirror` prunes the mirror branch, and this records it in the metadata (``tta`` and
+`openfer.classify.mirror.drop_mirror` prunes the mirror branch, and this records it in the metadata (``tta`` and
 each member's ``arch:tta`` become ``none``) so speed tables and merges count the passes that are left:
 
     python scripts/drop_mirror.py runs/default_mux_nets_five/int8.onnx runs/default_mux_nets_five/int8_nm.onnx
@@ -16,7 +16,7 @@ from pathlib import Path
 import onnx
 
 from openfer.classify.features import metadata_of, write_metadata
-from openfer.classify.merge import drop_mirror
+from openfer.classify.mirror import drop_mirror
 
 
 def mirrorless(model: onnx.ModelProto) -> onnx.ModelProto:

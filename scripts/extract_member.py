@@ -24,7 +24,8 @@ import numpy as np
 import onnx
 
 from openfer.classify.features import write_metadata
-from openfer.classify.merge import drop_mirror, float_weights, member_graph
+from openfer.classify.merge import float_weights, member_graph
+from openfer.classify.mirror import drop_mirror
 from openfer.train.combine import metadata
 from openfer.zoo.registry import resolve_model
 

@@ -243,11 +243,12 @@ def test_a_member_cut_out_of_large_v2_merges_back_into_it(tmp_path):
 
 
 def test_dropping_the_mirror_pass_keeps_the_single_view_answer():
-    """openfer.classify.merge.drop_mirror: the mean of the mirrorless model's log-probabilities on a face and on its
+    """openfer.classify.mirror.drop_mirror: the mean of the mirrorless model's log-probabilities on a face and on its
     mirror image is the original model's answer (one network, float); a symmetric face gets the same answer from
     both (large's MobileNet, whose padding Slices must not be taken for the mirror); a graph without a mirror pass
     is refused."""
-    from openfer.classify.merge import drop_mirror, float_weights, member_graph
+    from openfer.classify.merge import float_weights, member_graph
+    from openfer.classify.mirror import drop_mirror
 
     faces = np.random.default_rng(0).uniform(0, 255, (5, 48, 48))
     sym = np.concatenate([faces[:, :, :24], faces[:, :, :24][:, :, ::-1]], 2)
@@ -268,6 +269,55 @@ def test_dropping_the_mirror_pass_keeps_the_single_view_answer():
     np.testing.assert_allclose(probs(drop_mirror(mobilenet), sym), probs(mobilenet, sym), atol=1e-5)
     with pytest.raises(ValueError, match="no mirror pass"):
         drop_mirror(plain)
+    composed = onnx.load(str(model_path(get_spec("fast"))))  # passes joined by a Sum of features (a composed head)
+    assert len(drop_mirror(composed).graph.node) < 0.6 * len(composed.graph.node)
+
+
+def test_batched_mirror_pass_gives_the_same_answers_in_one_pass():
+    """openfer.classify.mirror.batch_mirror: float graphs, whose passes meet at an Add of logits (`fast-v1`) or a Sum
+    of features (`fast`, composed with its head), give the same probabilities and features from one pass per
+    network on a stacked batch (fewer nodes); an int8 ensemble whose passes meet after quantized Gemms (`large`)
+    keeps its features' shape; a graph without a mirror pass is refused."""
+    from openfer.classify.features import with_features
+    from openfer.classify.mirror import batch_mirror, drop_mirror
+
+    x = {"faces": np.random.default_rng(1).uniform(0, 255, (6, 1, 48, 48)).astype(np.float32)}
+
+    def run(model, n_classes):
+        feats, _ = with_features(model, n_classes)
+        return ort.InferenceSession(feats.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, x)
+
+    for name in ("fast-v1", "fast", "large"):
+        model = onnx.load(str(model_path(get_spec(name))))
+        batched = batch_mirror(model)
+        onnx.checker.check_model(batched)
+        assert len(batched.graph.node) < 0.65 * len(model.graph.node)
+        (p0, f0), (p1, f1) = run(model, 8), run(batched, 8)
+        assert p1.shape == p0.shape and f1.shape == f0.shape
+        if name != "large":  # int8: the mirror image now meets the face pass's activation scales
+            np.testing.assert_allclose(p1, p0, atol=1e-6)
+            np.testing.assert_allclose(f1, f0, atol=1e-5)
+    with pytest.raises(ValueError, match="no mirror pass"):
+        batch_mirror(drop_mirror(model))
+
+
+def test_classifiers_run_one_pass_only_where_it_changes_nothing(tmp_path, monkeypatch):
+    """openfer.classify.mirror.one_pass: a float model runs a cached batched copy (same probabilities), an int8 one
+    its own file; the choice is made once per file content."""
+    from openfer.classify import load_classifier
+    from openfer.classify.mirror import one_pass
+    from openfer.runtime import make_session
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    fast, default = model_path(get_spec("fast")), model_path(get_spec("default"))
+    assert one_pass(fast) != fast and one_pass(fast).parent == tmp_path / "openfer" / "models"
+    assert one_pass(default) == default and one_pass(fast) == one_pass(fast)
+    made = sorted((tmp_path / "openfer" / "models").glob("one-pass-*.onnx"))
+    assert len(made) == 2 and sorted(m.stat().st_size == 0 for m in made) == [False, True]  # int8: "run the file"
+    crops = np.random.default_rng(2).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    plain = OnnxClassifier(get_spec("fast"), session=make_session(fast, 1))
+    np.testing.assert_allclose(load_classifier("fast", threads=1).predict_proba(crops),
+                               plain.predict_proba(crops), atol=1e-6)
 
 
 def test_drop_mirror_script_rewrites_an_int8_ensemble_and_its_metadata(tmp_path):

@@ -1,6 +1,6 @@
 """Merged classifiers as ONNX graphs: several classifiers averaged into one file, one member cut back out of a
-merged file, a file without its mirror passes, and a registered model composed from other shipped files by a small
-recipe (no PyTorch needed).
+merged file, and a registered model composed from other shipped files by a small recipe (no PyTorch needed); a file
+without its mirror passes is ``openfer.classify.mirror.drop_mirror``.
 
 ``openfer ensemble`` (``openfer.train.combine``) fits the merge's temperature on validation data; this module only
 builds graphs, so a shipped recipe can rebuild a merged model from files the package already has instead of
@@ -16,8 +16,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, compose, helper, numpy_helper
 
-from openfer.classify.features import metadata_of, prune, write_metadata
-from openfer.errors import UnreadableInputError, UsageError
+from openfer.classify.features import metadata_of, write_metadata
+from openfer.errors import UnreadableInputError
 
 
 def merge_graph(models: Sequence[onnx.ModelProto], weights: Sequence[float], temperature: float,
@@ -132,47 +132,6 @@ def member_graph(model: onnx.ModelProto, tag: str) -> onnx.ModelProto:
     part.graph.output.append(helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", n_classes]))
     del part.metadata_props[:]
     return part
-
-
-def drop_mirror(model: onnx.ModelProto) -> onnx.ModelProto:
-    """``model`` without the mirror pass of its ``flip`` test-time augmentation: each network's logits on the face
-    alone instead of their mean with the logits on its mirror image, at half the cost.
-
-    The exporter averages the two passes with an ``Add`` whose one input descends from a mirroring ``Slice``
-    (negative step along the image's width) and the other does not; both inputs become the unmirrored one (the
-    mean of a value with itself) and the mirror branch is pruned. Temperatures stay as they were fitted with the
-    mirror pass. Measured on `large` (benchmarks/mirrorless.py): free on validation, 2.7 points of muxspace test
-    UAR lost, so no shipped model drops it.
-
-    Raises:
-        openfer.UsageError: the graph has no mirror pass.
-    """
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    g = copy.graph
-    constants = {i.name: numpy_helper.to_array(i) for i in g.initializer}
-    constants.update({n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in g.node
-                      if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"})
-    # per tensor: (descends from the input, descends from a mirroring Slice); ONNX nodes are in topological order
-    origin = {i.name: (True, False) for i in g.input}
-    joins = []
-    for n in g.node:
-        flags = [origin.get(i, (False, False)) for i in n.input if i]
-        mirrored = n.op_type == "Slice" and len(n.input) > 4 and n.input[3] in constants \
-            and n.input[4] in constants and set(constants[n.input[3]].tolist()) <= {3, -1} \
-            and bool((constants[n.input[4]] < 0).all())  # reversed along the width of an NCHW image
-        out = (any(f[0] for f in flags), mirrored or any(f[1] for f in flags))
-        if n.op_type == "Add" and len(flags) == 2 and flags[0][0] and flags[1][0] and flags[0][1] != flags[1][1]:
-            joins.append(n)
-            out = (True, False)
-        for o in n.output:
-            origin[o] = out
-    if not joins:
-        raise UsageError("the model has no mirror pass (flip test-time augmentation) to drop")
-    for n in joins:
-        plain = n.input[0] if not origin[n.input[0]][1] else n.input[1]
-        n.input[:] = [plain, plain]
-    return prune(copy, [o.name for o in g.output])
 
 
 def compose_merged(recipe: dict, load: Callable[[str], onnx.ModelProto]) -> onnx.ModelProto:

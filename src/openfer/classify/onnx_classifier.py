@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from openfer.classify.damage import DAMAGE, KINDS
+from openfer.classify.mirror import one_pass
 from openfer.classify.prior import ARGMAX, check_prior, model_decision, rebalance
 from openfer.errors import UsageError
 from openfer.runtime import make_session
@@ -56,8 +57,8 @@ class OnnxClassifier:
         self.batch_size = batch_size
         self.threads = threads
         self._feature_session = None
-        if session is None:
-            session = make_session(path or model_path(spec), threads)
+        if session is None:  # the file, or its copy that runs each network once on face and mirror image
+            session = make_session(one_pass(path or model_path(spec)), threads)
         self.session = session
         self._input = session.get_inputs()[0].name
         self._outputs = [o.name for o in session.get_outputs()] if hasattr(session, "get_outputs") else []
@@ -134,7 +135,7 @@ class OnnxClassifier:
 
         if self.path is None and self.spec.file == "":
             raise ValueError("this classifier was given a session without a file: its features cannot be read")
-        model, dim = with_features(onnx.load(str(self.path or model_path(self.spec))), len(self.classes))
+        model, dim = with_features(onnx.load(str(one_pass(self.path or model_path(self.spec)))), len(self.classes))
         return make_session(model.SerializeToString(), self.threads), dim
 
     def apply_prior(self, probs: np.ndarray, prior: str | None = None) -> np.ndarray:
