@@ -170,3 +170,24 @@ def test_faces_tables_and_pictures_say_what_is_damaged(tmp_path):
     assert f"mouth covered {100 * share['mouth covered']:.0f} %" in session_html(summarize_rows(df), df)
     assert "damage_share_mouth_covered" in people_table(summarize_rows(df))[0]
     assert summarize_rows(analyze_video(ArraySource([covered] * 4, fps=5), plain)).people[0].damage is None
+
+
+def test_cli_says_what_is_damaged(tmp_path):
+    """`openfer analyze --model default-soft`: the summary on stderr names the covered mouth, the JSON Lines face
+    has its ``damage`` and the CSV its ``damage_<kind>`` columns."""
+    import csv
+
+    from typer.testing import CliRunner
+
+    from conftest import mouth_covered_astronaut, save
+    from openfer.cli import app
+
+    photo = save(tmp_path / "covered.png", mouth_covered_astronaut())
+    res = CliRunner().invoke(app, ["analyze", str(photo), "--model", "default-soft", "--jsonl",
+                                   str(tmp_path / "r.jsonl"), "--csv", str(tmp_path / "r.csv")])
+    assert res.exit_code == 0, res.output
+    assert "(mouth covered)" in " ".join(res.stderr.split()), res.stderr
+    (face,) = json.loads((tmp_path / "r.jsonl").read_text())["faces"]
+    (row,) = csv.DictReader(open(tmp_path / "r.csv"))
+    assert face["damage"]["mouth"] > 0.5 and float(row["damage_mouth"]) == pytest.approx(face["damage"]["mouth"],
+                                                                                        abs=1e-4)

@@ -452,13 +452,22 @@ def _analyze_batch(videos: list[Path], photo_items: list[str], settings, *, out,
     raise typer.Exit(1 if result.failed or (photo_summary and photo_summary.failed) else 0)
 
 
+def _said(face) -> str:
+    """A face's label and its probability, with its damage when the model has a probe: "sadness 0.61 (mouth
+    covered)"."""
+    from openfer.classify.damage import damage_note
+
+    note = damage_note(face.damage)
+    return f"{face.expression} {face.probabilities[face.expression]:.2f}" + (f" ({note})" if note else "")
+
+
 def _print_summary(summary, jsonl, csv, annotate) -> None:
     table = Table(title=f"{_n(summary.done, 'image')}, {_n(summary.faces, 'face')}, {summary.failed} failed",
                   title_justify="left")
     for col in ("input", "faces", "expressions / error"):
         table.add_column(col)
     for res in summary.results[:50]:
-        what = res.error or ", ".join(f"{f.expression} {f.probabilities[f.expression]:.2f}" for f in res.faces) or "-"
+        what = res.error or ", ".join(_said(f) for f in res.faces) or "-"
         table.add_row(_e(res.source), str(len(res.faces)), _e(what), style=None if res.ok else "red")
     if len(summary.results) > 50:
         table.add_row(f"... {len(summary.results) - 50} more", "", "")
