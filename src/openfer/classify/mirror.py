@@ -182,10 +182,11 @@ def one_pass(path: str | Path) -> Path:
     """The file a classifier session should run for the classifier file ``path``: a copy with its mirror passes
     batched (``batch_mirror``) when that gives the same outputs, else ``path`` itself.
 
-    The copy is made once per file content and kept in the user cache (``openfer.zoo.registry.cached_model``;
-    an empty file there records "run the original"; without a writable cache the original runs). Same outputs means within 1e-5 on random crops: true of float
-    graphs (`fast` about 13 % faster at batch 1, docs/models.md), not of int8 ones, whose mirror
-    pass has activation scales of its own (docs/models.md), so `default` and `large` keep two passes.
+    The copy is made once per file content and kept in the user cache (``openfer.zoo.registry.cached_model``; an
+    empty file there records "run the original"; without a writable cache the original runs). Same outputs means
+    within 1e-5 on random crops: true of float graphs (`fast`, `fer2013`: 5-12 % faster at batch 1), not of int8
+    ones, whose mirror pass has activation scales of its own, so `default` and `large` keep two passes
+    (docs/models.md, "One pass per network").
     """
     from openfer.zoo.registry import cached_model, sha256_file
 
