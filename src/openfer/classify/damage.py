@@ -5,7 +5,9 @@ A covered, blurred or tiny face is read less accurately but, left alone, just as
 the eyes, covered over the mouth, or low in detail; the probabilities are then re-tempered per face, by
 ``1 + sum_k (T_k - 1) p_k`` over the three kinds of damage. A temperature keeps the argmax. ``attach_damage`` puts
 probe and temperature inside the classifier file, so every reader (the ``Analyzer``, ``openfer evaluate``, video
-smoothing, feature tables) sees the same probabilities and derives the same labels from them.
+smoothing, feature tables) sees the same probabilities and derives the same labels from them. The probe's own
+probabilities are the file's second output, ``damage``: each face of such a model carries them (``Face.damage``,
+``damage_*`` table columns) and its label names the likeliest damage (``damage_note``: "mouth covered").
 
 The probe is fitted on synthetic damage only (``damaged``): the training augmentation's flat bands over the eyes or
 the mouth and jaw, and low resolution, blur or noise of random strength; never on ``openfer.corrupt``'s drawn
@@ -15,7 +17,6 @@ glasses, headset and mask, which score it (``benchmarks/region_temperature.py`` 
 from __future__ import annotations
 
 import json
-
 from typing import TYPE_CHECKING
 
 import cv2
@@ -30,8 +31,6 @@ DAMAGE = "damage"
 #: The training augmentation's bands (``openfer.train.augment.BANDS``, top and bottom as fractions of the crop):
 #: over the eyes, over the eyes and brows, over the mouth and jaw. Repeated here so inference needs no torch.
 BANDS: tuple[tuple[float, float], ...] = ((0.31, 0.49), (0.18, 0.55), (0.58, 1.0))
-
-
 #: How a face's damage reads in a label.
 DAMAGE_WORDS = {"eyes": "eyes covered", "mouth": "mouth covered", "detail": "low detail"}
 
