@@ -251,7 +251,8 @@ _DEFAULT_SOFT = replace(
     card="default_soft.md",
     # default's cost: 4.15 ms against default's 4.16 in 5 interleaved rounds (session 27, a slower day: see the card).
     description="`default` with its answers softened on covered, blurred or tiny faces (a damage probe on its "
-                "features; the same labels on clear faces): for footage with masks, headsets or poor quality",
+                "features; the same labels on clear faces), each face saying what is damaged ('mouth covered'): "
+                "for footage with masks, headsets or poor quality",
 )
 
 #: ``fer2013`` until 2026-12-07: three networks on FER2013's original labels with their own last layers.
