@@ -33,6 +33,8 @@ DAMAGE = "damage"
 BANDS: tuple[tuple[float, float], ...] = ((0.31, 0.49), (0.18, 0.55), (0.58, 1.0))
 #: How a face's damage reads in a label.
 DAMAGE_WORDS = {"eyes": "eyes covered", "mouth": "mouth covered", "detail": "low detail"}
+#: What summaries count a face as: ``clean``, or the words of its likeliest damage (``damage_note``).
+DAMAGE_NOTES = ("clean", *DAMAGE_WORDS.values())
 
 
 def damage_note(damage: dict[str, float], at_least: float = 0.5) -> str | None:

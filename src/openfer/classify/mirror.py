@@ -86,9 +86,9 @@ def drop_mirror(model: onnx.ModelProto) -> onnx.ModelProto:
 _PASS_THROUGH = ("Cast", "DequantizeLinear", "QuantizeLinear", "Identity")
 
 
-def _weight_source(g: onnx.GraphProto, name: str) -> str:
-    """The initializer behind a layer's weight input, through the ``_PASS_THROUGH`` nodes before it."""
-    producers = {o: n for n in g.node for o in n.output}
+def _behind(producers: dict, name: str) -> str:
+    """The tensor ``name`` was made from through ``_PASS_THROUGH`` nodes (itself when there are none): a layer's
+    weight initializer, or the output of the layer a (de)quantized tensor came from."""
     while name in producers and producers[name].op_type in _PASS_THROUGH:
         name = producers[name].input[0]
     return name
@@ -154,18 +154,11 @@ def batch_mirror(model: onnx.ModelProto) -> onnx.ModelProto:
                                         **kw))
         return halves_of[name]
 
-    def layer(name: str) -> onnx.NodeProto | None:
-        """The node that made ``name``, looking through (de)quantization, casts and identities."""
-        node = producers.get(name)
-        while node is not None and node.op_type in _PASS_THROUGH:
-            node = producers.get(node.input[0])
-        return node
-
     for j in joins:
         plain, mirror = (j.input[0], j.input[1]) if not origin[j.input[0]][1] else (j.input[1], j.input[0])
-        pa, pb = layer(plain), layer(mirror)
+        pa, pb = producers.get(_behind(producers, plain)), producers.get(_behind(producers, mirror))
         if pa is not None and pb is not None and pa.op_type == pb.op_type == "Gemm" \
-                and [_weight_source(g, i) for i in pa.input[1:]] == [_weight_source(g, i) for i in pb.input[1:]]:
+                and [_behind(producers, i) for i in pa.input[1:]] == [_behind(producers, i) for i in pb.input[1:]]:
             pa.input[0], pb.input[0] = split(pa.input[0])  # both layers stay: their inputs are the features
         else:
             j.input[:] = split(plain)

@@ -161,15 +161,16 @@ def damage_shares(rows) -> dict[str, float] | None:
     """Share of the rows whose face was ``clean`` or whose most likely damage was ``eyes covered``, ``mouth
     covered`` or ``low detail`` (``openfer.classify.damage.damage_note``), when the rows have the damage probe's
     ``damage_<kind>`` columns (a model such as ``default-soft``); None otherwise."""
-    from openfer.classify.damage import DAMAGE_WORDS, damage_note
+    from openfer.classify.damage import DAMAGE_NOTES, damage_note
 
     cols = [c for c in rows.columns if c.startswith("damage_")]
     values = rows[cols].to_numpy(np.float64) if cols else np.zeros((0, 0))
     values = values[~np.isnan(values).any(axis=1)]
     if not len(values):
         return None
-    notes = Counter(damage_note(dict(zip((c[len("damage_"):] for c in cols), v))) or "clean" for v in values)
-    return {n: notes.get(n, 0) / len(values) for n in ("clean", *DAMAGE_WORDS.values())}
+    kinds = [c[len("damage_"):] for c in cols]
+    notes = Counter(damage_note(dict(zip(kinds, v))) or "clean" for v in values)
+    return {n: notes.get(n, 0) / len(values) for n in DAMAGE_NOTES}
 
 
 def summarize_rows(rows, name: str = "session", min_episode_s: float = 1.0, notable: int = 3) -> SessionSummary:

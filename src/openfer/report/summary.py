@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from openfer.classify.damage import DAMAGE_WORDS, damage_note
+from openfer.classify.damage import DAMAGE_NOTES, damage_note
 from openfer.io.openface import summary_values
 from openfer.types import Face
 
@@ -126,8 +126,8 @@ class VideoSummary:
                 "start_s": round(tr.start, 4), "end_s": round(tr.end, 4),
                 "dominant_expression": max(share, key=share.get),
                 "expression_share": share,
-                **({"damage_share": {n: round(tr.notes.get(n, 0) / tr.frames, 4)
-                                     for n in ("clean", *DAMAGE_WORDS.values())}} if tr.notes else {}),
+                **({"damage_share": {n: round(tr.notes.get(n, 0) / tr.frames, 4) for n in DAMAGE_NOTES}}
+                   if tr.notes else {}),
                 "stats": {k: s.to_dict() for k, s in tr.stats.items()},
                 "segments": tr.segments,
             })
